@@ -1,0 +1,139 @@
+"""Checks at the library boundary: every error names the argument and the fix.
+
+All checks run on the host with NumPy before anything is traced, so a bad input
+never reaches a jitted kernel and nothing is silently clipped or truncated.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+# Rows of a probability matrix must sum to one within this absolute tolerance.
+# Loose enough for float16/bfloat16 softmax outputs, tight enough to catch logits
+# or unnormalised scores passed by mistake.
+PROB_SUM_ATOL = 1e-3
+
+
+def check_budget(budget, available: int, *, what: str = "unlabeled pool") -> int:
+  """Returns `budget` as an int after checking 0 < budget <= available."""
+  if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, np.integer)):
+    raise ValueError(f"budget must be a positive int, got {budget!r} "
+                     f"({type(budget).__name__}); pass e.g. budget=1000.")
+  budget = int(budget)
+  if budget <= 0:
+    raise ValueError(f"budget must be > 0, got {budget}; pass the number of "
+                     "samples to select.")
+  if budget > available:
+    raise ValueError(f"budget={budget} is larger than the {what} ({available} "
+                     f"samples); pass budget <= {available} or add samples.")
+  return budget
+
+
+def check_probs(probs, name: str = "probs") -> np.ndarray:
+  """Returns `probs` as a float array [N, C] of valid probability rows."""
+  p = np.asarray(probs)
+  if p.ndim != 2:
+    raise ValueError(f"{name} must be 2-D [num_samples, num_classes], got shape "
+                     f"{p.shape}; reshape it or stack per-sample vectors.")
+  if p.shape[0] == 0 or p.shape[1] == 0:
+    raise ValueError(f"{name} must be non-empty, got shape {p.shape}.")
+  if not np.issubdtype(p.dtype, np.floating):
+    raise ValueError(f"{name} must be a float array, got dtype {p.dtype}; pass "
+                     "softmax probabilities.")
+  if not np.all(np.isfinite(p)):
+    bad = np.argwhere(~np.isfinite(p))[0]
+    raise ValueError(f"{name} has non-finite values (first at row {bad[0]}, "
+                     f"column {bad[1]}); fix the model output before acquisition.")
+  if np.any(p < 0):
+    bad = np.argwhere(p < 0)[0]
+    raise ValueError(f"{name} has negative values (first at row {bad[0]}, column "
+                     f"{bad[1]}: {p[bad[0], bad[1]]}); pass softmax probabilities, "
+                     "not logits.")
+  sums = p.sum(axis=1, dtype=np.float64)
+  off = np.abs(sums - 1.0) > PROB_SUM_ATOL
+  if np.any(off):
+    row = int(np.argmax(off))
+    raise ValueError(f"{name} rows must sum to 1 (tolerance {PROB_SUM_ATOL}); row "
+                     f"{row} sums to {sums[row]:.6g}. Apply softmax to logits, or "
+                     "renormalise the rows.")
+  return p
+
+
+def check_features(features, name: str = "features") -> np.ndarray:
+  """Returns `features` as a finite float array [N, d]."""
+  f = np.asarray(features)
+  if f.ndim != 2:
+    raise ValueError(f"{name} must be 2-D [num_samples, dim], got shape {f.shape}; "
+                     "flatten per-sample embeddings first.")
+  if f.shape[0] == 0 or f.shape[1] == 0:
+    raise ValueError(f"{name} must be non-empty, got shape {f.shape}.")
+  if not (np.issubdtype(f.dtype, np.floating) or np.issubdtype(f.dtype, np.integer)):
+    raise ValueError(f"{name} must be numeric, got dtype {f.dtype}.")
+  if not np.all(np.isfinite(f)):
+    row = int(np.argmax(~np.all(np.isfinite(f), axis=1)))
+    raise ValueError(f"{name} has non-finite values (first in row {row}); fix or "
+                     "drop those samples before acquisition.")
+  return f
+
+
+def check_mask(labeled_mask, num_samples: int,
+               name: str = "labeled_mask") -> np.ndarray:
+  """Returns a boolean mask of length `num_samples` (all False when None)."""
+  if labeled_mask is None:
+    return np.zeros((num_samples,), dtype=bool)
+  m = np.asarray(labeled_mask)
+  if m.ndim != 1:
+    raise ValueError(f"{name} must be 1-D [num_samples], got shape {m.shape}.")
+  if m.shape[0] != num_samples:
+    raise ValueError(f"length mismatch: {name} has {m.shape[0]} entries but the "
+                     f"pool has {num_samples} samples; pass one flag per sample.")
+  if m.dtype != bool:
+    if not np.issubdtype(m.dtype, np.integer) or not np.isin(m, (0, 1)).all():
+      raise ValueError(f"{name} must be boolean (True = labeled), got dtype "
+                       f"{m.dtype}; pass a bool array.")
+    m = m.astype(bool)
+  return m
+
+
+def check_labels(labels, num_classes, name: str = "labels",
+                 length: Optional[int] = None) -> np.ndarray:
+  """Returns integer labels in [0, num_classes), optionally of a given length."""
+  check_num_classes(num_classes)
+  y = np.asarray(labels)
+  if y.ndim != 1:
+    raise ValueError(f"{name} must be 1-D, got shape {y.shape}.")
+  if length is not None and y.shape[0] != length:
+    raise ValueError(f"length mismatch: {name} has {y.shape[0]} entries, expected "
+                     f"{length} (one per sample).")
+  if y.size and not np.issubdtype(y.dtype, np.integer):
+    if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(
+        y == np.round(y)):
+      y = y.astype(np.int64)
+    else:
+      raise ValueError(f"{name} must hold integer class ids, got dtype {y.dtype}.")
+  y = y.astype(np.int64, copy=False)
+  if y.size and (y.min() < 0 or y.max() >= num_classes):
+    bad = y[(y < 0) | (y >= num_classes)][0]
+    raise ValueError(f"{name} must lie in [0, num_classes={num_classes}); found "
+                     f"{bad}. Remap labels to 0..{num_classes - 1} or raise "
+                     "num_classes.")
+  return y
+
+
+def check_num_classes(num_classes) -> int:
+  if isinstance(num_classes, (bool, np.bool_)) or not isinstance(
+      num_classes, (int, np.integer)) or num_classes <= 0:
+    raise ValueError(f"num_classes must be a positive int, got {num_classes!r}.")
+  return int(num_classes)
+
+
+def check_same_length(**arrays) -> int:
+  """Checks that all given (non-None) arrays share their first dimension."""
+  lengths = {k: int(np.shape(v)[0]) for k, v in arrays.items() if v is not None}
+  if len(set(lengths.values())) > 1:
+    desc = ", ".join(f"{k}={n}" for k, n in lengths.items())
+    raise ValueError(f"length mismatch among per-sample arguments ({desc}); they "
+                     "must describe the same pool, one row per sample.")
+  return next(iter(lengths.values())) if lengths else 0

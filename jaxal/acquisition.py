@@ -1,0 +1,134 @@
+"""Single-shot acquisition: one call returns the pool indices to label.
+
+Implements METHOD.md section 3 (main paper section 3.2): random, the uncertainty
+functions (entropy, least confidence, margin) with their inverse (`_inv`) and
+diversified (`_div`, supplement Algorithm 1) variants, and core-set (greedy
+k-center). All signals come from the source model before any target label exists;
+for the paper's "+ens" variants pass snapshot-averaged probabilities and features.
+
+    >>> idx = select("entropy_inv_div", budget=1000, probs=probs)
+
+Method names map to functions in one fixed table (`METHODS`); nothing registers
+itself at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import numpy as np
+from jax.typing import ArrayLike
+
+from jaxal import _validation as V
+from jaxal.diversify import diversified_order, diversify  # noqa: F401 (API)
+from jaxal.kcenter import kcenter_greedy
+from jaxal.uncertainty import rank_by_uncertainty
+
+__all__ = ["METHODS", "select", "rank", "diversify", "kcenter_greedy"]
+
+_UNCERTAINTY = ("entropy", "least_confidence", "margin")
+_SUFFIXES = ("", "_inv", "_div", "_inv_div")
+METHODS: tuple[str, ...] = ("random", "coreset") + tuple(
+    base + suffix for base in _UNCERTAINTY for suffix in _SUFFIXES)
+
+# Stage tag folded into the seed so that random selection and k-center's first
+# center use independent streams of the same seed.
+_RANDOM_STREAM = 1
+
+
+def _parse(method: str) -> tuple[str, bool, bool]:
+  """Splits an uncertainty method name into (base, inverse, diversified)."""
+  if not isinstance(method, str) or method not in METHODS:
+    raise ValueError(f"unknown method {method!r}; valid methods: "
+                     f"{', '.join(METHODS)}.")
+  base, div = (method[:-4], True) if method.endswith("_div") else (method, False)
+  base, inv = (base[:-4], True) if base.endswith("_inv") else (base, False)
+  return base, inv, div
+
+
+def rank(method: str, *, probs: ArrayLike,
+         labeled_mask: Optional[ArrayLike] = None) -> np.ndarray:
+  """Full ranking of the unlabeled pool for an uncertainty method.
+
+  This is what the balancing step (`jaxal.balancing.balanced_select`) walks.
+
+  Args:
+    method: an uncertainty method of `METHODS` (with `_inv` and/or `_div`).
+    probs: [N, C] source-class probabilities.
+    labeled_mask: optional [N] bool.
+
+  Returns:
+    numpy int64 array of every unlabeled pool index, best first.
+  """
+  base, inv, div = _parse(method)
+  if base not in _UNCERTAINTY:
+    raise ValueError(f"rank() needs an uncertainty method, got {method!r}; use "
+                     "select() for random and coreset.")
+  if probs is None:
+    raise ValueError(f"method {method!r} needs probs: pass the source model's "
+                     "[N, C] softmax probabilities.")
+  p = V.check_probs(probs)
+  mask = V.check_mask(labeled_mask, p.shape[0])
+  if mask.all():
+    raise ValueError("labeled_mask marks every sample as labeled; nothing is left "
+                     "to rank.")
+  return _rank(p, mask, base, inv, div)
+
+
+def _rank(p: np.ndarray, mask: np.ndarray, base: str, inv: bool,
+          div: bool) -> np.ndarray:
+  """`rank` on validated inputs."""
+  order = np.asarray(rank_by_uncertainty(p, mask, kind=base, inverse=inv))
+  order = order[:int(p.shape[0] - mask.sum())]
+  if div:
+    top1 = np.argmax(p, axis=1)
+    order = order[np.asarray(diversified_order(top1[order]))]
+  return order.astype(np.int64)
+
+
+def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
+           features: Optional[ArrayLike] = None,
+           labeled_mask: Optional[ArrayLike] = None, seed: int = 0) -> np.ndarray:
+  """Selects `budget` unlabeled pool samples with an acquisition function.
+
+  Args:
+    method: one of `METHODS`: "random", "coreset", or an uncertainty base
+      ("entropy", "least_confidence", "margin") with optional suffix "_inv"
+      (most confident first) and/or "_div" (Algorithm 1 on the top-1 predicted
+      source class), in that order, e.g. "entropy_inv_div".
+    budget: number of samples to select, 0 < budget <= unlabeled pool size.
+    probs: [N, C] source-class probabilities; needed by uncertainty methods.
+    features: [N, d] source embeddings; needed by "coreset".
+    labeled_mask: optional [N] bool; labeled samples are never selected.
+    seed: seed of "random" and of core-set's first center.
+
+  Returns:
+    numpy int64 array of `budget` unique unlabeled pool indices, in selection
+    order.
+  """
+  base, inv, div = _parse(method)
+  n = V.check_same_length(probs=probs, features=features, labeled_mask=labeled_mask)
+  if base in _UNCERTAINTY and probs is None:
+    raise ValueError(f"method {method!r} needs probs: pass the source model's "
+                     "[N, C] softmax probabilities.")
+  if base == "coreset" and features is None:
+    raise ValueError("method 'coreset' needs features: pass the source model's "
+                     "[N, d] embeddings.")
+  if base == "random" and probs is None and features is None and labeled_mask is None:
+    raise ValueError("method 'random' needs the pool size: pass labeled_mask "
+                     "(all False for an unlabeled pool), probs or features.")
+  if probs is not None:
+    V.check_probs(probs)
+  if features is not None:
+    V.check_features(features)
+  mask = V.check_mask(labeled_mask, n)
+  budget = V.check_budget(budget, int(n - mask.sum()))
+
+  if base == "random":
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), _RANDOM_STREAM)
+    perm = np.asarray(jax.random.permutation(key, n))
+    return perm[~mask[perm]][:budget].astype(np.int64)
+  if base == "coreset":
+    return kcenter_greedy(features, budget, labeled_mask=mask, seed=seed)
+  return _rank(np.asarray(probs), mask, base, inv, div)[:budget]

@@ -1,0 +1,186 @@
+"""The balancing step: spend the end of the budget on the rarest classes.
+
+Implements METHOD.md section 4 (main paper section 3.3, Eq. 9; reconstructed [R]).
+Selection is sequential with the annotator in the loop. With n_c the labeled count
+of class c over all N_t target classes and m their mean, classes with n_c <= m are
+the minority, the others the majority. While the remaining budget r satisfies
+
+    r > |minority| * (mean n_c over majority - mean n_c over minority),
+
+the next sample of the acquisition ranking is taken. Otherwise (balancing mode)
+the unlabeled x minimising
+
+    ratio:       d(x, mu_rare) / min_{c in majority} d(x, mu_c)        (default)
+    difference:  d(x, mu_rare) - min_{c in majority} d(x, mu_c)        (co-author's code)
+
+is taken, with mu_c the centroid of the labeled embeddings of class c, d the
+squared Euclidean distance and "rare" the class with fewest labels (lowest id on
+ties). When the rare class has no label yet its term is 1 (ratio) or 0
+(difference): the pick is simply the sample farthest from every majority centroid.
+
+Distances to centroids live in an [N, N_t] matrix on device and only the column of
+a class whose centroid moved is recomputed (one matrix-vector product), so a
+balancing step costs one pass over the features rather than N_t.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jaxal import _validation as V
+from jaxal import distances
+from jaxal.diversify import _check_ranking
+
+RULES = ("ratio", "difference")
+Oracle = Union[ArrayLike, Callable[[np.ndarray], ArrayLike]]
+
+
+def switch_to_balancing(counts: np.ndarray, remaining: int) -> bool:
+  """Eq. 9's switch rule: True when the remaining budget should balance.
+
+  Args:
+    counts: [N_t] labeled count per target class.
+    remaining: budget r still to spend.
+  """
+  counts = np.asarray(counts, np.float64)
+  majority = counts > counts.mean()
+  if not majority.any():  # every class has the same count: nothing to balance
+    return False
+  gap = counts[majority].mean() - counts[~majority].mean()
+  return not remaining > (~majority).sum() * gap
+
+
+@functools.partial(jax.jit, donate_argnums=(0,))
+def _refresh_column(dists, x, x_sq, mean, weights, centroid, c):
+  col = distances.sq_dists_to(x, x_sq, mean, weights, centroid[None, :])[:, 0]
+  return dists.at[:, c].set(col)
+
+
+@functools.partial(jax.jit, static_argnames=("rule", "k"))
+def _balancing_picks(dists, counts, available, *, rule: str, k: int):
+  """The k available samples with the lowest balancing score, best first."""
+  counts = counts.astype(jnp.float32)
+  majority = counts > jnp.mean(counts)
+  d_majority = jnp.min(jnp.where(majority[None, :], dists, jnp.inf), axis=1)
+  rare = jnp.argmin(counts)
+  rare_seen = counts[rare] > 0
+  d_rare = dists[:, rare]
+  if rule == "ratio":
+    score = jnp.where(rare_seen, d_rare, 1.0) / jnp.maximum(d_majority, 1e-30)
+  else:
+    score = jnp.where(rare_seen, d_rare, 0.0) - d_majority
+  score = jnp.where(available, score, jnp.inf)
+  return jax.lax.top_k(-score, k)[1]
+
+
+def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
+                    budget: int, num_classes: int, *,
+                    labeled_mask: Optional[ArrayLike] = None, rule: str = "ratio",
+                    batch_size: int = 1) -> np.ndarray:
+  """Acquisition ranking followed by the balancing step (METHOD.md section 4).
+
+  Args:
+    ranking: unlabeled pool indices, best first, at least `budget` of them (e.g.
+      `jaxal.acquisition.rank(...)` or `select(..., budget=budget)`).
+    features: [N, d] source embeddings f of the whole pool.
+    oracle: the annotator. Either [N] target labels (simulation: ground truth),
+      or a callable taking an int array of pool indices and returning their
+      labels. The callable is first asked, once, for the labels of the samples
+      already in `labeled_mask` (return the stored ones), then for each new batch.
+    budget: total number of samples to select; balancing never changes it.
+    num_classes: N_t, the number of target classes; labels lie in [0, N_t).
+    labeled_mask: optional [N] bool of already labeled samples; they count in
+      n_c and the centroids and are never selected.
+    rule: "ratio" (default) or "difference".
+    batch_size: samples decided per annotator round trip. 1 (default) is the
+      exact sequential rule; larger batches decide a batch from the state at its
+      start (fewer round trips, an approximation of the rule).
+
+  Returns:
+    numpy int64 array of `budget` pool indices in selection order.
+  """
+  f = V.check_features(features)
+  n = f.shape[0]
+  num_classes = V.check_num_classes(num_classes)
+  mask = V.check_mask(labeled_mask, n)
+  ranking = _check_ranking(ranking, n)
+  if mask[ranking].any():
+    raise ValueError("ranking contains labeled samples (e.g. index "
+                     f"{int(ranking[mask[ranking]][0])}); rank only the unlabeled "
+                     "pool, e.g. with jaxal.acquisition.rank(..., labeled_mask=...).")
+  budget = V.check_budget(budget, int(n - mask.sum()))
+  if ranking.size < budget:
+    raise ValueError(f"ranking has {ranking.size} entries but budget={budget}; "
+                     "pass a ranking at least as long as the budget.")
+  if rule not in RULES:
+    raise ValueError(f"rule must be one of {RULES}, got {rule!r}.")
+  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+      or batch_size < 1:
+    raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+  ask = _make_oracle(oracle, n, num_classes)
+
+  dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+  f = np.asarray(f, dtype)
+  x = jnp.asarray(f)
+  mean = jnp.asarray(f.mean(axis=0, dtype=np.float64), dtype)
+  weights = jnp.ones((f.shape[1],), dtype)
+  x_sq = distances.centered_sq_norms(x, mean, weights)
+  dists = None  # [N, N_t], built on the first balancing step
+
+  counts = np.zeros((num_classes,), np.int64)
+  sums = np.zeros((num_classes, f.shape[1]), np.float64)
+  available = ~mask
+  stale = np.zeros((num_classes,), bool)  # centroid moved since its column
+
+  def record(idx: np.ndarray, labels: np.ndarray):
+    np.add.at(counts, labels, 1)
+    np.add.at(sums, labels, f[idx])
+    stale[labels] = True
+
+  initial = np.flatnonzero(mask)
+  if initial.size:
+    record(initial, ask(initial))
+
+  selected: list[int] = []
+  cursor = 0  # next position in the ranking
+  while len(selected) < budget:
+    remaining = budget - len(selected)
+    k = min(batch_size, remaining)
+    if not switch_to_balancing(counts, remaining):
+      picks = []
+      while len(picks) < k:
+        i = int(ranking[cursor])
+        cursor += 1
+        if available[i]:
+          picks.append(i)
+      picks = np.asarray(picks, np.int64)
+    else:
+      if dists is None:
+        dists = jnp.zeros((n, num_classes), dtype)
+      for c in np.flatnonzero(stale & (counts > 0)):
+        dists = _refresh_column(dists, x, x_sq, mean, weights,
+                                jnp.asarray(sums[c] / counts[c], dtype), int(c))
+      stale[:] = False
+      picks = np.asarray(_balancing_picks(dists, counts, available, rule=rule,
+                                          k=k)).astype(np.int64)
+    available[picks] = False
+    record(picks, ask(picks))
+    selected.extend(picks.tolist())
+  return np.asarray(selected, np.int64)
+
+
+def _make_oracle(oracle: Oracle, n: int, num_classes: int):
+  """Wraps an array or callable oracle into `ask(indices) -> validated labels`."""
+  if callable(oracle):
+    def ask(idx: np.ndarray) -> np.ndarray:
+      return V.check_labels(oracle(np.asarray(idx, np.int64)), num_classes,
+                            name="labels returned by oracle", length=len(idx))
+    return ask
+  labels = V.check_labels(oracle, num_classes, name="oracle", length=n)
+  return lambda idx: labels[idx]

@@ -1,0 +1,108 @@
+"""Uncertainty scores of source-model probabilities and the rankings built on them.
+
+Implements METHOD.md section 3 (main paper section 3.2): entropy, least confidence
+and margin computed from the source model's softmax over its *source* classes, and
+the classic (most uncertain first) and inverse (`inv`, most confident first)
+rankings. Every function is a pure array function that runs under `jax.jit` with
+fixed shapes: the labeled set enters as a mask, never by boolean indexing.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+
+def entropy(probs: ArrayLike) -> jax.Array:
+  r"""Shannon entropy :math:`H(p) = -\sum_c p_c \log p_c` of each row (nats).
+
+  Uses :math:`0 \log 0 = 0`.
+
+  Args:
+    probs: [N, C] probabilities, rows summing to one.
+
+  Returns:
+    [N] entropies; higher means more uncertain.
+
+  Example:
+    >>> entropy(jnp.array([[0.5, 0.5], [1.0, 0.0]]))  # [log 2, 0]
+  """
+  p = jnp.asarray(probs)
+  return -jnp.sum(jax.scipy.special.xlogy(p, p), axis=-1)
+
+
+def least_confidence(probs: ArrayLike) -> jax.Array:
+  r"""Least confidence :math:`1 - \max_c p_c` of each row ("ls"/"lc" in the paper).
+
+  Args:
+    probs: [N, C] probabilities.
+
+  Returns:
+    [N] scores; higher means more uncertain.
+  """
+  return 1.0 - jnp.max(jnp.asarray(probs), axis=-1)
+
+
+def margin(probs: ArrayLike) -> jax.Array:
+  r"""Margin :math:`p_{(1)} - p_{(2)}` between the two largest probabilities.
+
+  Unlike the two functions above, a *small* margin means uncertain. With a single
+  class the margin is 1.
+
+  Args:
+    probs: [N, C] probabilities.
+
+  Returns:
+    [N] margins in [0, 1].
+  """
+  p = jnp.asarray(probs)
+  if p.shape[-1] == 1:
+    return jnp.ones(p.shape[:-1], p.dtype)
+  top2 = jax.lax.top_k(p, 2)[0]
+  return top2[..., 0] - top2[..., 1]
+
+
+def uncertainty(kind: str, probs: ArrayLike) -> jax.Array:
+  """Uncertainty of each row, oriented so that higher = more uncertain.
+
+  Args:
+    kind: "entropy", "least_confidence" or "margin" (negated margin).
+    probs: [N, C] probabilities.
+  """
+  if kind == "entropy":
+    return entropy(probs)
+  if kind == "least_confidence":
+    return least_confidence(probs)
+  if kind == "margin":
+    return -margin(probs)
+  raise ValueError(f"unknown uncertainty kind {kind!r}; valid: entropy, "
+                   "least_confidence, margin.")
+
+
+@functools.partial(jax.jit, static_argnames=("kind", "inverse"))
+def rank_by_uncertainty(probs: ArrayLike, labeled_mask: ArrayLike, *, kind: str,
+                        inverse: bool = False) -> jax.Array:
+  """Orders the whole pool by uncertainty, labeled samples last.
+
+  The classic ranking puts the most uncertain sample first; `inverse=True` (the
+  paper's `inv`, METHOD.md section 3) puts the most confident first. Ties keep
+  the lower pool index first, so the ranking is deterministic.
+
+  Args:
+    probs: [N, C] source-class probabilities.
+    labeled_mask: [N] bool, True for samples already labeled.
+    kind: see `uncertainty`.
+    inverse: most confident first when True.
+
+  Returns:
+    [N] int32 pool indices; the first `N - labeled_mask.sum()` are the unlabeled
+    samples in ranking order.
+  """
+  u = uncertainty(kind, probs)
+  key = u if inverse else -u
+  # lexsort: last key is primary. Unlabeled (False) sort before labeled (True);
+  # the sort is stable, so equal keys keep index order.
+  return jnp.lexsort((key, jnp.asarray(labeled_mask))).astype(jnp.int32)

@@ -1,0 +1,136 @@
+"""Balancing step (METHOD.md section 4) on hand-made clusters and hand-worked cases."""
+
+import numpy as np
+import pytest
+
+from jaxal import metrics
+from jaxal.balancing import balanced_select, switch_to_balancing
+
+
+def test_switch_rule_hand_computed():
+  # counts [5, 3, 1]: mean 3, majority {0} (5), minority {1, 2} (mean 2)
+  # threshold = |minority| * (5 - 2) = 6
+  assert not switch_to_balancing(np.array([5, 3, 1]), 7)
+  assert switch_to_balancing(np.array([5, 3, 1]), 6)
+  assert not switch_to_balancing(np.array([4, 4, 4]), 1)  # nothing to balance
+  assert not switch_to_balancing(np.array([0, 0]), 5)
+
+
+def one_d_case():
+  # labeled: class 0 at x=0 (three), class 1 at x=10 (one); candidates 4, 7, 12, 20
+  x = np.array([0, 0, 0, 10, 4, 7, 12, 20], np.float32)[:, None]
+  labels = np.array([0, 0, 0, 1, 0, 0, 1, 1])
+  mask = np.array([True] * 4 + [False] * 4)
+  return x, labels, mask
+
+
+def test_ratio_rule_hand_worked():
+  # counts [3, 1] -> threshold 2 = budget: balancing from the start.
+  # step 1, mu_rare=10, mu_maj=0: d(x,10)/d(x,0) = 2.25, .18, .028, .25 -> x=12
+  # step 2, mu_rare=11: 49/16, 16/49, 81/400 -> x=20
+  x, labels, mask = one_d_case()
+  got = balanced_select([4, 5, 6, 7], x, labels, 2, 2, labeled_mask=mask)
+  np.testing.assert_array_equal(got, [6, 7])
+
+
+def test_difference_rule_hand_worked():
+  # step 1: d(x,10) - d(x,0) = 20, -40, -140, -300 -> x=20
+  # step 2, mu_rare=15: 121-16, 64-49, 9-144 -> x=12
+  x, labels, mask = one_d_case()
+  got = balanced_select([4, 5, 6, 7], x, labels, 2, 2, labeled_mask=mask,
+                        rule="difference")
+  np.testing.assert_array_equal(got, [7, 6])
+
+
+def clusters(seed=0):
+  """Two frequent classes and a rare one, in separate regions of the plane."""
+  rng = np.random.default_rng(seed)
+  centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+  sizes = [60, 60, 10]
+  y = np.repeat(np.arange(3), sizes)
+  x = (centers[y] + rng.normal(0, 1.0, (y.size, 2))).astype(np.float32)
+  # a plain ranking that alternates the frequent classes; rare samples come last
+  freq = np.stack([np.flatnonzero(y == 0), np.flatnonzero(y == 1)], 1).ravel()
+  ranking = np.concatenate([freq, np.flatnonzero(y == 2)])
+  return x, y, ranking
+
+
+@pytest.mark.parametrize("rule", ["ratio", "difference"])
+def test_picks_come_from_rare_region_and_imbalance_drops(rule):
+  x, y, ranking = clusters()
+  budget = 30
+  plain = ranking[:budget]
+  got = balanced_select(ranking, x, y, budget, 3, rule=rule)
+  assert got.shape == (budget,) and np.unique(got).size == budget
+  # ranking mode first, in ranking order; then balancing picks
+  n_rank = next(i for i, j in enumerate(got) if j != plain[i])
+  np.testing.assert_array_equal(got[:n_rank], plain[:n_rank])
+  balancing_picks = got[n_rank:]
+  assert len(balancing_picks) >= 5
+  assert (y[balancing_picks] == 2).all()  # all from the rarest class's region
+  ir_plain = metrics.imbalance_ratio(y[plain], 3)
+  ir_bal = metrics.imbalance_ratio(y[got], 3)
+  assert ir_bal < ir_plain / 2, (ir_bal, ir_plain)
+  assert metrics.classes_found(y[got], 3) == 3 > metrics.classes_found(y[plain], 3)
+
+
+def test_callable_oracle_equals_array_and_is_asked_in_batches():
+  x, y, ranking = clusters(1)
+  mask = np.zeros(len(y), bool)
+  mask[[0, 70, 125]] = True
+  ranking = ranking[~mask[ranking]]
+  calls = []
+
+  def annotator(idx):
+    calls.append(np.asarray(idx).copy())
+    return y[idx]
+
+  want = balanced_select(ranking, x, y, 25, 3, labeled_mask=mask)
+  got = balanced_select(ranking, x, annotator, 25, 3, labeled_mask=mask)
+  np.testing.assert_array_equal(got, want)
+  np.testing.assert_array_equal(calls[0], [0, 70, 125])  # stored labels, once
+  assert [len(c) for c in calls[1:]] == [1] * 25
+  np.testing.assert_array_equal(np.concatenate(calls[1:]), got)
+  assert not mask[got].any()
+
+
+def test_batched_annotator():
+  x, y, ranking = clusters(2)
+  sizes = []
+
+  def annotator(idx):
+    sizes.append(len(idx))
+    return y[idx]
+
+  got = balanced_select(ranking, x, annotator, 30, 3, batch_size=4)
+  assert got.shape == (30,) and np.unique(got).size == 30
+  assert max(sizes) == 4 and sum(sizes) == 30
+  assert metrics.imbalance_ratio(y[got], 3) < metrics.imbalance_ratio(y[ranking[:30]], 3)
+
+
+def test_deterministic():
+  x, y, ranking = clusters(3)
+  a = balanced_select(ranking, x, y, 40, 3)
+  b = balanced_select(ranking, x, y, 40, 3)
+  np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(rule="product"), "rule must be one of"),
+    (dict(budget=0), "budget must be > 0"),
+    (dict(budget=200), "larger than the unlabeled pool"),
+    (dict(oracle=np.full(130, 3)), r"oracle must lie in \[0, num_classes=3\)"),
+    (dict(oracle=np.zeros(129, int)), "length mismatch: oracle"),
+    (dict(oracle=lambda idx: np.full(len(idx), 7)), "labels returned by oracle"),
+    (dict(features=np.ones((129, 2))), "ranking holds indices outside"),
+    (dict(ranking=np.arange(5)), "ranking has 5 entries but budget=10"),
+    (dict(labeled_mask=np.arange(130) == 0), "ranking contains labeled samples"),
+    (dict(batch_size=0), "batch_size must be a positive int"),
+    (dict(num_classes=0), "num_classes must be a positive int"),
+])
+def test_bad_input(kwargs, message):
+  x, y, ranking = clusters()
+  args = dict(ranking=ranking, features=x, oracle=y, budget=10, num_classes=3)
+  args.update(kwargs)
+  with pytest.raises(ValueError, match=message):
+    balanced_select(**args)

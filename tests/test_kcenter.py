@@ -1,0 +1,94 @@
+"""Greedy k-center against a brute-force NumPy reference."""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxal import kcenter
+from jaxal.acquisition import kcenter_greedy
+
+
+def brute_force(x, budget, labeled=(), first=None):
+  """Farthest-first traversal over a full float64 distance matrix."""
+  x = np.asarray(x, np.float64)
+  dist = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+  centers = list(labeled)
+  md = dist[:, centers].min(1) if centers else np.full(len(x), np.inf)
+  out = []
+  for step in range(budget):
+    md_pick = md.copy()
+    md_pick[centers + out] = -np.inf
+    i = first if (step == 0 and not centers) else int(np.argmax(md_pick))
+    out.append(i)
+    md = np.minimum(md, dist[:, i])
+  return out
+
+
+def _points(seed, n=300, d=6):
+  rng = np.random.default_rng(seed)
+  return rng.standard_normal((n, d)).astype(np.float32) * rng.uniform(0.5, 3, d)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matches_brute_force_without_labeled(seed):
+  x = _points(seed)
+  got = kcenter_greedy(x, 40, seed=seed)
+  assert got.dtype == np.int64
+  np.testing.assert_array_equal(got, brute_force(x, 40, first=int(got[0])))
+
+
+def test_first_center_comes_from_seed():
+  x = _points(0)
+  firsts = {int(kcenter_greedy(x, 1, seed=s)[0]) for s in range(10)}
+  assert len(firsts) > 1  # the seed really draws it
+  assert kcenter_greedy(x, 5, seed=3).tolist() == kcenter_greedy(x, 5, seed=3).tolist()
+
+
+@pytest.mark.parametrize("num_labeled", [1, 15, 16, 17, 50])
+def test_matches_brute_force_with_labeled_centers(num_labeled):
+  x = _points(num_labeled)
+  labeled = np.random.default_rng(9).choice(len(x), num_labeled, replace=False)
+  mask = np.zeros(len(x), bool)
+  mask[labeled] = True
+  got = kcenter_greedy(x, 30, labeled_mask=mask)
+  assert not mask[got].any()
+  np.testing.assert_array_equal(got, brute_force(x, 30, labeled=sorted(labeled)))
+
+
+def test_normalize_equals_minmax_copy():
+  x = _points(5)
+  x[:, 2] *= 100.0
+  lo, hi = x.min(0), x.max(0)
+  scaled = (x - lo) / (hi - lo)
+  got = kcenter_greedy(x, 25, seed=1, normalize=True)
+  np.testing.assert_array_equal(got, brute_force(scaled, 25, first=int(got[0])))
+  assert got.tolist() != kcenter_greedy(x, 25, seed=1).tolist()
+
+
+def test_whole_pool_and_duplicates_never_repeat():
+  x = np.zeros((10, 3), np.float32)  # all duplicates: every distance is 0
+  mask = np.zeros(10, bool)
+  mask[[1, 4]] = True
+  got = kcenter_greedy(x, 8, labeled_mask=mask)
+  assert sorted(got.tolist()) == [0, 2, 3, 5, 6, 7, 8, 9]
+
+
+def test_sharded_over_devices_equals_single_device():
+  assert jax.local_device_count() == 4, "tests expect 4 fake CPU devices"
+  x = _points(7, n=301)  # not divisible by 4: exercises padding
+  mask = np.zeros(len(x), bool)
+  mask[[0, 300]] = True
+  single = kcenter_greedy(x, 30, labeled_mask=mask)
+  sharded = kcenter_greedy(x, 30, labeled_mask=mask, devices=jax.local_devices())
+  np.testing.assert_array_equal(sharded, single)
+  assert sharded.max() < len(x)
+
+
+def test_no_recompilation_same_shapes():
+  kcenter_greedy(_points(0, n=64), 5, seed=0)
+  before = kcenter._kcenter_kernel._cache_size()
+  for s in range(3):
+    mask = np.zeros(64, bool)
+    mask[: 10 * s] = True  # the number of labeled points is not a shape
+    kcenter_greedy(_points(s + 1, n=64), 5, labeled_mask=mask, seed=s)
+  assert kcenter._kcenter_kernel._cache_size() == before
