@@ -14,6 +14,7 @@ import numpy as np
 # Loose enough for float16/bfloat16 softmax outputs, tight enough to catch logits
 # or unnormalised scores passed by mistake.
 PROB_SUM_ATOL = 1e-3
+_ROWS_PER_BLOCK = 16384
 
 
 def check_budget(budget, available: int, *, what: str = "unlabeled pool") -> int:
@@ -42,15 +43,18 @@ def check_probs(probs, name: str = "probs") -> np.ndarray:
   if not np.issubdtype(p.dtype, np.floating):
     raise ValueError(f"{name} must be a float array, got dtype {p.dtype}; pass "
                      "softmax probabilities.")
-  if not np.all(np.isfinite(p)):
-    bad = np.argwhere(~np.isfinite(p))[0]
-    raise ValueError(f"{name} has non-finite values (first at row {bad[0]}, "
-                     f"column {bad[1]}); fix the model output before acquisition.")
-  if np.any(p < 0):
-    bad = np.argwhere(p < 0)[0]
-    raise ValueError(f"{name} has negative values (first at row {bad[0]}, column "
-                     f"{bad[1]}: {p[bad[0], bad[1]]}); pass softmax probabilities, "
-                     "not logits.")
+  for start in range(0, p.shape[0], _ROWS_PER_BLOCK):
+    block = p[start:start + _ROWS_PER_BLOCK]
+    if not np.isfinite(block).all():
+      bad = np.argwhere(~np.isfinite(block))[0]
+      raise ValueError(f"{name} has non-finite values (first at row "
+                       f"{start + bad[0]}, column {bad[1]}); fix the model output "
+                       "before acquisition.")
+    if (block < 0).any():
+      bad = np.argwhere(block < 0)[0]
+      raise ValueError(f"{name} has negative values (first at row {start + bad[0]}, "
+                       f"column {bad[1]}: {block[bad[0], bad[1]]}); pass softmax "
+                       "probabilities, not logits.")
   sums = p.sum(axis=1, dtype=np.float64)
   off = np.abs(sums - 1.0) > PROB_SUM_ATOL
   if np.any(off):
@@ -71,10 +75,13 @@ def check_features(features, name: str = "features") -> np.ndarray:
     raise ValueError(f"{name} must be non-empty, got shape {f.shape}.")
   if not (np.issubdtype(f.dtype, np.floating) or np.issubdtype(f.dtype, np.integer)):
     raise ValueError(f"{name} must be numeric, got dtype {f.dtype}.")
-  if not np.all(np.isfinite(f)):
-    row = int(np.argmax(~np.all(np.isfinite(f), axis=1)))
-    raise ValueError(f"{name} has non-finite values (first in row {row}); fix or "
-                     "drop those samples before acquisition.")
+  # By blocks of rows: a whole-array isfinite would allocate N x d booleans.
+  for start in range(0, f.shape[0], _ROWS_PER_BLOCK):
+    finite = np.isfinite(f[start:start + _ROWS_PER_BLOCK]).all(axis=1)
+    if not finite.all():
+      row = start + int(np.argmin(finite))
+      raise ValueError(f"{name} has non-finite values (first in row {row}); fix or "
+                       "drop those samples before acquisition.")
   return f
 
 

@@ -26,6 +26,13 @@ def sq_dists_to(x: jax.Array, x_sq: jax.Array, mean: jax.Array, weights: jax.Arr
   rounding. Negative round-off is clamped to zero.
   """
   v = (centers - mean) * weights  # [k, d]
-  dots = x @ v.T - jnp.dot(mean, v.T)  # (x - mean) . w (c - mean)
+  # HIGHEST: full float32 products on every backend (no TF32/bf16 passes), which
+  # the rounding-error bound of `kcenter` relies on; the product is memory-bound.
+  hi = jax.lax.Precision.HIGHEST
+  if v.shape[0] == 1:  # a true matrix-vector product: XLA:CPU runs a [d, 1]
+    dots = jnp.dot(x, v[0], precision=hi)[:, None]  # matmul ~15% slower
+  else:
+    dots = jnp.dot(x, v.T, precision=hi)
+  dots = dots - jnp.dot(mean, v.T, precision=hi)
   c_sq = jnp.sum(weights * jnp.square(centers - mean), axis=1)
   return jnp.maximum(x_sq[:, None] - 2.0 * dots + c_sq[None, :], 0.0)

@@ -8,21 +8,28 @@ optionally after per-dimension min-max normalisation (a reconstructed [R] option
 
 Speed and memory. Each step must compare the new center with every pool point, so
 the loop is bound by streaming the [N, d] features from memory once per step. The
-kernel does exactly that: one matrix-vector product per step using
-``|x - c|^2 = |x|^2 - 2 x.c + |c|^2`` with the squared norms computed once, inside
-a single jitted `lax.fori_loop` (no host round trip per step). Memory beyond the
-features is O(N): the running minimum distance, the norms and the exclusion mask;
-never an N x N or N x b matrix. Labeled centers are folded in by chunks of
-`_CHUNK` columns, so even many labeled points cost O(N * _CHUNK).
+kernel does exactly that: one float32 matrix-vector product per step
+(`jaxal.distances`) inside a single jitted `lax.fori_loop`, with no host round trip.
+Memory beyond the features is O(N): the running minimum distance, the norms and
+the exclusion mask; never an N x N or N x b matrix. Labeled centers are folded in
+by chunks of `_CHUNK`. On CPU, pass a 64-byte-aligned array (`jaxal.hostmem`) or
+XLA copies the features once.
 
-Precision. Norms and dot products are taken about the feature mean and the
-normalisation is applied to the matvec vector, not to a copy of the features
-(`jaxal.distances`): the subtraction loses less to rounding on ReLU features (all
-positive, large mean) and no second copy of the features is made.
+Exactness. Float32 rounding can flip a near-tie between the two farthest points.
+Each step therefore takes the float32 maximum v and every point within 2 * delta
+of it, where delta bounds the float32 rounding error of any squared distance
+(Higham & Mary's probabilistic inner-product bound, see `_kcenter_kernel`); when
+more than one point qualifies, the `_REFINE` best are re-scored exactly, in
+float64 against every center, and the farthest (lowest index on exact ties) is
+taken. The selection then equals a float64 computation such as sklearn's
+`pairwise_distances` loop, at float32 speed. `KCenterStats` reports how often
+this ran, and how often more than `_REFINE` points were in the band (where the
+float32 order decides among them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Optional, Sequence
 
@@ -35,61 +42,161 @@ from jax.typing import ArrayLike
 from jaxal import _validation as V
 from jaxal import distances
 
-_CHUNK = 16  # labeled centers folded in per matmul
+_CHUNK = 16  # labeled centers folded in per matmul (an [N, _CHUNK] temporary)
+_BLOCK = 128  # centers per block of the exact re-scoring ([K, _BLOCK] temporaries)
+_FEW = 4  # candidates re-scored on a near-tie (most ties are between 2 or 3)
+_REFINE = 16  # ... or this many when more than _FEW points are in the band
+_LAMBDA = 8.0  # confidence factor of the probabilistic rounding-error bound
 
 
-@functools.partial(jax.jit, static_argnames=("budget",))
+@dataclasses.dataclass(frozen=True)
+class KCenterStats:
+  """How often the exact tie-break ran (see the module docstring)."""
+  refined_steps: int  # steps where more than one point was within the error band
+  overflow_steps: int  # of those, steps with more than _REFINE such points
+  error_bound: float  # delta: bound on the float32 error of a squared distance
+
+
+def _round_up(n: int, k: int) -> int:
+  return -(-n // k) * k
+
+
+@functools.partial(jax.jit, static_argnames=("budget", "exact_dtype", "lam"))
 def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first, *,
-                    budget):
+                    budget, exact_dtype, lam):
   """Farthest-first traversal on device; see `kcenter_greedy`.
 
   Args:
     x: [N, d] features (rows of padding allowed, marked in `excluded`).
     weights: [d] per-dimension weights of the squared distance (scale**2).
     mean: [d] centering vector (translation does not change distances).
-    labeled_idx: [max(N, _CHUNK)] int32, the labeled indices first, padded with
-      a repeat of a labeled index.
+    labeled_idx: [L] int32, L a multiple of _BLOCK: the labeled indices first,
+      padded with a repeat of a labeled index.
     num_labeled: int32 scalar, how many entries of `labeled_idx` are real.
     excluded: [N] bool, never selectable (labeled or padding).
     first: int32 scalar, the first center when `num_labeled == 0`.
     budget: static number of centers to add.
+    exact_dtype: static dtype of the exact re-scoring.
+    lam: static confidence factor of the error bound; 0 disables tie-breaking.
 
   Returns:
-    [budget] int32 selected indices in order.
+    ([budget] int32 selected indices in order, refined steps, overflow steps,
+    error bound delta).
   """
-  x = jnp.asarray(x)
-  n = x.shape[0]
+  n, d = x.shape
+  ftype = x.dtype
   x_sq = distances.centered_sq_norms(x, mean, weights)
 
-  def sq_dist_to(centers):  # [k, d] -> [N, k]
+  def sq_dist_to(centers):  # [k, d] -> [N, k], float32
     return distances.sq_dists_to(x, x_sq, mean, weights, centers)
 
-  def fold_labeled(j, md):
-    idx = jax.lax.dynamic_slice_in_dim(labeled_idx, j * _CHUNK, _CHUNK)
-    return jnp.minimum(md, jnp.min(sq_dist_to(x[idx]), axis=1))
+  # delta bounds |float32 - exact| of one squared distance. With R = max |x-mean|_w
+  # and M = |mean|_w, an inner product of length d carries an error of at most
+  # g * sum|a_k b_k| <= g |a| |b|, so |x_sq err|, |c_sq err| <= g R^2 and
+  # |2 dot err| <= 2 g (R + 2M) R. The worst case g = d u is ~300x above the errors
+  # seen on real sums; we use the probabilistic bound g = lam sqrt(d) u of Higham &
+  # Mary (SIAM J. Sci. Comput. 2019), exceeded with probability
+  # < 2 exp(-lam^2 / 2) ~ 3e-14 per inner product at lam = 8.
+  u = jnp.finfo(ftype).eps / 2
+  r = jnp.sqrt(jnp.max(x_sq))
+  m = jnp.sqrt(jnp.sum(weights * jnp.square(mean)))
+  g = lam * jnp.sqrt(d + 4.0) * u
+  delta = g * (2 * r * r + 2 * (r + 2 * m) * r)
 
-  md = jnp.full((n,), jnp.inf, x.dtype)
-  num_chunks = (num_labeled + _CHUNK - 1) // _CHUNK
-  md = jax.lax.fori_loop(0, num_chunks, fold_labeled, md)
+  # Per point: md = float32 distance to the nearest center, md2 = to the second
+  # nearest, near = index of the nearest. When md2 - md > 2 delta, float32 cannot
+  # have mistaken which center is nearest, so the exact distance of the point is
+  # one float64 difference with `near` (the common case of a tie-break).
+  def merge(state, dist, ids):
+    """Folds [N, k] distances to centers `ids` [k] into (md, md2, near)."""
+    md, md2, near = state
+    col = jnp.argmin(dist, axis=1)
+    d1 = jnp.min(dist, axis=1)
+    d2 = jnp.min(jnp.where(jnp.arange(dist.shape[1]) == col[:, None], jnp.inf,
+                           dist), axis=1)
+    closer = d1 < md
+    return (jnp.where(closer, d1, md),
+            jnp.where(closer, jnp.minimum(md, d2), jnp.minimum(md2, d1)),
+            jnp.where(closer, ids[col], near))
+
+  def fold_labeled(j, state):
+    ids = jax.lax.dynamic_slice_in_dim(labeled_idx, j * _CHUNK, _CHUNK)
+    valid = j * _CHUNK + jnp.arange(_CHUNK) < num_labeled
+    dist = jnp.where(valid[None, :], sq_dist_to(x[ids]), jnp.inf)
+    return merge(state, dist, ids)
+
+  inf = jnp.full((n,), jnp.inf, ftype)
+  state = (inf, inf, jnp.full((n,), -1, jnp.int32))
+  md, md2, near = jax.lax.fori_loop(0, (num_labeled + _CHUNK - 1) // _CHUNK,
+                                    fold_labeled, state)
   md = jnp.where(excluded, -jnp.inf, md)
 
-  def step(i, carry):
-    md, selected = carry
-    use_first = (i == 0) & (num_labeled == 0)
-    idx = jnp.where(use_first, first, jnp.argmax(md)).astype(jnp.int32)
-    d = sq_dist_to(x[idx][None, :])[:, 0]
-    md = jnp.minimum(md, d).at[idx].set(-jnp.inf)
-    return md, selected.at[i].set(idx)
+  def exact_sq(a, b):  # [K] exact squared distances between rows a[k] and b[k]
+    diff = x[a].astype(exact_dtype) - x[b].astype(exact_dtype)
+    return jnp.sum(weights.astype(exact_dtype) * jnp.square(diff), axis=1)
 
-  selected = jnp.zeros((budget,), jnp.int32)
-  _, selected = jax.lax.fori_loop(0, budget, step, (md, selected))
-  return selected
+  def exact_min_dist(cands, selected, num_selected):
+    """[K] exact squared distance of each candidate to its nearest center."""
+    mu = mean.astype(exact_dtype)
+    w = weights.astype(exact_dtype)
+    xc = (x[cands].astype(exact_dtype) - mu) * w  # [K, d]
+    xc_sq = jnp.sum(xc * (x[cands].astype(exact_dtype) - mu), axis=1)
+    hi = jax.lax.Precision.HIGHEST
+
+    def over(ids_all, count):
+      def body(j, cur):  # one block of _BLOCK centers, as a small matmul
+        ids = jax.lax.dynamic_slice_in_dim(ids_all, j * _BLOCK, _BLOCK)
+        c = x[ids].astype(exact_dtype) - mu
+        dd = (xc_sq[:, None] + jnp.sum(w * c * c, axis=1)[None, :]
+              - 2 * jnp.dot(xc, c.T, precision=hi))
+        valid = j * _BLOCK + jnp.arange(_BLOCK) < count
+        return jnp.minimum(cur, jnp.min(jnp.where(valid[None, :], dd, jnp.inf), 1))
+      return body
+
+    cur = jnp.full((cands.shape[0],), jnp.inf, exact_dtype)
+    cur = jax.lax.fori_loop(0, (num_labeled + _BLOCK - 1) // _BLOCK,
+                            over(labeled_idx, num_labeled), cur)
+    return jax.lax.fori_loop(0, (num_selected + _BLOCK - 1) // _BLOCK,
+                             over(selected, num_selected), cur)
+
+  def refine(k):
+    def run(md, md2, near, selected, i):
+      _, cands = jax.lax.top_k(md, min(k, n))
+      sure = md2[cands] - md[cands] > 2 * delta  # nearest center is certain
+      exact = jax.lax.cond(
+          jnp.all(sure), lambda: exact_sq(cands, near[cands]),
+          lambda: exact_min_dist(cands, selected, i))
+      exact = jnp.where(md[cands] == -jnp.inf, -jnp.inf, exact)
+      best = jnp.max(exact)
+      return jnp.min(jnp.where(exact == best, cands, n)).astype(jnp.int32)
+    return run
+
+  def step(i, carry):
+    md, md2, near, selected, refined, overflow = carry
+    top = jnp.argmax(md).astype(jnp.int32)
+    in_band = jnp.sum(md >= md[top] - 2 * delta)
+    use_first = (i == 0) & (num_labeled == 0)
+    tie = (in_band > 1) & ~use_first
+    branch = jnp.where(tie, jnp.where(in_band > _FEW, 2, 1), 0)
+    idx = jax.lax.switch(branch, [lambda *_: top, refine(_FEW), refine(_REFINE)],
+                         md, md2, near, selected, i)
+    idx = jnp.where(use_first, first, idx)
+    md, md2, near = merge((md, md2, near), sq_dist_to(x[idx][None, :]), idx[None])
+    return (md.at[idx].set(-jnp.inf), md2, near, selected.at[i].set(idx),
+            refined + tie, overflow + (tie & (in_band > min(_REFINE, n))))
+
+  selected = jnp.zeros((_round_up(budget, _BLOCK),), jnp.int32)
+  zero = jnp.zeros((), jnp.int32)
+  *_, selected, refined, overflow = jax.lax.fori_loop(
+      0, budget, step, (md, md2, near, selected, zero, zero))
+  return selected[:budget], refined, overflow, delta
 
 
 def kcenter_greedy(features: ArrayLike, budget: int, *,
                    labeled_mask: Optional[ArrayLike] = None, seed: int = 0,
                    normalize: bool = False,
-                   devices: Optional[Sequence[jax.Device]] = None) -> np.ndarray:
+                   devices: Optional[Sequence[jax.Device]] = None,
+                   exact: bool = True, return_stats: bool = False):
   """Greedy k-center selection (farthest-first traversal), METHOD.md section 3.
 
   Args:
@@ -103,9 +210,14 @@ def kcenter_greedy(features: ArrayLike, budget: int, *,
       before measuring distances ([R] option; constant dimensions are ignored).
     devices: optional devices to shard the pool over (e.g. `jax.local_devices()`
       on a multi-GPU host); the selection does not depend on the sharding.
+    exact: break float32 near-ties exactly (module docstring), so the selection
+      equals a float64 computation; False lets the float32 order decide (a few
+      percent faster, may differ from float64 after many steps).
+    return_stats: also return a `KCenterStats`.
 
   Returns:
-    numpy int64 array of `budget` pool indices in selection order.
+    numpy int64 array of `budget` pool indices in selection order (and the stats
+    when `return_stats`).
 
   Example:
     >>> kcenter_greedy(np.array([[0.], [1.], [10.]]), 2, seed=0)
@@ -114,14 +226,15 @@ def kcenter_greedy(features: ArrayLike, budget: int, *,
   n, d = f.shape
   mask = V.check_mask(labeled_mask, n)
   budget = V.check_budget(budget, int(n - mask.sum()))
-  if not isinstance(normalize, bool):
-    raise ValueError(f"normalize must be a bool, got {normalize!r}.")
+  for name, flag in (("normalize", normalize), ("exact", exact)):
+    if not isinstance(flag, bool):
+      raise ValueError(f"{name} must be a bool, got {flag!r}.")
 
-  dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+  x64 = jax.config.jax_enable_x64
+  dtype = np.float64 if x64 else np.float32
   f = np.asarray(f, dtype=dtype)  # no copy when already float32
   if normalize:
-    lo, hi = f.min(axis=0), f.max(axis=0)
-    span = (hi - lo).astype(np.float64)
+    span = f.max(axis=0).astype(np.float64) - f.min(axis=0)
     scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 0.0)
     weights = np.square(scale).astype(dtype)
   else:
@@ -129,7 +242,7 @@ def kcenter_greedy(features: ArrayLike, budget: int, *,
   mean = f.mean(axis=0, dtype=np.float64).astype(dtype)
 
   labeled = np.flatnonzero(mask).astype(np.int32)
-  padded = np.zeros((max(n, _CHUNK),), np.int32)
+  padded = np.zeros((_round_up(max(n, 1), _BLOCK),), np.int32)
   if labeled.size:
     padded[:] = labeled[0]
     padded[:labeled.size] = labeled
@@ -138,9 +251,16 @@ def kcenter_greedy(features: ArrayLike, budget: int, *,
   x, excluded = f, mask
   if devices is not None and len(devices) > 1:
     x, excluded = _shard_pool(f, mask, devices)
-  selected = _kcenter_kernel(x, weights, mean, padded, np.int32(labeled.size),
-                             excluded, np.int32(first), budget=budget)
-  return np.asarray(selected).astype(np.int64)
+  # TPUs have no float64: their exact re-scoring stays in float32.
+  exact_dtype = "float32" if jax.default_backend() == "tpu" else "float64"
+  with jax.enable_x64(True):  # float64 is used only by the exact re-scoring
+    out = _kcenter_kernel(x, weights, mean, padded, np.int32(labeled.size),
+                          excluded, np.int32(first), budget=budget,
+                          exact_dtype=exact_dtype, lam=_LAMBDA if exact else 0.0)
+  selected = np.asarray(out[0]).astype(np.int64)
+  if not return_stats:
+    return selected
+  return selected, KCenterStats(int(out[1]), int(out[2]), float(out[3]))
 
 
 def _shard_pool(f: np.ndarray, mask: np.ndarray, devices):

@@ -61,8 +61,17 @@ def margin(probs: ArrayLike) -> jax.Array:
   p = jnp.asarray(probs)
   if p.shape[-1] == 1:
     return jnp.ones(p.shape[:-1], p.dtype)
-  top2 = jax.lax.top_k(p, 2)[0]
-  return top2[..., 0] - top2[..., 1]
+  # One pass of a variadic reduce that carries the two largest values seen (the
+  # machinery of argmax). lax.top_k is ~100x slower on CPU, and argmax followed by
+  # a masked max ~2.4x slower. Two equal maxima give a margin of 0.
+  def top2(a, b):
+    (a1, a2), (b1, b2) = a, b
+    return jnp.maximum(a1, b1), jnp.maximum(jnp.minimum(a1, b1), jnp.maximum(a2, b2))
+
+  neg = jnp.array(-jnp.inf, p.dtype)
+  first, second = jax.lax.reduce((p, jnp.full_like(p, -jnp.inf)), (neg, neg), top2,
+                                 (p.ndim - 1,))
+  return first - second
 
 
 def uncertainty(kind: str, probs: ArrayLike) -> jax.Array:

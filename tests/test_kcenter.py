@@ -11,7 +11,8 @@ from jaxal.acquisition import kcenter_greedy
 def brute_force(x, budget, labeled=(), first=None):
   """Farthest-first traversal over a full float64 distance matrix."""
   x = np.asarray(x, np.float64)
-  dist = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+  sq = (x * x).sum(1)
+  dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
   centers = list(labeled)
   md = dist[:, centers].min(1) if centers else np.full(len(x), np.inf)
   out = []
@@ -53,6 +54,36 @@ def test_matches_brute_force_with_labeled_centers(num_labeled):
   got = kcenter_greedy(x, 30, labeled_mask=mask)
   assert not mask[got].any()
   np.testing.assert_array_equal(got, brute_force(x, 30, labeled=sorted(labeled)))
+
+
+def sphere(seed, n=1500, d=256):
+  """Points on a shifted sphere: concentrated distances, many float32 near-ties."""
+  x = np.random.default_rng(seed).standard_normal((n, d))
+  return (30 * x / np.linalg.norm(x, axis=1, keepdims=True) + 50).astype(np.float32)
+
+
+def test_exact_tie_break_matches_float64_where_float32_order_does_not():
+  float32_order_wrong = 0
+  for seed in (0, 4, 5):
+    x = sphere(seed)
+    got, stats = kcenter_greedy(x, 300, seed=0, return_stats=True)
+    ref = brute_force(x, 300, first=int(got[0]))
+    np.testing.assert_array_equal(got, ref)
+    assert stats.refined_steps > 0 and stats.error_bound > 0
+    fast = kcenter_greedy(x, 300, seed=0, exact=False)
+    float32_order_wrong += not np.array_equal(fast, ref)
+  assert float32_order_wrong > 0  # the data really has float32 near-ties
+
+
+def test_exact_tie_break_with_ambiguous_nearest_center():
+  # Two identical labeled centers: every point's nearest center is ambiguous,
+  # so tie-breaks take the full exact scan instead of the one-difference path.
+  x = sphere(4, n=600)
+  x[1] = x[0]
+  mask = np.zeros(len(x), bool)
+  mask[[0, 1]] = True
+  got = kcenter_greedy(x, 120, labeled_mask=mask)
+  np.testing.assert_array_equal(got, brute_force(x, 120, labeled=[0, 1]))
 
 
 def test_normalize_equals_minmax_copy():

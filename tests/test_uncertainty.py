@@ -77,3 +77,13 @@ def test_rank_no_recompilation_same_shapes():
 def test_unknown_kind():
   with pytest.raises(ValueError, match="unknown uncertainty kind"):
     U.uncertainty("variance", jnp.ones((1, 2)) / 2)
+
+
+def test_margin_matches_sort_and_handles_ties():
+  rng = np.random.default_rng(3)
+  p = rng.dirichlet(np.full(17, 0.3), size=300).astype(np.float32)
+  p[0] = [0.5, 0.5] + [0.0] * 15  # tied maxima
+  p[1, :] = 1.0 / 17  # all equal
+  s = np.sort(p, axis=1)
+  np.testing.assert_allclose(U.margin(p), s[:, -1] - s[:, -2], atol=1e-7)
+  assert float(U.margin(p)[0]) == 0.0 and float(U.margin(p)[1]) == 0.0

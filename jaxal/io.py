@@ -1,0 +1,39 @@
+"""Results on disk: plain JSON written atomically, so a crash never corrupts them.
+
+A write goes to a temporary file in the same directory, is flushed to disk, then
+renamed over the target (`os.replace` is atomic on POSIX): readers see the old
+file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+
+def write_json(path: str, obj: Any) -> None:
+  """Atomically writes `obj` as indented JSON to `path`."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+      f.write("\n")
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def read_json(path: str, default: Any = None) -> Any:
+  """Reads JSON from `path`, or returns `default` when it does not exist."""
+  if not os.path.exists(path):
+    return default
+  with open(path) as f:
+    return json.load(f)
