@@ -123,3 +123,19 @@ def test_no_recompilation_same_shapes():
     mask[: 10 * s] = True  # the number of labeled points is not a shape
     kcenter_greedy(_points(s + 1, n=64), 5, labeled_mask=mask, seed=s)
   assert kcenter._kcenter_kernel._cache_size() == before
+
+
+@pytest.mark.parametrize("rows,pending", [(64, 16), (100, 3), (7, 1)])
+def test_lazy_blocks_match_brute_force(monkeypatch, rows, pending):
+  # Small blocks: many refreshes, an overlapping last block (700 % rows != 0),
+  # and several pending centers per refresh, with and without labeled centers.
+  monkeypatch.setattr(kcenter, "_ROWS", rows)
+  monkeypatch.setattr(kcenter, "_PENDING", pending)
+  x = _points(11, n=700, d=12)
+  got, stats = kcenter_greedy(x, 60, seed=4, return_stats=True)
+  np.testing.assert_array_equal(got, brute_force(x, 60, first=int(got[0])))
+  assert stats.block_refreshes > 0
+  mask = np.zeros(len(x), bool)
+  mask[np.random.default_rng(2).choice(len(x), 37, replace=False)] = True
+  got = kcenter_greedy(x, 60, labeled_mask=mask)
+  np.testing.assert_array_equal(got, brute_force(x, 60, labeled=np.flatnonzero(mask).tolist()))
