@@ -1,0 +1,237 @@
+"""Training of the source model M_S and of fine-tuned target models.
+
+A pure `train_step(state, batch)` runs under `jax.pmap` over all local devices:
+gradients, metrics and BatchNorm statistics are averaged over the device axis
+(BatchNorm uses the statistics of the whole global batch, so N devices give the
+update of one device on the same batch). Optimiser: optax SGD with momentum and
+decoupled-from-loss L2 weight decay on the kernels, with a constant, step or
+warmup-cosine learning-rate schedule (METHOD.md section 1: ResNet-18 on the
+source classes; supplement section 1: 90 epochs, snapshots every 15).
+
+Across hosts the same code runs under `jax.distributed` (see
+`jaxal.distributed`): each process feeds its share of the global batch to its
+local devices and pmap's collectives span all devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any, Callable, Iterable, Optional
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from jaxal.checkpoint import Snapshots
+
+SCHEDULES = ("constant", "step", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Hyper-parameters of one training run (flags map onto these fields)."""
+  num_epochs: int = 90
+  batch_size: int = 256  # global, over all devices and hosts
+  learning_rate: float = 0.1  # for batch_size 256; not rescaled automatically
+  momentum: float = 0.9
+  weight_decay: float = 1e-4
+  schedule: str = "step"  # "constant", "step" (x0.1 at step_epochs) or "cosine"
+  step_epochs: tuple[int, ...] = (30, 60, 80)
+  warmup_epochs: int = 0
+  snapshot_every: int = 15  # paper: 6 snapshots of a 90-epoch run
+  compute_dtype: str = "float32"  # "bfloat16" on accelerators
+  seed: int = 0
+
+  def validate(self) -> "TrainConfig":
+    if self.schedule not in SCHEDULES:
+      raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
+    if self.compute_dtype not in ("float32", "bfloat16"):
+      raise ValueError("compute_dtype must be 'float32' or 'bfloat16', got "
+                       f"{self.compute_dtype!r}.")
+    for name in ("num_epochs", "batch_size"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")
+    if self.batch_size % jax.device_count():
+      raise ValueError(f"batch_size={self.batch_size} must be divisible by the "
+                       f"{jax.device_count()} devices; pick a multiple.")
+    return self
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any = None
+
+
+def make_schedule(config: TrainConfig, steps_per_epoch: int) -> optax.Schedule:
+  lr, total = config.learning_rate, config.num_epochs * steps_per_epoch
+  warmup = config.warmup_epochs * steps_per_epoch
+  if config.schedule == "constant":
+    main = optax.constant_schedule(lr)
+  elif config.schedule == "step":
+    main = optax.piecewise_constant_schedule(
+        lr, {e * steps_per_epoch - warmup: 0.1 for e in config.step_epochs})
+  else:
+    main = optax.cosine_decay_schedule(lr, max(total - warmup, 1))
+  if not warmup:
+    return main
+  return optax.join_schedules(
+      [optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+  """SGD with momentum; L2 weight decay on kernels (ndim > 1), not BN/biases."""
+  decay_mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
+  return optax.chain(
+      optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
+      optax.sgd(make_schedule(config, steps_per_epoch), momentum=config.momentum))
+
+
+def create_state(model: nn.Module, config: TrainConfig, image_shape,
+                 steps_per_epoch: int, params=None, batch_stats=None) -> TrainState:
+  """A fresh state (or one around given params/batch_stats, for fine-tuning)."""
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
+  variables = _jitted_init(model)(key, jnp.zeros((1, *image_shape), jnp.float32))
+  return TrainState.create(
+      apply_fn=model.apply,
+      params=variables["params"] if params is None else params,
+      batch_stats=variables.get("batch_stats", {}) if batch_stats is None
+      else batch_stats,
+      tx=make_optimizer(config, steps_per_epoch))
+
+
+def train_step(state: TrainState, batch, *, model: nn.Module, axis_name="batch"):
+  """One SGD step on a per-device batch; collectives over `axis_name`."""
+
+  def loss_fn(params):
+    (logits, _), updates = model.apply(
+        {"params": params, "batch_stats": state.batch_stats}, batch["image"],
+        train=True, mutable=["batch_stats"])
+    logits = logits.astype(jnp.float32)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits,
+                                                           batch["label"]).mean()
+    return loss, (logits, updates["batch_stats"])
+
+  (loss, (logits, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
+  grads = jax.lax.pmean(grads, axis_name)
+  stats = jax.lax.pmean(stats, axis_name)
+  state = state.apply_gradients(grads=grads, batch_stats=stats)
+  metrics = {"loss": loss,
+             "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
+  return state, jax.lax.pmean(metrics, axis_name)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_init(model: nn.Module):
+  return jax.jit(functools.partial(model.init, train=False))
+
+
+@functools.lru_cache(maxsize=16)
+def _pmapped_train_step(model: nn.Module):
+  """One pmapped step per model definition: repeated fits reuse its compilation."""
+  return jax.pmap(functools.partial(train_step, model=model), axis_name="batch",
+                  donate_argnums=(0,))
+
+
+def shard(x: np.ndarray) -> np.ndarray:
+  """[B, ...] -> [local devices, B / local devices, ...]."""
+  n = jax.local_device_count()
+  if x.shape[0] % n:
+    raise ValueError(f"batch of {x.shape[0]} is not divisible by the {n} local "
+                     "devices; use a batch size that is.")
+  return x.reshape(n, x.shape[0] // n, *x.shape[1:])
+
+
+def host_state(state: TrainState) -> TrainState:
+  """The state of the first local device as host arrays (what is checkpointed).
+
+  Indexes each pmap output directly: flax's `unreplicate` returns the whole
+  array when pmap ran on a subset of the local devices.
+  """
+  return jax.device_get(jax.tree_util.tree_map(lambda x: x[0], state))
+
+
+BatchFn = Callable[[int], Iterable[tuple[np.ndarray, np.ndarray]]]
+
+
+def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
+        steps_per_epoch: int, image_shape, workdir: Optional[str] = None,
+        init: Optional[TrainState] = None,
+        log: Callable[[dict], None] = None,
+        stop_after_steps: Optional[int] = None) -> TrainState:
+  """Trains `model`, resuming from `workdir` if it holds a checkpoint.
+
+  Args:
+    model: a Flax module returning `(logits, features)`.
+    config: hyper-parameters.
+    train_batches: `train_batches(epoch)` yields this process's `(images,
+      labels)` batches of epoch `epoch` (images [B, H, W, C] float, labels [B]
+      int), `steps_per_epoch` of them; it must be deterministic in `epoch` so a
+      resumed run repeats exactly what an uninterrupted one does.
+    steps_per_epoch: batches per epoch.
+    image_shape: (H, W, C) of one image.
+    workdir: checkpoints go to workdir (latest epoch + snapshots); None: none.
+    init: optional initial state (fine-tuning); default a fresh one.
+    log: called with a dict of metrics after every epoch; default prints.
+    stop_after_steps: raise KeyboardInterrupt after this many steps of this call
+      (tests use it to kill a run).
+
+  Returns:
+    The final state, on the host.
+  """
+  config.validate()
+  log = log or _print_progress
+  state = init if init is not None else create_state(model, config, image_shape,
+                                                     steps_per_epoch)
+  snaps = Snapshots(workdir, config.snapshot_every) if workdir else None
+  start = 0
+  if snaps is not None:
+    restored = snaps.restore_latest(state)
+    if restored is not None:
+      start, state = restored
+      state = state.replace(apply_fn=model.apply,
+                            tx=make_optimizer(config, steps_per_epoch))
+  dtype = jnp.bfloat16 if config.compute_dtype == "bfloat16" else jnp.float32
+  p_step = _pmapped_train_step(model.clone(bn_axis_name="batch", dtype=dtype))
+  state = flax.jax_utils.replicate(state)
+  steps_done = 0
+  t_start = time.perf_counter()
+  for epoch in range(start, config.num_epochs):
+    t0 = time.perf_counter()
+    sums, count, images = None, 0, 0
+    for images_np, labels_np in train_batches(epoch):
+      batch = {"image": shard(np.asarray(images_np, np.float32)),
+               "label": shard(np.asarray(labels_np, np.int32))}
+      state, metrics = p_step(state, batch)
+      m = jax.tree_util.tree_map(lambda v: v[0], metrics)  # stays on device
+      sums = m if sums is None else jax.tree_util.tree_map(jnp.add, sums, m)
+      count += 1
+      images += images_np.shape[0] * jax.process_count()
+      steps_done += 1
+      if stop_after_steps is not None and steps_done >= stop_after_steps:
+        raise KeyboardInterrupt(f"stopped after {steps_done} steps (test hook)")
+    if count != steps_per_epoch:
+      raise ValueError(f"train_batches({epoch}) yielded {count} batches, expected "
+                       f"steps_per_epoch={steps_per_epoch}.")
+    seconds = time.perf_counter() - t0
+    done = epoch + 1
+    if snaps is not None:
+      snaps.save(done, host_state(state))
+    means = {k: float(v) / count for k, v in jax.device_get(sums).items()}
+    elapsed = time.perf_counter() - t_start
+    log({"epoch": done, "epochs": config.num_epochs, **means,
+         "images_per_second": images / seconds,
+         "seconds_left": elapsed / (done - start) * (config.num_epochs - done)})
+  return host_state(state)
+
+
+def _print_progress(m: dict) -> None:
+  if jax.process_index() == 0:
+    print(f"epoch {m['epoch']}/{m['epochs']}: loss {m['loss']:.4f}, accuracy "
+          f"{m['accuracy']:.4f}, {m['images_per_second']:.0f} images/s, "
+          f"{m['seconds_left']:.0f} s left", flush=True)

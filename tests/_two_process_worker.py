@@ -1,0 +1,22 @@
+"""One process of the two-process training test (run by tests/test_train.py)."""
+
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+os.environ["JAX_PLATFORMS"] = "cpu"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jaxal import distributed  # noqa: E402
+
+port, rank, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+distributed.initialize(f"127.0.0.1:{port}", 2, rank, initialization_timeout=120)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import train_fixture  # noqa: E402  (tests/ is on sys.path: the script's folder)
+
+state = train_fixture.run(lambda b: distributed.process_share(b))
+if jax.process_index() == 0:
+  np.savez(out, *jax.tree_util.tree_leaves(state.params))

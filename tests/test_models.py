@@ -1,0 +1,43 @@
+"""ResNet-18 shape, parameter count and outputs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxal.models import ResNet18, num_params
+
+
+def test_parameter_count_equals_torchvision_resnet18():
+  model = ResNet18(num_classes=1000)
+  shapes = jax.eval_shape(lambda: model.init(
+      jax.random.PRNGKey(0), jnp.zeros((1, 224, 224, 3)), train=False))
+  assert num_params(shapes["params"]) == 11_689_512
+
+
+@pytest.mark.parametrize("stem,size,spatial", [("imagenet", 64, 2), ("cifar", 32, 4)])
+def test_outputs(stem, size, spatial):
+  model = ResNet18(num_classes=7, width=4, stem=stem)
+  x = jnp.ones((2, size, size, 3))
+  variables = model.init(jax.random.PRNGKey(0), x, train=False)
+  logits, feats = model.apply(variables, x, train=False)
+  assert logits.shape == (2, 7) and feats.shape == (2, 32)  # 8 * width
+  assert feats.dtype == jnp.float32 and bool(jnp.all(feats >= 0))  # pooled ReLU
+  del spatial
+
+
+def test_bfloat16_compute_keeps_float32_params_and_outputs():
+  model = ResNet18(num_classes=3, width=4, stem="cifar", dtype=jnp.bfloat16)
+  x = jnp.ones((2, 16, 16, 3))
+  variables = model.init(jax.random.PRNGKey(0), x, train=False)
+  assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(variables))
+  logits, feats = model.apply(variables, x, train=False)
+  assert logits.dtype == jnp.float32 and feats.dtype == jnp.float32
+  f32 = ResNet18(num_classes=3, width=4, stem="cifar").apply(variables, x)
+  np.testing.assert_allclose(feats, f32[1], rtol=0.1, atol=0.05)
+
+
+def test_bad_stem():
+  with pytest.raises(ValueError, match="stem must be one of"):
+    ResNet18(num_classes=2, stem="tiny").init(jax.random.PRNGKey(0),
+                                              jnp.ones((1, 8, 8, 3)))

@@ -1,0 +1,177 @@
+"""Training under pmap, snapshots, resume, inference, ensembles, target models."""
+
+import functools
+import os
+import socket
+import subprocess
+import sys
+
+import flax
+import jax
+import numpy as np
+import pytest
+
+import train_fixture as F
+from jaxal import checkpoint, inference, metrics, target, train
+
+
+def leaves(tree):
+  return [np.asarray(v) for v in jax.tree_util.tree_leaves(tree)]
+
+
+def assert_trees_close(a, b, **kw):
+  for x, y in zip(leaves(a), leaves(b), strict=True):
+    np.testing.assert_allclose(x, y, **kw)
+
+
+@functools.lru_cache(maxsize=None)
+def pmapped_step(devices):
+  return jax.pmap(functools.partial(train.train_step,
+                                    model=F.model().clone(bn_axis_name="batch")),
+                  axis_name="batch", devices=devices)
+
+
+def one_step(devices, state, images, labels):
+  step = pmapped_step(tuple(devices))
+  n = len(devices)
+  batch = {"image": images.reshape(n, -1, *images.shape[1:]),
+           "label": labels.reshape(n, -1)}
+  new, m = step(flax.jax_utils.replicate(state, devices), batch)
+  return train.host_state(new), jax.device_get(m)
+
+
+def test_train_step_lowers_loss_on_fixed_batch():
+  x, y = F.data(16)
+  state = train.create_state(F.model(), F.config(schedule="constant"), F.IMAGE, 1)
+  dev = jax.local_devices()[:1]
+  losses = []
+  for _ in range(5):
+    state, m = one_step(dev, state, x, y)
+    losses.append(float(m["loss"][0]))
+  assert losses[-1] < losses[0] * 0.8, losses
+
+
+def test_four_devices_give_the_update_of_one():
+  x, y = F.data(16)
+  state = train.create_state(F.model(), F.config(), F.IMAGE, 3)
+  one, m1 = one_step(jax.local_devices()[:1], state, x, y)
+  four, m4 = one_step(jax.local_devices()[:4], state, x, y)
+  assert_trees_close(one.params, four.params, rtol=1e-4, atol=1e-6)
+  assert_trees_close(one.batch_stats, four.batch_stats, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(m1["loss"][0], m4["loss"][0], rtol=1e-5)
+
+
+def test_fit_checkpoints_snapshots_and_resumes_after_kill(tmp_path):
+  full = F.run(workdir=str(tmp_path / "a"))
+  with pytest.raises(KeyboardInterrupt):
+    F.run(workdir=str(tmp_path / "b"), stop_after_steps=5)  # dies in epoch 2
+  snaps = checkpoint.Snapshots(str(tmp_path / "b"), 1)
+  assert snaps.latest.steps() == [1]  # epoch 2 never completed
+  resumed = F.run(workdir=str(tmp_path / "b"))
+  assert int(resumed.step) == int(full.step) == 9
+  assert_trees_close(full.params, resumed.params, rtol=0, atol=1e-6)
+  assert_trees_close(full.batch_stats, resumed.batch_stats, rtol=0, atol=1e-6)
+  assert checkpoint.Snapshots(str(tmp_path / "a"), 1).snapshot_epochs() == [1, 2, 3]
+
+
+def test_snapshot_round_trip_and_corrupt_checkpoint_is_skipped(tmp_path):
+  final = F.run(workdir=str(tmp_path))
+  snaps = checkpoint.Snapshots(str(tmp_path), 1)
+  epoch, state = snaps.restore_latest(final)
+  assert epoch == 3
+  assert_trees_close(final, state, rtol=0, atol=0)
+  # Corrupt the newest checkpoint: it must be skipped with a warning, never loaded.
+  corrupt(tmp_path / "latest" / "3")
+  with pytest.warns(UserWarning, match="latest/3 is corrupt"):
+    epoch, state = snaps.restore_latest(final)
+  assert epoch == 3  # the verified periodic snapshot of the same epoch
+  assert_trees_close(final, state, rtol=0, atol=0)
+  corrupt(tmp_path / "snapshots" / "3")
+  with pytest.warns(UserWarning, match="snapshots/3 is corrupt"):
+    epoch, _ = snaps.restore_latest(final)
+  assert epoch == 2
+  # A finished checkpoint without a manifest (killed while finishing) is skipped.
+  os.remove(tmp_path / "latest.manifests" / "2.json")
+  with pytest.warns(UserWarning, match="no manifest"):
+    epoch, state = snaps.restore_latest(final)
+  assert epoch == 2 and int(state.step) == 6  # from snapshots/2
+  # A rerun resumes from there, replaces the bad checkpoints, ends where it should.
+  with pytest.warns(UserWarning):
+    again = F.run(workdir=str(tmp_path))
+  assert_trees_close(final.params, again.params, rtol=0, atol=1e-6)
+  assert snaps.restore_latest(final)[0] == 3
+
+
+def corrupt(step_dir):
+  victim = max((p for p in step_dir.rglob("*") if p.is_file()),
+               key=lambda p: p.stat().st_size)
+  data = bytearray(victim.read_bytes())
+  data[len(data) // 2] ^= 0xFF
+  victim.write_bytes(bytes(data))
+
+
+def test_two_processes_agree_with_one(tmp_path):
+  single = F.run()  # one process, 4 devices, whole global batches
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  here = os.path.dirname(os.path.abspath(__file__))
+  out = tmp_path / "params.npz"
+  env = {**os.environ, "PYTHONPATH": here}
+  procs = [subprocess.Popen([sys.executable,
+                             os.path.join(here, "_two_process_worker.py"),
+                             str(port), str(rank), str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+           for rank in (0, 1)]
+  logs = [p.communicate(timeout=240)[0].decode()[-3000:] for p in procs]
+  assert all(p.returncode == 0 for p in procs), logs
+  got = np.load(out)
+  want = leaves(single.params)
+  assert len(got.files) == len(want)
+  for i, w in enumerate(want):
+    np.testing.assert_allclose(got[f"arr_{i}"], w, rtol=1e-4, atol=1e-5)
+
+
+def test_inference_sees_every_example_once():
+  model = F.model()
+  state = train.create_state(model, F.config(), F.IMAGE, 3)
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  x, _ = F.data(37)  # 37 is divisible by neither the batch nor the devices
+  feats, probs = inference.predict(model, variables, x, batch_size=16)
+  assert feats.shape == (37, 32) and probs.shape == (37, F.CLASSES)
+  logits, want = model.apply(variables, x, train=False)
+  np.testing.assert_allclose(feats, want, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(probs, jax.nn.softmax(logits), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_ensemble_of_identical_snapshots_equals_single_model():
+  model = F.model()
+  state = train.create_state(model, F.config(), F.IMAGE, 3)
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  x, _ = F.data(20)
+  single = inference.predict(model, variables, x, batch_size=8)
+  ens = inference.ensemble_predict(model, [variables] * 3, x, batch_size=8)
+  for a, b in zip(single, ens):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_svm_and_finetuning_beat_chance_on_separable_data():
+  source = F.run()
+  model = F.model()
+  variables = {"params": source.params, "batch_stats": source.batch_stats}
+  x, y = F.data(96, seed=1)
+  xt, yt = F.data(60, seed=2)
+  train_f, _ = inference.predict(model, variables, x)
+  test_f, _ = inference.predict(model, variables, xt)
+  svm_acc = metrics.accuracy_all_classes(yt, target.svm_predict(train_f, y, test_f),
+                                         np.unique(y), F.CLASSES)
+  new_model, new_vars = target.finetune(
+      model, variables, F.CLASSES, x, y,
+      F.config(num_epochs=4, schedule="constant", learning_rate=0.02),
+      log=lambda m: None)
+  ft_acc = metrics.accuracy_all_classes(
+      yt, target.finetune_predict(new_model, new_vars, xt), np.unique(y), F.CLASSES)
+  chance = 100 / F.CLASSES
+  assert svm_acc > chance + 30, svm_acc
+  assert ft_acc > chance + 30, ft_acc
