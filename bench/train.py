@@ -1,0 +1,167 @@
+r"""Training and inference speed of jaxal's ResNet-18 against PyTorch's.
+
+Same architecture (ResNet-18, CIFAR stem, width 64, 100 classes), batch 128,
+32 px, SGD with momentum and weight decay, on the same machine in the same run.
+PyTorch is only a reference here, never a dependency of jaxal:
+
+    .venv/bin/pip install -r bench/requirements-torch.txt
+    python3 run.py bench train            # --quick: tiny sizes, checks the script
+
+On a GPU backend the same is measured at 224 px (ImageNet stem, batch 256) and
+32 px, float32 and bfloat16. The last line is `train_speed_ratio_vs_torch: <x>`
+(jaxal's CPU training images/s over PyTorch's).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from jaxal import models, train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("quick", False, "Tiny sizes: checks the script only.")
+flags.DEFINE_integer("batch", 128, "Batch size.")
+flags.DEFINE_integer("size", 32, "Image size (px).")
+flags.DEFINE_integer("width", 64, "ResNet width.")
+flags.DEFINE_integer("steps", 10, "Timed steps (after warm-up).")
+
+
+def jax_speed(size, batch, width, stem, steps, dtype=jnp.float32):
+  """(train images/s, inference images/s) of jaxal on the first device."""
+  model = models.ResNet18(num_classes=100, width=width, stem=stem)
+  config = train.TrainConfig(batch_size=batch, schedule="constant",
+                             learning_rate=0.1, num_epochs=1)
+  state = train.create_state(model, config, (size, size, 3), steps)
+  dev = jax.local_devices()[:1]
+  step = jax.pmap(functools.partial(
+      train.train_step, model=model.clone(bn_axis_name="batch", dtype=dtype)),
+      axis_name="batch", devices=dev, donate_argnums=(0,))
+  rng = np.random.default_rng(0)
+  batch_ = flax.jax_utils.replicate(
+      {"image": rng.standard_normal((batch, size, size, 3), np.float32),
+       "label": rng.integers(0, 100, batch).astype(np.int32)}, dev)
+  state = flax.jax_utils.replicate(state, dev)
+  for _ in range(2):
+    state, m = step(state, batch_)
+  jax.block_until_ready(m)
+  t = time.perf_counter()
+  for _ in range(steps):
+    state, m = step(state, batch_)
+  jax.block_until_ready(m)
+  train_ips = steps * batch / (time.perf_counter() - t)
+  variables = {"params": jax.tree_util.tree_map(lambda v: v[0], state.params),
+               "batch_stats": jax.tree_util.tree_map(lambda v: v[0], state.batch_stats)}
+  infer = jax.jit(lambda v, x: model.clone(dtype=dtype).apply(v, x, train=False))
+  x = batch_["image"][0]
+  jax.block_until_ready(infer(variables, x))
+  t = time.perf_counter()
+  for _ in range(steps):
+    out = infer(variables, x)
+  jax.block_until_ready(out)
+  return train_ips, steps * batch / (time.perf_counter() - t)
+
+
+def torch_speed(size, batch, width, stem, steps, device="cpu"):
+  """(train images/s, inference images/s) of the same ResNet-18 in PyTorch."""
+  import torch  # noqa: PLC0415
+  from torch import nn  # noqa: PLC0415
+
+  class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+      super().__init__()
+      self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+      self.b1 = nn.BatchNorm2d(cout)
+      self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+      self.b2 = nn.BatchNorm2d(cout)
+      self.down = None
+      if stride != 1 or cin != cout:
+        self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                  nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+      y = torch.relu(self.b1(self.c1(x)))
+      y = self.b2(self.c2(y))
+      return torch.relu(y + (x if self.down is None else self.down(x)))
+
+  layers = ([nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
+             nn.ReLU(), nn.MaxPool2d(3, 2, 1)] if stem == "imagenet" else
+            [nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+             nn.ReLU()])
+  cin = width
+  for i in range(4):
+    for j in range(2):
+      cout = width * 2 ** i
+      layers.append(Block(cin, cout, 2 if (i > 0 and j == 0) else 1))
+      cin = cout
+  layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 100)]
+  net = nn.Sequential(*layers).to(device)
+  opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+  x = torch.randn(batch, 3, size, size, device=device)
+  y = torch.randint(0, 100, (batch,), device=device)
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+  def train_step():
+    opt.zero_grad(set_to_none=True)
+    nn.functional.cross_entropy(net(x), y).backward()
+    opt.step()
+
+  net.train()
+  for _ in range(2):
+    train_step()
+  sync()
+  t = time.perf_counter()
+  for _ in range(steps):
+    train_step()
+  sync()
+  train_ips = steps * batch / (time.perf_counter() - t)
+  net.eval()
+  with torch.no_grad():
+    net(x)
+    sync()
+    t = time.perf_counter()
+    for _ in range(steps):
+      net(x)
+    sync()
+  return train_ips, steps * batch / (time.perf_counter() - t)
+
+
+def main(argv):
+  del argv
+  if FLAGS.quick:
+    FLAGS.batch, FLAGS.width, FLAGS.steps = 16, 8, 2
+  try:
+    import torch  # noqa: F401, PLC0415
+  except ImportError:
+    raise app.UsageError("PyTorch is the reference of this benchmark: "
+                         ".venv/bin/pip install -r bench/requirements-torch.txt")
+  print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); "
+        f"jax {jax.__version__}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads)")
+  args = (FLAGS.size, FLAGS.batch, FLAGS.width, "cifar", FLAGS.steps)
+  jt, ji = jax_speed(*args)
+  tt, ti = torch_speed(*args)
+  print(f"\n[CPU] ResNet-18 width {FLAGS.width}, {FLAGS.size} px, batch {FLAGS.batch}")
+  print(f"  training  : jaxal {jt:8.1f} images/s, torch {tt:8.1f} images/s, "
+        f"ratio {jt / tt:.2f}")
+  print(f"  inference : jaxal {ji:8.1f} images/s, torch {ti:8.1f} images/s, "
+        f"ratio {ji / ti:.2f}")
+  if jax.default_backend() == "gpu":
+    for size, stem, batch in ((224, "imagenet", 256), (32, "cifar", FLAGS.batch)):
+      for dtype in (jnp.float32, jnp.bfloat16):
+        g = jax_speed(size, batch, FLAGS.width, stem, FLAGS.steps, dtype)
+        print(f"[GPU] {size} px {jnp.dtype(dtype).name}: jaxal train {g[0]:.0f}, "
+              f"inference {g[1]:.0f} images/s")
+  else:
+    print("[GPU] skipped: backend is not gpu.")
+  print(f"train_speed_ratio_vs_torch: {jt / tt:.2f}")
+
+
+if __name__ == "__main__":
+  app.run(main)
