@@ -17,6 +17,7 @@ import functools
 from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 STEMS = ("imagenet", "cifar")
@@ -100,5 +101,4 @@ ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2))
 
 def num_params(params) -> int:
   """Number of trainable parameters in a params pytree."""
-  import jax  # noqa: PLC0415
   return int(sum(p.size for p in jax.tree_util.tree_leaves(params)))
