@@ -9,7 +9,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_import_jaxal_loads_no_tensorflow():
-  code = ("import sys, jaxal, jaxal.acquisition, jaxal.balancing, jaxal.metrics; "
+  code = ("import sys, jaxal, jaxal.acquisition, jaxal.balancing, jaxal.metrics, jaxal.datasets; "
           "bad = [m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules];"
           "print(bad); sys.exit(1 if bad else 0)")
   out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
