@@ -33,13 +33,14 @@ flags.DEFINE_integer("width", 64, "ResNet width.")
 flags.DEFINE_integer("steps", 10, "Timed steps (after warm-up).")
 
 
-def jax_speed(size, batch, width, stem, steps, dtype=jnp.float32):
-  """(train images/s, inference images/s) of jaxal on the first device."""
+def jax_speed(size, batch, width, stem, steps, dtype=jnp.float32, platform=None):
+  """(train images/s, inference images/s) of jaxal on the first device (of
+  `platform`, default the default backend)."""
   model = models.ResNet18(num_classes=100, width=width, stem=stem)
   config = train.TrainConfig(batch_size=batch, schedule="constant",
                              learning_rate=0.1, num_epochs=1)
   state = train.create_state(model, config, (size, size, 3), steps)
-  dev = jax.local_devices()[:1]
+  dev = (jax.local_devices(backend=platform) if platform else jax.local_devices())[:1]
   step = jax.pmap(functools.partial(
       train.train_step, model=model.clone(bn_axis_name="batch", dtype=dtype)),
       axis_name="batch", devices=dev, donate_argnums=(0,))
@@ -132,6 +133,42 @@ def torch_speed(size, batch, width, stem, steps, device="cpu"):
   return train_ips, steps * batch / (time.perf_counter() - t)
 
 
+def pipeline_speed(batch, steps):
+  """Images/s of the input pipelines alone (issue 4: they must not bound
+  training). numpy: 32 px in-memory arrays, crop+flip+normalise. tf.data: JPEGs
+  of 320x256 decoded, resized, cropped to 224, flipped, normalised (skipped
+  without TensorFlow)."""
+  from jaxal.datasets import pipeline, procedural  # noqa: PLC0415
+  cfg = procedural.OfflineConfig(num_source_classes=10, source_train_per_class=
+                                 max(batch * (steps + 1) // 10 + 1, 2))
+  x, y = procedural.generate(cfg, "source", "train")
+  fn, n_steps = pipeline.array_train_batches(x, y, batch_size=batch, seed=0)
+  t = time.perf_counter()
+  count = sum(b[0].shape[0] for b in fn(0))
+  out = {"numpy 32 px": count / (time.perf_counter() - t)}
+  try:
+    import tensorflow as tf  # noqa: PLC0415
+  except ImportError:
+    return out
+  rng = np.random.default_rng(0)
+  base = [tf.io.encode_jpeg(tf.image.resize(x[i], (256, 320)).numpy().astype(np.uint8)
+                            ).numpy() for i in range(min(64, len(x)))]
+  n = batch * (steps + 1)
+  ds = tf.data.Dataset.from_tensor_slices(
+      {"image": [base[i % len(base)] for i in range(n)],
+       "label": rng.integers(0, 10, n)}).map(
+           lambda ex: {"image": tf.io.decode_jpeg(ex["image"], channels=3),
+                       "label": ex["label"]})
+  fn, _ = pipeline.tf_train_batches(ds, image_size=224, batch_size=batch, seed=0,
+                                    num_examples=n, shuffle_buffer=1000)
+  it = fn(0)
+  next(it)  # start-up (graph building, first prefetch)
+  t = time.perf_counter()
+  count = sum(b[0].shape[0] for b in it)
+  out["tf.data JPEG 224 px"] = count / (time.perf_counter() - t)
+  return out
+
+
 def main(argv):
   del argv
   if FLAGS.quick:
@@ -145,19 +182,30 @@ def main(argv):
         f"jax {jax.__version__}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads)")
   args = (FLAGS.size, FLAGS.batch, FLAGS.width, "cifar", FLAGS.steps)
-  jt, ji = jax_speed(*args)
+  jt, ji = jax_speed(*args, platform="cpu")
   tt, ti = torch_speed(*args)
   print(f"\n[CPU] ResNet-18 width {FLAGS.width}, {FLAGS.size} px, batch {FLAGS.batch}")
   print(f"  training  : jaxal {jt:8.1f} images/s, torch {tt:8.1f} images/s, "
         f"ratio {jt / tt:.2f}")
   print(f"  inference : jaxal {ji:8.1f} images/s, torch {ti:8.1f} images/s, "
         f"ratio {ji / ti:.2f}")
+  pipe = pipeline_speed(FLAGS.batch, FLAGS.steps)
+  print(f"\n[input pipeline] batch {FLAGS.batch}, this host's CPU cores")
+  for name, ips in pipe.items():
+    rel = (f" ({ips / jt:.1f}x the 32 px CPU training step)" if name.startswith("numpy")
+           else " (compare with the 224 px training step of the GPU section)")
+    print(f"  {name:22s}: {ips:8.1f} images/s{rel}")
+  if "tf.data JPEG 224 px" not in pipe:
+    print("  tf.data JPEG 224 px   : skipped (no TensorFlow here)")
   if jax.default_backend() == "gpu":
     for size, stem, batch in ((224, "imagenet", 256), (32, "cifar", FLAGS.batch)):
       for dtype in (jnp.float32, jnp.bfloat16):
         g = jax_speed(size, batch, FLAGS.width, stem, FLAGS.steps, dtype)
         print(f"[GPU] {size} px {jnp.dtype(dtype).name}: jaxal train {g[0]:.0f}, "
               f"inference {g[1]:.0f} images/s")
+        if size == 224:
+          for name, ips in pipe.items():
+            print(f"      {name} pipeline: {ips / g[0]:.2f}x this training step")
   else:
     print("[GPU] skipped: backend is not gpu.")
   print(f"train_speed_ratio_vs_torch: {jt / tt:.2f}")

@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 from absl import app, flags
+from absl import logging as absl_logging
 
 from jaxal import acquisition, balancing, datasets, io, metrics, source, synthetic, target
 from jaxal import train
@@ -128,6 +129,7 @@ def offline_outputs(config):
 
 def main(argv):
   del argv
+  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax's per-save INFO lines
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
   budgets = [int(b) for b in FLAGS.budgets]
   for m in FLAGS.methods:

@@ -26,6 +26,7 @@ import os
 import jax
 import numpy as np
 from absl import app, flags
+from absl import logging as absl_logging
 
 from jaxal import distributed, inference, io, models, train
 from jaxal.datasets import catalog, pipeline
@@ -55,6 +56,7 @@ flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
 
 def main(argv):
   del argv
+  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax's per-save INFO lines
   if FLAGS.coordinator_address:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
                            FLAGS.process_id)

@@ -7,6 +7,11 @@ it selects the gloo collectives so that pmap's cross-process reductions work
 (tests use two local CPU processes). Afterwards each process feeds its share of
 every global batch to its local devices (`jax.process_index()` of
 `jax.process_count()`), and `jaxal.train.fit` runs unchanged.
+
+CPU processes: use one CPU device per process (no
+`--xla_force_host_platform_device_count` above 1). With two fake devices per
+process the two-process test hung after connecting in 2 of 3 runs; with one it
+passed 7 of 7 (BUILD.md).
 """
 
 from __future__ import annotations

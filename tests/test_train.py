@@ -110,13 +110,12 @@ def corrupt(step_dir):
   victim.write_bytes(bytes(data))
 
 
-@pytest.mark.skipif(
-    os.environ.get("JAXAL_MULTIPROCESS_TEST") != "1",
-    reason="two-process gloo training hangs intermittently after the workers "
-    "connect (passed once in 46 s, hung twice at 240-300 s); under "
-    "investigation. Run with JAXAL_MULTIPROCESS_TEST=1.")
 def test_two_processes_agree_with_one(tmp_path):
-  single = F.run()  # one process, 4 devices, whole global batches
+  # Two processes with one CPU device each (see the worker for why one) against
+  # one process with 4 devices. One epoch (3 steps): the tiny net's training is
+  # chaotic enough that float rounding of differently ordered all-reduces grows
+  # from 1e-6 to 1e-2 over 9 steps (measured: 1 vs 2 in-process devices too).
+  single = F.run(epochs=1)  # one process, 4 devices, whole global batches
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]

@@ -38,6 +38,6 @@ def batches(share=lambda b: b, n=48):
   return fn
 
 
-def run(share=lambda b: b, workdir=None, **kw):
-  return train.fit(model(), config(), batches(share), steps_per_epoch=3,
+def run(share=lambda b: b, workdir=None, epochs=3, **kw):
+  return train.fit(model(), config(num_epochs=epochs), batches(share), steps_per_epoch=3,
                    image_shape=IMAGE, workdir=workdir, log=lambda m: None, **kw)
