@@ -118,7 +118,7 @@ def offline_outputs(config):
   model, state = source.train_model(src.images, src.labels, src.num_classes,
                                     width=FLAGS.width, stem="cifar", config=tcfg,
                                     workdir=workdir)
-  variables = (source.snapshot_variables(model, state, workdir, FLAGS.snapshot_every)
+  variables = (source.snapshot_variables(state, workdir, FLAGS.snapshot_every)
                if FLAGS.ensemble else [source.variables_of(state)])
   images = tgt.images[keep]
   pf, pp = source.outputs(model, variables, images)

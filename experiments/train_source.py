@@ -28,7 +28,7 @@ import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
 
-from jaxal import distributed, inference, io, models, train
+from jaxal import distributed, inference, io, models, source, train
 from jaxal.datasets import catalog, pipeline
 
 FLAGS = flags.FLAGS
@@ -84,25 +84,26 @@ def main(argv):
   load_kw = dict(data_dir=FLAGS.data_dir, download=FLAGS.download,
                  manual_dir=FLAGS.manual_dir)
   num_classes = catalog.num_classes(FLAGS.dataset)
-  model = models.ResNet18(num_classes=num_classes, width=FLAGS.width, stem=stem)
-  if size <= 64 and spec.image_size <= 64:
+  workdir = os.path.abspath(os.path.join(FLAGS.workdir, "checkpoints"))
+  in_memory = size <= 64 and spec.image_size <= 64  # numpy route, no tf.data
+  if in_memory:
     tr = catalog.load_arrays(FLAGS.dataset, "train", image_size=size, **load_kw)
-    batches, steps = pipeline.array_train_batches(tr.images, tr.labels,
-                                                  batch_size=FLAGS.batch_size,
-                                                  seed=FLAGS.seed)
+    model, state = source.train_model(tr.images, tr.labels, num_classes,
+                                      width=FLAGS.width, stem=stem, config=config,
+                                      workdir=workdir)
   else:
+    model = models.ResNet18(num_classes=num_classes, width=FLAGS.width, stem=stem)
     ds = catalog.load(FLAGS.dataset, "train", **load_kw)
     n = len(catalog.load_labels(FLAGS.dataset, "train", **load_kw))
     batches, steps = pipeline.tf_train_batches(ds, image_size=size,
                                                batch_size=FLAGS.batch_size,
                                                seed=FLAGS.seed, num_examples=n)
-  state = train.fit(model, config, batches, steps_per_epoch=steps,
-                    image_shape=(size, size, 3),
-                    workdir=os.path.abspath(os.path.join(FLAGS.workdir, "checkpoints")))
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
-  if size <= 64 and spec.image_size <= 64:
+    state = train.fit(model, config, batches, steps_per_epoch=steps,
+                      image_shape=(size, size, 3), workdir=workdir)
+  variables = source.variables_of(state)
+  if in_memory:
     te = catalog.load_arrays(FLAGS.dataset, "test", image_size=size, **load_kw)
-    _, probs = inference.predict(model, variables, pipeline.normalize(te.images))
+    _, probs = source.outputs(model, [variables], te.images)
     labels = te.labels
   else:
     probs, labels = [], []

@@ -11,7 +11,7 @@ paper's "+ens", supplement section 1).
 from __future__ import annotations
 
 import functools
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -34,11 +34,14 @@ def _pmapped_outputs(model: nn.Module, devices: tuple):
 
 def predict(model: nn.Module, variables, images: np.ndarray, *,
             batch_size: int = 256,
-            devices: Optional[Sequence[jax.Device]] = None):
+            devices: Optional[Sequence[jax.Device]] = None,
+            transform: Optional[Callable[[np.ndarray], np.ndarray]] = None):
   """(features [N, D], probs [N, C]) of `images` [N, H, W, C], float32.
 
-  The outputs are 64-byte-aligned host arrays, ready for `jaxal.acquisition`
-  without a copy.
+  `transform` is applied to each host batch before it goes to the devices (e.g.
+  `jaxal.datasets.pipeline.normalize` for uint8 pools, so that the pool is never
+  held as float32 as a whole). The outputs are 64-byte-aligned host arrays,
+  ready for `jaxal.acquisition` without a copy.
   """
   images = np.asarray(images)
   if images.ndim != 4:
@@ -53,6 +56,8 @@ def predict(model: nn.Module, variables, images: np.ndarray, *,
   feats = probs = None
   for start in range(0, n, step):
     chunk = images[start:start + step]
+    if transform is not None:
+      chunk = transform(chunk)
     real = chunk.shape[0]
     if real < step:  # pad the last batch; the padding is dropped below
       chunk = np.concatenate([chunk, np.zeros((step - real, *chunk.shape[1:]),
@@ -70,13 +75,15 @@ def predict(model: nn.Module, variables, images: np.ndarray, *,
 
 def ensemble_predict(model: nn.Module, snapshots: Sequence, images: np.ndarray, *,
                      batch_size: int = 256,
-                     devices: Optional[Sequence[jax.Device]] = None):
+                     devices: Optional[Sequence[jax.Device]] = None,
+                     transform: Optional[Callable[[np.ndarray], np.ndarray]] = None):
   """Features and probabilities averaged over snapshot `variables` (+ens)."""
   if not snapshots:
     raise ValueError("snapshots is empty; pass at least one set of variables.")
   feats = probs = None
   for variables in snapshots:
-    f, p = predict(model, variables, images, batch_size=batch_size, devices=devices)
+    f, p = predict(model, variables, images, batch_size=batch_size, devices=devices,
+                   transform=transform)
     feats = f if feats is None else feats + f
     probs = p if probs is None else probs + p
   feats /= len(snapshots)

@@ -34,6 +34,17 @@ def classes_found(labels: ArrayLike, num_classes: int) -> int:
   return int(np.count_nonzero(class_counts(labels, num_classes)))
 
 
+def imbalance_ratio_of_counts(counts: ArrayLike) -> float:
+  """ir = std / mean of per-class counts (population std).
+
+  >>> imbalance_ratio_of_counts([3, 1])  # 1/2
+  """
+  counts = np.asarray(counts, np.float64)
+  if counts.sum() == 0:
+    raise ValueError("counts sum to 0; the imbalance ratio of no sample is undefined.")
+  return float(counts.std() / counts.mean())
+
+
 def imbalance_ratio(labels: ArrayLike, num_classes: int) -> float:
   """ir = std / mean of the per-class counts over all `num_classes` classes.
 
@@ -41,10 +52,10 @@ def imbalance_ratio(labels: ArrayLike, num_classes: int) -> float:
 
   >>> imbalance_ratio([0, 0, 0, 1], num_classes=2)  # std(3, 1)/mean = 1/2
   """
-  counts = class_counts(labels, num_classes).astype(np.float64)
+  counts = class_counts(labels, num_classes)
   if counts.sum() == 0:
     raise ValueError("labels is empty; the imbalance ratio of no sample is undefined.")
-  return float(counts.std() / counts.mean())
+  return imbalance_ratio_of_counts(counts)
 
 
 def accuracy_all_classes(y_true: ArrayLike, y_pred: ArrayLike,

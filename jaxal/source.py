@@ -2,11 +2,12 @@
 and give the pool's features f and source-class probabilities (METHOD.md
 sections 1 and 3; supplement section 1 for the snapshot ensemble "+ens").
 
-    model, state = source.train(images, labels, num_classes, width=8, stem="cifar",
-                                config=TrainConfig(num_epochs=8, snapshot_every=2),
-                                workdir="work/source")
+    model, state = source.train_model(images, labels, num_classes, width=8,
+                                      stem="cifar",
+                                      config=TrainConfig(num_epochs=8, snapshot_every=2),
+                                      workdir="work/source")
     feats, probs = source.outputs(model, source.snapshot_variables(
-        model, state, "work/source", every=2), pool_images)
+        state, "work/source", every=2), pool_images)
 
 Images are uint8 arrays here (the 32 px datasets); `jaxal.datasets.pipeline`
 has the tf.data route for JPEG datasets.
@@ -42,7 +43,7 @@ def variables_of(state) -> dict:
   return {"params": state.params, "batch_stats": state.batch_stats}
 
 
-def snapshot_variables(model, state, workdir: str, every: int) -> list[dict]:
+def snapshot_variables(state, workdir: str, every: int) -> list[dict]:
   """Variables of every snapshot saved in `workdir` (oldest first); `state`
   gives the tree structure. Raises if none is there."""
   snaps = Snapshots(workdir, every)
@@ -50,20 +51,13 @@ def snapshot_variables(model, state, workdir: str, every: int) -> list[dict]:
   if not epochs:
     raise ValueError(f"no snapshots in {workdir}; train with snapshot_every={every} "
                      "first.")
-  del model
   return [variables_of(snaps.restore_snapshot(e, state)) for e in epochs]
 
 
 def outputs(model, variables: Sequence[dict], images: np.ndarray, *,
-            batch_size: int = 256, chunk: int = 8192):
+            batch_size: int = 256):
   """(features [N, D], probs [N, C]) of uint8 images, averaged over
-  `variables` (one entry: the single model; several: the "+ens" ensemble)."""
-  feats, probs = [], []
-  for start in range(0, images.shape[0], chunk):
-    x = pipeline.normalize(images[start:start + chunk])
-    f, p = inference.ensemble_predict(model, list(variables), x, batch_size=batch_size)
-    feats.append(f)
-    probs.append(p)
-  if len(feats) == 1:
-    return feats[0], probs[0]
-  return np.concatenate(feats), np.concatenate(probs)
+  `variables` (one entry: the single model; several: the "+ens" ensemble).
+  Images are normalised batch by batch; outputs are aligned for acquisition."""
+  return inference.ensemble_predict(model, list(variables), images,
+                                    batch_size=batch_size, transform=pipeline.normalize)

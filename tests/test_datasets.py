@@ -1,14 +1,13 @@
 """Datasets: imbalance induction, balanced subsets, offline data, loaders, pipelines."""
 
 import io
-import os
 import tarfile
 
 import numpy as np
 import pytest
 
 from jaxal import datasets
-from jaxal.datasets import imbalance, pipeline, procedural
+from jaxal.datasets import pipeline, procedural
 
 TINY = procedural.OfflineConfig(num_source_classes=6, num_target_classes=4,
                                 source_train_per_class=8, source_test_per_class=2,

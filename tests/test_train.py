@@ -190,3 +190,17 @@ def test_svm_and_finetuning_beat_chance_on_separable_data():
   chance = 100 / F.CLASSES
   assert svm_acc > chance + 30, svm_acc
   assert ft_acc > chance + 30, ft_acc
+
+
+def test_inference_transform_per_batch_equals_transformed_pool():
+  from jaxal.datasets import pipeline
+  model = F.model()
+  state = train.create_state(model, F.config(), F.IMAGE, 3)
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  x = np.random.default_rng(0).integers(0, 256, (21, *F.IMAGE), dtype=np.uint8)
+  got = inference.predict(model, variables, x, batch_size=8,
+                          transform=pipeline.normalize)
+  want = inference.predict(model, variables, pipeline.normalize(x), batch_size=8)
+  for g, w in zip(got, want):
+    np.testing.assert_array_equal(g, w)
+    assert g.ctypes.data % 64 == 0

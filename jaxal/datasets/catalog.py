@@ -114,18 +114,23 @@ def _check_split(split):
     raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
 
 
-def _imagenet_label_map(name: str) -> np.ndarray:
-  """[1000] new label of each ILSVRC label for imn100/imagenet_source, -1 = drop."""
+def _imagenet_wnids(name: str) -> tuple[list[str], list[str]]:
+  """(all 1000 ILSVRC wnids in label order, the wnids of `name` in that order):
+  IMN-100's shipped classes for imn100, the other 900 for imagenet_source."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   wnids = tfds.builder("imagenet2012").info.features["label"].names
   keep = set(imn100_classes())
   missing = keep - set(wnids)
   if missing:
     raise ValueError(f"imn100_classes.txt names unknown classes {sorted(missing)[:3]}.")
-  chosen = [i for i, w in enumerate(wnids) if (w in keep) == (name == "imn100")]
-  out = np.full(len(wnids), -1, np.int64)
-  out[chosen] = np.arange(len(chosen))
-  return out
+  return wnids, [w for w in wnids if (w in keep) == (name == "imn100")]
+
+
+def _imagenet_label_map(name: str) -> np.ndarray:
+  """[1000] new label of each ILSVRC label for imn100/imagenet_source, -1 = drop."""
+  wnids, chosen = _imagenet_wnids(name)
+  new = {w: i for i, w in enumerate(chosen)}
+  return np.array([new.get(w, -1) for w in wnids], np.int64)
 
 
 def builder(name: str, *, data_dir: Optional[str] = None,
@@ -202,9 +207,9 @@ def load_labels(name: str, split: str, **kwargs) -> np.ndarray:
   """The labels of a split in order, without decoding images."""
   if name == "digits" or (name.startswith("offline_") and not _has_tfds()):
     return load_arrays(name, split, **kwargs).labels
-  ds = load(name, split, decode=False, **kwargs)
-  return np.fromiter((int(x) for x in ds.map(lambda ex: ex["label"]).as_numpy_iterator()),
-                     np.int64)
+  ds = load(name, split, decode=False, **kwargs).map(lambda ex: ex["label"])
+  parts = list(ds.batch(65536).as_numpy_iterator())  # no per-example Python work
+  return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
 def _has_tfds() -> bool:
@@ -273,13 +278,8 @@ def _class_names(name, offline):
   if name.startswith("offline_"):
     return procedural.class_names(offline or procedural.OfflineConfig(),
                                   _offline_part(name))
-  if name == "imn100":
-    return imn100_classes()
-  if name == "imagenet_source":
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    keep = set(imn100_classes())
-    return [w for w in tfds.builder("imagenet2012").info.features["label"].names
-            if w not in keep]
+  if name in ("imn100", "imagenet_source"):
+    return _imagenet_wnids(name)[1]
   if name == "mit67":
     from jaxal.datasets import builders  # pylint: disable=g-import-not-at-top
     return list(builders.MIT67_CLASSES)

@@ -24,15 +24,11 @@ import os
 import numpy as np
 from scipy import special
 
+from jaxal.metrics import imbalance_ratio_of_counts
+
 DEFAULT_RATIO = 0.813
 # Supplement section 2: balanced subsets per dataset.
 BALANCED_PER_CLASS = {"food101": 200, "cifar100": 200, "imn100": 200, "mit67": 80}
-
-
-def imbalance_ratio_of_counts(counts) -> float:
-  """ir = std / mean of per-class counts (population std, METHOD.md section 6)."""
-  counts = np.asarray(counts, np.float64)
-  return float(counts.std() / counts.mean())
 
 
 def default_profile(num_classes: int = 1000, ratio: float = DEFAULT_RATIO) -> np.ndarray:
