@@ -17,60 +17,73 @@ from __future__ import annotations
 import functools
 import time
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from jaxal import models, train
+from jaxal import inference, models, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Tiny sizes: checks the script only.")
 flags.DEFINE_integer("batch", 128, "Batch size.")
 flags.DEFINE_integer("size", 32, "Image size (px).")
 flags.DEFINE_integer("width", 64, "ResNet width.")
-flags.DEFINE_integer("steps", 10, "Timed steps (after warm-up).")
+flags.DEFINE_integer("steps", 5, "Timed steps per round (after one warm step).")
+flags.DEFINE_integer("rounds", 5, "Rounds; jaxal and PyTorch alternate within each.")
 
 
-def jax_speed(size, batch, width, stem, steps, dtype=jnp.float32, platform=None):
-  """(train images/s, inference images/s) of jaxal on the first device (of
-  `platform`, default the default backend)."""
+def _rate(fn, steps, batch, sync):
+  """Images/s of `steps` calls of `fn` (one warm call first)."""
+  sync(fn())
+  t = time.perf_counter()
+  out = None
+  for _ in range(steps):
+    out = fn()
+  sync(out)
+  return steps * batch / (time.perf_counter() - t)
+
+
+def jax_runner(size, batch, width, stem, dtype=jnp.float32, platform=None):
+  """(train(steps), infer(steps)) -> images/s of jaxal on the first device (of
+  `platform`, default the default backend): the pmapped `train.train_step` with
+  donated state, and `inference.predict` (the library's inference path, host
+  arrays in and out) over `steps` batches."""
   model = models.ResNet18(num_classes=100, width=width, stem=stem)
   config = train.TrainConfig(batch_size=batch, schedule="constant",
                              learning_rate=0.1, num_epochs=1)
-  state = train.create_state(model, config, (size, size, 3), steps)
+  state0 = train.create_state(model, config, (size, size, 3), 10)
   dev = (jax.local_devices(backend=platform) if platform else jax.local_devices())[:1]
   step = jax.pmap(functools.partial(
       train.train_step, model=model.clone(bn_axis_name="batch", dtype=dtype)),
       axis_name="batch", devices=dev, donate_argnums=(0,))
   rng = np.random.default_rng(0)
-  batch_ = flax.jax_utils.replicate(
-      {"image": rng.standard_normal((batch, size, size, 3), np.float32),
-       "label": rng.integers(0, 100, batch).astype(np.int32)}, dev)
-  state = flax.jax_utils.replicate(state, dev)
-  for _ in range(2):
-    state, m = step(state, batch_)
-  jax.block_until_ready(m)
-  t = time.perf_counter()
-  for _ in range(steps):
-    state, m = step(state, batch_)
-  jax.block_until_ready(m)
-  train_ips = steps * batch / (time.perf_counter() - t)
-  variables = {"params": jax.tree_util.tree_map(lambda v: v[0], state.params),
-               "batch_stats": jax.tree_util.tree_map(lambda v: v[0], state.batch_stats)}
-  infer = jax.jit(lambda v, x: model.clone(dtype=dtype).apply(v, x, train=False))
-  x = batch_["image"][0]
-  jax.block_until_ready(infer(variables, x))
-  t = time.perf_counter()
-  for _ in range(steps):
-    out = infer(variables, x)
-  jax.block_until_ready(out)
-  return train_ips, steps * batch / (time.perf_counter() - t)
+  images = rng.standard_normal((batch, size, size, 3), np.float32)
+  batch_ = train.replicate(
+      {"image": images, "label": rng.integers(0, 100, batch).astype(np.int32)}, dev)
+  holder = {"state": train.replicate(state0, dev)}
+  variables = {"params": state0.params, "batch_stats": state0.batch_stats}
+  infer_model = model.clone(dtype=dtype)
+
+  def one_step():
+    holder["state"], m = step(holder["state"], batch_)
+    return m
+
+  def train_rate(steps):
+    return _rate(one_step, steps, batch, jax.block_until_ready)
+
+  def infer_rate(steps):
+    pool = np.concatenate([images] * steps)
+    inference.predict(infer_model, variables, images, batch_size=batch, devices=dev)
+    t = time.perf_counter()
+    inference.predict(infer_model, variables, pool, batch_size=batch, devices=dev)
+    return steps * batch / (time.perf_counter() - t)
+
+  return train_rate, infer_rate
 
 
-def torch_speed(size, batch, width, stem, steps, device="cpu"):
-  """(train images/s, inference images/s) of the same ResNet-18 in PyTorch."""
+def torch_runner(size, batch, width, stem, device="cpu"):
+  """(train(steps), infer(steps)) -> images/s of the same ResNet-18 in PyTorch."""
   import torch  # noqa: PLC0415
   from torch import nn  # noqa: PLC0415
 
@@ -106,31 +119,40 @@ def torch_speed(size, batch, width, stem, steps, device="cpu"):
   opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
   x = torch.randn(batch, 3, size, size, device=device)
   y = torch.randint(0, 100, (batch,), device=device)
-  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+  def sync(_):
+    if device == "cuda":
+      torch.cuda.synchronize()
 
   def train_step():
     opt.zero_grad(set_to_none=True)
     nn.functional.cross_entropy(net(x), y).backward()
     opt.step()
 
-  net.train()
-  for _ in range(2):
-    train_step()
-  sync()
-  t = time.perf_counter()
-  for _ in range(steps):
-    train_step()
-  sync()
-  train_ips = steps * batch / (time.perf_counter() - t)
-  net.eval()
-  with torch.no_grad():
-    net(x)
-    sync()
-    t = time.perf_counter()
-    for _ in range(steps):
-      net(x)
-    sync()
-  return train_ips, steps * batch / (time.perf_counter() - t)
+  def train_rate(steps):
+    net.train()
+    return _rate(train_step, steps, batch, sync)
+
+  def infer_rate(steps):
+    net.eval()
+    with torch.no_grad():
+      return _rate(lambda: net(x), steps, batch, sync)
+
+  return train_rate, infer_rate
+
+
+def interleaved(runners, steps, rounds):
+  """Median images/s of each runner's train and infer over `rounds` rounds,
+  the runners alternating within each round so that both see the same machine
+  (a shared VM's speed drifts by 10-20% over minutes). Returns
+  {name: (train median, infer median, train rates, infer rates)}."""
+  rates = {name: ([], []) for name in runners}
+  for _ in range(rounds):
+    for kind in (0, 1):
+      for name, fns in runners.items():
+        rates[name][kind].append(fns[kind](steps))
+  return {name: (float(np.median(t)), float(np.median(i)), t, i)
+          for name, (t, i) in rates.items()}
 
 
 def pipeline_speed(batch, steps):
@@ -172,7 +194,7 @@ def pipeline_speed(batch, steps):
 def main(argv):
   del argv
   if FLAGS.quick:
-    FLAGS.batch, FLAGS.width, FLAGS.steps = 16, 8, 2
+    FLAGS.batch, FLAGS.width, FLAGS.steps, FLAGS.rounds = 16, 8, 2, 2
   try:
     import torch  # noqa: F401, PLC0415
   except ImportError:
@@ -181,14 +203,19 @@ def main(argv):
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); "
         f"jax {jax.__version__}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads)")
-  args = (FLAGS.size, FLAGS.batch, FLAGS.width, "cifar", FLAGS.steps)
-  jt, ji = jax_speed(*args, platform="cpu")
-  tt, ti = torch_speed(*args)
-  print(f"\n[CPU] ResNet-18 width {FLAGS.width}, {FLAGS.size} px, batch {FLAGS.batch}")
+  args = (FLAGS.size, FLAGS.batch, FLAGS.width, "cifar")
+  res = interleaved({"jaxal": jax_runner(*args, platform="cpu"),
+                     "torch": torch_runner(*args)}, FLAGS.steps, FLAGS.rounds)
+  (jt, ji, jts, jis), (tt, ti, tts, tis) = res["jaxal"], res["torch"]
+  print(f"\n[CPU] ResNet-18 width {FLAGS.width}, {FLAGS.size} px, batch {FLAGS.batch}; "
+        f"median of {FLAGS.rounds} alternating rounds of {FLAGS.steps} steps")
   print(f"  training  : jaxal {jt:8.1f} images/s, torch {tt:8.1f} images/s, "
         f"ratio {jt / tt:.2f}")
   print(f"  inference : jaxal {ji:8.1f} images/s, torch {ti:8.1f} images/s, "
         f"ratio {ji / ti:.2f}")
+  fmt = lambda v: " ".join(f"{x:.1f}" for x in v)  # noqa: E731
+  print(f"  rounds    : train jaxal [{fmt(jts)}] torch [{fmt(tts)}]; "
+        f"inference jaxal [{fmt(jis)}] torch [{fmt(tis)}]")
   pipe = pipeline_speed(FLAGS.batch, FLAGS.steps)
   print(f"\n[input pipeline] batch {FLAGS.batch}, this host's CPU cores")
   for name, ips in pipe.items():
@@ -200,7 +227,8 @@ def main(argv):
   if jax.default_backend() == "gpu":
     for size, stem, batch in ((224, "imagenet", 256), (32, "cifar", FLAGS.batch)):
       for dtype in (jnp.float32, jnp.bfloat16):
-        g = jax_speed(size, batch, FLAGS.width, stem, FLAGS.steps, dtype)
+        g_train, g_infer = jax_runner(size, batch, FLAGS.width, stem, dtype)
+        g = (g_train(FLAGS.steps * FLAGS.rounds), g_infer(FLAGS.steps * FLAGS.rounds))
         print(f"[GPU] {size} px {jnp.dtype(dtype).name}: jaxal train {g[0]:.0f}, "
               f"inference {g[1]:.0f} images/s")
         if size == 224:

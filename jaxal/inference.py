@@ -2,8 +2,10 @@
 
 M_S's outputs are every signal acquisition uses (METHOD.md sections 1 and 3): the
 pooled features f and the softmax over the source classes. `predict` runs the
-model in inference mode over a pool in batches split across devices; the last
-batch is padded and the padding dropped, so every example is seen exactly once.
+model in inference mode over a pool in batches split across devices (one jitted
+computation, batch sharded over a mesh of the local devices, variables
+replicated once per call); the last batch is padded and the padding dropped, so
+every example is seen exactly once.
 `ensemble_predict` averages features and probabilities over snapshots (the
 paper's "+ens", supplement section 1).
 """
@@ -18,7 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxal import hostmem
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxal import _xla_cpu, hostmem
 
 
 def _outputs(model: nn.Module, variables, images):
@@ -27,9 +31,15 @@ def _outputs(model: nn.Module, variables, images):
 
 
 @functools.lru_cache(maxsize=16)
-def _pmapped_outputs(model: nn.Module, devices: tuple):
-  return jax.pmap(functools.partial(_outputs, model), in_axes=(None, 0),
-                  devices=devices)
+def _jitted_outputs(model: nn.Module, devices: tuple):
+  """(run, replicated sharding, batch sharding) for `model` on `devices`."""
+  mesh = Mesh(np.asarray(devices), ("batch",))
+  replicated = NamedSharding(mesh, PartitionSpec())
+  batch = NamedSharding(mesh, PartitionSpec("batch"))
+  run = jax.jit(functools.partial(_outputs, model),
+                in_shardings=(replicated, batch), out_shardings=batch,
+                compiler_options=_xla_cpu.inference_options(devices[0].platform))
+  return run, replicated, batch
 
 
 def predict(model: nn.Module, variables, images: np.ndarray, *,
@@ -51,7 +61,8 @@ def predict(model: nn.Module, variables, images: np.ndarray, *,
   devices = list(devices or jax.local_devices())
   per_device = -(-batch_size // len(devices))
   step = per_device * len(devices)
-  run = _pmapped_outputs(model, tuple(devices))
+  run, replicated, sharded = _jitted_outputs(model, tuple(devices))
+  variables = jax.device_put(variables, replicated)
   n = images.shape[0]
   feats = probs = None
   for start in range(0, n, step):
@@ -62,9 +73,9 @@ def predict(model: nn.Module, variables, images: np.ndarray, *,
     if real < step:  # pad the last batch; the padding is dropped below
       chunk = np.concatenate([chunk, np.zeros((step - real, *chunk.shape[1:]),
                                               chunk.dtype)])
-    f, p = run(variables, chunk.reshape(len(devices), per_device, *chunk.shape[1:]))
-    f = np.asarray(f).reshape(step, -1)[:real]
-    p = np.asarray(p).reshape(step, -1)[:real]
+    f, p = run(variables, jax.device_put(chunk, sharded))
+    f = np.asarray(f)[:real]
+    p = np.asarray(p)[:real]
     if feats is None:
       feats = hostmem.aligned_empty((n, f.shape[1]), np.float32)
       probs = hostmem.aligned_empty((n, p.shape[1]), np.float32)

@@ -18,15 +18,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
-import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxal.checkpoint import Snapshots
 
@@ -147,6 +147,26 @@ def shard(x: np.ndarray) -> np.ndarray:
   return x.reshape(n, x.shape[0] // n, *x.shape[1:])
 
 
+def replicate(tree, devices: Optional[Sequence[jax.Device]] = None):
+  """One copy of `tree` per local device, stacked on a leading axis.
+
+  The copies carry the sharding that a pmapped step's outputs carry (a
+  "batch"-named mesh of the devices), so the step's second call hits the
+  compilation of its first: with flax's `replicate` (a PmapSharding), jax 0.10
+  traces and compiles the train step twice.
+  """
+  devices = list(devices or jax.local_devices())
+  sharding = NamedSharding(Mesh(np.asarray(devices), ("batch",)),
+                           PartitionSpec("batch"))
+
+  def put(x):
+    x = np.asarray(x)
+    return jax.device_put(np.broadcast_to(x[None], (len(devices), *x.shape)),
+                          sharding)
+
+  return jax.tree_util.tree_map(put, tree)
+
+
 def host_state(state: TrainState) -> TrainState:
   """The state of the first local device as host arrays (what is checkpointed).
 
@@ -198,7 +218,7 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
                             tx=make_optimizer(config, steps_per_epoch))
   dtype = jnp.bfloat16 if config.compute_dtype == "bfloat16" else jnp.float32
   p_step = _pmapped_train_step(model.clone(bn_axis_name="batch", dtype=dtype))
-  state = flax.jax_utils.replicate(state)
+  state = replicate(state)
   steps_done = 0
   t_start = time.perf_counter()
   for epoch in range(start, config.num_epochs):

@@ -1,12 +1,12 @@
 """Training under pmap, snapshots, resume, inference, ensembles, target models."""
 
 import functools
+import logging
 import os
 import socket
 import subprocess
 import sys
 
-import flax
 import jax
 import numpy as np
 import pytest
@@ -36,7 +36,7 @@ def one_step(devices, state, images, labels):
   n = len(devices)
   batch = {"image": images.reshape(n, -1, *images.shape[1:]),
            "label": labels.reshape(n, -1)}
-  new, m = step(flax.jax_utils.replicate(state, devices), batch)
+  new, m = step(train.replicate(state, devices), batch)
   return train.host_state(new), jax.device_get(m)
 
 
@@ -49,6 +49,25 @@ def test_train_step_lowers_loss_on_fixed_batch():
     state, m = one_step(dev, state, x, y)
     losses.append(float(m["loss"][0]))
   assert losses[-1] < losses[0] * 0.8, losses
+
+
+def test_replicated_state_compiles_the_step_once(caplog):
+  # The state's second step must reuse the first step's compilation: pmap's
+  # outputs and `train.replicate` carry the same sharding.
+  devices = jax.local_devices()[:2]
+  step = jax.pmap(functools.partial(train.train_step,
+                                    model=F.model().clone(bn_axis_name="batch")),
+                  axis_name="batch", devices=devices, donate_argnums=(0,))
+  state = train.replicate(train.create_state(F.model(), F.config(), F.IMAGE, 1),
+                          devices)
+  x, y = F.data(16)
+  with jax.log_compiles(True), caplog.at_level(logging.DEBUG):
+    for _ in range(3):
+      state, _ = step(state, {"image": x.reshape(2, 8, *x.shape[1:]),
+                              "label": y.reshape(2, 8)})
+  compiled = [r.getMessage()[:120] for r in caplog.records
+              if "Finished XLA compilation" in r.getMessage()]
+  assert len(compiled) == 1, compiled
 
 
 def test_four_devices_give_the_update_of_one():

@@ -1,0 +1,53 @@
+"""XLA:CPU routing chosen by jaxal (jaxal/_xla_cpu.py, issue 3)."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxal import _xla_cpu
+
+
+def _xla_flags_after_import(env_updates):
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("XLA_FLAGS", "JAXAL_KEEP_XLA_FLAGS")}
+  env.update(env_updates)
+  code = "import os, jaxal; print(os.environ.get('XLA_FLAGS', ''))"
+  out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                       capture_output=True, text=True, timeout=120)
+  return out.stdout.strip()
+
+
+def test_import_sets_the_routing_unless_the_user_chose_one():
+  assert _xla_flags_after_import({}) == _xla_cpu.FLAG
+  own = "--xla_cpu_experimental_ynn_fusion_type=individual_dot"
+  assert _xla_flags_after_import({"XLA_FLAGS": own}) == own
+  assert _xla_flags_after_import({"JAXAL_KEEP_XLA_FLAGS": "1"}) == ""
+
+
+def test_inference_options_only_for_cpu_and_only_when_ours(monkeypatch):
+  monkeypatch.delenv("JAXAL_KEEP_XLA_FLAGS", raising=False)
+  monkeypatch.setenv("XLA_FLAGS", _xla_cpu.FLAG)
+  opts = _xla_cpu.inference_options("cpu")
+  assert opts == {"xla_cpu_experimental_ynn_fusion_type":
+                  "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+  assert _xla_cpu.inference_options("gpu") is None
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=reduce")
+  assert _xla_cpu.inference_options("cpu") is None
+  monkeypatch.setenv("XLA_FLAGS", _xla_cpu.FLAG)
+  monkeypatch.setenv("JAXAL_KEEP_XLA_FLAGS", "1")
+  assert _xla_cpu.inference_options("cpu") is None
+
+
+def test_this_xla_accepts_the_inference_options(monkeypatch):
+  # The enum names are XLA's; a jaxlib that renamed them must fail here, not in
+  # a user's pool inference.
+  monkeypatch.setenv("XLA_FLAGS", _xla_cpu.FLAG)
+  monkeypatch.delenv("JAXAL_KEEP_XLA_FLAGS", raising=False)
+  f = jax.jit(lambda x: jnp.tanh(x @ x.T).sum(-1),
+              compiler_options=_xla_cpu.inference_options("cpu"))
+  x = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
+  np.testing.assert_allclose(f(x), np.tanh(x @ x.T).sum(-1), rtol=1e-5)
