@@ -30,6 +30,8 @@ flags.DEFINE_integer("batch", 128, "Batch size.")
 flags.DEFINE_integer("size", 32, "Image size (px).")
 flags.DEFINE_integer("width", 64, "ResNet width.")
 flags.DEFINE_integer("steps", 5, "Timed steps per round (after one warm step).")
+flags.DEFINE_bool("check_gpu_section", False, "Run the GPU section on the default "
+                  "backend even if it is not a GPU (with --quick: checks its code).")
 flags.DEFINE_integer("rounds", 5, "Rounds; jaxal and PyTorch alternate within each.")
 
 
@@ -82,8 +84,9 @@ def jax_runner(size, batch, width, stem, dtype=jnp.float32, platform=None):
   return train_rate, infer_rate
 
 
-def torch_runner(size, batch, width, stem, device="cpu"):
-  """(train(steps), infer(steps)) -> images/s of the same ResNet-18 in PyTorch."""
+def torch_runner(size, batch, width, stem, device="cpu", dtype="float32"):
+  """(train(steps), infer(steps)) -> images/s of the same ResNet-18 in PyTorch
+  (bfloat16: autocast, the counterpart of jaxal's bfloat16 compute)."""
   import torch  # noqa: PLC0415
   from torch import nn  # noqa: PLC0415
 
@@ -124,9 +127,15 @@ def torch_runner(size, batch, width, stem, device="cpu"):
     if device == "cuda":
       torch.cuda.synchronize()
 
+  def autocast():
+    return torch.autocast(device_type=device, dtype=torch.bfloat16,
+                          enabled=dtype == "bfloat16")
+
   def train_step():
     opt.zero_grad(set_to_none=True)
-    nn.functional.cross_entropy(net(x), y).backward()
+    with autocast():
+      loss = nn.functional.cross_entropy(net(x), y)
+    loss.backward()
     opt.step()
 
   def train_rate(steps):
@@ -135,7 +144,7 @@ def torch_runner(size, batch, width, stem, device="cpu"):
 
   def infer_rate(steps):
     net.eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
       return _rate(lambda: net(x), steps, batch, sync)
 
   return train_rate, infer_rate
@@ -191,31 +200,43 @@ def pipeline_speed(batch, steps):
   return out
 
 
+def _torch():
+  try:
+    import torch  # noqa: PLC0415
+  except ImportError:
+    return None
+  return torch
+
+
 def main(argv):
   del argv
   if FLAGS.quick:
     FLAGS.batch, FLAGS.width, FLAGS.steps, FLAGS.rounds = 16, 8, 2, 2
-  try:
-    import torch  # noqa: F401, PLC0415
-  except ImportError:
-    raise app.UsageError("PyTorch is the reference of this benchmark: "
-                         ".venv/bin/pip install -r bench/requirements-torch.txt")
+  torch = _torch()
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); "
-        f"jax {jax.__version__}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)")
+        f"jax {jax.__version__}, " + (
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch
+            else "torch not installed (pip install -r bench/requirements-torch.txt)"))
   args = (FLAGS.size, FLAGS.batch, FLAGS.width, "cifar")
-  res = interleaved({"jaxal": jax_runner(*args, platform="cpu"),
-                     "torch": torch_runner(*args)}, FLAGS.steps, FLAGS.rounds)
-  (jt, ji, jts, jis), (tt, ti, tts, tis) = res["jaxal"], res["torch"]
+  runners = {"jaxal": jax_runner(*args, platform="cpu")}
+  if torch:
+    runners["torch"] = torch_runner(*args)
+  res = interleaved(runners, FLAGS.steps, FLAGS.rounds)
+  jt, ji, jts, jis = res["jaxal"]
+  fmt = lambda v: " ".join(f"{x:.1f}" for x in v)  # noqa: E731
   print(f"\n[CPU] ResNet-18 width {FLAGS.width}, {FLAGS.size} px, batch {FLAGS.batch}; "
         f"median of {FLAGS.rounds} alternating rounds of {FLAGS.steps} steps")
-  print(f"  training  : jaxal {jt:8.1f} images/s, torch {tt:8.1f} images/s, "
-        f"ratio {jt / tt:.2f}")
-  print(f"  inference : jaxal {ji:8.1f} images/s, torch {ti:8.1f} images/s, "
-        f"ratio {ji / ti:.2f}")
-  fmt = lambda v: " ".join(f"{x:.1f}" for x in v)  # noqa: E731
-  print(f"  rounds    : train jaxal [{fmt(jts)}] torch [{fmt(tts)}]; "
-        f"inference jaxal [{fmt(jis)}] torch [{fmt(tis)}]")
+  if torch:
+    tt, ti, tts, tis = res["torch"]
+    print(f"  training  : jaxal {jt:8.1f} images/s, torch {tt:8.1f} images/s, "
+          f"ratio {jt / tt:.2f}")
+    print(f"  inference : jaxal {ji:8.1f} images/s, torch {ti:8.1f} images/s, "
+          f"ratio {ji / ti:.2f}")
+    print(f"  rounds    : train jaxal [{fmt(jts)}] torch [{fmt(tts)}]; "
+          f"inference jaxal [{fmt(jis)}] torch [{fmt(tis)}]")
+  else:
+    print(f"  training  : jaxal {jt:8.1f} images/s (no torch reference)")
+    print(f"  inference : jaxal {ji:8.1f} images/s (no torch reference)")
   pipe = pipeline_speed(FLAGS.batch, FLAGS.steps)
   print(f"\n[input pipeline] batch {FLAGS.batch}, this host's CPU cores")
   for name, ips in pipe.items():
@@ -224,19 +245,39 @@ def main(argv):
     print(f"  {name:22s}: {ips:8.1f} images/s{rel}")
   if "tf.data JPEG 224 px" not in pipe:
     print("  tf.data JPEG 224 px   : skipped (no TensorFlow here)")
-  if jax.default_backend() == "gpu":
-    for size, stem, batch in ((224, "imagenet", 256), (32, "cifar", FLAGS.batch)):
-      for dtype in (jnp.float32, jnp.bfloat16):
-        g_train, g_infer = jax_runner(size, batch, FLAGS.width, stem, dtype)
-        g = (g_train(FLAGS.steps * FLAGS.rounds), g_infer(FLAGS.steps * FLAGS.rounds))
-        print(f"[GPU] {size} px {jnp.dtype(dtype).name}: jaxal train {g[0]:.0f}, "
-              f"inference {g[1]:.0f} images/s")
-        if size == 224:
+  if jax.default_backend() == "gpu" or FLAGS.check_gpu_section:
+    torch_device = "cuda" if jax.default_backend() == "gpu" else "cpu"
+    gpu_torch = torch is not None and (torch_device == "cpu" or torch.cuda.is_available())
+    big = FLAGS.batch if FLAGS.quick else 256
+    print(f"\n[GPU] {jax.devices()[0].device_kind}, ResNet-18 width {FLAGS.width}; "
+          f"median of {FLAGS.rounds} rounds of {FLAGS.steps} steps")
+    for size, stem, batch in ((224, "imagenet", big), (32, "cifar", FLAGS.batch)):
+      for dtype in ("float32", "bfloat16"):
+        runners = {"jaxal": jax_runner(size, batch, FLAGS.width, stem,
+                                       getattr(jnp, dtype))}
+        if gpu_torch:
+          runners["torch"] = torch_runner(size, batch, FLAGS.width, stem, torch_device,
+                                          dtype)
+        res = interleaved(runners, FLAGS.steps, FLAGS.rounds)
+        line = (f"  {size:3d} px {dtype:8s} batch {batch:3d}: jaxal train "
+                f"{res['jaxal'][0]:8.0f}, inference {res['jaxal'][1]:8.0f} images/s")
+        if gpu_torch:
+          line += (f"; torch train {res['torch'][0]:8.0f}, inference "
+                   f"{res['torch'][1]:8.0f}; train ratio "
+                   f"{res['jaxal'][0] / res['torch'][0]:.2f}")
+        print(line)
+        if size == 224 and dtype == "float32":
           for name, ips in pipe.items():
-            print(f"      {name} pipeline: {ips / g[0]:.2f}x this training step")
+            print(f"      {name} pipeline: {ips / res['jaxal'][0]:.2f}x this training step")
+    if not gpu_torch:
+      print("  torch on this GPU: not installed, no reference")
   else:
     print("[GPU] skipped: backend is not gpu.")
-  print(f"train_speed_ratio_vs_torch: {jt / tt:.2f}")
+  if torch:
+    print(f"train_speed_ratio_vs_torch: {jt / tt:.2f}")
+  else:
+    print("train_speed_ratio_vs_torch: unavailable (PyTorch not installed)")
+    raise SystemExit(1)
 
 
 if __name__ == "__main__":
