@@ -161,9 +161,13 @@ def test_two_processes_agree_with_one(tmp_path):
   assert all(p.returncode == 0 for p in procs), text
   got = np.load(out)
   want = leaves(single.params)
-  assert len(got.files) == len(want)
+  assert len(got.files) == len(want) + 1
   for i, w in enumerate(want):
     np.testing.assert_allclose(got[f"arr_{i}"], w, rtol=1e-4, atol=1e-5)
+  feats, _ = inference.predict(F.model(), {"params": single.params,
+                                           "batch_stats": single.batch_stats},
+                               F.data(10, seed=1)[0], batch_size=4)
+  np.testing.assert_allclose(got["features"], feats, rtol=1e-3, atol=1e-4)
 
 
 def test_inference_sees_every_example_once():
