@@ -14,7 +14,6 @@ On a GPU backend the same is measured at 224 px (ImageNet stem, batch 256) and
 
 from __future__ import annotations
 
-import functools
 import time
 
 import jax
@@ -56,15 +55,13 @@ def jax_runner(size, batch, width, stem, dtype=jnp.float32, platform=None):
                              learning_rate=0.1, num_epochs=1)
   state0 = train.create_state(model, config, (size, size, 3), 10)
   dev = (jax.local_devices(backend=platform) if platform else jax.local_devices())[:1]
-  step = jax.pmap(functools.partial(
-      train.train_step, model=model.clone(bn_axis_name="batch", dtype=dtype)),
-      axis_name="batch", devices=dev, donate_argnums=(0,))
+  step = train.pmapped_train_step(model, jnp.dtype(dtype).name, tuple(dev))
   rng = np.random.default_rng(0)
   images = rng.standard_normal((batch, size, size, 3), np.float32)
   batch_ = train.replicate(
       {"image": images, "label": rng.integers(0, 100, batch).astype(np.int32)}, dev)
   holder = {"state": train.replicate(state0, dev)}
-  variables = {"params": state0.params, "batch_stats": state0.batch_stats}
+  variables = train.variables_of(state0)
   infer_model = model.clone(dtype=dtype)
 
   def one_step():

@@ -119,7 +119,7 @@ def offline_outputs(config):
                                     width=FLAGS.width, stem="cifar", config=tcfg,
                                     workdir=workdir)
   variables = (source.snapshot_variables(state, workdir, FLAGS.snapshot_every)
-               if FLAGS.ensemble else [source.variables_of(state)])
+               if FLAGS.ensemble else [train.variables_of(state)])
   images = tgt.images[keep]
   pf, pp = source.outputs(model, variables, images)
   te_f, te_p = source.outputs(model, variables, tst.images)

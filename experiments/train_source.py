@@ -100,18 +100,23 @@ def main(argv):
                                                seed=FLAGS.seed, num_examples=n)
     state = train.fit(model, config, batches, steps_per_epoch=steps,
                       image_shape=(size, size, 3), workdir=workdir)
-  variables = source.variables_of(state)
+  variables = train.variables_of(state)
   if in_memory:
     te = catalog.load_arrays(FLAGS.dataset, "test", image_size=size, **load_kw)
     _, probs = source.outputs(model, [variables], te.images)
     labels = te.labels
   else:
-    probs, labels = [], []
-    for x, y in pipeline.tf_eval_batches(catalog.load(FLAGS.dataset, "test", **load_kw),
-                                         image_size=size, batch_size=FLAGS.batch_size):
-      probs.append(inference.predict(model, variables, x)[1])
-      labels.append(y)
-    probs, labels = np.concatenate(probs), np.concatenate(labels)
+    labels = []
+
+    def images():  # keeps the labels of the batches it hands over
+      for x, y in pipeline.tf_eval_batches(catalog.load(FLAGS.dataset, "test", **load_kw),
+                                           image_size=size, batch_size=FLAGS.batch_size):
+        labels.append(y)
+        yield x
+
+    probs = np.concatenate([p for _, p in inference.predict_batches(
+        model, variables, images(), batch_size=FLAGS.batch_size)])
+    labels = np.concatenate(labels)
   acc = float(np.mean(np.argmax(probs, 1) == labels))
   print(f"test top-1 accuracy on {FLAGS.dataset}: {100 * acc:.2f}% "
         f"({len(labels)} images)")

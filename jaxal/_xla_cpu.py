@@ -69,9 +69,9 @@ def inference_options(platform: str) -> dict | None:
 def apply() -> bool:
   """Adds FLAG to XLA_FLAGS if allowed; returns whether XLA will see it."""
   flags = os.environ.get("XLA_FLAGS", "")
-  if "xla_cpu_experimental_ynn_fusion_type" in flags:
+  if _OPTION in flags:
     return FLAG in flags
-  if os.environ.get("JAXAL_KEEP_XLA_FLAGS") == "1" or _jaxlib_version() < _MIN_JAXLIB:
+  if not _ours():
     return False
   os.environ["XLA_FLAGS"] = (flags + " " + FLAG).strip()
   jax = sys.modules.get("jax")

@@ -13,7 +13,7 @@ paper's "+ens", supplement section 1).
 from __future__ import annotations
 
 import functools
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -42,6 +42,54 @@ def _jitted_outputs(model: nn.Module, devices: tuple):
   return run, replicated, batch
 
 
+def _step(batch_size: int, num_devices: int) -> int:
+  """Examples per computation: `batch_size` rounded up to the devices."""
+  if batch_size <= 0:
+    raise ValueError(f"batch_size must be > 0, got {batch_size}.")
+  return -(-batch_size // num_devices) * num_devices
+
+
+def predict_batches(model: nn.Module, variables, batches: Iterable[np.ndarray], *,
+                    batch_size: int = 256,
+                    devices: Optional[Sequence[jax.Device]] = None,
+                    transform: Optional[Callable[[np.ndarray], np.ndarray]] = None
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """Yields (features, probs) host arrays for each host batch of `batches`.
+
+  Batches hold at most `batch_size` images (a shorter one is padded and the
+  padding dropped), so one compilation serves them all; the variables go to
+  the devices once, and batch i + 1 is dispatched before batch i's outputs are
+  fetched, so host work (the next batch, `transform`) overlaps the devices'.
+  """
+  devices = list(devices or jax.local_devices())
+  step = _step(batch_size, len(devices))
+  run, replicated, sharded = _jitted_outputs(model, tuple(devices))
+  variables = jax.device_put(variables, replicated)
+  pending = None
+  for chunk in batches:
+    if transform is not None:
+      chunk = transform(chunk)
+    chunk = np.asarray(chunk)
+    real = chunk.shape[0]
+    if chunk.ndim != 4 or not 0 < real <= step:
+      raise ValueError(f"each batch must be [n, H, W, C] with 0 < n <= batch_size "
+                       f"({step} over {len(devices)} devices), got {chunk.shape}.")
+    if real < step:
+      chunk = np.concatenate([chunk, np.zeros((step - real, *chunk.shape[1:]),
+                                              chunk.dtype)])
+    out = run(variables, jax.device_put(chunk, sharded)), real  # dispatched
+    if pending is not None:
+      yield _fetch(*pending)
+    pending = out
+  if pending is not None:
+    yield _fetch(*pending)
+
+
+def _fetch(outputs, real):
+  f, p = outputs
+  return np.asarray(f)[:real], np.asarray(p)[:real]
+
+
 def predict(model: nn.Module, variables, images: np.ndarray, *,
             batch_size: int = 256,
             devices: Optional[Sequence[jax.Device]] = None,
@@ -56,31 +104,20 @@ def predict(model: nn.Module, variables, images: np.ndarray, *,
   images = np.asarray(images)
   if images.ndim != 4:
     raise ValueError(f"images must be [N, H, W, C], got shape {images.shape}.")
-  if batch_size <= 0:
-    raise ValueError(f"batch_size must be > 0, got {batch_size}.")
   devices = list(devices or jax.local_devices())
-  per_device = -(-batch_size // len(devices))
-  step = per_device * len(devices)
-  run, replicated, sharded = _jitted_outputs(model, tuple(devices))
-  variables = jax.device_put(variables, replicated)
+  step = _step(batch_size, len(devices))
   n = images.shape[0]
   feats = probs = None
-  for start in range(0, n, step):
-    chunk = images[start:start + step]
-    if transform is not None:
-      chunk = transform(chunk)
-    real = chunk.shape[0]
-    if real < step:  # pad the last batch; the padding is dropped below
-      chunk = np.concatenate([chunk, np.zeros((step - real, *chunk.shape[1:]),
-                                              chunk.dtype)])
-    f, p = run(variables, jax.device_put(chunk, sharded))
-    f = np.asarray(f)[:real]
-    p = np.asarray(p)[:real]
+  start = 0
+  for f, p in predict_batches(model, variables,
+                              (images[s:s + step] for s in range(0, n, step)),
+                              batch_size=step, devices=devices, transform=transform):
     if feats is None:
       feats = hostmem.aligned_empty((n, f.shape[1]), np.float32)
       probs = hostmem.aligned_empty((n, p.shape[1]), np.float32)
-    feats[start:start + real] = f
-    probs[start:start + real] = p
+    feats[start:start + len(f)] = f
+    probs[start:start + len(p)] = p
+    start += len(f)
   return feats, probs
 
 

@@ -39,10 +39,6 @@ def train_model(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
   return model, state
 
 
-def variables_of(state) -> dict:
-  return {"params": state.params, "batch_stats": state.batch_stats}
-
-
 def snapshot_variables(state, workdir: str, every: int) -> list[dict]:
   """Variables of every snapshot saved in `workdir` (oldest first); `state`
   gives the tree structure. Raises if none is there."""
@@ -51,7 +47,7 @@ def snapshot_variables(state, workdir: str, every: int) -> list[dict]:
   if not epochs:
     raise ValueError(f"no snapshots in {workdir}; train with snapshot_every={every} "
                      "first.")
-  return [variables_of(snaps.restore_snapshot(e, state)) for e in epochs]
+  return [train.variables_of(snaps.restore_snapshot(e, state)) for e in epochs]
 
 
 def outputs(model, variables: Sequence[dict], images: np.ndarray, *,

@@ -77,7 +77,7 @@ def finetune(model: nn.Module, variables, num_classes: int, images: np.ndarray,
   state = train.fit(target, config, batches, steps_per_epoch=steps,
                     image_shape=images.shape[1:], workdir=workdir, init=state,
                     log=log)
-  return target, {"params": state.params, "batch_stats": state.batch_stats}
+  return target, train.variables_of(state)
 
 
 def finetune_predict(model: nn.Module, variables, images, *, batch_size=256):

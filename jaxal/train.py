@@ -132,10 +132,20 @@ def _jitted_init(model: nn.Module):
 
 
 @functools.lru_cache(maxsize=16)
-def _pmapped_train_step(model: nn.Module):
-  """One pmapped step per model definition: repeated fits reuse its compilation."""
-  return jax.pmap(functools.partial(train_step, model=model), axis_name="batch",
-                  donate_argnums=(0,))
+def pmapped_train_step(model: nn.Module, compute_dtype: str = "float32",
+                       devices: Optional[tuple] = None):
+  """`train_step` under pmap over `devices` (default all local), the state
+  donated; one per (model, dtype, devices), so repeated fits reuse its
+  compilation."""
+  dtype = jnp.bfloat16 if compute_dtype == "bfloat16" else jnp.float32
+  return jax.pmap(functools.partial(
+      train_step, model=model.clone(bn_axis_name="batch", dtype=dtype)),
+      axis_name="batch", devices=devices, donate_argnums=(0,))
+
+
+def variables_of(state: TrainState) -> dict:
+  """The Flax variables (`params`, `batch_stats`) of a train state."""
+  return {"params": state.params, "batch_stats": state.batch_stats}
 
 
 def shard(x: np.ndarray) -> np.ndarray:
@@ -216,8 +226,7 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
       start, state = restored
       state = state.replace(apply_fn=model.apply,
                             tx=make_optimizer(config, steps_per_epoch))
-  dtype = jnp.bfloat16 if config.compute_dtype == "bfloat16" else jnp.float32
-  p_step = _pmapped_train_step(model.clone(bn_axis_name="batch", dtype=dtype))
+  p_step = pmapped_train_step(model, config.compute_dtype)
   state = replicate(state)
   steps_done = 0
   t_start = time.perf_counter()

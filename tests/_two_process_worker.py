@@ -19,12 +19,12 @@ import numpy as np  # noqa: E402
 
 import train_fixture  # noqa: E402  (tests/ is on sys.path: the script's folder)
 
-from jaxal import inference  # noqa: E402
+from jaxal import inference, train  # noqa: E402
 
 state = train_fixture.run(lambda b: distributed.process_share(b), epochs=1)
 # Pool inference under jax.distributed: each process runs its local devices.
 feats, _ = inference.predict(train_fixture.model(),
-                             {"params": state.params, "batch_stats": state.batch_stats},
+                             train.variables_of(state),
                              train_fixture.data(10, seed=1)[0], batch_size=4)
 if jax.process_index() == 0:
   np.savez(out, *jax.tree_util.tree_leaves(state.params), features=feats)

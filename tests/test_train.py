@@ -164,8 +164,7 @@ def test_two_processes_agree_with_one(tmp_path):
   assert len(got.files) == len(want) + 1
   for i, w in enumerate(want):
     np.testing.assert_allclose(got[f"arr_{i}"], w, rtol=1e-4, atol=1e-5)
-  feats, _ = inference.predict(F.model(), {"params": single.params,
-                                           "batch_stats": single.batch_stats},
+  feats, _ = inference.predict(F.model(), train.variables_of(single),
                                F.data(10, seed=1)[0], batch_size=4)
   np.testing.assert_allclose(got["features"], feats, rtol=1e-3, atol=1e-4)
 
@@ -227,3 +226,18 @@ def test_inference_transform_per_batch_equals_transformed_pool():
   for g, w in zip(got, want):
     np.testing.assert_array_equal(g, w)
     assert g.ctypes.data % 64 == 0
+
+
+def test_predict_batches_of_uneven_sizes_equal_predict():
+  model = F.model()
+  variables = train.variables_of(train.create_state(model, F.config(), F.IMAGE, 3))
+  x, _ = F.data(21)
+  sizes = [8, 3, 8, 2]  # a data loader's batches, not all full
+  chunks = np.split(x, np.cumsum(sizes)[:-1])
+  got = list(inference.predict_batches(model, variables, iter(chunks), batch_size=8))
+  assert [len(f) for f, _ in got] == sizes
+  want_f, want_p = inference.predict(model, variables, x, batch_size=8)
+  np.testing.assert_allclose(np.concatenate([f for f, _ in got]), want_f, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.concatenate([p for _, p in got]), want_p, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="batch_size"):
+    list(inference.predict_batches(model, variables, [x], batch_size=8))
