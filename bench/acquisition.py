@@ -209,7 +209,7 @@ def main(argv):
   print(f"  identical indices     : {same}" +
         ("" if same else f" (first difference at step {agree})"))
   print(f"  exact tie-breaks      : {stats.refined_steps} of {b} steps "
-        f"(>{kcenter._REFINE} in band: {stats.overflow_steps}); float32 error "
+        f"(>{kcenter._FEW} in band, several passes: {stats.overflow_steps}); float32 error "
         f"bound {stats.error_bound:.3g}")
   print(f"  lazy evaluation       : {stats.block_refreshes} block refreshes of "
         f"{kcenter._ROWS} rows = {stats.block_refreshes * kcenter._ROWS / (n * b):.3f}"

@@ -26,19 +26,22 @@ Exactness. Float32 rounding can flip a near-tie between the two farthest points.
 Each step therefore takes the float32 maximum v and every point within 2 * delta
 of it, where delta bounds the float32 rounding error of any squared distance
 (Higham & Mary's probabilistic inner-product bound, see `_kcenter_kernel`); when
-more than one point qualifies, the `_REFINE` best are re-scored exactly, in
-float64 against every center, and the farthest (lowest index on exact ties) is
-taken. The selection then equals a float64 computation such as sklearn's
-`pairwise_distances` loop, at float32 speed. `KCenterStats` reports how often
-this ran, and how often more than `_REFINE` points were in the band (where the
-float32 order decides among them).
+more than one point qualifies, every point in the band is re-scored exactly, in
+float64 against every center, and the farthest is taken, the lowest index among
+exact ties, however many there are (up to `_FEW` candidates in one pass; more, as
+on integer features where hundreds of points tie, `_REFINE` at a time in index
+order). The selection then equals a float64 farthest-first traversal that takes
+the lowest index on ties (numpy's `argmax`, sklearn's `pairwise_distances` loop),
+at float32 speed, as long as the rounding bound holds (it fails with probability
+below 1e-13 per inner product). `KCenterStats` reports how often the re-scoring
+ran, and how often it took more than one pass.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -51,8 +54,8 @@ from jaxal import distances
 
 _CHUNK = 16  # labeled centers folded in per matmul (an [N, _CHUNK] temporary)
 _BLOCK = 128  # centers per block of the exact re-scoring ([K, _BLOCK] temporaries)
-_FEW = 4  # candidates re-scored on a near-tie (most ties are between 2 or 3)
-_REFINE = 16  # ... or this many when more than _FEW points are in the band
+_FEW = 4  # candidates re-scored in one pass (most ties are between 2 or 3)
+_REFINE = 16  # candidates per pass when more than _FEW points are in the band
 _LAMBDA = 8.0  # confidence factor of the probabilistic rounding-error bound
 _ROWS = 512  # rows per block of the lazy evaluation
 _PENDING = 16  # centers applied per matmul when a block is refreshed
@@ -62,13 +65,22 @@ _PENDING = 16  # centers applied per matmul when a block is refreshed
 class KCenterStats:
   """How often the exact tie-break ran (see the module docstring)."""
   refined_steps: int  # steps where more than one point was within the error band
-  overflow_steps: int  # of those, steps with more than _REFINE such points
+  overflow_steps: int  # of those, steps with more than _FEW such points (several passes)
   error_bound: float  # delta: bound on the float32 error of a squared distance
   block_refreshes: int  # lazy evaluation: blocks brought up to date, all steps
 
 
 def _round_up(n: int, k: int) -> int:
   return -(-n // k) * k
+
+
+class _Blocks(NamedTuple):
+  """Per-point and per-block state of the lazy farthest-first traversal."""
+  md: jax.Array  # [N] float32 squared distance to the nearest center (stale: bound)
+  md2: jax.Array  # [N] ... to the second nearest
+  near: jax.Array  # [N] int32 index of the nearest center
+  top: jax.Array  # [blocks] upper bound of each block's largest md
+  done: jax.Array  # [blocks] int32 selected centers already applied to the block
 
 
 @functools.partial(jax.jit, static_argnames=("budget", "exact_dtype", "lam",
@@ -163,27 +175,29 @@ def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
   top = jnp.max(padded_md.reshape(num_blocks, r_rows), axis=1)
   done = jnp.zeros((num_blocks,), jnp.int32)
 
-  def refresh(k, pts, selected, i):
-    md, md2, near, top, done = pts
+  def refresh(k, blocks, selected, i):
     start = block_start(k)
     own = start + jnp.arange(r_rows) >= k * r_rows
     xb = jax.lax.dynamic_slice_in_dim(x, start, r_rows)
     xb_sq = jax.lax.dynamic_slice_in_dim(x_sq, start, r_rows)
-    old = tuple(jax.lax.dynamic_slice_in_dim(a, start, r_rows) for a in (md, md2, near))
+    fields = (blocks.md, blocks.md2, blocks.near)
+    old = tuple(jax.lax.dynamic_slice_in_dim(a, start, r_rows) for a in fields)
+    done_k = blocks.done[k]
 
     def apply(j, blk):
-      lo = done[k] + j * pending
+      lo = done_k + j * pending
       ids = jax.lax.dynamic_slice_in_dim(selected, lo, pending)
       valid = lo + jnp.arange(pending) < i
       dist = distances.sq_dists_to(xb, xb_sq, mean, weights, x[ids])
       return merge(blk, jnp.where(valid[None, :], dist, jnp.inf), ids)
 
-    new = jax.lax.fori_loop(0, (i - done[k] + pending - 1) // pending, apply, old)
+    new = jax.lax.fori_loop(0, (i - done_k + pending - 1) // pending, apply, old)
     new = tuple(jnp.where(own, a, b) for a, b in zip(new, old))
     md, md2, near = (jax.lax.dynamic_update_slice_in_dim(a, b, start, 0)
-                     for a, b in zip((md, md2, near), new))
-    top = top.at[k].set(jnp.max(jnp.where(own, new[0], -jnp.inf)))
-    return md, md2, near, top, done.at[k].set(i)
+                     for a, b in zip(fields, new))
+    return _Blocks(md, md2, near,
+                   blocks.top.at[k].set(jnp.max(jnp.where(own, new[0], -jnp.inf))),
+                   blocks.done.at[k].set(i))
 
   def exact_sq(a, b):  # [K] exact squared distances between rows a[k] and b[k]
     diff = x[a].astype(exact_dtype) - x[b].astype(exact_dtype)
@@ -213,55 +227,84 @@ def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
     return jax.lax.fori_loop(0, (num_selected + _BLOCK - 1) // _BLOCK,
                              over(selected, num_selected), cur)
 
-  def refine(k):
-    def run(md, md2, near, selected, i, cutoff):
-      _, cands = jax.lax.top_k(md, min(k, n))
-      sure = md2[cands] - md[cands] > band  # nearest center is certain
-      exact = jax.lax.cond(
-          jnp.all(sure), lambda: exact_sq(cands, near[cands]),
-          lambda: exact_min_dist(cands, selected, i))
-      # Outside the band (or stale, hence below it): never the farthest.
-      exact = jnp.where(md[cands] >= cutoff, exact, -jnp.inf)
-      best = jnp.max(exact)
-      return jnp.min(jnp.where(exact == best, cands, n)).astype(jnp.int32)
-    return run
+  def exact_scores(blocks, cands, valid, selected, i):
+    """[K] exact distance of each valid candidate to its nearest center, else -inf."""
+    sure = blocks.md2[cands] - blocks.md[cands] > band  # nearest center is certain
+    exact = jax.lax.cond(
+        jnp.all(sure | ~valid), lambda: exact_sq(cands, blocks.near[cands]),
+        lambda: exact_min_dist(cands, selected, i))
+    return jnp.where(valid, exact, -jnp.inf)
+
+  def refine_few(blocks, selected, i, cutoff, in_band):
+    """All of at most _FEW points in the band, in one pass."""
+    del in_band
+    _, cands = jax.lax.top_k(blocks.md, min(_FEW, n))
+    exact = exact_scores(blocks, cands, blocks.md[cands] >= cutoff, selected, i)
+    best = jnp.max(exact)
+    return jnp.min(jnp.where(exact == best, cands, n)).astype(jnp.int32)
+
+  def refine_all(blocks, selected, i, cutoff, in_band):
+    """Every point in the band, _REFINE at a time in index order.
+
+    A later pass replaces the running best only when strictly farther, so the
+    lowest index wins exact ties, however many points tie (integer features).
+    Stale points are not in the band: their bounds lie below the cutoff.
+    """
+    member = blocks.md >= cutoff
+    order = jnp.cumsum(member) - 1  # rank of each band member in index order
+
+    def one_pass(c):
+      t, best_val, best_idx = c
+      take = member & (order >= t * _REFINE) & (order < (t + 1) * _REFINE)
+      cands = jnp.nonzero(take, size=_REFINE, fill_value=0)[0].astype(jnp.int32)
+      valid = jnp.arange(_REFINE) < in_band - t * _REFINE
+      exact = exact_scores(blocks, cands, valid, selected, i)
+      j = jnp.argmax(exact)  # first maximum: the lowest index of this pass
+      better = exact[j] > best_val
+      return (t + 1, jnp.where(better, exact[j], best_val),
+              jnp.where(better, cands[j], best_idx))
+
+    init = (jnp.zeros((), jnp.int32), jnp.array(-jnp.inf, exact_dtype),
+            jnp.zeros((), jnp.int32))
+    return jax.lax.while_loop(lambda c: c[0] * _REFINE < in_band, one_pass, init)[2]
 
   def step(i, carry):
-    pts, selected, refined, overflow, refreshes = carry
+    blocks, selected, refined, overflow, refreshes = carry
     use_first = (i == 0) & (num_labeled == 0)
 
     def stale_ahead(c):
-      pts, _ = c
-      stale = pts[4] < i
-      best = jnp.max(jnp.where(stale, -jnp.inf, pts[3]))
-      return ~use_first & (jnp.max(jnp.where(stale, pts[3], -jnp.inf)) >= best - band)
+      blocks, _ = c
+      stale = blocks.done < i
+      best = jnp.max(jnp.where(stale, -jnp.inf, blocks.top))
+      ahead = jnp.max(jnp.where(stale, blocks.top, -jnp.inf))
+      return ~use_first & (ahead >= best - band)
 
     def refresh_next(c):
-      pts, count = c
-      k = jnp.argmax(jnp.where(pts[4] < i, pts[3], -jnp.inf))
-      return refresh(k, pts, selected, i), count + 1
+      blocks, count = c
+      k = jnp.argmax(jnp.where(blocks.done < i, blocks.top, -jnp.inf))
+      return refresh(k, blocks, selected, i), count + 1
 
-    pts, refreshes = jax.lax.while_loop(stale_ahead, refresh_next, (pts, refreshes))
-    md, md2, near, top, done = pts
-    best = jnp.argmax(md).astype(jnp.int32)
-    cutoff = md[best] - band
-    in_band = jnp.sum(md >= cutoff)
+    blocks, refreshes = jax.lax.while_loop(stale_ahead, refresh_next,
+                                           (blocks, refreshes))
+    best = jnp.argmax(blocks.md).astype(jnp.int32)
+    cutoff = blocks.md[best] - band
+    in_band = jnp.sum(blocks.md >= cutoff).astype(jnp.int32)
     tie = (in_band > 1) & ~use_first
     branch = jnp.where(tie, jnp.where(in_band > _FEW, 2, 1), 0)
-    idx = jax.lax.switch(branch, [lambda *_: best, refine(_FEW), refine(_REFINE)],
-                         md, md2, near, selected, i, cutoff)
+    idx = jax.lax.switch(branch, [lambda *_: best, refine_few, refine_all],
+                         blocks, selected, i, cutoff, in_band)
     idx = jnp.where(use_first, first, idx)
-    md = md.at[idx].set(-jnp.inf)
+    md = blocks.md.at[idx].set(-jnp.inf)
     k = jnp.minimum(idx // r_rows, num_blocks - 1)
-    top = top.at[k].set(block_top(md, k))
-    return ((md, md2, near, top, done), selected.at[i].set(idx), refined + tie,
-            overflow + (tie & (in_band > min(_REFINE, n))), refreshes)
+    blocks = blocks._replace(md=md, top=blocks.top.at[k].set(block_top(md, k)))
+    return (blocks, selected.at[i].set(idx), refined + tie,
+            overflow + (tie & (in_band > _FEW)), refreshes)
 
   selected = jnp.zeros((_round_up(budget + pending, _BLOCK),), jnp.int32)
   zero = jnp.zeros((), jnp.int32)
-  pts = (md, md2, near, top, done)
+  blocks = _Blocks(md, md2, near, top, done)
   _, selected, refined, overflow, refreshes = jax.lax.fori_loop(
-      0, budget, step, (pts, selected, zero, zero, zero))
+      0, budget, step, (blocks, selected, zero, zero, zero))
   return selected[:budget], refined, overflow, delta, refreshes
 
 
@@ -299,6 +342,7 @@ def kcenter_greedy(features: ArrayLike, budget: int, *,
   n, d = f.shape
   mask = V.check_mask(labeled_mask, n)
   budget = V.check_budget(budget, int(n - mask.sum()))
+  seed = V.check_seed(seed)
   for name, flag in (("normalize", normalize), ("exact", exact)):
     if not isinstance(flag, bool):
       raise ValueError(f"{name} must be a bool, got {flag!r}.")

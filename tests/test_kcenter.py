@@ -62,17 +62,69 @@ def sphere(seed, n=1500, d=256):
   return (30 * x / np.linalg.norm(x, axis=1, keepdims=True) + 50).astype(np.float32)
 
 
-def test_exact_tie_break_matches_float64_where_float32_order_does_not():
-  float32_order_wrong = 0
+def test_exact_tie_break_matches_float64_on_concentrated_distances():
   for seed in (0, 4, 5):
     x = sphere(seed)
     got, stats = kcenter_greedy(x, 300, seed=0, return_stats=True)
-    ref = brute_force(x, 300, first=int(got[0]))
-    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(got, brute_force(x, 300, first=int(got[0])))
     assert stats.refined_steps > 0 and stats.error_bound > 0
-    fast = kcenter_greedy(x, 300, seed=0, exact=False)
-    float32_order_wrong += not np.array_equal(fast, ref)
-  assert float32_order_wrong > 0  # the data really has float32 near-ties
+
+
+def twins(d=8, radii=(30.0, 29.0, 28.0, 27.0, 26.0, 25.0, 24.0, 23.0)):
+  """Pairs of points whose distances to the origin differ below float32's resolution.
+
+  Pair k lies on axis k at radius radii[k], with 0.25 on the next axis; its twin
+  has 0.25 + 2**-25 (one float32 ulp) there instead, so its squared distance to
+  the origin is larger by 2**-26: ~1e-11 relative, invisible in float32 (ulp 6e-8)
+  and plain in float64. Twins sit on different axes, so the labeled center at the
+  origin stays every twin's nearest center, and step k chooses between pair k's
+  twins. The farther twin comes first in even pairs and second in odd ones.
+  """
+  near_, far_ = [], []
+  for k, r in enumerate(radii):
+    a = np.zeros(d, np.float32)
+    a[k] = r
+    a[(k + 1) % d] = 0.25
+    b = a.copy()
+    b[(k + 1) % d] = np.nextafter(np.float32(0.25), np.float32(1))
+    near_.append(a)
+    far_.append(b)
+  rows, far_idx = [np.zeros(d, np.float32)], []
+  for k, (a, b) in enumerate(zip(near_, far_)):
+    pair = [b, a] if k % 2 == 0 else [a, b]
+    far_idx.append(len(rows) + (0 if k % 2 == 0 else 1))
+    rows.extend(pair)
+  filler = np.random.default_rng(0).uniform(-1, 1, (200, d)).astype(np.float32)
+  return np.concatenate([np.stack(rows), filler]), far_idx
+
+
+def test_exact_tie_break_on_constructed_float32_near_ties():
+  x, far_idx = twins()
+  sq = (x.astype(np.float64) ** 2).sum(1)  # exact: squared distances to the origin
+  for i in far_idx:
+    twin = i + 1 if (i % 2 == 1) else i - 1  # pairs occupy rows (1, 2), (3, 4), ...
+    assert sq[i] > sq[twin]  # float64 sees the difference ...
+    assert np.float32(sq[i]) == np.float32(sq[twin])  # ... float32 cannot hold it
+  mask = np.zeros(len(x), bool)
+  mask[0] = True  # the origin is the labeled center
+  got, stats = kcenter_greedy(x, len(far_idx), labeled_mask=mask, return_stats=True)
+  np.testing.assert_array_equal(got, far_idx)
+  np.testing.assert_array_equal(got, brute_force(x, len(far_idx), labeled=[0]))
+  assert stats.refined_steps == len(far_idx)  # every step was a near-tie
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_many_exact_ties_take_the_lowest_index(seed):
+  # Integer features in {0, 1, 2}^8: exact squared distances are small integers,
+  # so at most steps dozens to hundreds of points tie exactly for the farthest.
+  x = np.random.default_rng(seed).integers(0, 3, (1000, 8)).astype(np.float32)
+  got, stats = kcenter_greedy(x, 150, seed=seed, return_stats=True)
+  np.testing.assert_array_equal(got, brute_force(x, 150, first=int(got[0])))
+  assert stats.overflow_steps > 0  # ties beyond one pass really happened
+  mask = np.zeros(len(x), bool)
+  mask[::37] = True
+  got = kcenter_greedy(x, 100, labeled_mask=mask)
+  np.testing.assert_array_equal(got, brute_force(x, 100, labeled=np.flatnonzero(mask).tolist()))
 
 
 def test_exact_tie_break_with_ambiguous_nearest_center():
