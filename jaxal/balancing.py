@@ -10,13 +10,23 @@ the minority, the others the majority. While the remaining budget r satisfies
 the next sample of the acquisition ranking is taken. Otherwise (balancing mode)
 the unlabeled x minimising
 
-    ratio:       d(x, mu_rare) / min_{c in majority} d(x, mu_c)        (default)
+    ratio:       D(x, mu_rare) / min_{c in majority} D(x, mu_c)        (default)
     difference:  d(x, mu_rare) - min_{c in majority} d(x, mu_c)        (co-author's code)
 
-is taken, with mu_c the centroid of the labeled embeddings of class c, d the
-squared Euclidean distance and "rare" the class with fewest labels (lowest id on
-ties). When the rare class has no label yet its term is 1 (ratio) or 0
-(difference): the pick is simply the sample farthest from every majority centroid.
+is taken, with mu_c the centroid of the labeled embeddings of class c, D the
+squared and d the plain Euclidean distance, and "rare" the class with fewest
+labels (lowest id on ties); among equal scores the lowest pool index wins. When
+the rare class has no label yet its term is 1 (ratio) or 0 (difference): the pick
+is simply the sample farthest from every majority centroid.
+
+Squared or plain only matters for the difference: the ratio of squares is the
+square of the ratio of distances, so both choose the same samples. The co-author's
+code (2020) subtracts plain Euclidean distances, and so does jaxal.
+
+`majority_distance="farthest"` replaces the min over majority centroids by the max,
+as in Emam et al.'s `BalancingSampler` (the other public implementation of this
+step, squared distances and the ratio); METHOD.md and the default take the
+nearest majority centroid, which is what "far from every majority class" needs.
 
 Distances to centroids live in an [N, N_t] matrix on device and only the column of
 a class whose centroid moved is recomputed (one matrix-vector product), so a
@@ -38,6 +48,7 @@ from jaxal import distances
 from jaxal.diversify import _check_ranking
 
 RULES = ("ratio", "difference")
+MAJORITY_DISTANCES = ("nearest", "farthest")
 Oracle = Union[ArrayLike, Callable[[np.ndarray], ArrayLike]]
 
 
@@ -62,12 +73,21 @@ def _refresh_column(dists, x, x_sq, mean, weights, centroid, c):
   return dists.at[:, c].set(col)
 
 
-@functools.partial(jax.jit, static_argnames=("rule", "k"))
-def _balancing_picks(dists, counts, available, *, rule: str, k: int):
-  """The k available samples with the lowest balancing score, best first."""
+@functools.partial(jax.jit, static_argnames=("rule", "majority_distance", "k"))
+def _balancing_picks(dists, counts, available, *, rule: str, majority_distance: str,
+                     k: int):
+  """The k available samples with the lowest balancing score, best first.
+
+  `dists` holds squared distances; the difference rule takes their square roots.
+  """
   counts = counts.astype(jnp.float32)
   majority = counts > jnp.mean(counts)
-  d_majority = jnp.min(jnp.where(majority[None, :], dists, jnp.inf), axis=1)
+  if rule == "difference":
+    dists = jnp.sqrt(dists)
+  if majority_distance == "nearest":
+    d_majority = jnp.min(jnp.where(majority[None, :], dists, jnp.inf), axis=1)
+  else:
+    d_majority = jnp.max(jnp.where(majority[None, :], dists, -jnp.inf), axis=1)
   rare = jnp.argmin(counts)
   rare_seen = counts[rare] > 0
   d_rare = dists[:, rare]
@@ -82,6 +102,7 @@ def _balancing_picks(dists, counts, available, *, rule: str, k: int):
 def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
                     budget: int, num_classes: int, *,
                     labeled_mask: Optional[ArrayLike] = None, rule: str = "ratio",
+                    majority_distance: str = "nearest",
                     batch_size: int = 1) -> np.ndarray:
   """Acquisition ranking followed by the balancing step (METHOD.md section 4).
 
@@ -97,7 +118,10 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
     num_classes: N_t, the number of target classes; labels lie in [0, N_t).
     labeled_mask: optional [N] bool of already labeled samples; they count in
       n_c and the centroids and are never selected.
-    rule: "ratio" (default) or "difference".
+    rule: "ratio" (default, squared distances) or "difference" (plain
+      Euclidean distances, the co-author's code).
+    majority_distance: "nearest" (default, METHOD.md: the min over majority
+      centroids) or "farthest" (the max, Emam et al.'s `BalancingSampler`).
     batch_size: samples decided per annotator round trip. 1 (default) is the
       exact sequential rule; larger batches decide a batch from the state at its
       start (fewer round trips, an approximation of the rule).
@@ -120,6 +144,9 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
                      "pass a ranking at least as long as the budget.")
   if rule not in RULES:
     raise ValueError(f"rule must be one of {RULES}, got {rule!r}.")
+  if majority_distance not in MAJORITY_DISTANCES:
+    raise ValueError(f"majority_distance must be one of {MAJORITY_DISTANCES}, got "
+                     f"{majority_distance!r}.")
   if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
       or batch_size < 1:
     raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
@@ -167,8 +194,9 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
         dists = _refresh_column(dists, x, x_sq, mean, weights,
                                 jnp.asarray(sums[c] / counts[c], dtype), int(c))
       stale[:] = False
-      picks = np.asarray(_balancing_picks(dists, counts, available, rule=rule,
-                                          k=k)).astype(np.int64)
+      picks = np.asarray(_balancing_picks(
+          dists, counts, available, rule=rule, majority_distance=majority_distance,
+          k=k)).astype(np.int64)
     available[picks] = False
     record(picks, ask(picks))
     selected.extend(picks.tolist())

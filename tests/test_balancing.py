@@ -34,12 +34,41 @@ def test_ratio_rule_hand_worked():
 
 
 def test_difference_rule_hand_worked():
-  # step 1: d(x,10) - d(x,0) = 20, -40, -140, -300 -> x=20
-  # step 2, mu_rare=15: 121-16, 64-49, 9-144 -> x=12
+  # Plain Euclidean distances, as in the co-author's code.
+  # step 1: |x-10| - |x-0| = 2, -4, -10, -10: 12 and 20 tie, the lower index wins
+  #   (with squared distances it would be 20, -40, -140, -300 -> x=20)
+  # step 2, mu_rare=11: |x-11| - |x| = 3, -3, -11 -> x=20
   x, labels, mask = one_d_case()
   got = balanced_select([4, 5, 6, 7], x, labels, 2, 2, labeled_mask=mask,
                         rule="difference")
-  np.testing.assert_array_equal(got, [7, 6])
+  np.testing.assert_array_equal(got, [6, 7])
+
+
+def two_majorities_case():
+  # labeled: class 0 at x=0 (three), class 1 at x=30 (three), class 2 (rare) at
+  # x=10 (one); candidates 8, 13, 25. counts [3, 3, 1]: mean 7/3, majority {0, 1},
+  # threshold 1 * (3 - 1) = 2 >= budget 1: balancing from the start.
+  x = np.array([0, 0, 0, 30, 30, 30, 10, 8, 13, 25], np.float32)[:, None]
+  labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 1])
+  mask = np.arange(10) < 7
+  return x, labels, mask
+
+
+@pytest.mark.parametrize("rule,majority_distance,want", [
+    # ratio, nearest majority (squared): 4/64=.0625, 9/169=.053, 225/25=9 -> 13
+    ("ratio", "nearest", 8),
+    # ratio, farthest majority (Emam et al.): 4/484=.0083, 9/289=.031, 225/625 -> 8
+    ("ratio", "farthest", 7),
+    # difference, nearest (plain): 2-8=-6, 3-13=-10, 15-5=10 -> 13
+    ("difference", "nearest", 8),
+    # difference, farthest: 2-22=-20, 3-17=-14, 15-25=-10 -> 8
+    ("difference", "farthest", 7),
+])
+def test_majority_distance_hand_worked(rule, majority_distance, want):
+  x, labels, mask = two_majorities_case()
+  got = balanced_select([7, 8, 9], x, labels, 1, 3, labeled_mask=mask, rule=rule,
+                        majority_distance=majority_distance)
+  np.testing.assert_array_equal(got, [want])
 
 
 def clusters(seed=0):
@@ -117,6 +146,7 @@ def test_deterministic():
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(rule="product"), "rule must be one of"),
+    (dict(majority_distance="mean"), "majority_distance must be one of"),
     (dict(budget=0), "budget must be > 0"),
     (dict(budget=200), "larger than the unlabeled pool"),
     (dict(oracle=np.full(130, 3)), r"oracle must lie in \[0, num_classes=3\)"),
