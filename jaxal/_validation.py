@@ -129,6 +129,24 @@ def check_labels(labels, num_classes, name: str = "labels",
   return y
 
 
+SEED_LIMIT = 2 ** 32
+
+
+def check_seed(seed, name: str = "seed") -> int:
+  """Returns `seed` as an int in [0, 2**32).
+
+  JAX keys take 32 bits of the seed without 64-bit mode, so a larger or negative
+  seed would silently equal another one (PRNGKey(2**32) == PRNGKey(0)).
+  """
+  if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+    raise ValueError(f"{name} must be an int in [0, 2**32), got {seed!r} "
+                     f"({type(seed).__name__}); pass e.g. {name}=0.")
+  if not 0 <= int(seed) < SEED_LIMIT:
+    raise ValueError(f"{name} must lie in [0, 2**32), got {seed}; larger or negative "
+                     "seeds would repeat smaller ones. Pass e.g. seed % 2**32.")
+  return int(seed)
+
+
 def check_num_classes(num_classes) -> int:
   if isinstance(num_classes, (bool, np.bool_)) or not isinstance(
       num_classes, (int, np.integer)) or num_classes <= 0:

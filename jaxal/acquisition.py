@@ -124,6 +124,7 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
     V.check_features(features)
   mask = V.check_mask(labeled_mask, n)
   budget = V.check_budget(budget, int(n - mask.sum()))
+  seed = V.check_seed(seed)
 
   if base == "random":
     key = jax.random.fold_in(jax.random.PRNGKey(seed), _RANDOM_STREAM)

@@ -28,6 +28,7 @@ import optax
 from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxal import _validation as V
 from jaxal.checkpoint import Snapshots
 
 SCHEDULES = ("constant", "step", "cosine")
@@ -54,6 +55,7 @@ class TrainConfig:
     if self.compute_dtype not in ("float32", "bfloat16"):
       raise ValueError("compute_dtype must be 'float32' or 'bfloat16', got "
                        f"{self.compute_dtype!r}.")
+    V.check_seed(self.seed, "TrainConfig.seed")
     for name in ("num_epochs", "batch_size"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")

@@ -131,3 +131,28 @@ def test_needs_probs():
     A.select("margin_div", budget=3, features=np.ones((5, 2)))
   with pytest.raises(ValueError, match="'random' needs the pool size"):
     A.select("random", budget=3)
+
+
+@pytest.mark.parametrize("seed,message", [
+    (None, r"seed must be an int in \[0, 2\*\*32\), got None"),
+    (1.5, "seed must be an int"),
+    ("3", "seed must be an int"),
+    (True, "seed must be an int"),
+    (-1, "would repeat smaller ones"),
+    (2 ** 32, "would repeat smaller ones"),
+])
+@pytest.mark.parametrize("method", ["random", "coreset"])
+def test_bad_seed(pool, method, seed, message):
+  _, feats, mask = pool
+  with pytest.raises(ValueError, match=message):
+    A.select(method, budget=5, features=feats, labeled_mask=mask, seed=seed)
+  with pytest.raises(ValueError, match=message):
+    A.kcenter_greedy(feats, 5, seed=seed)
+
+
+def test_seed_at_the_limit_is_distinct():
+  # 2**32 - 1 is accepted and does not collide with 0 (2**32 would have).
+  mask = np.zeros(1000, bool)
+  a = A.select("random", budget=50, labeled_mask=mask, seed=0)
+  b = A.select("random", budget=50, labeled_mask=mask, seed=2 ** 32 - 1)
+  assert a.tolist() != b.tolist()

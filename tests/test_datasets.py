@@ -269,3 +269,14 @@ def test_tf_pipelines_crop_resize_and_cover(tmp_path):
   ev = list(pipeline.tf_eval_batches(ds, image_size=24, batch_size=4))
   assert [b[0].shape[0] for b in ev] == [4, 4, 2]
   assert np.concatenate([b[1] for b in ev]).tolist() == list(range(10))
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: datasets.imbalanced_counts(np.full(10, 50), seed=s),
+    lambda s: datasets.subset_indices(np.arange(10) % 2, np.array([2, 2]), seed=s),
+    lambda s: datasets.balanced_indices(np.arange(10) % 2, 2, 2, seed=s),
+])
+@pytest.mark.parametrize("seed", [None, -1, 2 ** 32, 0.5])
+def test_bad_seed(call, seed):
+  with pytest.raises(ValueError, match="seed must"):
+    call(seed)

@@ -24,6 +24,7 @@ import os
 import numpy as np
 from scipy import special
 
+from jaxal import _validation as V
 from jaxal.metrics import imbalance_ratio_of_counts
 
 DEFAULT_RATIO = 0.813
@@ -121,6 +122,7 @@ def imbalanced_counts(available, *, profile=None, seed: int = 0,
   True
   """
   avail = _check_available(available)
+  seed = V.check_seed(seed)
   if capping not in ("power", "scale"):
     raise ValueError(f"capping must be 'power' or 'scale', got {capping!r}.")
   prof = default_profile() if profile is None else _check_profile(profile, "profile")
@@ -158,6 +160,7 @@ def subset_indices(labels, counts, *, seed: int = 0) -> np.ndarray:
 
   Returns the kept indices in increasing order (the split's own order).
   """
+  seed = V.check_seed(seed)
   labels = np.asarray(labels)
   counts = np.asarray(counts)
   if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):

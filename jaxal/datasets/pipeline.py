@@ -22,6 +22,8 @@ from typing import Callable, Iterator, Optional
 import jax
 import numpy as np
 
+from jaxal import _validation as V
+
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 CROP_FRACTION = 0.875  # eval: resize to size / 0.875, centre crop size
@@ -85,6 +87,7 @@ def array_train_batches(images, labels, *, batch_size: int, seed: int,
   the data, augmented; the last incomplete batch is dropped.
   """
   images, labels = _check_arrays(images, labels)
+  seed = V.check_seed(seed)
   pc = jax.process_count() if process_count is None else process_count
   pi = jax.process_index() if process_index is None else process_index
   per_process = _check_batch(batch_size, pc)
