@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import numpy as np
 from absl import app, flags
 from sklearn.metrics import pairwise_distances
 
-from jaxal import hostmem, kcenter, uncertainty
+from jaxal import _xla_cpu, hostmem, kcenter, uncertainty
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Tiny sizes: checks the script, measures nothing.")
@@ -172,8 +171,9 @@ def main(argv):
   backend = jax.default_backend()
   dev = jax.devices()[0]
   print(f"device: {dev.device_kind} ({backend}, {jax.device_count()} device(s)); "
-        f"host: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"jax {jax.__version__}")
+  print(f"cpu: {_xla_cpu.cpu_description()}")
+  print(f"xla:cpu routing: {_xla_cpu.routing()}")
 
   # 1. k-center against the sklearn per-step loop.
   n, d, b = FLAGS.n, FLAGS.d, FLAGS.b

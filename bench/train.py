@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from jaxal import inference, models, train
+from jaxal import _xla_cpu, inference, models, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Tiny sizes: checks the script only.")
@@ -32,6 +32,8 @@ flags.DEFINE_integer("steps", 5, "Timed steps per round (after one warm step).")
 flags.DEFINE_bool("check_gpu_section", False, "Run the GPU section on the default "
                   "backend even if it is not a GPU (with --quick: checks its code).")
 flags.DEFINE_integer("rounds", 5, "Rounds; jaxal and PyTorch alternate within each.")
+flags.DEFINE_bool("compare_polyphase", True, "Also time jaxal's training with XLA's "
+                  "own stride-2 input gradients (polyphase_grads=False).")
 
 
 def _rate(fn, steps, batch, sync):
@@ -45,12 +47,14 @@ def _rate(fn, steps, batch, sync):
   return steps * batch / (time.perf_counter() - t)
 
 
-def jax_runner(size, batch, width, stem, dtype=jnp.float32, platform=None):
+def jax_runner(size, batch, width, stem, dtype=jnp.float32, platform=None,
+               polyphase_grads=True):
   """(train(steps), infer(steps)) -> images/s of jaxal on the first device (of
   `platform`, default the default backend): the pmapped `train.train_step` with
   donated state, and `inference.predict` (the library's inference path, host
   arrays in and out) over `steps` batches."""
-  model = models.ResNet18(num_classes=100, width=width, stem=stem)
+  model = models.ResNet18(num_classes=100, width=width, stem=stem,
+                          polyphase_grads=polyphase_grads)
   config = train.TrainConfig(batch_size=batch, schedule="constant",
                              learning_rate=0.1, num_epochs=1)
   state0 = train.create_state(model, config, (size, size, 3), 10)
@@ -212,10 +216,16 @@ def main(argv):
   torch = _torch()
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); "
         f"jax {jax.__version__}, " + (
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads, "
+            f"{torch.backends.cpu.get_cpu_capability()} kernels)" if torch
             else "torch not installed (pip install -r bench/requirements-torch.txt)"))
+  print(f"cpu: {_xla_cpu.cpu_description()}")
+  print(f"xla:cpu routing: {_xla_cpu.routing()}")
   args = (FLAGS.size, FLAGS.batch, FLAGS.width, "cifar")
   runners = {"jaxal": jax_runner(*args, platform="cpu")}
+  if FLAGS.compare_polyphase:
+    xla_grads = jax_runner(*args, platform="cpu", polyphase_grads=False)
+    runners["jaxal, XLA's stride-2 gradients"] = (xla_grads[0], lambda steps: 0.0)
   if torch:
     runners["torch"] = torch_runner(*args)
   res = interleaved(runners, FLAGS.steps, FLAGS.rounds)
@@ -234,6 +244,10 @@ def main(argv):
   else:
     print(f"  training  : jaxal {jt:8.1f} images/s (no torch reference)")
     print(f"  inference : jaxal {ji:8.1f} images/s (no torch reference)")
+  if FLAGS.compare_polyphase:
+    xt, _, xts, _ = res["jaxal, XLA's stride-2 gradients"]
+    print(f"  training with XLA's own stride-2 input gradients: {xt:8.1f} images/s "
+          f"[{fmt(xts)}]; polyphase gradients gain {jt / xt:.2f}x")
   pipe = pipeline_speed(FLAGS.batch, FLAGS.steps)
   print(f"\n[input pipeline] batch {FLAGS.batch}, this host's CPU cores")
   for name, ips in pipe.items():

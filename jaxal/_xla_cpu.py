@@ -54,6 +54,53 @@ def _ours() -> bool:
           and _OPTION not in os.environ.get("XLA_FLAGS", "").replace(FLAG, ""))
 
 
+def cpu_isa(cpuinfo: str) -> str:
+  """The widest x86 vector ISA named in /proc/cpuinfo text: "AVX-512", "AVX2",
+  "AVX" or "other" (non-x86, or no flags line)."""
+  flags = set()
+  for line in cpuinfo.splitlines():
+    if line.startswith(("flags", "Features")):
+      flags = set(line.split(":", 1)[1].split())
+      break
+  for isa, flag in (("AVX-512", "avx512f"), ("AVX2", "avx2"), ("AVX", "avx")):
+    if flag in flags:
+      return isa
+  return "other"
+
+
+def cpu_description(cpuinfo: str | None = None) -> str:
+  """"<model name>, <ISA>, <n> logical CPUs" from /proc/cpuinfo text (read
+  from the machine when None), e.g. "AMD EPYC (family 26), AVX-512, 2 CPUs"."""
+  if cpuinfo is None:
+    try:
+      with open("/proc/cpuinfo") as f:
+        cpuinfo = f.read()
+    except OSError:
+      return "unknown CPU (no /proc/cpuinfo)"
+  fields = {}
+  for line in cpuinfo.splitlines():
+    key, _, value = line.partition(":")
+    fields.setdefault(key.strip(), value.strip())
+  model = fields.get("model name", "unknown model")
+  if "cpu family" in fields:
+    model += f" (family {fields['cpu family']})"
+  count = sum(1 for line in cpuinfo.splitlines() if line.startswith("processor"))
+  return f"{model}, {cpu_isa(cpuinfo)}, {count} logical CPUs"
+
+
+def routing() -> str:
+  """What jaxal chose for XLA:CPU, in words (for benchmark headers)."""
+  flags = os.environ.get("XLA_FLAGS", "")
+  if FLAG in flags and _ours():
+    return (f"{FLAG} (set by jaxal); inference compiled with "
+            "individual_dot,reduce; stride-2 input gradients by phases "
+            "(jaxal.strided_conv)")
+  if _OPTION in flags:
+    return f"user's XLA_FLAGS: {flags}; stride-2 input gradients by phases"
+  return "XLA defaults (JAXAL_KEEP_XLA_FLAGS=1 or old jaxlib); stride-2 input " \
+      "gradients by phases"
+
+
 def inference_options(platform: str) -> dict | None:
   """Compiler options for an inference computation on `platform`, or None.
 

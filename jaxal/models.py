@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxal import strided_conv
+
 STEMS = ("imagenet", "cifar")
 # torchvision initialises convolutions with kaiming_normal_(mode="fan_out").
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -62,6 +64,9 @@ class ResNet(nn.Module):
       stay float32 and outputs are float32.
     bn_axis_name: mapped axis over which BatchNorm averages batch statistics
       (set by the trainer under pmap, so N devices equal one on the same batch).
+    polyphase_grads: compute the input gradients of the stride-2 convolutions
+      by phases on CPU (`jaxal.strided_conv`; same values, less work); False
+      gives XLA's own gradients (for comparison).
   """
   stage_sizes: Sequence[int]
   num_classes: int
@@ -69,13 +74,16 @@ class ResNet(nn.Module):
   stem: str = "imagenet"
   dtype: Any = jnp.float32
   bn_axis_name: Optional[str] = None
+  polyphase_grads: bool = True
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     if self.stem not in STEMS:
       raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}.")
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                             kernel_init=_conv_init)
+    conv = functools.partial(
+        nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=_conv_init,
+        conv_general_dilated=(strided_conv.conv_general_dilated
+                              if self.polyphase_grads else None))
     norm = functools.partial(nn.BatchNorm, use_running_average=not train,
                              momentum=0.9, epsilon=1e-5, dtype=self.dtype,
                              axis_name=self.bn_axis_name if train else None)

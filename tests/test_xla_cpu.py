@@ -51,3 +51,26 @@ def test_this_xla_accepts_the_inference_options(monkeypatch):
               compiler_options=_xla_cpu.inference_options("cpu"))
   x = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
   np.testing.assert_allclose(f(x), np.tanh(x @ x.T).sum(-1), rtol=1e-5)
+
+
+ZEN5 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 26
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_bf16
+processor\t: 1
+cpu family\t: 26
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_bf16
+"""
+ZEN3 = ZEN5.replace(" avx512f avx512bw avx512_bf16", "").replace("26", "25")
+ARM = "processor\t: 0\nFeatures\t: fp asimd sve\nCPU implementer\t: 0x41\n"
+
+
+def test_cpu_description_names_model_and_isa_of_either_kind():
+  assert _xla_cpu.cpu_isa(ZEN5) == "AVX-512"
+  assert _xla_cpu.cpu_isa(ZEN3) == "AVX2"
+  assert _xla_cpu.cpu_isa(ARM) == "other"
+  assert _xla_cpu.cpu_description(ZEN5) == "AMD EPYC (family 26), AVX-512, 2 logical CPUs"
+  assert _xla_cpu.cpu_description(ZEN3) == "AMD EPYC (family 25), AVX2, 2 logical CPUs"
+  assert "AVX" in _xla_cpu.cpu_description() or "other" in _xla_cpu.cpu_description()
