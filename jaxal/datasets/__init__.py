@@ -15,7 +15,8 @@ batches), `builders` (TFDS builders: offline, MIT-67; imports TFDS).
 """
 
 from jaxal.datasets.catalog import (SPECS, ArraySplit, DatasetNotFoundError,
-                                    DatasetSpec, builder, imn100_classes, load,
+                                    DatasetSpec, builder, check_prepared,
+                                    imn100_classes, load,
                                     load_arrays, load_labels, num_classes, spec)
 from jaxal.datasets.imbalance import (BALANCED_PER_CLASS, DEFAULT_RATIO,
                                       balanced_indices, bin_means, default_profile,
@@ -25,6 +26,7 @@ from jaxal.datasets.procedural import OfflineConfig
 
 __all__ = [
     "SPECS", "ArraySplit", "DatasetNotFoundError", "DatasetSpec", "builder",
+    "check_prepared",
     "imn100_classes", "load", "load_arrays", "load_labels", "num_classes", "spec",
     "BALANCED_PER_CLASS", "DEFAULT_RATIO", "balanced_indices", "bin_means",
     "default_profile", "imbalance_ratio_of_counts", "imbalanced_counts",

@@ -1,12 +1,17 @@
 """Procedurally generated images: the offline dataset (no download, pure numpy).
 
 What it is: 32 px RGB images of one object on a cluttered background. An object
-is drawn from shared visual primitives: a shape (8), a colour (8) and a surface
-texture (6). A class is one (shape, colour, texture) triple; the source part and
-the target part use disjoint sets of triples built from the same primitives, so a
-model trained on the source classes learns detectors of shapes, colours and
-textures that transfer to the target classes, as ImageNet features transfer to
-the paper's targets (METHOD.md section 1). Instances vary in position, size,
+is drawn from visual primitives: a shape, a colour and a surface texture. A class
+is one (shape, colour, texture) triple. Three parts, with different transfer from
+the source, as the paper's targets differ (CIFAR-100 and IMN-100 transfer well from
+the ImageNet source, Food-101 poorly; METHOD.md section 1, supplement section 1):
+
+- "source": triples of the shared primitives (8 shapes, 8 colours, 6 textures);
+  M_S is trained on it.
+- "target": other triples of the same shared primitives: M_S's detectors of
+  shapes, colours and textures transfer (the near target).
+- "far": triples of primitives the source never shows (4 shapes, 6 colours, 4
+  textures, `NOVEL_*`): the far target, which M_S's features describe poorly. Instances vary in position, size,
 rotation, colour, stripe phase, background and noise, so raw pixels are a poor
 representation and learned features are needed.
 
@@ -32,7 +37,14 @@ COLOURS = {  # RGB in [0, 1]
     "yellow": (0.9, 0.85, 0.15), "magenta": (0.8, 0.2, 0.75),
     "cyan": (0.15, 0.8, 0.85), "orange": (0.95, 0.55, 0.1), "white": (0.92, 0.92, 0.92)}
 TEXTURES = ("flat", "hstripes", "vstripes", "checker", "dots", "diagonal")
-PARTS = ("source", "target")
+# Primitives of the "far" part only. They are indexed after the shared ones, so the
+# shared parts' pixels do not depend on them.
+NOVEL_SHAPES = ("star", "crescent", "hexagon", "ellipse")
+NOVEL_COLOURS = {
+    "brown": (0.5, 0.3, 0.12), "pink": (1.0, 0.62, 0.78), "olive": (0.5, 0.52, 0.1),
+    "navy": (0.1, 0.12, 0.45), "purple": (0.45, 0.15, 0.65), "teal": (0.0, 0.5, 0.48)}
+NOVEL_TEXTURES = ("rings", "zigzag", "grid", "speckle")
+PARTS = ("source", "target", "far")
 SPLITS = ("train", "test")
 
 
@@ -47,6 +59,8 @@ class OfflineConfig:
     target_train_per_class, target_test_per_class: images per target class
       (the train split is balanced; imbalance is induced afterwards, as for the
       real targets, with `jaxal.datasets.imbalanced_counts`).
+    num_far_classes, far_train_per_class, far_test_per_class: the same for the
+      far target (novel primitives).
     image_size: side in pixels.
     seed: seed of the class definitions and of every image.
   """
@@ -56,6 +70,9 @@ class OfflineConfig:
   source_test_per_class: int = 25
   target_train_per_class: int = 200
   target_test_per_class: int = 50
+  num_far_classes: int = 20
+  far_train_per_class: int = 200
+  far_test_per_class: int = 50
   image_size: int = 32
   seed: int = 0
 
@@ -68,12 +85,17 @@ class OfflineConfig:
     if self.num_source_classes + self.num_target_classes > total:
       raise ValueError(f"num_source_classes + num_target_classes must be <= {total} "
                        "(distinct shape/colour/texture triples).")
+    novel = len(NOVEL_SHAPES) * len(NOVEL_COLOURS) * len(NOVEL_TEXTURES)
+    if self.num_far_classes > novel:
+      raise ValueError(f"num_far_classes must be <= {novel} (distinct novel "
+                       "triples).")
     if self.image_size < 8:
       raise ValueError(f"image_size must be >= 8, got {self.image_size}.")
     return self
 
   def num_classes(self, part: str) -> int:
-    return self.num_source_classes if part == "source" else self.num_target_classes
+    return getattr(self, {"source": "num_source_classes", "target":
+                          "num_target_classes", "far": "num_far_classes"}[part])
 
   def per_class(self, part: str, split: str) -> int:
     return getattr(self, f"{part}_{split}_per_class")
@@ -84,9 +106,17 @@ def class_triples(config: OfflineConfig, part: str) -> np.ndarray:
 
   All triples are permuted with the seed; the source part takes the first
   `num_source_classes`, the target part the next ones, so the parts share
-  primitives but never a class.
+  primitives but never a class. The far part's triples are made of the novel
+  primitives only (indices after the shared ones).
   """
   _check_part(part)
+  if part == "far":
+    novel = np.array(list(itertools.product(
+        range(len(SHAPES), len(SHAPES) + len(NOVEL_SHAPES)),
+        range(len(COLOURS), len(COLOURS) + len(NOVEL_COLOURS)),
+        range(len(TEXTURES), len(TEXTURES) + len(NOVEL_TEXTURES)))))
+    novel = novel[np.random.default_rng([config.seed, 8]).permutation(len(novel))]
+    return novel[:config.num_far_classes]
   triples = np.array(list(itertools.product(range(len(SHAPES)), range(len(COLOURS)),
                                             range(len(TEXTURES)))))
   triples = triples[np.random.default_rng([config.seed, 7]).permutation(len(triples))]
@@ -95,8 +125,9 @@ def class_triples(config: OfflineConfig, part: str) -> np.ndarray:
 
 
 def class_names(config: OfflineConfig, part: str) -> list[str]:
-  colours = list(COLOURS)
-  return [f"{colours[c]}_{TEXTURES[t]}_{SHAPES[s]}"
+  shapes, colours = SHAPES + NOVEL_SHAPES, list(COLOURS) + list(NOVEL_COLOURS)
+  textures = TEXTURES + NOVEL_TEXTURES
+  return [f"{colours[c]}_{textures[t]}_{shapes[s]}"
           for s, c, t in class_triples(config, part)]
 
 
@@ -120,6 +151,12 @@ def _shape_sdf(kind: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
       np.minimum(0.4 - av, 1.0 - au),  # bar
       1.05 - (au + av),  # diamond
       np.minimum(1.0 - r, v + 0.1),  # half disk
+      # novel shapes (the far part only)
+      0.62 + 0.3 * np.cos(5 * np.arctan2(v, u)) - r,  # star
+      np.minimum(1.0 - r, np.sqrt((u - 0.45) ** 2 + v * v) - 0.72),  # crescent
+      0.9 - np.maximum(au, np.maximum(np.abs(0.5 * u + 0.866 * v),
+                                      np.abs(0.5 * u - 0.866 * v))),  # hexagon
+      1.0 - np.sqrt(u * u + (v / 0.5) ** 2),  # ellipse
   ])
   return np.take_along_axis(sdfs, kind[None, :, None, None], axis=0)[0]
 
@@ -136,6 +173,11 @@ def _texture(kind: np.ndarray, u, v, freq, phase) -> np.ndarray:
       soft(np.sin(f * u + ph) * np.sin(f * v + ph)),
       soft(np.cos(f * u + ph) * np.cos(f * v + ph) - 0.4),
       soft(np.sin(f * (u + v) * 0.75 + ph)),
+      # novel textures (the far part only)
+      soft(np.sin(2.2 * f * np.sqrt(u * u + v * v) + ph)),  # rings
+      soft(np.sin(f * u + 1.5 * np.sin(1.6 * f * v) + ph)),  # zigzag
+      soft(np.maximum(np.cos(1.3 * f * u + ph), np.cos(1.3 * f * v + ph)) - 0.75),
+      soft(np.sin(3.1 * f * u + ph) * np.sin(2.7 * f * v + 2 * ph) - 0.3),  # speckle
   ])
   return np.take_along_axis(pats, kind[None, :, None, None], axis=0)[0]
 
@@ -161,7 +203,7 @@ def render(triples: np.ndarray, rng: np.random.Generator, image_size: int) -> np
   v = (-s * dx + c * dy) / rr
   inside = _shape_sdf(triples[:, 0], u, v) * rr * size  # in pixels
   mask = np.clip(inside + 0.5, 0.0, 1.0)[..., None]
-  palette = np.array(list(COLOURS.values()))
+  palette = np.array(list(COLOURS.values()) + list(NOVEL_COLOURS.values()))
   colour = palette[triples[:, 1]] * rng.uniform(0.75, 1.15, (n, 3))
   pattern = _texture(triples[:, 2], dx / rr, dy / rr, freq, phase)[..., None]
   obj = colour[:, None, None, :] * (0.35 + 0.65 * pattern)
