@@ -39,7 +39,9 @@ def svm_predict(train_features, train_labels, test_features, *, C: float = 1.0,
   classes = np.unique(y)
   if classes.size == 1:  # one class found: the SVM is a constant predictor
     return np.full((g.shape[0],), classes[0], dtype=y.dtype)
-  svm = LinearSVC(C=C, max_iter=max_iter, dual="auto")
+  # liblinear's dual solver shuffles the samples; with random_state=None it draws
+  # from NumPy's global RNG and the same inputs gave 72.8 or 72.9 ACC_t.
+  svm = LinearSVC(C=C, max_iter=max_iter, dual="auto", random_state=0)
   return svm.fit(l2_normalize(f), y).predict(l2_normalize(g))
 
 
