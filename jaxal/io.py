@@ -13,15 +13,15 @@ import tempfile
 from typing import Any
 
 
-def write_json(path: str, obj: Any) -> None:
-  """Atomically writes `obj` as indented JSON to `path`."""
+def write_text(path: str, text: str) -> None:
+  """Atomically writes `text` to `path` (temporary file, fsync, rename)."""
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+  suffix = os.path.splitext(path)[1]
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
   try:
     with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=2, sort_keys=True)
-      f.write("\n")
+      f.write(text)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -29,6 +29,11 @@ def write_json(path: str, obj: Any) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def write_json(path: str, obj: Any) -> None:
+  """Atomically writes `obj` as indented JSON to `path`."""
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: str, default: Any = None) -> Any:

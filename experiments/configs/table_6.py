@@ -1,0 +1,13 @@
+"""Table 6: ACC_t with the snapshot ensemble (+ens), imbalanced pools, before
+balancing (supplement Table 6).
+
+    python3 run.py exp tables --table=6 --data=real --data_dir=DATA_DIR \\
+        --source_workdir=work/ms_imagenet --workdir=work/tables_real
+    python3 run.py exp tables --table=6          # offline data, CPU size
+"""
+
+from experiments.configs import common
+
+
+def get_config() -> dict:
+  return common.base(6)

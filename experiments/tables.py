@@ -1,0 +1,155 @@
+r"""Regenerates one table of the paper: python3 run.py exp tables --table=N.
+
+    # the paper's setting (a GPU host; data prepared with TFDS, M_S from train_source)
+    python3 run.py exp tables --table=6 --data=real --data_dir=DATA_DIR \
+        --source_workdir=work/ms_imagenet --workdir=work/tables_real
+    # the same protocol on the offline data at CPU size (the default)
+    python3 run.py exp tables --table=6
+    # a sweep over 4 GPUs or hosts sharing WORKDIR, then the tables of what finished
+    python3 run.py exp tables --table=6 --data=real ... --shard=2/4
+    python3 run.py exp tables --table=6 --data=real ... --render_only
+
+Defaults come from `experiments/configs/table_N.py` (`get_config()`); flags
+override them. All tables of one --workdir share their cells (Table 4 reuses Table
+2's runs), every finished cell is saved at once, and a rerun resumes. Outputs:
+WORKDIR/cells.csv, WORKDIR/tables/table_N.{md,csv,tex}, WORKDIR/plots/*.png.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+from absl import app, flags
+from absl import logging as absl_logging
+
+from jaxal import experiment, protocol, sweep
+from jaxal.datasets import procedural
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("table", None, "Paper table to regenerate, 2-12.")
+flags.DEFINE_enum("data", "offline", ["real", "offline"],
+                  "real: the paper's datasets (TFDS); offline: the project's data.")
+flags.DEFINE_list("datasets", None, "Datasets (default: the config's for --data).")
+flags.DEFINE_list("budgets", None, "Budgets b (default: the config's for --data).")
+flags.DEFINE_list("methods", None, "Acquisition functions (jaxal.acquisition.METHODS).")
+flags.DEFINE_list("seeds", None, "Seeds of random and core-set (default 0-4).")
+flags.DEFINE_string("target", None, "svm or finetune for every dataset (default: "
+                    "each dataset's, both in Table 12).")
+flags.DEFINE_string("data_dir", None, "TFDS data_dir of the real datasets.")
+flags.DEFINE_string("source_workdir", None, "--data=real: a train_source workdir.")
+flags.DEFINE_string("workdir", None, "Results (default: workdir/tables_<data>).")
+flags.DEFINE_string("shard", "0/1", "i/n: run every n-th cell starting at i.")
+flags.DEFINE_bool("render_only", False, "Only render what has finished.")
+flags.DEFINE_bool("plots", True, "Write PNG plots (needs matplotlib).")
+flags.DEFINE_integer("data_seed", 0, "Seed of the pools (imbalance induction, "
+                     "balanced subsets) and of the offline data and M_S.")
+flags.DEFINE_integer("balanced_per_class", None, "Balanced subsets' images per class "
+                     "(default: the supplement's 200, 80 for MIT-67).")
+flags.DEFINE_enum("rule", "ratio", ["ratio", "difference"], "Balancing rule.")
+flags.DEFINE_enum("majority_distance", "nearest", ["nearest", "farthest"],
+                  "Balancing: distance to the nearest majority centroid (METHOD.md) "
+                  "or the farthest (Emam et al.).")
+flags.DEFINE_float("svm_c", 1.0, "C of the linear SVM target model.")
+flags.DEFINE_integer("finetune_epochs", None, "Fine-tuning epochs (default 30; "
+                     "offline 8).")
+flags.DEFINE_integer("finetune_batch_size", None, "Fine-tuning batch (default 64; "
+                     "offline 32).")
+flags.DEFINE_float("finetune_learning_rate", None, "Fine-tuning peak learning rate "
+                   "(default 0.01; offline 0.02).")
+# offline data and M_S sizes
+flags.DEFINE_integer("offline_source_classes", 40, "offline: source classes.")
+flags.DEFINE_integer("offline_target_classes", 20, "offline: classes of each target.")
+flags.DEFINE_integer("offline_source_per_class", 150, "offline: source images per class.")
+flags.DEFINE_integer("offline_target_per_class", 200, "offline: target pool images per "
+                     "class before imbalance induction.")
+flags.DEFINE_integer("offline_test_per_class", 50, "offline: test images per class.")
+flags.DEFINE_integer("width", 8, "offline: ResNet-18 width of M_S.")
+flags.DEFINE_integer("epochs", 8, "offline: M_S training epochs.")
+flags.DEFINE_integer("snapshot_every", 2, "offline: epochs between snapshots (+ens).")
+flags.DEFINE_integer("batch_size", 128, "offline: M_S training batch size.")
+flags.DEFINE_float("learning_rate", 0.1, "offline: M_S peak learning rate (cosine).")
+
+
+def _ints(values, flag):
+  try:
+    return tuple(int(v) for v in values)
+  except ValueError:
+    raise experiment.SetupError(f"--{flag} must be integers, got {values}.") from None
+
+
+def table_run(table: int, tables: tuple) -> experiment.TableRun:
+  """Flags over the table's config -> TableRun (validated later, before work)."""
+  if table is None or not 2 <= table <= 12:
+    raise experiment.SetupError(f"--table must be one of 2-12, got {table}.")
+  config = importlib.import_module(f"experiments.configs.table_{table}").get_config()
+  data = FLAGS.data
+  datasets = tuple(FLAGS.datasets or config[data]["datasets"])
+  budgets = _ints(FLAGS.budgets or config[data]["budgets"], "budgets")
+  seeds = _ints(FLAGS.seeds or config["seeds"], "seeds")
+  offline = data == "offline"
+  targets = protocol.TargetSettings(
+      svm_c=FLAGS.svm_c,
+      finetune_epochs=FLAGS.finetune_epochs or (8 if offline else 30),
+      finetune_batch_size=FLAGS.finetune_batch_size or (32 if offline else 64),
+      finetune_learning_rate=FLAGS.finetune_learning_rate or (0.02 if offline else 0.01))
+  offline_cfg = procedural.OfflineConfig(
+      num_source_classes=FLAGS.offline_source_classes,
+      num_target_classes=FLAGS.offline_target_classes,
+      num_far_classes=FLAGS.offline_target_classes,
+      source_train_per_class=FLAGS.offline_source_per_class, source_test_per_class=1,
+      target_train_per_class=FLAGS.offline_target_per_class,
+      target_test_per_class=FLAGS.offline_test_per_class,
+      far_train_per_class=FLAGS.offline_target_per_class,
+      far_test_per_class=FLAGS.offline_test_per_class, seed=FLAGS.data_seed)
+  try:
+    offline_cfg.validate()
+  except ValueError as e:
+    raise experiment.SetupError(f"offline sizes: {e}") from None
+  settings = protocol.Settings(
+      data=data, data_dir=FLAGS.data_dir, source_workdir=FLAGS.source_workdir,
+      offline=offline_cfg if offline else procedural.OfflineConfig(),
+      source=protocol.SourceSettings(width=FLAGS.width, epochs=FLAGS.epochs,
+                                     snapshot_every=FLAGS.snapshot_every,
+                                     batch_size=FLAGS.batch_size,
+                                     learning_rate=FLAGS.learning_rate),
+      targets=targets, data_seed=FLAGS.data_seed,
+      balanced_per_class=FLAGS.balanced_per_class, rule=FLAGS.rule,
+      majority_distance=FLAGS.majority_distance)
+  try:
+    shard = sweep.parse_shard(FLAGS.shard)
+  except ValueError as e:
+    raise experiment.SetupError(f"--shard: {e}") from None
+  return experiment.TableRun(
+      tables=tables, datasets=datasets, budgets=budgets,
+      methods=tuple(FLAGS.methods or config["methods"]), seeds=seeds,
+      targets=experiment.default_targets(datasets, table, FLAGS.target),
+      settings=settings, workdir=FLAGS.workdir or os.path.join("workdir",
+                                                                f"tables_{data}"),
+      shard=shard, plots=FLAGS.plots)
+
+
+def main(argv, table=None, run_tables=None):
+  """Runs `run_tables` (default: --table) with --table's config; 2 on bad input."""
+  del argv
+  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax's per-save INFO lines
+  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+  table = FLAGS.table if table is None else table
+  try:
+    run = table_run(table, tuple(run_tables or (table,)))
+    out = experiment.run_table(run, render_only=FLAGS.render_only)
+  except experiment.SetupError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"\ncells: {out['cells_csv']}")
+  for n, paths in out["tables"].items():
+    print(f"table {n}: {paths['md']} (also .csv, .tex)")
+  for p in out["plots"]:
+    print(f"plot: {p}")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(lambda argv: sys.exit(main(argv)))

@@ -1,0 +1,244 @@
+"""One paper table as a sweep: check, run (sharded, resumable), render, plot.
+
+The command-line scripts (`experiments/tables.py`, `experiments/quickstart.py`)
+only parse flags into a `TableRun` and call `run_table`; everything they do is
+here, so a new table or dataset is a config, not a new loop.
+
+Every input is checked before any work starts (`check`): unknown methods,
+datasets or targets, budgets above a pool, a workdir holding another setting's
+results, and for `data="real"` unprepared datasets or a missing source model,
+each reported with the flag to fix and, for data, what to download and where.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Optional, Sequence
+
+import jax
+import numpy as np
+
+from jaxal import _validation as V
+from jaxal import acquisition, io, protocol, sweep, tables
+from jaxal.datasets import catalog, imbalance
+
+REAL_DATASETS = ("food101", "cifar100", "imn100", "mit67")
+OFFLINE_DATASETS = ("offline_target", "offline_far")
+
+
+class SetupError(ValueError):
+  """A flag or the data is not usable; the message says which and how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TableRun:
+  """What one table command runs (flags land here, `experiments/configs`)."""
+  tables: tuple  # table numbers (2-12) whose cells to run and render
+  datasets: tuple
+  budgets: tuple
+  methods: tuple
+  seeds: tuple
+  targets: dict  # dataset -> tuple of target models
+  settings: protocol.Settings
+  workdir: str
+  shard: tuple = (0, 1)
+  render: bool = True
+  plots: bool = True
+
+
+def default_targets(datasets: Sequence[str], table: int,
+                    target: Optional[str] = None) -> dict:
+  """dataset -> target models: `target` if given, both for Table 12, else the
+  dataset's default (METHOD.md section 5: Food-101 and MIT-67 fine-tuning,
+  CIFAR-100 and IMN-100 the SVM; the offline far target fine-tuning)."""
+  out = {}
+  for d in datasets:
+    if target:
+      out[d] = (target,)
+    elif table == 12:
+      out[d] = sweep.TARGETS
+    else:
+      out[d] = (catalog.spec(d).target_model or "svm",)
+  return out
+
+
+def cells(run: TableRun) -> list:
+  """Every cell of the run's tables (before sharding)."""
+  out = set()
+  for n in run.tables:
+    spec = tables.SPECS[n]
+    out.update(sweep.expand(
+        datasets=run.datasets, pool=spec.pool, budgets=run.budgets,
+        methods=run.methods, balancing=(spec.balancing,), ensemble=spec.ensemble,
+        targets=run.targets, seeds=run.seeds))
+  return sorted(out)
+
+
+def pool_size(settings: protocol.Settings, dataset: str, kind: str) -> int:
+  """Images in the pool of `dataset` (from its labels only, no pixels)."""
+  if settings.data == "offline":
+    part = dataset.split("_", 1)[1]
+    k = settings.offline.num_classes(part)
+    available = np.full(k, settings.offline.per_class(part, "train"))
+  else:
+    labels = catalog.load_labels(dataset, "train", data_dir=settings.data_dir)
+    available = np.bincount(labels)
+  if kind == "imbalanced":
+    return int(imbalance.imbalanced_counts(available, seed=settings.data_seed).sum())
+  per_class = settings.balanced_per_class or catalog.spec(dataset).balanced_per_class
+  return int(min(per_class, available.min()) * available.size)
+
+
+def check(run: TableRun) -> None:
+  """Raises SetupError naming the flag for anything that would fail later."""
+  s = run.settings
+  for n in run.tables:
+    if n not in tables.SPECS:
+      raise SetupError(f"--table: {n} is not a table of the paper; use 2-12.")
+  if s.data not in ("offline", "real"):
+    raise SetupError(f"--data must be 'real' or 'offline', got {s.data!r}.")
+  allowed = OFFLINE_DATASETS if s.data == "offline" else REAL_DATASETS
+  if not run.datasets:
+    raise SetupError("--datasets is empty; name at least one dataset.")
+  for d in run.datasets:
+    if d not in allowed:
+      raise SetupError(f"--datasets: unknown dataset {d!r} for --data={s.data}; "
+                       f"valid: {', '.join(allowed)}.")
+  if not run.methods:
+    raise SetupError("--methods is empty; name at least one method.")
+  for m in run.methods:
+    if m not in acquisition.METHODS:
+      raise SetupError(f"--methods: unknown method {m!r}; valid: "
+                       f"{', '.join(acquisition.METHODS)}.")
+  if not run.seeds:
+    raise SetupError("--seeds is empty; pass e.g. --seeds=0,1,2,3,4.")
+  for seed in run.seeds:
+    try:
+      V.check_seed(seed)
+    except ValueError as e:
+      raise SetupError(f"--seeds: {e}") from None
+  for d, ts in run.targets.items():
+    for t in ts:
+      if t not in sweep.TARGETS:
+        raise SetupError(f"--target must be one of {', '.join(sweep.TARGETS)}, "
+                         f"got {t!r}.")
+  if not run.budgets or any(int(b) <= 0 for b in run.budgets):
+    raise SetupError(f"--budgets must be positive ints, got {list(run.budgets)}.")
+  if s.data == "real":
+    _check_real(run)
+  else:
+    src = s.offline.num_source_classes * s.offline.source_train_per_class
+    n_dev = jax.device_count()
+    if not 0 < s.source.batch_size <= src or s.source.batch_size % n_dev:
+      raise SetupError(f"--batch_size={s.source.batch_size}: M_S's batch must be a "
+                       f"multiple of the {n_dev} devices and at most the {src} source "
+                       "images (--offline_source_classes x --offline_source_per_class).")
+    if s.source.epochs < 1 or s.source.snapshot_every < 1 or s.source.width < 1:
+      raise SetupError("--epochs, --snapshot_every and --width must be >= 1.")
+  for n in run.tables:
+    kind = tables.SPECS[n].pool
+    for d in run.datasets:
+      size = pool_size(s, d, kind)
+      too_big = [b for b in run.budgets if int(b) > size]
+      if too_big:
+        raise SetupError(f"--budgets: {too_big[0]} is larger than the {kind} pool of "
+                         f"{d} ({size} images); pass budgets <= {size}.")
+  _check_workdir(run)
+
+
+def _check_real(run: TableRun) -> None:
+  s = run.settings
+  problems = []
+  if not s.source_workdir:
+    problems.append("--source_workdir is not set: train M_S with `python3 run.py exp "
+                    "train_source --dataset=imagenet_source ...` and pass its workdir.")
+  elif not os.path.exists(os.path.join(s.source_workdir, "config.json")):
+    problems.append(f"--source_workdir {s.source_workdir} holds no trained M_S "
+                    "(config.json missing): run train_source with --workdir there.")
+  for d in run.datasets:
+    try:
+      catalog.check_prepared(d, data_dir=s.data_dir)
+    except catalog.DatasetNotFoundError as e:
+      problems.append(f"{d}: {e}")
+  if problems:
+    raise SetupError("--data=real needs data that is not here (nothing was run):\n- "
+                     + "\n- ".join(problems))
+
+
+def _check_workdir(run: TableRun) -> None:
+  """One workdir holds one setting; a different one is refused, saying what."""
+  path = os.path.join(run.workdir, "settings.json")
+  old = io.read_json(path)
+  new = run.settings.as_dict()
+  if old is not None and old != new:
+    diff = [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now"
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    raise SetupError(f"--workdir {run.workdir} holds results of other settings "
+                     f"({'; '.join(diff)}); use another --workdir.")
+
+
+def run_table(run: TableRun, log: Callable[[str], None] = print, *,
+              render_only: bool = False) -> dict:
+  """Checks, runs this shard's cells (unless `render_only`), then renders the
+  tables and plots of whatever has finished in the workdir.
+
+  Returns {"cells_csv", "tables": {n: {"md", "csv", "tex"}}, "plots": [...],
+  "computed": int}.
+  """
+  check(run)
+  store = sweep.ResultStore(run.workdir)
+  computed = 0
+  if not render_only:
+    io.write_json(os.path.join(run.workdir, "settings.json"), run.settings.as_dict())
+    todo = sweep.shard(cells(run), *run.shard)
+    proto = protocol.Protocol(run.settings, run.workdir, log=log)
+    log(f"tables {', '.join(map(str, run.tables))}: {len(todo)} cells in shard "
+        f"{run.shard[0]}/{run.shard[1]} ({run.settings.data} data, workdir "
+        f"{run.workdir})")
+    computed = sweep.run(todo, store, proto.compute, log=log)
+  out = {"computed": computed, "tables": {}, "plots": []}
+  if not run.render:
+    return out
+  results = store.all()
+  out["cells_csv"] = store.write_csv(results)
+  for n in run.tables:
+    table = tables.build(n, results, datasets=run.datasets, budgets=run.budgets,
+                         methods=run.methods, targets=run.targets,
+                         published=run.settings.data == "real")
+    base = os.path.join(run.workdir, "tables", f"table_{n}")
+    paths = {}
+    for ext, text in (("md", table.markdown()), ("csv", table.csv()),
+                      ("tex", table.latex())):
+      paths[ext] = f"{base}.{ext}"
+      io.write_text(paths[ext], text)
+    out["tables"][n] = paths
+    log("\n" + table.markdown())
+  if run.plots:
+    out["plots"] = make_plots(run, results, log)
+  return out
+
+
+def make_plots(run: TableRun, results, log) -> list:
+  """ACC_t against budget per dataset, and per-class labeled counts of the
+  first non-random method before and after balancing at the largest budget."""
+  from jaxal import plots  # pylint: disable=g-import-not-at-top
+  made = []
+  pools = sorted({tables.SPECS[n].pool for n in run.tables})
+  try:
+    for d in run.datasets:
+      for pool in pools:
+        for t in run.targets[d]:
+          name = f"{d}_{pool}_{t}"
+          p = plots.accuracy_vs_budget(results, d, pool, t, run.methods, os.path.join(
+              run.workdir, "plots", f"acc_vs_budget_{name}.png"))
+          made += [p] if p else []
+          m = next((m for m in run.methods if m != "random"), run.methods[0])
+          b = max(int(x) for x in run.budgets)
+          p = plots.class_counts(results, d, pool, t, m, b, os.path.join(
+              run.workdir, "plots", f"class_counts_{name}_{m}_b{b}.png"),
+              seed=run.seeds[0])
+          made += [p] if p else []
+  except plots.PlotsUnavailable as e:
+    log(f"plots skipped: {e}")
+  return made

@@ -1,0 +1,298 @@
+"""The paper's protocol for one cell of its tables (METHOD.md sections 1-6).
+
+    source model M_S -> its outputs on the pool (cached) -> selection
+    (`acquisition`, optionally `balancing`) -> oracle labels (the ground truth)
+    -> target model (`target`: SVM or fine-tuning) -> `metrics`
+
+`Protocol` holds what every cell of a sweep shares: the data (real TFDS datasets,
+or the offline data at CPU size), the pools (imbalanced by `imbalanced_counts`,
+balanced by `balanced_indices`, both fixed by `data_seed`), M_S and the target
+models' settings. `Protocol.compute(cell)` runs one `sweep.Cell`.
+
+M_S's features and probabilities are computed once per (dataset, pool, split,
+source checkpoint, ensemble) and cached in WORKDIR/cache as .npz files named by a
+digest of what determines them, written atomically: a rerun, another shard or
+another table reads them instead of running M_S again. The ensemble ("+ens",
+supplement section 1) changes acquisition only: balancing and core-set use the
+averaged features, while the target model is trained on the final model's
+features (SVM) or weights (fine-tuning), as for the single model.
+
+With `data="offline"`, M_S is trained here on the offline source part (once per
+source config, under a lock so that concurrent shards wait for one training and
+then resume from its checkpoint); with `data="real"` it is read from a
+`train_source` work directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+from typing import Optional
+
+import numpy as np
+
+from jaxal import (acquisition, balancing, io, metrics, models, source, sweep,
+                   target, train)
+from jaxal.checkpoint import Snapshots
+from jaxal.datasets import catalog, imbalance, pipeline, procedural
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSettings:
+  """M_S trained here on the offline source part (data="offline" only)."""
+  width: int = 8
+  epochs: int = 8
+  snapshot_every: int = 2
+  batch_size: int = 128
+  learning_rate: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSettings:
+  """Target models (METHOD.md section 5; the paper gives no hyper-parameters,
+  these are reconstructed [R] and configurable)."""
+  svm_c: float = 1.0
+  finetune_epochs: int = 30
+  finetune_batch_size: int = 64
+  finetune_learning_rate: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """Everything a sweep's cells share besides the cell itself."""
+  data: str = "offline"  # "offline" or "real"
+  data_dir: Optional[str] = None
+  source_workdir: Optional[str] = None  # data="real": a train_source workdir
+  offline: procedural.OfflineConfig = procedural.OfflineConfig()
+  source: SourceSettings = SourceSettings()
+  targets: TargetSettings = TargetSettings()
+  data_seed: int = 0  # the pools (imbalance induction, balanced subsets)
+  balanced_per_class: Optional[int] = None  # None: the dataset's (supplement 2)
+  rule: str = "ratio"
+  majority_distance: str = "nearest"
+
+  def as_dict(self) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+  """A target pool with its test split (uint8 images, int labels)."""
+  images: np.ndarray
+  labels: np.ndarray
+  test_images: np.ndarray
+  test_labels: np.ndarray
+  num_classes: int
+  class_names: tuple
+  digest: str  # of the pool's and test split's labels and indices
+
+
+def _digest(*parts) -> str:
+  h = hashlib.sha256()
+  for p in parts:
+    h.update(np.ascontiguousarray(p).tobytes() if isinstance(p, np.ndarray)
+             else json.dumps(p, sort_keys=True, default=str).encode())
+  return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _lock(path: str):
+  """An exclusive advisory lock (other shards wait), released on exit."""
+  import fcntl  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class Protocol:
+  """Runs cells of the paper's protocol; see the module docstring."""
+
+  def __init__(self, settings: Settings, workdir: str, log=print):
+    self.settings = settings
+    self.workdir = workdir
+    self.log = log
+
+  # ---------------------------------------------------------------- data
+  def _load(self, dataset: str, split: str) -> catalog.ArraySplit:
+    s = self.settings
+    if s.data == "offline":  # in memory: the same pixels as the TFDS builder's
+      part = dataset.split("_", 1)[1]
+      images, labels = procedural.generate(s.offline, part, split)
+      return catalog.ArraySplit(images, labels, s.offline.num_classes(part),
+                                tuple(procedural.class_names(s.offline, part)))
+    size = self.source_config()["image_size"]
+    return catalog.load_arrays(dataset, split, data_dir=s.data_dir, image_size=size)
+
+  @functools.lru_cache(maxsize=8)
+  def pool(self, dataset: str, kind: str) -> Pool:
+    """The imbalanced or balanced pool of `dataset`, and its test split."""
+    s = self.settings
+    train_split, test_split = self._load(dataset, "train"), self._load(dataset, "test")
+    k = train_split.num_classes
+    available = np.bincount(train_split.labels, minlength=k)
+    if kind == "imbalanced":
+      counts = imbalance.imbalanced_counts(available, seed=s.data_seed)
+      keep = imbalance.subset_indices(train_split.labels, counts, seed=s.data_seed)
+    else:
+      per_class = s.balanced_per_class or catalog.spec(dataset).balanced_per_class
+      per_class = min(int(per_class), int(available.min()))
+      keep = imbalance.balanced_indices(train_split.labels, per_class, k,
+                                        seed=s.data_seed)
+    labels = train_split.labels[keep]
+    return Pool(train_split.images[keep], labels, test_split.images,
+                test_split.labels, k, train_split.class_names,
+                _digest(dataset, kind, keep, labels, test_split.labels))
+
+  # ---------------------------------------------------------- source model
+  @functools.lru_cache(maxsize=1)
+  def source_config(self) -> dict:
+    """What determines M_S (its train_source config, or the offline settings)."""
+    s = self.settings
+    if s.data == "real":
+      cfg = io.read_json(os.path.join(s.source_workdir, "config.json"))
+      if cfg is None:
+        raise ValueError(f"--source_workdir {s.source_workdir} has no config.json; "
+                         "train M_S first with `python3 run.py exp train_source`.")
+      return cfg
+    return {"dataset": "offline_source", "stem": "cifar", "image_size":
+            s.offline.image_size, "offline": dataclasses.asdict(s.offline),
+            "seed": s.data_seed, **dataclasses.asdict(s.source)}
+
+  @functools.lru_cache(maxsize=1)
+  def source_model(self):
+    """(model, final variables, snapshot variables (oldest first), source id)."""
+    s = self.settings
+    cfg = self.source_config()
+    if s.data == "offline":
+      ckpt = os.path.abspath(os.path.join(
+          self.workdir, "source", _digest(cfg)))
+      io.write_json(os.path.join(ckpt, "config.json"), cfg)
+      tcfg = train.TrainConfig(num_epochs=s.source.epochs,
+                               batch_size=s.source.batch_size,
+                               learning_rate=s.source.learning_rate, schedule="cosine",
+                               warmup_epochs=1, snapshot_every=s.source.snapshot_every,
+                               seed=s.data_seed)
+      with _lock(ckpt + ".lock"):
+        src = self._load("offline_source", "train")
+        self.log(f"M_S: ResNet-18 width {s.source.width} on {len(src.labels)} images "
+                 f"of {src.num_classes} source classes, {s.source.epochs} epochs "
+                 f"({ckpt})")
+        model, state = source.train_model(src.images, src.labels, src.num_classes,
+                                          width=s.source.width, stem="cifar",
+                                          config=tcfg, workdir=ckpt)
+      every = s.source.snapshot_every
+    else:
+      ckpt = os.path.join(os.path.abspath(s.source_workdir), "checkpoints")
+      model = models.ResNet18(num_classes=catalog.num_classes(cfg["dataset"]),
+                              width=cfg["width"], stem=cfg["stem"])
+      keys = ("batch_size", "learning_rate", "schedule", "warmup_epochs",
+              "weight_decay", "snapshot_every", "compute_dtype", "seed")
+      tcfg = train.TrainConfig(num_epochs=cfg["epochs"],
+                               **{k: cfg[k] for k in keys if k in cfg})
+      template = train.create_state(model, tcfg, (cfg["image_size"],) * 2 + (3,), 1)
+      found = Snapshots(ckpt, cfg["snapshot_every"]).restore_latest(template)
+      if found is None or found[0] < cfg["epochs"]:
+        raise ValueError(f"--source_workdir {s.source_workdir}: M_S has not finished "
+                         f"training ({'no checkpoint' if found is None else found[0]} "
+                         f"of {cfg['epochs']} epochs); rerun train_source there.")
+      state = found[1]
+      every = cfg["snapshot_every"]
+    final = train.variables_of(state)
+    epochs = Snapshots(ckpt, every).snapshot_epochs()
+    snapshots = source.snapshot_variables(state, ckpt, every) if epochs else [final]
+    return model, final, snapshots, _digest(cfg, epochs)
+
+  def outputs(self, dataset: str, kind: str, split: str, ensemble: bool):
+    """(features, probs) of M_S (or its snapshot average) on the pool or test
+    split; cached in WORKDIR/cache, never recomputed for the same inputs."""
+    pool = self.pool(dataset, kind)
+    model, final, snapshots, source_id = self.source_model()
+    key = _digest(dataset, kind, split, pool.digest, source_id, bool(ensemble))
+    path = os.path.join(self.workdir, "cache", f"{dataset}_{kind}_{split}_"
+                        f"{'ens' if ensemble else 'single'}_{key}.npz")
+    if os.path.exists(path):
+      with np.load(path) as z:
+        return z["features"], z["probs"]
+    images = pool.images if split == "train" else pool.test_images
+    variables = snapshots if ensemble else [final]
+    self.log(f"M_S outputs: {dataset} {kind} {split} "
+             f"({'ensemble of ' + str(len(variables)) if ensemble else 'single model'}, "
+             f"{len(images)} images)")
+    feats, probs = source.outputs(model, variables, images)
+    _save_npz(path, features=feats, probs=probs)
+    return feats, probs
+
+  # ---------------------------------------------------------------- a cell
+  def select(self, cell: sweep.Cell) -> np.ndarray:
+    """Pool indices chosen for `cell` (all of them for the Full row)."""
+    pool = self.pool(cell.dataset, cell.pool)
+    if cell.method == sweep.FULL:
+      return np.arange(len(pool.labels))
+    feats, probs = self.outputs(cell.dataset, cell.pool, "train", cell.ensemble)
+    kw = dict(probs=probs, features=feats, seed=cell.seed)
+    if not cell.balancing:
+      return acquisition.select(cell.method, budget=cell.budget, **kw)
+    if cell.method in sweep.STOCHASTIC:
+      ranking = acquisition.select(cell.method, budget=cell.budget, **kw)
+    else:
+      ranking = acquisition.rank(cell.method, probs=probs)
+    # The oracle is the ground truth (METHOD.md section 4, in experiments).
+    return balancing.balanced_select(
+        ranking, feats, pool.labels, cell.budget, pool.num_classes,
+        rule=self.settings.rule, majority_distance=self.settings.majority_distance)
+
+  def predict(self, cell: sweep.Cell, idx: np.ndarray) -> np.ndarray:
+    """The target model trained on the labeled subset; its test predictions."""
+    pool = self.pool(cell.dataset, cell.pool)
+    y = pool.labels[idx]
+    t = self.settings.targets
+    if cell.target == "svm":
+      f_pool, _ = self.outputs(cell.dataset, cell.pool, "train", False)
+      f_test, _ = self.outputs(cell.dataset, cell.pool, "test", False)
+      return target.svm_predict(f_pool[idx], y, f_test, C=t.svm_c)
+    model, final, _, _ = self.source_model()
+    cfg = train.TrainConfig(num_epochs=t.finetune_epochs,
+                            batch_size=t.finetune_batch_size,
+                            learning_rate=t.finetune_learning_rate, schedule="cosine",
+                            snapshot_every=0, seed=cell.seed)
+    # Quiet: the sweep prints one line per cell, not per fine-tuning epoch.
+    tmodel, tvars = target.finetune(model, final, pool.num_classes,
+                                    pipeline.normalize(pool.images[idx]), y, cfg,
+                                    log=lambda _: None)
+    return target.finetune_predict(tmodel, tvars,
+                                   pipeline.normalize(pool.test_images))
+
+  def compute(self, cell: sweep.Cell) -> dict:
+    """Runs one cell: selection, oracle labels, target model, metrics."""
+    pool = self.pool(cell.dataset, cell.pool)
+    k = pool.num_classes
+    idx = self.select(cell)
+    y = pool.labels[idx]
+    pred = self.predict(cell, idx)
+    found = np.unique(y)
+    return {
+        "acc_t": metrics.accuracy_all_classes(pool.test_labels, pred, found, k),
+        "classes_found": metrics.classes_found(y, k),
+        "imbalance_ratio": metrics.imbalance_ratio(y, k),
+        "labeled": int(len(idx)),
+        "class_counts": metrics.class_counts(y, k).tolist(),
+        "pool_counts": metrics.class_counts(pool.labels, k).tolist(),
+        "selected": idx.tolist() if cell.method != sweep.FULL else None,
+        "settings": self.settings.as_dict(),
+    }
+
+
+def _save_npz(path: str, **arrays) -> None:
+  """np.savez to a temporary name, then an atomic rename."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = f"{path}.tmp-{os.getpid()}.npz"
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)

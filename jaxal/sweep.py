@@ -1,0 +1,237 @@
+"""Sweeps of the paper's experiments: cells, shards, and their results on disk.
+
+A cell is one configuration of the paper's tables (supplement Tables 6-12,
+main-paper Tables 2-5): (dataset, pool, budget, method, balancing on/off,
+ensemble on/off, target model, seed). Random and core-set depend on the seed and
+are run for every seed; the other methods once. Each dataset also has a Full cell
+(the target model on the whole pool, the upper bound of G_AL).
+
+Every finished cell is written on its own, atomically (`jaxal.io`), as
+WORKDIR/cells/<key>.json, so
+
+- a killed sweep started again skips what finished and loses at most the cell it
+  was in;
+- `--shard=i/n` runs cell i, i + n, i + 2n, ... of the sorted list; any number of
+  shards, on any number of hosts sharing the workdir, write into it at once
+  without coordination, since no two write the same file;
+- `collect` reads whatever has finished and writes WORKDIR/cells.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io as _io
+import json
+import os
+import platform
+import time
+from typing import Callable, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from jaxal import io
+
+POOLS = ("imbalanced", "balanced")
+TARGETS = ("svm", "finetune")
+STOCHASTIC = ("random", "coreset")  # selection depends on the seed
+FULL = "full"
+STATS = ("acc_t", "classes_found", "imbalance_ratio")
+CSV_COLUMNS = ("dataset", "pool", "budget", "method", "balancing", "ensemble",
+               "target", "seed", "acc_t", "classes_found", "imbalance_ratio",
+               "labeled", "seconds")
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Cell:
+  """One configuration; `budget` is 0 and `method` "full" for the Full row."""
+  dataset: str
+  pool: str
+  target: str
+  budget: int
+  method: str
+  balancing: bool
+  ensemble: bool
+  seed: int
+
+  @property
+  def key(self) -> str:
+    return (f"{self.dataset}__{self.pool}__{self.target}__b{self.budget}__"
+            f"{self.method}__bal{int(self.balancing)}__ens{int(self.ensemble)}__"
+            f"s{self.seed}")
+
+  def as_dict(self) -> dict:
+    d = dataclasses.asdict(self)
+    d["balancing"], d["ensemble"] = int(self.balancing), int(self.ensemble)
+    return d
+
+
+def expand(*, datasets: Sequence[str], pool: str, budgets: Sequence[int],
+           methods: Sequence[str], balancing: Sequence[bool],
+           ensemble: Sequence[bool], targets: Mapping[str, Sequence[str]],
+           seeds: Sequence[int]) -> list[Cell]:
+  """All cells of a table, sorted, with one Full cell per (dataset, target).
+
+  Random selection does not use the source model, so its "+ens" variant is the
+  plain one (the supplement copies it) and is not run twice.
+  """
+  cells = set()
+  for d in datasets:
+    for t in targets[d]:
+      cells.add(Cell(d, pool, t, 0, FULL, False, False, seeds[0]))
+      for b in budgets:
+        for m in methods:
+          for bal in balancing:
+            for ens in ensemble:
+              if ens and m == "random":
+                continue
+              for s in (seeds if m in STOCHASTIC else seeds[:1]):
+                cells.add(Cell(d, pool, t, int(b), m, bool(bal), bool(ens), int(s)))
+  return sorted(cells)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+  """"i/n" -> (i, n) with 0 <= i < n."""
+  try:
+    i, n = (int(v) for v in text.split("/"))
+  except ValueError:
+    raise ValueError(f"shard must look like i/n (e.g. 0/4), got {text!r}.") from None
+  if not 0 <= i < n:
+    raise ValueError(f"shard {text!r}: need 0 <= i < n.")
+  return i, n
+
+
+def shard(cells: Sequence[Cell], index: int, count: int) -> list[Cell]:
+  """This shard's share: every count-th cell of the sorted list."""
+  return [c for k, c in enumerate(sorted(cells)) if k % count == index]
+
+
+def environment() -> dict:
+  """Package versions and device, recorded with every cell."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import sklearn  # pylint: disable=g-import-not-at-top
+  from jaxal import _xla_cpu  # pylint: disable=g-import-not-at-top
+  dev = jax.devices()[0]
+  return {"jax": jax.__version__, "numpy": np.__version__,
+          "sklearn": sklearn.__version__, "python": platform.python_version(),
+          "device": f"{dev.platform}: {dev.device_kind} x {jax.device_count()}",
+          "cpu": _xla_cpu.cpu_description()}
+
+
+class ResultStore:
+  """One JSON file per finished cell under WORKDIR/cells (atomic writes)."""
+
+  def __init__(self, workdir: str):
+    self.workdir = workdir
+    self.dir = os.path.join(workdir, "cells")
+
+  def path(self, cell: Cell) -> str:
+    return os.path.join(self.dir, cell.key + ".json")
+
+  def done(self, cell: Cell) -> bool:
+    return os.path.exists(self.path(cell))
+
+  def write(self, cell: Cell, result: dict) -> None:
+    io.write_json(self.path(cell), {**cell.as_dict(), **result})
+
+  def read(self, cell: Cell) -> Optional[dict]:
+    return io.read_json(self.path(cell))
+
+  def all(self) -> list[dict]:
+    """Every finished cell (temporary files of writes in progress excluded)."""
+    if not os.path.isdir(self.dir):
+      return []
+    out = []
+    for name in sorted(os.listdir(self.dir)):
+      if name.endswith(".json") and not name.startswith(".tmp-"):
+        with open(os.path.join(self.dir, name)) as f:
+          out.append(json.load(f))
+    return out
+
+  def write_csv(self, rows: Optional[Iterable[dict]] = None) -> str:
+    """Writes WORKDIR/cells.csv (one row per cell and seed) atomically."""
+    rows = self.all() if rows is None else list(rows)
+    rows = sorted(rows, key=lambda r: tuple(str(r[k]) for k in CSV_COLUMNS[:8]))
+    buf = _io.StringIO()
+    w = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+      w.writerow({k: _fmt(r.get(k)) for k in CSV_COLUMNS})
+    path = os.path.join(self.workdir, "cells.csv")
+    io.write_text(path, buf.getvalue())
+    return path
+
+
+def _fmt(v):
+  if isinstance(v, float):
+    return f"{v:.6g}"
+  return v
+
+
+def read_csv(path: str) -> list[dict]:
+  """Rows of a cells.csv, with numbers parsed."""
+  ints = ("budget", "balancing", "ensemble", "seed", "classes_found", "labeled")
+  floats = ("acc_t", "imbalance_ratio", "seconds")
+  with open(path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  for r in rows:
+    for k in ints:
+      if r.get(k) not in (None, ""):
+        r[k] = int(float(r[k]))
+    for k in floats:
+      if r.get(k) not in (None, ""):
+        r[k] = float(r[k])
+  return rows
+
+
+def run(cells: Sequence[Cell], store: ResultStore, compute: Callable[[Cell], dict],
+        *, log: Callable[[str], None] = print) -> int:
+  """Computes every cell not yet in `store`; returns how many were computed.
+
+  One line per finished cell with the elapsed time and an estimate of what is
+  left: the mean time of finished cells of the same kind (target model, Full or
+  not), since a Full fine-tuning costs far more than a 40-image one.
+  """
+  todo = [c for c in cells if not store.done(c)]
+  skipped = len(cells) - len(todo)
+  if skipped:
+    log(f"{skipped} of {len(cells)} cells already done in {store.workdir}")
+  env = environment() if todo else {}
+  t0 = time.perf_counter()
+  times: dict = {}
+  for k, cell in enumerate(todo, 1):
+    if store.done(cell):  # another shard or process finished it meanwhile
+      continue
+    start = time.perf_counter()
+    result = compute(cell)
+    result = {**result, "seconds": time.perf_counter() - start, "env": env}
+    store.write(cell, result)
+    times.setdefault(_kind(cell), []).append(result["seconds"])
+    left = _estimate(todo[k:], times)
+    log(f"[{k}/{len(todo)}] {cell.key}: acc_t {result.get('acc_t', float('nan')):.2f} "
+        f"classes {result.get('classes_found')} ir "
+        f"{result.get('imbalance_ratio', float('nan')):.3f} "
+        f"({result['seconds']:.1f} s; elapsed {_hms(time.perf_counter() - t0)}, "
+        f"~{_hms(left)} left)")
+  return len(todo)
+
+
+def _kind(cell: Cell) -> tuple:
+  return cell.target, cell.method == FULL
+
+
+def _estimate(remaining: Sequence[Cell], times: dict) -> float:
+  """Seconds left: per kind of cell, the mean of finished ones of that kind
+  (of any kind where none has finished yet)."""
+  every = [t for ts in times.values() for t in ts]
+  fallback = float(np.mean(every)) if every else 0.0
+  mean = {k: float(np.mean(v)) for k, v in times.items()}
+  return sum(mean.get(_kind(c), fallback) for c in remaining)
+
+
+def _hms(seconds: float) -> str:
+  seconds = int(round(seconds))
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

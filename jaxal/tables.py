@@ -1,0 +1,269 @@
+"""The paper's tables from a sweep's cells: markdown, CSV and LaTeX.
+
+Layout as in the supplement: one row per method (and "+ens" variant), columns
+dataset x budget, the Full row, and the summary last: G_AL for accuracy tables
+(`metrics.global_score`), Average for classes found and imbalance ratio (Tables 4,
+5, 10, 11). Stochastic methods show mean +- standard deviation over seeds. The
+best value of each column is marked (bold; highest accuracy and classes found,
+lowest imbalance ratio). With `paper=True` the supplement's published number
+stands beside ours in brackets wherever it has one (`jaxal.paper`).
+
+Tables (METHOD.md; main-paper Tables 2-5 through the rows 6 and 7 copy):
+2/3 ACC_t on the imbalanced pools before/after balancing; 4/5 classes found and
+imbalance ratio there; 6/7 as 2/3 with "+ens"; 8/9 ACC_t on the balanced subsets;
+10/11 classes found and imbalance ratio on them; 12 SVM against fine-tuning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io as _io
+import csv
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from jaxal import metrics, paper, sweep
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+  number: int
+  caption: str
+  pool: str
+  balancing: bool
+  ensemble: tuple  # which ensemble settings have rows
+  stats: tuple  # ("acc_t",) or ("classes_found", "imbalance_ratio")
+  compare_targets: bool = False  # Table 12: columns dataset:target
+
+  @property
+  def summary(self) -> Optional[str]:
+    if self.compare_targets:
+      return None
+    return "G_AL" if self.stats == ("acc_t",) else "Average"
+
+
+_ACC, _CLS = ("acc_t",), ("classes_found", "imbalance_ratio")
+SPECS = {s.number: s for s in (
+    TableSpec(2, "ACC_t, imbalanced pools, before balancing", "imbalanced", False,
+              (False,), _ACC),
+    TableSpec(3, "ACC_t, imbalanced pools, after balancing", "imbalanced", True,
+              (False,), _ACC),
+    TableSpec(4, "Classes found and imbalance ratio, imbalanced pools, before "
+              "balancing", "imbalanced", False, (False,), _CLS),
+    TableSpec(5, "Classes found and imbalance ratio, imbalanced pools, after "
+              "balancing", "imbalanced", True, (False,), _CLS),
+    TableSpec(6, "ACC_t with the snapshot ensemble (+ens), imbalanced pools, before "
+              "balancing", "imbalanced", False, (False, True), _ACC),
+    TableSpec(7, "ACC_t with the snapshot ensemble (+ens), imbalanced pools, after "
+              "balancing", "imbalanced", True, (False, True), _ACC),
+    TableSpec(8, "ACC_t, balanced subsets, before balancing", "balanced", False,
+              (False,), _ACC),
+    TableSpec(9, "ACC_t, balanced subsets, after balancing", "balanced", True,
+              (False,), _ACC),
+    TableSpec(10, "Classes found and imbalance ratio, balanced subsets, before "
+              "balancing", "balanced", False, (False,), _CLS),
+    TableSpec(11, "Classes found and imbalance ratio, balanced subsets, after "
+              "balancing", "balanced", True, (False,), _CLS),
+    TableSpec(12, "ACC_t of the SVM and of fine-tuning, imbalanced pools, before "
+              "balancing", "imbalanced", False, (False,), _ACC, compare_targets=True),
+)}
+_DIGITS = {"acc_t": 2, "classes_found": 1, "imbalance_ratio": 3}
+_LOWER_IS_BETTER = {"imbalance_ratio"}
+
+
+@dataclasses.dataclass
+class Entry:
+  mean: Optional[float]
+  std: Optional[float]
+  n: int
+  paper: Optional[float] = None
+  best: bool = False
+
+
+@dataclasses.dataclass
+class Table:
+  """A rendered table: `columns` are (label, dataset, target, budget) and
+  `rows` (label, method, ensemble, stat, [Entry per column], summary, paper
+  summary)."""
+  spec: TableSpec
+  columns: list
+  rows: list
+
+  def markdown(self) -> str:
+    head = ["method", "stat"] + [c[0] for c in self.columns]
+    if self.spec.summary:
+      head.append(self.spec.summary)
+    out = [f"Table {self.spec.number}. {self.spec.caption}.", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, _, _, stat, entries, summ, psumm in self.rows:
+      cells = [label, stat] + [_text(e, stat, bold="**%s**") for e in entries]
+      if self.spec.summary:
+        cells.append(_summary_text(summ, psumm, stat))
+      out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append("Mean +- standard deviation over seeds where a method is stochastic; "
+               "[x]: the paper's published value; bold: best of the column.")
+    return "\n".join(out) + "\n"
+
+  def latex(self) -> str:
+    n = len(self.columns) + (1 if self.spec.summary else 0)
+    out = [r"% needs \usepackage{booktabs}", r"\begin{table}", r"\centering", r"\small",
+           r"\begin{tabular}{ll" + "r" * n + "}", r"\toprule"]
+    head = ["method", "stat"] + [_tex_escape(c[0]) for c in self.columns]
+    if self.spec.summary:
+      head.append(r"$G_{AL}$" if self.spec.summary == "G_AL" else "Average")
+    out.append(" & ".join(head) + r" \\")
+    out.append(r"\midrule")
+    for label, _, _, stat, entries, summ, psumm in self.rows:
+      cells = [_tex_escape(label), _tex_escape(stat)] + [
+          _text(e, stat, bold=r"\textbf{%s}", pm=r"$\pm$") for e in entries]
+      if self.spec.summary:
+        cells.append(_summary_text(summ, psumm, stat))
+      out.append(" & ".join(cells) + r" \\")
+    out = [line.replace("–", "--") for line in out]
+    out += [r"\bottomrule", r"\end{tabular}",
+            rf"\caption{{Table {self.spec.number}: {_tex_escape(self.spec.caption)}. "
+            r"Mean $\pm$ std over seeds for stochastic methods; [x]: published value; "
+            r"bold: best of the column.}", r"\end{table}"]
+    return "\n".join(out) + "\n"
+
+  def csv(self) -> str:
+    """Long form: one line per (row, column), plus the summaries."""
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["table", "method", "ensemble", "stat", "column", "dataset", "target",
+                "budget", "mean", "std", "n", "paper", "best"])
+    for label, method, ens, stat, entries, summ, psumm in self.rows:
+      for (col, d, t, b), e in zip(self.columns, entries):
+        w.writerow([self.spec.number, method, int(ens), stat, col, d, t, b,
+                    _num(e.mean), _num(e.std), e.n, _num(e.paper), int(e.best)])
+      if self.spec.summary:
+        w.writerow([self.spec.number, method, int(ens), stat, self.spec.summary, "",
+                    "", "", _num(summ), "", "", _num(psumm), 0])
+    return buf.getvalue()
+
+
+def _num(v):
+  return "" if v is None else f"{v:.6g}"
+
+
+def _fmt(v: float, stat: str) -> str:
+  return f"{v:.{_DIGITS[stat]}f}"
+
+
+def _text(e: Entry, stat: str, *, bold: str, pm: str = "±") -> str:
+  if e.mean is None:
+    s = "–"
+  else:
+    s = _fmt(e.mean, stat)
+    if e.n > 1:
+      s += f" {pm} {_fmt(e.std, stat)}"
+    if e.best:
+      s = bold % s
+  if e.paper is not None:
+    s += f" [{_fmt(e.paper, stat)}]"
+  return s
+
+
+def _summary_text(v, p, stat) -> str:
+  s = "–" if v is None else (f"{v:.3f}" if stat == "acc_t" else _fmt(v, stat))
+  if p is not None:
+    s += f" [{p:.3f}]" if stat == "acc_t" else f" [{_fmt(p, stat)}]"
+  return s
+
+
+def _tex_escape(s: str) -> str:
+  return s.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
+
+
+def _label(method: str, ensemble: bool) -> str:
+  return method + (" +ens" if ensemble else "")
+
+
+def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
+          budgets: Sequence[int], methods: Sequence[str],
+          targets: Mapping[str, Sequence[str]], published: bool = False) -> Table:
+  """Table `number` from cells.csv rows (`sweep.read_csv` or `ResultStore.all`).
+
+  Args:
+    number: 2-12 (`SPECS`).
+    rows: one per cell and seed.
+    datasets, budgets, methods: what the table shows, in order.
+    targets: dataset -> its target models; tables 2-11 use the first, Table 12
+      shows every one as its own column group.
+    published: put the supplement's numbers beside ours (real data only: they
+      describe the paper's datasets).
+  """
+  spec = SPECS[number]
+  groups = [(f"{d}:{t}" if spec.compare_targets else d, d, t)
+            for d in datasets
+            for t in (targets[d] if spec.compare_targets else targets[d][:1])]
+  columns = [(f"{g} {b}", d, t, int(b)) for g, d, t in groups for b in budgets]
+
+  index: dict = {}
+  for r in rows:
+    key = (r["dataset"], r["pool"], r["target"], int(r["budget"]), r["method"],
+           bool(int(r["balancing"])), bool(int(r["ensemble"])))
+    index.setdefault(key, []).append(r)
+
+  def entry(d, t, b, method, bal, ens, stat, group):
+    found = index.get((d, spec.pool, t, b, method, bal, ens), [])
+    vals = [float(r[stat]) for r in found if r.get(stat) not in (None, "")]
+    pub = None
+    if published:
+      pub = paper.published(number, method, ensemble=ens, stat=stat, column=group,
+                            budget=b if method != sweep.FULL else None)
+    if not vals:
+      return Entry(None, None, 0, pub)
+    return Entry(float(np.mean(vals)), float(np.std(vals)), len(vals), pub)
+
+  out_rows = []
+  fulls = {}
+  for stat in spec.stats:
+    fulls[stat] = [entry(d, t, 0, sweep.FULL, False, False, stat, g)
+                   for g, d, t in groups]
+  for method in methods:
+    for ens in spec.ensemble:
+      if ens and method == "random":
+        continue
+      for stat in spec.stats:
+        entries = [entry(d, t, b, method, spec.balancing, ens, stat, c.split(" ")[0])
+                   for (c, d, t, b) in columns]
+        summ = _summary(spec, stat, entries, fulls[stat], len(budgets))
+        psumm = (paper.published_summary(number, method, ensemble=ens, stat=stat)
+                 if published and spec.summary else None)
+        out_rows.append((_label(method, ens), method, ens, stat, entries, summ, psumm))
+  _mark_best(out_rows)
+  for stat in spec.stats:  # Full: one value per group, shown under each budget
+    entries = [dataclasses.replace(fulls[stat][i // len(budgets)])
+               for i in range(len(columns))]
+    out_rows.append(("Full", sweep.FULL, False, stat, entries, None, None))
+  return Table(spec, columns, out_rows)
+
+
+def _summary(spec, stat, entries, fulls, num_budgets):
+  if spec.summary is None or any(e.mean is None for e in entries):
+    return None
+  vals = np.array([e.mean for e in entries])
+  if stat == "acc_t":
+    full = [f.mean for f in fulls]
+    if any(f is None or f >= 100 for f in full):
+      return None
+    return metrics.global_score(vals.reshape(len(full), num_budgets), full)
+  return float(vals.mean())
+
+
+def _mark_best(rows):
+  for stat in {r[3] for r in rows}:
+    same = [r for r in rows if r[3] == stat]
+    if len(same) < 2:
+      continue
+    for j in range(len(same[0][4])):
+      vals = [r[4][j].mean for r in same if r[4][j].mean is not None]
+      if len(vals) < 2:  # nothing to compare with (yet)
+        continue
+      best = min(vals) if stat in _LOWER_IS_BETTER else max(vals)
+      for r in same:
+        if r[4][j].mean == best:
+          r[4][j].best = True

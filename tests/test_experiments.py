@@ -1,0 +1,250 @@
+"""The table commands end to end on tiny offline data: every table, resume after
+SIGKILL, concurrent shards, and bad flags stopped before any work."""
+
+import contextlib
+import csv
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from absl import flags
+
+from experiments import tables as tables_command
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--offline_source_classes=8", "--offline_target_classes=5",
+        "--offline_source_per_class=24", "--offline_target_per_class=24",
+        "--offline_test_per_class=6", "--epochs=2", "--snapshot_every=1", "--width=4",
+        "--batch_size=64",
+        "--budgets=6,12", "--seeds=0,1", "--methods=random,entropy_inv_div,coreset",
+        "--finetune_epochs=1", "--finetune_batch_size=8"]
+
+
+def command(workdir, *flags):
+  return [sys.executable, os.path.join(ROOT, "experiments", "tables.py"),
+          f"--workdir={workdir}", *TINY, *flags]
+
+
+def env():
+  e = dict(os.environ)
+  e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
+  return e
+
+
+def run(workdir, *flags, check=True):
+  out = subprocess.run(command(workdir, *flags), env=env(), capture_output=True,
+                       text=True, timeout=600)
+  if check and out.returncode != 0:
+    raise AssertionError(f"exit {out.returncode}\n{out.stdout[-3000:]}\n"
+                         f"{out.stderr[-3000:]}")
+  return out
+
+
+def cells_csv(workdir, **match):
+  """cells.csv rows matching `match`, without the wall-time column (the rest
+  must match exactly)."""
+  with open(os.path.join(workdir, "cells.csv"), newline="") as f:
+    rows = list(csv.DictReader(f))
+  rows = [r for r in rows if all(r[k] == str(v) for k, v in match.items())]
+  for r in rows:
+    r.pop("seconds")
+  return rows
+
+
+def run_in_process(workdir, *args):
+  """The table command's own main(), flags parsed here: one process, so JAX
+  starts and compiles once for all tables (the subprocess tests below cover
+  the command line itself)."""
+  argv = command(workdir, *args)[1:]
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(argv)
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    code = tables_command.main([])
+  assert code == 0, out.getvalue()[-3000:]
+  return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tables_workdir(tmp_path_factory):
+  """One workdir in which every table command ran (they share cells)."""
+  workdir = str(tmp_path_factory.mktemp("tables"))
+  outputs = {}
+  try:
+    for n in range(2, 13):
+      # Tables 3 and 12 keep the default targets (fine-tuning for the far target,
+      # both targets in Table 12); the others use the SVM to stay fast.
+      args = [f"--table={n}", f"--plots={n == 3}"]
+      if n not in (3, 12):
+        args.append("--target=svm")
+      outputs[n] = run_in_process(workdir, *args)
+  finally:
+    flags.FLAGS.unparse_flags()
+  return workdir, outputs
+
+
+@pytest.mark.parametrize("n", range(2, 13))
+def test_every_table_command_end_to_end(tables_workdir, n):
+  workdir, outputs = tables_workdir
+  for ext in ("md", "csv", "tex"):
+    path = os.path.join(workdir, "tables", f"table_{n}.{ext}")
+    assert os.path.getsize(path) > 0, path
+  with open(os.path.join(workdir, "tables", f"table_{n}.md")) as f:
+    md = f.read()
+  assert md.startswith(f"Table {n}.")
+  body = [ln for ln in md.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+  assert body and all("–" not in ln.split("|")[3] for ln in body)  # every cell ran
+  assert f"table {n}: " in outputs[n]
+  if n == 12:
+    assert "offline_far:finetune 6" in md and "offline_target:svm 12" in md
+  if n in (6, 7):
+    assert "coreset +ens" in md and "random +ens" not in md
+
+
+def test_cells_csv_columns_and_plots(tables_workdir):
+  workdir, _ = tables_workdir
+  with open(os.path.join(workdir, "cells.csv"), newline="") as f:
+    rows = list(csv.DictReader(f))
+  need = ("dataset,budget,method,balancing,ensemble,target,seed,acc_t,"
+          "classes_found,imbalance_ratio").split(",")
+  assert all(k in rows[0] for k in need)
+  assert {r["balancing"] for r in rows} == {"0", "1"}
+  assert {r["ensemble"] for r in rows} == {"0", "1"}
+  assert {r["target"] for r in rows} == {"svm", "finetune"}
+  assert {r["method"] for r in rows} == {"random", "entropy_inv_div", "coreset", "full"}
+  plots = os.listdir(os.path.join(workdir, "plots"))
+  assert any(p.startswith("acc_vs_budget_offline_far") for p in plots)
+  assert any(p.startswith("class_counts_offline_target") for p in plots)
+  for p in plots:
+    with open(os.path.join(workdir, "plots", p), "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _seed_workdir(src, dst):
+  """A fresh workdir sharing `src`'s trained M_S and cached outputs."""
+  os.makedirs(dst)
+  for name in ("source", "cache"):
+    shutil.copytree(os.path.join(src, name), os.path.join(dst, name))
+  shutil.copy(os.path.join(src, "settings.json"), dst)
+
+
+def test_killed_sweep_resumes_without_recomputing(tables_workdir, tmp_path):
+  base, _ = tables_workdir
+  # Table 12 ran these cells (imbalanced, before balancing, fine-tuning) already.
+  want = cells_csv(base, dataset="offline_target", pool="imbalanced", balancing=0,
+                   ensemble=0, target="finetune")
+  flags = ["--table=2", "--target=finetune", "--plots=false",
+           "--datasets=offline_target"]
+  work = str(tmp_path / "killed")
+  _seed_workdir(base, work)
+  proc = subprocess.Popen(command(work, *flags), env=env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  cells_dir = os.path.join(work, "cells")
+  deadline = time.time() + 300
+  while time.time() < deadline:
+    if os.path.isdir(cells_dir) and len(os.listdir(cells_dir)) >= 3:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  finished = {p: os.stat(os.path.join(cells_dir, p)).st_mtime_ns
+              for p in os.listdir(cells_dir) if not p.startswith(".tmp-")}
+  assert 3 <= len(finished) < len(want)
+  out = run(work, *flags).stdout
+  assert f"{len(finished)} of " in out and "cells already done" in out
+  for p, mtime in finished.items():  # not recomputed, not rewritten
+    assert os.stat(os.path.join(cells_dir, p)).st_mtime_ns == mtime
+  assert not [p for p in os.listdir(cells_dir) if p.startswith(".tmp-")]
+  assert cells_csv(work) == want
+
+
+def test_concurrent_shards_equal_one_run(tables_workdir, tmp_path):
+  base, _ = tables_workdir
+  # The fixture ran Table 9 with the SVM in one unsharded run.
+  want = cells_csv(base, pool="balanced", balancing=1, target="svm")
+  flags = ["--table=9", "--target=svm", "--plots=false"]
+  work = str(tmp_path / "sharded")
+  _seed_workdir(base, work)
+  procs = [subprocess.Popen(command(work, *flags, f"--shard={i}/2"), env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for i in range(2)]
+  for p in procs:
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, out[-3000:]
+  run(work, *flags, "--render_only")
+  assert cells_csv(work, balancing=1) == want
+  full = dict(pool="balanced", method="full", target="svm")
+  assert cells_csv(work, **full) == cells_csv(base, **full)
+  with open(os.path.join(work, "tables", "table_9.md")) as f, \
+      open(os.path.join(base, "tables", "table_9.md")) as g:
+    assert f.read() == g.read()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--table=2", "--methods=random,entropy_magic"],
+     "--methods: unknown method 'entropy_magic'"),
+    (["--table=8", "--budgets=6,100000"], "--budgets: 100000 is larger than the "
+     "balanced pool of offline_target"),
+    (["--table=2", "--datasets=offline_target,food101"],
+     "--datasets: unknown dataset 'food101' for --data=offline"),
+    (["--table=13"], "--table must be one of 2-12"),
+    (["--table=2", "--shard=2/2"], "--shard"),
+    (["--table=2", "--seeds=0,-1"], "--seeds: seed must lie in [0, 2**32)"),
+    (["--table=2", "--batch_size=400"], "--batch_size=400: M_S's batch must be"),
+    (["--table=6", "--data=real", "--data_dir=/nonexistent/jaxal-data"],
+     "--data=real needs data that is not here (nothing was run)"),
+])
+def test_bad_flags_stop_before_any_work(tmp_path, flags, message):
+  workdir = str(tmp_path / "w")
+  out = run(workdir, *flags, check=False)
+  assert out.returncode == 2, out.stdout + out.stderr
+  assert message in out.stderr
+  assert "Traceback" not in out.stderr
+  assert not os.path.exists(workdir)  # nothing was written
+
+
+def test_real_data_message_says_what_to_get(tmp_path):
+  out = run(str(tmp_path / "w"), "--table=2", "--data=real",
+            "--data_dir=/nonexistent/jaxal-data", check=False)
+  assert out.returncode == 2
+  assert "--source_workdir is not set" in out.stderr
+  assert "tfds build food101" in out.stderr and "ILSVRC2012_img_train.tar" in out.stderr
+  assert "TrainImages.txt" in out.stderr  # MIT-67's manual files
+
+
+def test_real_data_path_end_to_end_on_tfds_mock_data(tmp_path, monkeypatch):
+  """--data=real through TFDS (mocked CIFAR-100), with M_S from a real
+  train_source workdir and its snapshots for +ens; published numbers beside ours."""
+  tfds = pytest.importorskip("tensorflow_datasets")
+  source = str(tmp_path / "ms")
+  out = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "experiments", "train_source.py"),
+       "--dataset=digits", f"--workdir={source}", "--width=4", "--epochs=2",
+       "--snapshot_every=1", "--batch_size=32", "--schedule=cosine"],
+      env=env(), capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  # mock_data replaces reading, not TFDS's "is it on disk" check.
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
+  workdir = str(tmp_path / "tables")
+  with tfds.testing.mock_data(num_examples=2500):
+    try:
+      text = run_in_process(
+          workdir, "--table=6", "--data=real", "--datasets=cifar100",
+          f"--source_workdir={source}", "--budgets=500,1000", "--seeds=0",
+          "--methods=random,entropy_inv_div", "--plots=false")
+    finally:
+      flags.FLAGS.unparse_flags()
+  assert "cells in shard 0/1 (real data" in text
+  with open(os.path.join(workdir, "tables", "table_6.md")) as f:
+    md = f.read()
+  assert "| random | acc_t |" in md and "entropy_inv_div +ens" in md
+  assert "[27.31]" in md and "[34.67]" in md and "[59.49]" in md  # Table 6's
+  rows = cells_csv(workdir, ensemble=1)
+  assert rows and all(r["method"] == "entropy_inv_div" for r in rows)
+  cached = os.listdir(os.path.join(workdir, "cache"))
+  assert any("_ens_" in c for c in cached) and any("_single_" in c for c in cached)
