@@ -210,9 +210,11 @@ class Protocol:
     snapshots = source.snapshot_variables(state, ckpt, every) if epochs else [final]
     return model, final, snapshots, _digest(cfg, epochs)
 
+  @functools.lru_cache(maxsize=16)
   def outputs(self, dataset: str, kind: str, split: str, ensemble: bool):
     """(features, probs) of M_S (or its snapshot average) on the pool or test
-    split; cached in WORKDIR/cache, never recomputed for the same inputs."""
+    split; cached in WORKDIR/cache, never recomputed for the same inputs, and
+    kept in memory so that a sweep's cells do not read them again."""
     pool = self.pool(dataset, kind)
     model, final, snapshots, source_id = self.source_model()
     key = _digest(dataset, kind, split, pool.digest, source_id, bool(ensemble))
