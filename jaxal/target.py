@@ -10,7 +10,7 @@ Both give test-set predictions for `jaxal.metrics.accuracy_all_classes`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -47,15 +47,19 @@ def svm_predict(train_features, train_labels, test_features, *, C: float = 1.0,
 
 def finetune(model: nn.Module, variables, num_classes: int, images: np.ndarray,
              labels: np.ndarray, config: train.TrainConfig, *,
-             workdir: Optional[str] = None, log=None):
+             workdir: Optional[str] = None, log=None,
+             transform: Optional[Callable[[np.ndarray], np.ndarray]] = None):
   """Fine-tunes M_S with a new head over `num_classes` target classes.
 
   Every layer is trained, starting from the source weights (supplement section
   6). Batches are reshuffled every epoch from `config.seed`; when the labeled set
   is smaller than `config.batch_size`, the largest batch that the devices divide
-  is used. Returns (target model, its variables).
+  is used. `transform` (e.g. `pipeline.normalize` for uint8 images) is applied
+  to each batch, so the images are never converted all at once. Returns (target
+  model, its variables).
   """
-  images = np.asarray(images, np.float32)
+  images = np.asarray(images)
+  prepare = transform or (lambda x: np.asarray(x, np.float32))
   labels = V.check_labels(labels, num_classes, name="labels", length=len(images))
   n_dev = jax.device_count()
   batch = min(config.batch_size, len(images) // n_dev * n_dev)
@@ -74,7 +78,7 @@ def finetune(model: nn.Module, variables, num_classes: int, images: np.ndarray,
     order = np.random.default_rng([config.seed, epoch]).permutation(len(images))
     for i in range(steps):
       idx = order[i * batch:(i + 1) * batch]
-      yield images[idx], labels[idx]
+      yield prepare(images[idx]), labels[idx]
 
   state = train.fit(target, config, batches, steps_per_epoch=steps,
                     image_shape=images.shape[1:], workdir=workdir, init=state,
@@ -82,7 +86,9 @@ def finetune(model: nn.Module, variables, num_classes: int, images: np.ndarray,
   return target, train.variables_of(state)
 
 
-def finetune_predict(model: nn.Module, variables, images, *, batch_size=256):
-  """Predicted labels of a fine-tuned target model."""
-  _, probs = inference.predict(model, variables, images, batch_size=batch_size)
+def finetune_predict(model: nn.Module, variables, images, *, batch_size=256,
+                     transform: Optional[Callable[[np.ndarray], np.ndarray]] = None):
+  """Predicted labels of a fine-tuned target model (`transform` per batch)."""
+  _, probs = inference.predict(model, variables, images, batch_size=batch_size,
+                               transform=transform)
   return np.argmax(probs, axis=1)

@@ -241,3 +241,23 @@ def test_predict_batches_of_uneven_sizes_equal_predict():
   np.testing.assert_allclose(np.concatenate([p for _, p in got]), want_p, rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match="batch_size"):
     list(inference.predict_batches(model, variables, [x], batch_size=8))
+
+
+def test_finetune_transform_per_batch_equals_converting_up_front():
+  source = F.run()
+  model = F.model()
+  variables = {"params": source.params, "batch_stats": source.batch_stats}
+  rng = np.random.default_rng(3)
+  x = rng.integers(0, 256, (32, *F.IMAGE), dtype=np.uint8)
+  y = np.arange(32) % F.CLASSES
+  norm = lambda a: (np.asarray(a, np.float32) - 127.5) / 64.0  # noqa: E731
+  cfg = F.config(num_epochs=2, schedule="constant", learning_rate=0.02)
+  m1, v1 = target.finetune(model, variables, F.CLASSES, norm(x), y, cfg,
+                           log=lambda m: None)
+  m2, v2 = target.finetune(model, variables, F.CLASSES, x, y, cfg, log=lambda m: None,
+                           transform=norm)
+  for a, b in zip(jax.tree.leaves(v1), jax.tree.leaves(v2)):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(
+      target.finetune_predict(m1, v1, norm(x)),
+      target.finetune_predict(m2, v2, x, transform=norm))
