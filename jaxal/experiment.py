@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxal import _validation as V
 from jaxal import acquisition, io, protocol, sweep, tables
-from jaxal.datasets import catalog, imbalance
+from jaxal.datasets import catalog
 
 REAL_DATASETS = ("food101", "cifar100", "imn100", "mit67")
 OFFLINE_DATASETS = ("offline_target", "offline_far")
@@ -75,19 +75,13 @@ def cells(run: TableRun) -> list:
   return sorted(out)
 
 
-def pool_size(settings: protocol.Settings, dataset: str, kind: str) -> int:
-  """Images in the pool of `dataset` (from its labels only, no pixels)."""
+def available_counts(settings: protocol.Settings, dataset: str) -> np.ndarray:
+  """Images per class of `dataset`'s train split, from its labels only."""
   if settings.data == "offline":
     part = dataset.split("_", 1)[1]
-    k = settings.offline.num_classes(part)
-    available = np.full(k, settings.offline.per_class(part, "train"))
-  else:
-    labels = catalog.load_labels(dataset, "train", data_dir=settings.data_dir)
-    available = np.bincount(labels)
-  if kind == "imbalanced":
-    return int(imbalance.imbalanced_counts(available, seed=settings.data_seed).sum())
-  per_class = settings.balanced_per_class or catalog.spec(dataset).balanced_per_class
-  return int(min(per_class, available.min()) * available.size)
+    return np.full(settings.offline.num_classes(part),
+                   settings.offline.per_class(part, "train"))
+  return np.bincount(catalog.load_labels(dataset, "train", data_dir=settings.data_dir))
 
 
 def check(run: TableRun) -> None:
@@ -136,10 +130,11 @@ def check(run: TableRun) -> None:
                        "images (--offline_source_classes x --offline_source_per_class).")
     if s.source.epochs < 1 or s.source.snapshot_every < 1 or s.source.width < 1:
       raise SetupError("--epochs, --snapshot_every and --width must be >= 1.")
-  for n in run.tables:
-    kind = tables.SPECS[n].pool
-    for d in run.datasets:
-      size = pool_size(s, d, kind)
+  kinds = sorted({tables.SPECS[n].pool for n in run.tables})
+  for d in run.datasets:
+    available = available_counts(s, d)  # one label scan per dataset
+    for kind in kinds:
+      size = int(protocol.pool_counts(s, d, kind, available).sum())
       too_big = [b for b in run.budgets if int(b) > size]
       if too_big:
         raise SetupError(f"--budgets: {too_big[0]} is larger than the {kind} pool of "

@@ -87,8 +87,18 @@ class Pool:
   test_images: np.ndarray
   test_labels: np.ndarray
   num_classes: int
-  class_names: tuple
   digest: str  # of the pool's and test split's labels and indices
+
+
+def pool_counts(settings: "Settings", dataset: str, kind: str,
+                available: np.ndarray) -> np.ndarray:
+  """Images per class of the imbalanced pool (`imbalanced_counts`, METHOD.md
+  section 2) or of the balanced subset (supplement section 2: 200 per class, 80
+  for MIT-67, at most what the rarest class has), from the train split's counts."""
+  if kind == "imbalanced":
+    return imbalance.imbalanced_counts(available, seed=settings.data_seed)
+  per_class = settings.balanced_per_class or catalog.spec(dataset).balanced_per_class
+  return np.full(available.size, min(int(per_class), int(available.min())))
 
 
 def _digest(*parts) -> str:
@@ -137,18 +147,11 @@ class Protocol:
     s = self.settings
     train_split, test_split = self._load(dataset, "train"), self._load(dataset, "test")
     k = train_split.num_classes
-    available = np.bincount(train_split.labels, minlength=k)
-    if kind == "imbalanced":
-      counts = imbalance.imbalanced_counts(available, seed=s.data_seed)
-      keep = imbalance.subset_indices(train_split.labels, counts, seed=s.data_seed)
-    else:
-      per_class = s.balanced_per_class or catalog.spec(dataset).balanced_per_class
-      per_class = min(int(per_class), int(available.min()))
-      keep = imbalance.balanced_indices(train_split.labels, per_class, k,
-                                        seed=s.data_seed)
+    counts = pool_counts(s, dataset, kind, np.bincount(train_split.labels, minlength=k))
+    keep = imbalance.subset_indices(train_split.labels, counts, seed=s.data_seed)
     labels = train_split.labels[keep]
     return Pool(train_split.images[keep], labels, test_split.images,
-                test_split.labels, k, train_split.class_names,
+                test_split.labels, k,
                 _digest(dataset, kind, keep, labels, test_split.labels))
 
   # ---------------------------------------------------------- source model
