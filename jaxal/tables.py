@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import io as _io
 import csv
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -81,25 +81,41 @@ class Entry:
   best: bool = False
 
 
+class Column(NamedTuple):
+  label: str  # "dataset budget", or "dataset:target budget" in Table 12
+  group: str  # the column group: the paper's column name (`paper.published`)
+  dataset: str
+  target: str
+  budget: int
+
+
+class Row(NamedTuple):
+  label: str  # method, with " +ens" for ensemble rows; "Full"
+  method: str
+  ensemble: bool
+  stat: str
+  entries: list  # one Entry per column
+  summary: Optional[float]  # G_AL or Average
+  paper_summary: Optional[float]
+
+
 @dataclasses.dataclass
 class Table:
-  """A rendered table: `columns` are (label, dataset, target, budget) and
-  `rows` (label, method, ensemble, stat, [Entry per column], summary, paper
-  summary)."""
+  """A rendered table: its columns and rows (the Full rows last)."""
   spec: TableSpec
-  columns: list
-  rows: list
+  columns: list  # [Column]
+  rows: list  # [Row]
 
   def markdown(self) -> str:
-    head = ["method", "stat"] + [c[0] for c in self.columns]
+    head = ["method", "stat"] + [c.label for c in self.columns]
     if self.spec.summary:
       head.append(self.spec.summary)
     out = [f"Table {self.spec.number}. {self.spec.caption}.", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, _, _, stat, entries, summ, psumm in self.rows:
-      cells = [label, stat] + [_text(e, stat, bold="**%s**") for e in entries]
+    for r in self.rows:
+      cells = [r.label, r.stat] + [_text(e, r.stat, bold="**%s**") for e in r.entries]
       if self.spec.summary:
-        cells.append(_summary_text(summ, psumm, stat))
+        cells.append(_summary_text(r.summary, r.paper_summary, r.stat))
       out.append("| " + " | ".join(cells) + " |")
     out.append("")
     out.append("Mean +- standard deviation over seeds where a method is stochastic; "
@@ -110,16 +126,16 @@ class Table:
     n = len(self.columns) + (1 if self.spec.summary else 0)
     out = [r"% needs \usepackage{booktabs}", r"\begin{table}", r"\centering", r"\small",
            r"\begin{tabular}{ll" + "r" * n + "}", r"\toprule"]
-    head = ["method", "stat"] + [_tex_escape(c[0]) for c in self.columns]
+    head = ["method", "stat"] + [_tex_escape(c.label) for c in self.columns]
     if self.spec.summary:
       head.append(r"$G_{AL}$" if self.spec.summary == "G_AL" else "Average")
     out.append(" & ".join(head) + r" \\")
     out.append(r"\midrule")
-    for label, _, _, stat, entries, summ, psumm in self.rows:
-      cells = [_tex_escape(label), _tex_escape(stat)] + [
-          _text(e, stat, bold=r"\textbf{%s}", pm=r"$\pm$") for e in entries]
+    for r in self.rows:
+      cells = [_tex_escape(r.label), _tex_escape(r.stat)] + [
+          _text(e, r.stat, bold=r"\textbf{%s}", pm=r"$\pm$") for e in r.entries]
       if self.spec.summary:
-        cells.append(_summary_text(summ, psumm, stat))
+        cells.append(_summary_text(r.summary, r.paper_summary, r.stat))
       out.append(" & ".join(cells) + r" \\")
     out = [line.replace("–", "--") for line in out]
     out += [r"\bottomrule", r"\end{tabular}",
@@ -134,13 +150,15 @@ class Table:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["table", "method", "ensemble", "stat", "column", "dataset", "target",
                 "budget", "mean", "std", "n", "paper", "best"])
-    for label, method, ens, stat, entries, summ, psumm in self.rows:
-      for (col, d, t, b), e in zip(self.columns, entries):
-        w.writerow([self.spec.number, method, int(ens), stat, col, d, t, b,
-                    _num(e.mean), _num(e.std), e.n, _num(e.paper), int(e.best)])
+    for r in self.rows:
+      for c, e in zip(self.columns, r.entries):
+        w.writerow([self.spec.number, r.method, int(r.ensemble), r.stat, c.label,
+                    c.dataset, c.target, c.budget, _num(e.mean), _num(e.std), e.n,
+                    _num(e.paper), int(e.best)])
       if self.spec.summary:
-        w.writerow([self.spec.number, method, int(ens), stat, self.spec.summary, "",
-                    "", "", _num(summ), "", "", _num(psumm), 0])
+        w.writerow([self.spec.number, r.method, int(r.ensemble), r.stat,
+                    self.spec.summary, "", "", "", _num(r.summary), "", "",
+                    _num(r.paper_summary), 0])
     return buf.getvalue()
 
 
@@ -199,7 +217,8 @@ def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
   groups = [(f"{d}:{t}" if spec.compare_targets else d, d, t)
             for d in datasets
             for t in (targets[d] if spec.compare_targets else targets[d][:1])]
-  columns = [(f"{g} {b}", d, t, int(b)) for g, d, t in groups for b in budgets]
+  columns = [Column(f"{g} {b}", g, d, t, int(b)) for g, d, t in groups
+             for b in budgets]
 
   index: dict = {}
   for r in rows:
@@ -228,17 +247,18 @@ def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
       if ens and method == "random":
         continue
       for stat in spec.stats:
-        entries = [entry(d, t, b, method, spec.balancing, ens, stat, c.split(" ")[0])
-                   for (c, d, t, b) in columns]
+        entries = [entry(c.dataset, c.target, c.budget, method, spec.balancing, ens,
+                         stat, c.group) for c in columns]
         summ = _summary(spec, stat, entries, fulls[stat], len(budgets))
         psumm = (paper.published_summary(number, method, ensemble=ens, stat=stat)
                  if published and spec.summary else None)
-        out_rows.append((_label(method, ens), method, ens, stat, entries, summ, psumm))
+        out_rows.append(Row(_label(method, ens), method, ens, stat, entries, summ,
+                            psumm))
   _mark_best(out_rows)
   for stat in spec.stats:  # Full: one value per group, shown under each budget
     entries = [dataclasses.replace(fulls[stat][i // len(budgets)])
                for i in range(len(columns))]
-    out_rows.append(("Full", sweep.FULL, False, stat, entries, None, None))
+    out_rows.append(Row("Full", sweep.FULL, False, stat, entries, None, None))
   return Table(spec, columns, out_rows)
 
 
@@ -255,15 +275,13 @@ def _summary(spec, stat, entries, fulls, num_budgets):
 
 
 def _mark_best(rows):
-  for stat in {r[3] for r in rows}:
-    same = [r for r in rows if r[3] == stat]
-    if len(same) < 2:
-      continue
-    for j in range(len(same[0][4])):
-      vals = [r[4][j].mean for r in same if r[4][j].mean is not None]
-      if len(vals) < 2:  # nothing to compare with (yet)
+  """Marks the best entry of each column among the method rows of each stat."""
+  for stat in {r.stat for r in rows}:
+    for column in zip(*(r.entries for r in rows if r.stat == stat)):
+      present = [e for e in column if e.mean is not None]
+      if len(present) < 2:  # nothing to compare with (yet)
         continue
-      best = min(vals) if stat in _LOWER_IS_BETTER else max(vals)
-      for r in same:
-        if r[4][j].mean == best:
-          r[4][j].best = True
+      pick = min if stat in _LOWER_IS_BETTER else max
+      best = pick(e.mean for e in present)
+      for e in present:
+        e.best = e.mean == best
