@@ -17,6 +17,7 @@ WORKDIR/cells.csv, WORKDIR/tables/table_N.{md,csv,tex}, WORKDIR/plots/*.png.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -52,13 +53,12 @@ flags.DEFINE_enum("rule", "ratio", ["ratio", "difference"], "Balancing rule.")
 flags.DEFINE_enum("majority_distance", "nearest", ["nearest", "farthest"],
                   "Balancing: distance to the nearest majority centroid (METHOD.md) "
                   "or the farthest (Emam et al.).")
-flags.DEFINE_float("svm_c", 1.0, "C of the linear SVM target model.")
-flags.DEFINE_integer("finetune_epochs", None, "Fine-tuning epochs (default 30; "
-                     "offline 8).")
-flags.DEFINE_integer("finetune_batch_size", None, "Fine-tuning batch (default 64; "
-                     "offline 32).")
+# Target models (default: the config's for --data, else TargetSettings').
+flags.DEFINE_float("svm_c", None, "C of the linear SVM target model (1.0).")
+flags.DEFINE_integer("finetune_epochs", None, "Fine-tuning epochs (30; offline 8).")
+flags.DEFINE_integer("finetune_batch_size", None, "Fine-tuning batch (64; offline 32).")
 flags.DEFINE_float("finetune_learning_rate", None, "Fine-tuning peak learning rate "
-                   "(default 0.01; offline 0.02).")
+                   "(0.01; offline 0.02).")
 # offline data and M_S sizes
 flags.DEFINE_integer("offline_source_classes", 40, "offline: source classes.")
 flags.DEFINE_integer("offline_target_classes", 20, "offline: classes of each target.")
@@ -90,11 +90,11 @@ def table_run(table: int, tables: tuple) -> experiment.TableRun:
   budgets = _ints(FLAGS.budgets or config[data]["budgets"], "budgets")
   seeds = _ints(FLAGS.seeds or config["seeds"], "seeds")
   offline = data == "offline"
-  targets = protocol.TargetSettings(
-      svm_c=FLAGS.svm_c,
-      finetune_epochs=FLAGS.finetune_epochs or (8 if offline else 30),
-      finetune_batch_size=FLAGS.finetune_batch_size or (32 if offline else 64),
-      finetune_learning_rate=FLAGS.finetune_learning_rate or (0.02 if offline else 0.01))
+  target_defaults = config[data].get("targets", {})
+  targets = protocol.TargetSettings(**{
+      f.name: (FLAGS[f.name].value if FLAGS[f.name].value is not None
+               else target_defaults.get(f.name, f.default))
+      for f in dataclasses.fields(protocol.TargetSettings)})
   offline_cfg = procedural.OfflineConfig(
       num_source_classes=FLAGS.offline_source_classes,
       num_target_classes=FLAGS.offline_target_classes,

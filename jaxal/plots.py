@@ -74,8 +74,7 @@ def accuracy_vs_budget(rows: Sequence[dict], dataset: str, pool: str, target: st
              ncol=min(len(handles), 5), fontsize=8)
   fig.suptitle(f"{dataset}, {pool} pool, {target} target"
                + (", +ens" if ensemble else ""))
-  fig.subplots_adjust(bottom=0.25)
-  return _save(fig, plt, path)
+  return _save(fig, plt, path)  # its tight_layout leaves room for the legend
 
 
 def class_counts(results: Sequence[dict], dataset: str, pool: str, target: str,

@@ -14,7 +14,7 @@ WORKDIR/cells/<key>.json, so
 - `--shard=i/n` runs cell i, i + n, i + 2n, ... of the sorted list; any number of
   shards, on any number of hosts sharing the workdir, write into it at once
   without coordination, since no two write the same file;
-- `collect` reads whatever has finished and writes WORKDIR/cells.csv.
+- `ResultStore.write_csv` reads whatever has finished into WORKDIR/cells.csv.
 """
 
 from __future__ import annotations
@@ -32,11 +32,9 @@ import numpy as np
 
 from jaxal import io
 
-POOLS = ("imbalanced", "balanced")
 TARGETS = ("svm", "finetune")
 STOCHASTIC = ("random", "coreset")  # selection depends on the seed
 FULL = "full"
-STATS = ("acc_t", "classes_found", "imbalance_ratio")
 CSV_COLUMNS = ("dataset", "pool", "budget", "method", "balancing", "ensemble",
                "target", "seed", "acc_t", "classes_found", "imbalance_ratio",
                "labeled", "seconds")
@@ -109,7 +107,6 @@ def shard(cells: Sequence[Cell], index: int, count: int) -> list[Cell]:
 def environment() -> dict:
   """Package versions and device, recorded with every cell."""
   import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   import sklearn  # pylint: disable=g-import-not-at-top
   from jaxal import _xla_cpu  # pylint: disable=g-import-not-at-top
   dev = jax.devices()[0]
@@ -187,7 +184,7 @@ def read_csv(path: str) -> list[dict]:
 
 def run(cells: Sequence[Cell], store: ResultStore, compute: Callable[[Cell], dict],
         *, log: Callable[[str], None] = print) -> int:
-  """Computes every cell not yet in `store`; returns how many were computed.
+  """Computes every cell not yet in `store`; returns how many this call computed.
 
   One line per finished cell with the elapsed time and an estimate of what is
   left: the mean time of finished cells of the same kind (target model, Full or
@@ -200,9 +197,11 @@ def run(cells: Sequence[Cell], store: ResultStore, compute: Callable[[Cell], dic
   env = environment() if todo else {}
   t0 = time.perf_counter()
   times: dict = {}
+  computed = 0
   for k, cell in enumerate(todo, 1):
     if store.done(cell):  # another shard or process finished it meanwhile
       continue
+    computed += 1
     start = time.perf_counter()
     result = compute(cell)
     result = {**result, "seconds": time.perf_counter() - start, "env": env}
@@ -214,7 +213,7 @@ def run(cells: Sequence[Cell], store: ResultStore, compute: Callable[[Cell], dic
         f"{result.get('imbalance_ratio', float('nan')):.3f} "
         f"({result['seconds']:.1f} s; elapsed {_hms(time.perf_counter() - t0)}, "
         f"~{_hms(left)} left)")
-  return len(todo)
+  return computed
 
 
 def _kind(cell: Cell) -> tuple:
