@@ -35,7 +35,7 @@ from typing import Optional
 
 import numpy as np
 
-from jaxal import (acquisition, balancing, io, metrics, models, source, sweep,
+from jaxal import (acquisition, balancing, io, metrics, source, sweep,
                    target, train)
 from jaxal.checkpoint import Snapshots
 from jaxal.datasets import catalog, imbalance, pipeline, procedural
@@ -193,21 +193,12 @@ class Protocol:
                                           config=tcfg, workdir=ckpt)
       every = s.source.snapshot_every
     else:
-      ckpt = os.path.join(os.path.abspath(s.source_workdir), "checkpoints")
-      model = models.ResNet18(num_classes=catalog.num_classes(cfg["dataset"]),
-                              width=cfg["width"], stem=cfg["stem"])
-      keys = ("batch_size", "learning_rate", "schedule", "warmup_epochs",
-              "weight_decay", "snapshot_every", "compute_dtype", "seed")
-      tcfg = train.TrainConfig(num_epochs=cfg["epochs"],
-                               **{k: cfg[k] for k in keys if k in cfg})
-      template = train.create_state(model, tcfg, (cfg["image_size"],) * 2 + (3,), 1)
-      found = Snapshots(ckpt, cfg["snapshot_every"]).restore_latest(template)
-      if found is None or found[0] < cfg["epochs"]:
-        raise ValueError(f"--source_workdir {s.source_workdir}: M_S has not finished "
-                         f"training ({'no checkpoint' if found is None else found[0]} "
-                         f"of {cfg['epochs']} epochs); rerun train_source there.")
-      state = found[1]
-      every = cfg["snapshot_every"]
+      try:
+        trained = source.load_workdir(s.source_workdir)
+      except ValueError as e:
+        raise ValueError(f"--source_workdir: {e}") from None
+      return (trained.model, trained.final, trained.snapshots,
+              _digest(cfg, list(trained.snapshot_epochs)))
     final = train.variables_of(state)
     epochs = Snapshots(ckpt, every).snapshot_epochs()
     snapshots = source.snapshot_variables(state, ckpt, every) if epochs else [final]

@@ -15,11 +15,16 @@ has the tf.data route for JPEG datasets.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
 from typing import Callable, Optional, Sequence
 
+import flax.linen as nn
 import numpy as np
 
-from jaxal import inference, models, train
+from jaxal import inference, io, models, train
 from jaxal.checkpoint import Snapshots
 from jaxal.datasets import pipeline
 
@@ -57,3 +62,62 @@ def outputs(model, variables: Sequence[dict], images: np.ndarray, *,
   Images are normalised batch by batch; outputs are aligned for acquisition."""
   return inference.ensemble_predict(model, list(variables), images,
                                     batch_size=batch_size, transform=pipeline.normalize)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+  """A finished M_S read back from a `train_source` work directory."""
+  model: nn.Module
+  final: dict  # variables after the last epoch
+  snapshots: list  # variables of every kept snapshot, oldest first ([final] if none)
+  snapshot_epochs: tuple
+  config: dict  # the run's config.json
+  digest: str  # of the config and the snapshot epochs: identifies these outputs
+
+  @property
+  def image_size(self) -> int:
+    return int(self.config["image_size"])
+
+  @property
+  def final_in_snapshots(self) -> Optional[int]:
+    """Position of the final model among `snapshots`, or None."""
+    epochs = list(self.snapshot_epochs)
+    return epochs.index(self.config["epochs"]) if self.config["epochs"] in epochs \
+        else None
+
+
+def config_digest(*parts) -> str:
+  """A short stable digest of JSON-able parts (what determines a model)."""
+  return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str)
+                        .encode()).hexdigest()[:16]
+
+
+def load_workdir(workdir: str) -> Trained:
+  """M_S from a finished `experiments/train_source.py` run in `workdir`.
+
+  Raises ValueError (naming the directory and the fix) when it holds no run, or
+  a run that has not finished all its epochs.
+  """
+  cfg = io.read_json(os.path.join(workdir, "config.json"))
+  if cfg is None:
+    raise ValueError(f"source {workdir} has no config.json; train M_S there first "
+                     "with `python3 run.py exp train_source --workdir=...`.")
+  from jaxal.datasets import catalog  # pylint: disable=g-import-not-at-top
+  ckpt = os.path.join(os.path.abspath(workdir), "checkpoints")
+  model = models.ResNet18(num_classes=catalog.num_classes(cfg["dataset"]),
+                          width=cfg["width"], stem=cfg["stem"])
+  keys = ("batch_size", "learning_rate", "schedule", "warmup_epochs",
+          "weight_decay", "snapshot_every", "compute_dtype", "seed")
+  tcfg = train.TrainConfig(num_epochs=cfg["epochs"],
+                           **{k: cfg[k] for k in keys if k in cfg})
+  template = train.create_state(model, tcfg, (cfg["image_size"],) * 2 + (3,), 1)
+  found = Snapshots(ckpt, cfg["snapshot_every"]).restore_latest(template)
+  if found is None or found[0] < cfg["epochs"]:
+    raise ValueError(f"source {workdir}: M_S has not finished training "
+                     f"({'no checkpoint' if found is None else found[0]} of "
+                     f"{cfg['epochs']} epochs); rerun train_source there.")
+  state = found[1]
+  final = train.variables_of(state)
+  epochs = tuple(Snapshots(ckpt, cfg["snapshot_every"]).snapshot_epochs())
+  snaps = snapshot_variables(state, ckpt, cfg["snapshot_every"]) if epochs else [final]
+  return Trained(model, final, snaps, epochs, cfg, config_digest(cfg, list(epochs)))

@@ -10,6 +10,7 @@ Both give test-set predictions for `jaxal.metrics.accuracy_all_classes`.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Callable, Optional
 
 import flax.linen as nn
@@ -26,6 +27,56 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
   return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+@dataclasses.dataclass(frozen=True)
+class LinearSVM:
+  """A trained linear OvR SVM as plain arrays (saved as .npz, never pickled).
+
+  `decision` and `predict` compute what scikit-learn's `LinearSVC` does
+  (decision = normalised f @ coef.T + intercept; binary: one column, positive =
+  classes[1]); a single class gives a constant predictor.
+  """
+  classes: np.ndarray  # [K] the labels it was trained on, sorted
+  coef: np.ndarray  # [K or 1, D]
+  intercept: np.ndarray  # [K or 1]
+
+  def decision(self, features) -> np.ndarray:
+    """[N, K] one score per class (the binary case is made two-column, +-s)."""
+    f = l2_normalize(V.check_features(features, "features"))
+    if self.classes.size == 1:
+      return np.zeros((f.shape[0], 1))
+    s = f @ self.coef.T + self.intercept
+    return np.concatenate([-s, s], axis=1) if self.classes.size == 2 else s
+
+  def predict(self, features) -> np.ndarray:
+    return self.classes[np.argmax(self.decision(features), axis=1)]
+
+  def save(self, path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    np.savez(tmp, classes=self.classes, coef=self.coef, intercept=self.intercept)
+    os.replace(tmp, path)
+
+  @classmethod
+  def load(cls, path: str) -> "LinearSVM":
+    with np.load(path) as z:
+      return cls(z["classes"], z["coef"], z["intercept"])
+
+
+def fit_svm(train_features, train_labels, *, C: float = 1.0,
+            max_iter: int = 5000) -> LinearSVM:
+  """A linear OvR SVM on L2-normalised f (METHOD.md section 5, [R])."""
+  f = V.check_features(train_features, "train_features")
+  y = np.asarray(train_labels)
+  V.check_same_length(train_features=f, train_labels=y)
+  classes = np.unique(y)
+  if classes.size == 1:  # one class found: the SVM is a constant predictor
+    return LinearSVM(classes, np.zeros((1, f.shape[1])), np.zeros((1,)))
+  # liblinear's dual solver shuffles the samples; with random_state=None it draws
+  # from NumPy's global RNG and the same inputs gave 72.8 or 72.9 ACC_t.
+  svm = LinearSVC(C=C, max_iter=max_iter, dual="auto", random_state=0)
+  svm.fit(l2_normalize(f), y)
+  return LinearSVM(svm.classes_, svm.coef_, svm.intercept_)  # float64, as sklearn
+
+
 def svm_predict(train_features, train_labels, test_features, *, C: float = 1.0,
                 max_iter: int = 5000) -> np.ndarray:
   """Predicted labels of `test_features` by a linear OvR SVM on L2-normed f."""
@@ -34,15 +85,7 @@ def svm_predict(train_features, train_labels, test_features, *, C: float = 1.0,
   if f.shape[1] != g.shape[1]:
     raise ValueError(f"train_features has {f.shape[1]} dimensions but "
                      f"test_features has {g.shape[1]}; use the same extractor.")
-  y = np.asarray(train_labels)
-  V.check_same_length(train_features=f, train_labels=y)
-  classes = np.unique(y)
-  if classes.size == 1:  # one class found: the SVM is a constant predictor
-    return np.full((g.shape[0],), classes[0], dtype=y.dtype)
-  # liblinear's dual solver shuffles the samples; with random_state=None it draws
-  # from NumPy's global RNG and the same inputs gave 72.8 or 72.9 ACC_t.
-  svm = LinearSVC(C=C, max_iter=max_iter, dual="auto", random_state=0)
-  return svm.fit(l2_normalize(f), y).predict(l2_normalize(g))
+  return fit_svm(f, train_labels, C=C, max_iter=max_iter).predict(g)
 
 
 def finetune(model: nn.Module, variables, num_classes: int, images: np.ndarray,

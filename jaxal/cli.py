@@ -1,0 +1,223 @@
+"""The `jaxal` command (also `python -m jaxal`): choose which of your own images
+to label, with the annotators in the loop. Flags only; the steps are
+`jaxal.workflow`'s functions.
+
+    jaxal embed   --workdir=W --images=DIR --source=TRAIN_SOURCE_DIR [--ensemble]
+    jaxal select  --workdir=W --method=entropy_inv_div --budget=500 [--rounds=R]
+    jaxal balance --workdir=W --labels=labels.csv --classes=classes.txt --batch=50
+    jaxal train   --workdir=W --labels=labels.csv --classes=classes.txt --target=svm
+    jaxal predict --workdir=W --images=NEW_DIR --out=predictions.csv
+    jaxal report  --workdir=W --labels=labels.csv --classes=classes.txt \\
+                  [--test_labels=test.csv --test_images=TEST_DIR]
+
+`jaxal COMMAND --help` lists a command's flags. Bad input exits with status 2 and
+one line naming the flag or the file and line, and leaves the work directory as
+it was.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Optional
+
+from absl import flags
+
+_DOC = __doc__
+
+
+def _common(fv):
+  flags.DEFINE_string("workdir", None, "The work directory holding every step's "
+                      "state (created by embed).", flag_values=fv)
+
+
+def _target_flags(fv, *, kind: bool = True):
+  if kind:
+    flags.DEFINE_enum("target", "svm", ["svm", "finetune"], "Target model: a linear "
+                      "SVM on M_S's features, or M_S fine-tuned.", flag_values=fv)
+  flags.DEFINE_float("svm_c", 1.0, "C of the SVM target.", flag_values=fv)
+  flags.DEFINE_integer("epochs", 30, "Fine-tuning epochs.", flag_values=fv)
+  flags.DEFINE_integer("batch_size", 64, "Fine-tuning batch size.", flag_values=fv)
+  flags.DEFINE_float("learning_rate", 0.01, "Fine-tuning peak learning rate.",
+                     flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Seed (fine-tuning; random and core-set).",
+                       flag_values=fv)
+
+
+def _labels_flags(fv):
+  flags.DEFINE_string("labels", None, "CSV of the labels returned so far: header "
+                      "path,label; paths as in to_label.csv.", flag_values=fv)
+  flags.DEFINE_string("classes", None, "Text file, one target class name a line "
+                      "(every class, found or not).", flag_values=fv)
+
+
+def _define_embed(fv):
+  flags.DEFINE_string("images", None, "Folder of images (JPEG/PNG, nested folders, "
+                      "any size).", flag_values=fv)
+  flags.DEFINE_string("source", None, "A train_source work directory (M_S).",
+                      flag_values=fv)
+  flags.DEFINE_bool("ensemble", False, "Average M_S's snapshots (the paper's +ens).",
+                    flag_values=fv)
+  flags.DEFINE_integer("chunk", 256, "Images per saved chunk (the resume unit).",
+                       flag_values=fv)
+  flags.DEFINE_integer("batch", 128, "Images per device computation.",
+                       flag_values=fv)
+
+
+def _define_select(fv):
+  from jaxal import acquisition  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_enum("method", None, list(acquisition.METHODS),
+                    "Acquisition function.", flag_values=fv)
+  flags.DEFINE_integer("budget", None, "Images to label in all.", flag_values=fv)
+  flags.DEFINE_integer("rounds", 1, "Rounds: 1 = the paper's single shot; more "
+                       "re-select from the target model after each round's labels.",
+                       flag_values=fv)
+  _labels_flags(fv)
+  _target_flags(fv)
+
+
+def _define_balance(fv):
+  _labels_flags(fv)
+  flags.DEFINE_integer("batch", None, "Images per annotator round trip.",
+                       flag_values=fv)
+  flags.DEFINE_enum("rule", "ratio", ["ratio", "difference"], "Balancing rule.",
+                    flag_values=fv)
+  flags.DEFINE_enum("majority_distance", "nearest", ["nearest", "farthest"],
+                    "Distance to the nearest majority centroid (METHOD.md) or the "
+                    "farthest (Emam et al.).", flag_values=fv)
+
+
+def _define_train(fv):
+  _labels_flags(fv)
+  _target_flags(fv)
+
+
+def _define_predict(fv):
+  flags.DEFINE_string("images", None, "Folder of images to predict.", flag_values=fv)
+  flags.DEFINE_string("out", None, "CSV to write (path,label,score,error).",
+                      flag_values=fv)
+
+
+def _define_report(fv):
+  _labels_flags(fv)
+  flags.DEFINE_string("test_labels", None, "Optional CSV (path,label) of a labeled "
+                      "test set, for ACC_t.", flag_values=fv)
+  flags.DEFINE_string("test_images", None, "The folder test_labels' paths are "
+                      "relative to.", flag_values=fv)
+  flags.DEFINE_bool("plot", True, "Write the class-count chart (PNG).",
+                    flag_values=fv)
+
+
+def _settings(fv, kind: Optional[str] = None):
+  from jaxal import workflow  # pylint: disable=g-import-not-at-top
+  return workflow.TargetSettings(
+      kind=kind or fv.target, svm_c=fv.svm_c, epochs=fv.epochs,
+      batch_size=fv.batch_size, learning_rate=fv.learning_rate, seed=fv.seed)
+
+
+def _require(fv, *names):
+  for n in names:
+    if fv[n].value is None:
+      raise ValueError(f"--{n} is required.")
+
+
+def _run_embed(wf, wd, fv):
+  _require(fv, "images", "source")
+  wf.embed(wd, images_dir=fv.images, source_dir=fv.source, ensemble=fv.ensemble,
+           chunk=fv.chunk, batch_size=fv.batch)
+
+
+def _run_select(wf, wd, fv):
+  _require(fv, "method", "budget")
+  wf.select(wd, method=fv.method, budget=fv.budget, seed=fv.seed,
+            num_rounds=fv.rounds, labels_csv=fv.labels, classes_file=fv.classes,
+            settings=_settings(fv))
+
+
+def _run_balance(wf, wd, fv):
+  _require(fv, "labels", "classes", "batch")
+  wf.balance(wd, labels_csv=fv.labels, classes_file=fv.classes, batch=fv.batch,
+             rule=fv.rule, majority_distance=fv.majority_distance)
+
+
+def _run_train(wf, wd, fv):
+  _require(fv, "labels", "classes")
+  wf.train_target(wd, labels_csv=fv.labels, classes_file=fv.classes,
+                  settings=_settings(fv))
+
+
+def _run_predict(wf, wd, fv):
+  _require(fv, "images", "out")
+  wf.predict(wd, images_dir=fv.images, out_csv=fv.out)
+
+
+def _run_report(wf, wd, fv):
+  _require(fv, "labels", "classes")
+  wf.report(wd, labels_csv=fv.labels, classes_file=fv.classes,
+            test_labels=fv.test_labels, test_images=fv.test_images, plot=fv.plot)
+
+
+COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
+    "embed": (_define_embed, _run_embed,
+              "M_S's features and probabilities of an image folder (resumable)."),
+    "select": (_define_select, _run_select,
+               "The images to label by an acquisition function -> to_label.csv."),
+    "balance": (_define_balance, _run_balance,
+                "The balancing step with the labels so far -> the next to_label.csv."),
+    "train": (_define_train, _run_train, "The target model on the labeled images."),
+    "predict": (_define_predict, _run_predict,
+                "The target model's predictions for a folder -> CSV."),
+    "report": (_define_report, _run_report,
+               "Classes found, imbalance ratio, counts per class, ACC_t."),
+}
+
+
+def usage() -> str:
+  lines = [_DOC.strip(), "", "commands:"]
+  lines += [f"  {name:8s} {doc}" for name, (_, _, doc) in COMMANDS.items()]
+  return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+  """Runs `jaxal ARGV...`; returns the exit status."""
+  if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+    sys.stdout.write(usage())
+    return 0 if len(argv) >= 2 else 2
+  cmd = argv[1]
+  if cmd not in COMMANDS:
+    sys.stderr.write(f"error: unknown command {cmd!r}; commands: "
+                     f"{', '.join(COMMANDS)} (jaxal --help).\n")
+    return 2
+  define, run, doc = COMMANDS[cmd]
+  fv = flags.FlagValues()
+  _common(fv)
+  define(fv)
+  args = argv[2:]
+  if any(a in ("-h", "--help", "--helpfull") for a in args):
+    sys.stdout.write(f"jaxal {cmd}: {doc}\n\n{fv.get_help()}\n")
+    return 0
+  try:
+    rest = fv([f"jaxal {cmd}"] + args)
+  except flags.Error as e:
+    sys.stderr.write(f"error: jaxal {cmd}: {e}\n")
+    return 2
+  if len(rest) > 1:
+    sys.stderr.write(f"error: jaxal {cmd}: unexpected arguments {rest[1:]}; flags "
+                     "look like --name=value.\n")
+    return 2
+  import logging  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax's per-save INFO lines
+  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+  from jaxal import workflow  # pylint: disable=g-import-not-at-top
+  from jaxal.workdir import Workdir  # pylint: disable=g-import-not-at-top
+  try:
+    run(workflow, Workdir(fv.workdir), fv)
+  except ValueError as e:  # WorkdirError, LabelsError and argument checks
+    sys.stderr.write(f"error: jaxal {cmd}: {e}\n")
+    return 2
+  return 0
+
+
+def run() -> None:
+  """Console-script entry point."""
+  sys.exit(main(sys.argv))

@@ -1,0 +1,118 @@
+"""The annotators' files: the target classes and the labels returned so far.
+
+- Classes file: one target class name a line (blank lines and `#` comments
+  ignored). The balancing step needs every target class, found or not, from the
+  start (METHOD.md section 4: n_c runs over all N_t classes).
+- Labels CSV: a header starting `path,label`, then one row per labeled image:
+  its path as written in `to_label.csv` (relative to the image folder; an absolute
+  path inside it is accepted) and its class name. Further columns are ignored.
+
+Every problem is a `LabelsError` naming the file and line, raised before
+anything is written, so a bad file changes nothing in the work directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Collection, Mapping, Optional
+
+
+class LabelsError(ValueError):
+  """A classes or labels file that cannot be used; the message says where."""
+
+
+def read_classes(path: str) -> list[str]:
+  """Class names of the classes file at `path`, in file order."""
+  if not path:
+    raise LabelsError("--classes is required: a text file with one target class "
+                      "name a line (every class, found or not).")
+  if not os.path.isfile(path):
+    raise LabelsError(f"--classes {path!r} does not exist.")
+  names, seen = [], {}
+  with open(path, encoding="utf-8") as f:
+    for line_no, line in enumerate(f, 1):
+      name = line.strip()
+      if not name or name.startswith("#"):
+        continue
+      if "," in name:
+        raise LabelsError(f"{path}:{line_no}: class name {name!r} contains a comma; "
+                          "rename the class.")
+      if name in seen:
+        raise LabelsError(f"{path}:{line_no}: class {name!r} is listed twice (first "
+                          f"on line {seen[name]}).")
+      seen[name] = line_no
+      names.append(name)
+  if len(names) < 2:
+    raise LabelsError(f"{path}: lists {len(names)} class(es); list every target "
+                      "class, one a line (at least 2).")
+  return names
+
+
+def _normalize(path: str, root: Optional[str]) -> str:
+  if root and os.path.isabs(path):
+    rel = os.path.relpath(path, root)
+    if not rel.startswith(".."):
+      return rel.replace(os.sep, "/")
+  return path.replace("\\", "/")
+
+
+def read_labels(path: str, *, pool: Mapping[str, int], classes: Collection[str],
+                offered: Collection[int], root: Optional[str] = None
+                ) -> dict[int, str]:
+  """{pool index: class name} of the labels CSV at `path`.
+
+  Args:
+    path: the labels CSV.
+    pool: {image path relative to the image folder: pool index} of the
+      embedded images.
+    classes: the valid class names.
+    offered: pool indices sent to the annotators so far (every to_label.csv);
+      a label for any other image is refused.
+    root: the image folder, to accept absolute paths inside it.
+
+  Raises:
+    LabelsError naming the file and line of the first problem.
+  """
+  if not path:
+    raise LabelsError("--labels is required: the CSV (header path,label) of the "
+                      "labels returned so far.")
+  if not os.path.isfile(path):
+    raise LabelsError(f"--labels {path!r} does not exist.")
+  classes = set(classes)
+  offered = set(int(i) for i in offered)
+  out: dict[int, str] = {}
+  first_line: dict[int, int] = {}
+  with open(path, newline="", encoding="utf-8") as f:
+    reader = csv.reader(f)
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header[:2]] != ["path", "label"]:
+      raise LabelsError(f"{path}:1: the header must start with path,label, got "
+                        f"{','.join(header or [])!r}.")
+    for row in reader:
+      line = reader.line_num
+      if not row or not any(c.strip() for c in row):
+        continue
+      if len(row) < 2:
+        raise LabelsError(f"{path}:{line}: expected path,label, got {row!r}.")
+      rel, label = _normalize(row[0].strip(), root), row[1].strip()
+      if rel not in pool:
+        raise LabelsError(f"{path}:{line}: unknown path {row[0]!r}: not an embedded "
+                          "image of this work directory (paths are relative to "
+                          "--images, as in to_label.csv).")
+      idx = pool[rel]
+      if idx in first_line:
+        raise LabelsError(f"{path}:{line}: duplicate row for {rel!r} (first on line "
+                          f"{first_line[idx]}); keep one label per image.")
+      if not label:
+        raise LabelsError(f"{path}:{line}: empty label for {rel!r}; write its class "
+                          "name or leave the row out.")
+      if label not in classes:
+        raise LabelsError(f"{path}:{line}: unknown class {label!r} for {rel!r}; "
+                          "valid classes are those of --classes.")
+      if idx not in offered:
+        raise LabelsError(f"{path}:{line}: {rel!r} is outside the selection: it was "
+                          "never in a to_label.csv of this work directory.")
+      first_line[idx] = line
+      out[idx] = label
+  return out
