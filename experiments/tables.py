@@ -8,6 +8,8 @@ r"""Regenerates one table of the paper: python3 run.py exp tables --table=N.
     # a sweep over 4 GPUs or hosts sharing WORKDIR, then the tables of what finished
     python3 run.py exp tables --table=6 --data=real ... --shard=2/4
     python3 run.py exp tables --table=6 --data=real ... --render_only
+    # iterative selection in 4 rounds beside the single shot (same workdir)
+    python3 run.py exp tables --table=2 --rounds=4
 
 Defaults come from `experiments/configs/table_N.py` (`get_config()`); flags
 override them. All tables of one --workdir share their cells (Table 4 reuses Table
@@ -44,6 +46,10 @@ flags.DEFINE_string("source_workdir", None, "--data=real: a train_source workdir
 flags.DEFINE_string("workdir", None, "Results (default: workdir/tables_<data>).")
 flags.DEFINE_string("shard", "0/1", "i/n: run every n-th cell starting at i.")
 flags.DEFINE_bool("render_only", False, "Only render what has finished.")
+flags.DEFINE_integer("rounds", 1, "1: the paper's single-shot selection. R > 1: "
+                     "iterative selection in R rounds, each after the first "
+                     "re-selecting from the target model (jaxal.rounds); tables "
+                     "without balancing only, written as table_N_roundsR.")
 flags.DEFINE_bool("plots", True, "Write PNG plots (needs matplotlib).")
 flags.DEFINE_integer("data_seed", 0, "Seed of the pools (imbalance induction, "
                      "balanced subsets) and of the offline data and M_S.")
@@ -128,7 +134,7 @@ def table_run(table: int, tables: tuple) -> experiment.TableRun:
       targets=experiment.default_targets(datasets, table, FLAGS.target),
       settings=settings, workdir=FLAGS.workdir or os.path.join("workdir",
                                                                 f"tables_{data}"),
-      shard=shard, plots=FLAGS.plots)
+      shard=shard, plots=FLAGS.plots, rounds=FLAGS.rounds)
 
 
 def main(argv, table=None, run_tables=None):

@@ -45,6 +45,7 @@ class TableRun:
   shard: tuple = (0, 1)
   render: bool = True
   plots: bool = True
+  rounds: int = 1  # > 1: iterative selection (jaxal.rounds) in the method cells
 
 
 def default_targets(datasets: Sequence[str], table: int,
@@ -71,8 +72,14 @@ def cells(run: TableRun) -> list:
     out.update(sweep.expand(
         datasets=run.datasets, pool=spec.pool, budgets=run.budgets,
         methods=run.methods, balancing=(spec.balancing,), ensemble=spec.ensemble,
-        targets=run.targets, seeds=run.seeds))
+        targets=run.targets, seeds=run.seeds, rounds=run.rounds))
   return sorted(out)
+
+
+def of_rounds(results, rounds: int) -> list:
+  """The results of `rounds`-round method cells, and the shared Full cells."""
+  return [r for r in results if r["method"] == sweep.FULL
+          or int(r.get("rounds") or 1) == rounds]
 
 
 def available_counts(settings: protocol.Settings, dataset: str) -> np.ndarray:
@@ -90,6 +97,15 @@ def check(run: TableRun) -> None:
   for n in run.tables:
     if n not in tables.SPECS:
       raise SetupError(f"--table: {n} is not a table of the paper; use 2-12.")
+    if run.rounds != 1 and tables.SPECS[n].balancing:
+      raise SetupError(f"--rounds={run.rounds}: table {n} uses the balancing step, "
+                       "which is single-shot; use --rounds with a table without "
+                       "it (2, 6, 7, 8, 10, 12).")
+  if isinstance(run.rounds, bool) or not isinstance(run.rounds, int) or run.rounds < 1:
+    raise SetupError(f"--rounds must be an int >= 1, got {run.rounds!r}.")
+  if run.rounds > min(run.budgets, default=1):
+    raise SetupError(f"--rounds={run.rounds} exceeds the smallest budget "
+                     f"{min(run.budgets)}; use fewer rounds.")
   if s.data not in ("offline", "real"):
     raise SetupError(f"--data must be 'real' or 'offline', got {s.data!r}.")
   allowed = OFFLINE_DATASETS if s.data == "offline" else REAL_DATASETS
@@ -195,20 +211,25 @@ def run_table(run: TableRun, log: Callable[[str], None] = print, *,
   out = {"computed": computed, "tables": {}, "plots": []}
   if not run.render:
     return out
-  results = store.all()
-  out["cells_csv"] = store.write_csv(results)
+  every = store.all()
+  out["cells_csv"] = store.write_csv(every)
+  results = of_rounds(every, run.rounds)
+  suffix = "" if run.rounds == 1 else f"_rounds{run.rounds}"
   for n in run.tables:
     table = tables.build(n, results, datasets=run.datasets, budgets=run.budgets,
                          methods=run.methods, targets=run.targets,
                          published=run.settings.data == "real")
-    base = os.path.join(run.workdir, "tables", f"table_{n}")
+    base = os.path.join(run.workdir, "tables", f"table_{n}{suffix}")
     paths = {}
-    for ext, text in (("md", table.markdown()), ("csv", table.csv()),
-                      ("tex", table.latex())):
+    md = table.markdown()
+    if run.rounds > 1:
+      md = (f"Iterative selection in {run.rounds} rounds (jaxal.rounds; the paper's "
+            "future work, not its tables); the Full row is shared.\n\n" + md)
+    for ext, text in (("md", md), ("csv", table.csv()), ("tex", table.latex())):
       paths[ext] = f"{base}.{ext}"
       io.write_text(paths[ext], text)
     out["tables"][n] = paths
-    log("\n" + table.markdown())
+    log("\n" + md)
   if run.plots:
     out["plots"] = make_plots(run, results, log)
   return out
@@ -224,7 +245,8 @@ def make_plots(run: TableRun, results, log) -> list:
     for d in run.datasets:
       for pool in pools:
         for t in run.targets[d]:
-          name = f"{d}_{pool}_{t}"
+          name = f"{d}_{pool}_{t}" + ("" if run.rounds == 1 else
+                                      f"_rounds{run.rounds}")
           p = plots.accuracy_vs_budget(results, d, pool, t, run.methods, os.path.join(
               run.workdir, "plots", f"acc_vs_budget_{name}.png"))
           made += [p] if p else []

@@ -35,8 +35,8 @@ from typing import Optional
 
 import numpy as np
 
-from jaxal import (acquisition, balancing, io, metrics, source, sweep,
-                   target, train)
+from jaxal import (acquisition, balancing, inference, io, metrics, rounds, source,
+                   sweep, target, train)
 from jaxal.checkpoint import Snapshots
 from jaxal.datasets import catalog, imbalance, pipeline, procedural
 
@@ -234,6 +234,8 @@ class Protocol:
       return np.arange(len(pool.labels))
     feats, probs = self.outputs(cell.dataset, cell.pool, "train", cell.ensemble)
     kw = dict(probs=probs, features=feats, seed=cell.seed)
+    if cell.rounds > 1:
+      return self._select_in_rounds(cell, feats, probs)
     if not cell.balancing:
       return acquisition.select(cell.method, budget=cell.budget, **kw)
     if cell.method in sweep.STOCHASTIC:
@@ -245,6 +247,46 @@ class Protocol:
         ranking, feats, pool.labels, cell.budget, pool.num_classes,
         rule=self.settings.rule, majority_distance=self.settings.majority_distance)
 
+  def _select_in_rounds(self, cell: sweep.Cell, feats, probs) -> np.ndarray:
+    """Iterative selection (`jaxal.rounds`): round 1 from M_S's signals, each
+    later one from the target model trained on the ground-truth labels of the
+    earlier rounds (while fewer than 2 classes are labeled, M_S's again)."""
+    pool = self.pool(cell.dataset, cell.pool)
+    labeled: list[int] = []
+    for size in rounds.round_sizes(cell.budget, cell.rounds):
+      f, p = feats, probs
+      y = pool.labels[labeled]
+      if labeled and np.unique(y).size >= 2:
+        f, p = self._target_signals(cell, np.asarray(labeled, np.int64))
+      labeled += rounds.select_round(cell.method, size, features=f, probs=p,
+                                     labeled=labeled, seed=cell.seed).tolist()
+    return np.asarray(labeled, np.int64)
+
+  def _target_signals(self, cell: sweep.Cell, idx: np.ndarray):
+    """(features, probs) of the pool by the target model trained on `idx`."""
+    pool = self.pool(cell.dataset, cell.pool)
+    if cell.target == "svm":
+      f_pool, _ = self.outputs(cell.dataset, cell.pool, "train", False)
+      return rounds.svm_signals(f_pool, idx, pool.labels[idx],
+                                C=self.settings.targets.svm_c)
+    tmodel, tvars = self._finetune(cell, idx)
+    return inference.predict(tmodel, tvars, pool.images, transform=pipeline.normalize)
+
+  def _finetune(self, cell: sweep.Cell, idx: np.ndarray):
+    pool = self.pool(cell.dataset, cell.pool)
+    model, final, _, _ = self.source_model()
+    t = self.settings.targets
+    cfg = train.TrainConfig(num_epochs=t.finetune_epochs,
+                            batch_size=t.finetune_batch_size,
+                            learning_rate=t.finetune_learning_rate, schedule="cosine",
+                            snapshot_every=0, seed=cell.seed)
+    # Quiet: the sweep prints one line per cell, not per fine-tuning epoch.
+    # Images stay uint8 and are normalised batch by batch (the test split of
+    # Food-101 at 224 px would be 15 GB in float32).
+    return target.finetune(model, final, pool.num_classes, pool.images[idx],
+                           pool.labels[idx], cfg, log=lambda _: None,
+                           transform=pipeline.normalize)
+
   def predict(self, cell: sweep.Cell, idx: np.ndarray) -> np.ndarray:
     """The target model trained on the labeled subset; its test predictions."""
     pool = self.pool(cell.dataset, cell.pool)
@@ -254,17 +296,7 @@ class Protocol:
       f_pool, _ = self.outputs(cell.dataset, cell.pool, "train", False)
       f_test, _ = self.outputs(cell.dataset, cell.pool, "test", False)
       return target.svm_predict(f_pool[idx], y, f_test, C=t.svm_c)
-    model, final, _, _ = self.source_model()
-    cfg = train.TrainConfig(num_epochs=t.finetune_epochs,
-                            batch_size=t.finetune_batch_size,
-                            learning_rate=t.finetune_learning_rate, schedule="cosine",
-                            snapshot_every=0, seed=cell.seed)
-    # Quiet: the sweep prints one line per cell, not per fine-tuning epoch.
-    # Images stay uint8 and are normalised batch by batch (the test split of
-    # Food-101 at 224 px would be 15 GB in float32).
-    tmodel, tvars = target.finetune(model, final, pool.num_classes, pool.images[idx],
-                                    y, cfg, log=lambda _: None,
-                                    transform=pipeline.normalize)
+    tmodel, tvars = self._finetune(cell, idx)
     return target.finetune_predict(tmodel, tvars, pool.test_images,
                                    transform=pipeline.normalize)
 

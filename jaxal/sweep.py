@@ -37,7 +37,7 @@ STOCHASTIC = ("random", "coreset")  # selection depends on the seed
 FULL = "full"
 CSV_COLUMNS = ("dataset", "pool", "budget", "method", "balancing", "ensemble",
                "target", "seed", "acc_t", "classes_found", "imbalance_ratio",
-               "labeled", "seconds")
+               "labeled", "seconds", "rounds")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -51,12 +51,13 @@ class Cell:
   balancing: bool
   ensemble: bool
   seed: int
+  rounds: int = 1  # > 1: iterative selection (`jaxal.rounds`), not the paper's
 
   @property
   def key(self) -> str:
     return (f"{self.dataset}__{self.pool}__{self.target}__b{self.budget}__"
             f"{self.method}__bal{int(self.balancing)}__ens{int(self.ensemble)}__"
-            f"s{self.seed}")
+            f"s{self.seed}" + (f"__r{self.rounds}" if self.rounds > 1 else ""))
 
   def as_dict(self) -> dict:
     d = dataclasses.asdict(self)
@@ -67,11 +68,12 @@ class Cell:
 def expand(*, datasets: Sequence[str], pool: str, budgets: Sequence[int],
            methods: Sequence[str], balancing: Sequence[bool],
            ensemble: Sequence[bool], targets: Mapping[str, Sequence[str]],
-           seeds: Sequence[int]) -> list[Cell]:
+           seeds: Sequence[int], rounds: int = 1) -> list[Cell]:
   """All cells of a table, sorted, with one Full cell per (dataset, target).
 
   Random selection does not use the source model, so its "+ens" variant is the
-  plain one (the supplement copies it) and is not run twice.
+  plain one (the supplement copies it) and is not run twice. `rounds` > 1 makes
+  the method cells iterative (the Full cell does not select and stays shared).
   """
   cells = set()
   for d in datasets:
@@ -84,7 +86,8 @@ def expand(*, datasets: Sequence[str], pool: str, budgets: Sequence[int],
               if ens and m == "random":
                 continue
               for s in (seeds if m in STOCHASTIC else seeds[:1]):
-                cells.add(Cell(d, pool, t, int(b), m, bool(bal), bool(ens), int(s)))
+                cells.add(Cell(d, pool, t, int(b), m, bool(bal), bool(ens), int(s),
+                               int(rounds)))
   return sorted(cells)
 
 
@@ -168,7 +171,8 @@ def _fmt(v):
 
 def read_csv(path: str) -> list[dict]:
   """Rows of a cells.csv, with numbers parsed."""
-  ints = ("budget", "balancing", "ensemble", "seed", "classes_found", "labeled")
+  ints = ("budget", "balancing", "ensemble", "seed", "classes_found", "labeled",
+          "rounds")
   floats = ("acc_t", "imbalance_ratio", "seconds")
   with open(path, newline="") as f:
     rows = list(csv.DictReader(f))

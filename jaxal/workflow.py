@@ -264,8 +264,10 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
     raise WorkdirError(f"--budget/--rounds/--seed: {e}") from None
   setup = {"method": method, "budget": int(budget), "seed": int(seed),
            "rounds": int(num_rounds)}
-  if num_rounds > 1:
-    setup["target"] = dataclasses.asdict(settings.validate())
+  if num_rounds > 1:  # later rounds re-select with this target model
+    t = dataclasses.asdict(settings.validate())
+    setup.update({"target": t.pop("kind"), **{k: v for k, v in t.items()
+                                               if k != "seed"}})
   known = wd.check("select", setup, hint="A work directory holds one selection; use "
                    "a new --workdir (after embed) for another method or budget.")
   state = wd.read("selection.json", {"picks": []})
