@@ -53,6 +53,10 @@ def _labels_flags(fv):
 def _define_embed(fv):
   flags.DEFINE_string("images", None, "Folder of images (JPEG/PNG, nested folders, "
                       "any size).", flag_values=fv)
+  flags.DEFINE_string("tfds", None, "Instead of --images: NAME:SPLIT of a prepared "
+                      "dataset (jaxal.datasets; e.g. cifar100:train); its images are "
+                      "named NAME:SPLIT/INDEX.", flag_values=fv)
+  flags.DEFINE_string("data_dir", None, "TFDS data_dir for --tfds.", flag_values=fv)
   flags.DEFINE_string("source", None, "A train_source work directory (M_S).",
                       flag_values=fv)
   flags.DEFINE_bool("ensemble", False, "Average M_S's snapshots (the paper's +ens).",
@@ -121,9 +125,9 @@ def _require(fv, *names):
 
 
 def _run_embed(wf, wd, fv):
-  _require(fv, "images", "source")
+  _require(fv, "source")
   wf.embed(wd, images_dir=fv.images, source_dir=fv.source, ensemble=fv.ensemble,
-           chunk=fv.chunk, batch_size=fv.batch)
+           chunk=fv.chunk, batch_size=fv.batch, tfds=fv.tfds, data_dir=fv.data_dir)
 
 
 def _run_select(wf, wd, fv):

@@ -23,6 +23,7 @@ import csv
 import dataclasses
 import io as _io
 import os
+import shutil
 import time
 from typing import Callable, Optional, Sequence
 
@@ -58,46 +59,85 @@ def _signals(trained: source.Trained, ensemble: bool, batch: np.ndarray,
   return feats, probs, final
 
 
-def embed(wd: Workdir, *, images_dir: str, source_dir: str, ensemble: bool = False,
-          chunk: int = 256, batch_size: int = 128, log: Log = print) -> Pool:
-  """Runs M_S over every image of `images_dir`, `chunk` images at a time.
+class _TfdsImages:
+  """A TFDS split as the pool: image i is named "DATASET:SPLIT/i" (8 digits)."""
+
+  def __init__(self, spec: str, data_dir: Optional[str], size: int):
+    name, _, split = spec.partition(":")
+    from jaxal.datasets import catalog  # pylint: disable=g-import-not-at-top
+    try:
+      arrays = catalog.load_arrays(name, split or "train", data_dir=data_dir,
+                                   image_size=size)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+      raise WorkdirError(f"--tfds {spec!r}: {e}") from None
+    self.images = arrays.images
+    self.prefix = f"{name}:{split or 'train'}/"
+    self.paths = [f"{self.prefix}{i:08d}" for i in range(len(self.images))]
+
+  def load(self, part):
+    idx = [int(p[len(self.prefix):]) for p in part]
+    return self.images[idx], np.ones(len(part), bool), {}
+
+
+def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
+          ensemble: bool = False, chunk: int = 256, batch_size: int = 128,
+          tfds: Optional[str] = None, data_dir: Optional[str] = None,
+          log: Log = print) -> Pool:
+  """Runs M_S over every image of `images_dir` (or of the TFDS split `tfds`,
+  "NAME:SPLIT"), `chunk` images at a time.
 
   Each finished chunk is saved atomically under WORKDIR/embed, so a killed run
   resumes from its last finished chunk and gives the same outputs as one
   uninterrupted run. Unreadable images are reported by path and skipped.
   """
   if chunk < 1 or batch_size < 1:
-    raise WorkdirError(f"--chunk and --batch_size must be >= 1, got {chunk} and "
+    raise WorkdirError(f"--chunk and --batch must be >= 1, got {chunk} and "
                        f"{batch_size}.")
-  paths = images.scan(images_dir)
+  if bool(images_dir) == bool(tfds):
+    raise WorkdirError("pass exactly one of --images (a folder) and --tfds "
+                       "(NAME:SPLIT of a prepared TFDS dataset).")
+  try:
+    trained = source.load_workdir(source_dir)
+  except ValueError as e:
+    raise WorkdirError(f"--source: {e}") from None
+  size = trained.image_size
+  if tfds:
+    from_tfds = _TfdsImages(tfds, data_dir, size)
+    paths, images_dir = from_tfds.paths, tfds
+    load = from_tfds.load
+  else:
+    paths = images.scan(images_dir)
+    load = lambda part: images.load_batch(images_dir, part, size)  # noqa: E731
   if wd.recorded("embed") is None and wd.paths() is None and \
       os.path.isdir(wd.path) and os.listdir(wd.path):
     raise WorkdirError(f"--workdir {wd.path} is not empty and holds no jaxal "
                        "embedding; pass a new or empty directory.")
+  setup = {"images": tfds or os.path.abspath(images_dir), "tfds": bool(tfds),
+           "source": os.path.abspath(source_dir),
+           "source_digest": trained.digest, "ensemble": bool(ensemble),
+           "image_size": size, "chunk": int(chunk), "data_dir": data_dir,
+           "paths_digest": digest("\n".join(paths))}
+  old = wd.recorded("embed") or {}
+  # Flags first (saying which differs), then the folder's contents.
+  wd.check("embed", {**setup, "paths_digest": old.get("paths_digest")},
+           hint=NEW_WORKDIR)
   old_paths = wd.paths()
   if old_paths is not None and old_paths != paths:
     added, gone = len(set(paths) - set(old_paths)), len(set(old_paths) - set(paths))
     raise WorkdirError(f"--images {images_dir}: the folder changed since this work "
                        f"directory embedded it ({added} image(s) added, {gone} "
                        "removed); use a new --workdir for the new pool.")
-  try:
-    trained = source.load_workdir(source_dir)
-  except ValueError as e:
-    raise WorkdirError(f"--source: {e}") from None
-  setup = {"images": os.path.abspath(images_dir), "source": os.path.abspath(source_dir),
-           "source_digest": trained.digest, "ensemble": bool(ensemble),
-           "image_size": trained.image_size, "chunk": int(chunk),
-           "paths_digest": digest("\n".join(paths))}
-  wd.check("embed", setup, hint=NEW_WORKDIR)
   os.makedirs(wd.path, exist_ok=True)
   if old_paths is None:
     io.write_text(wd.file("paths.txt"), "\n".join(paths) + "\n")
   wd.record("embed", setup)
   if os.path.exists(wd.file("embedding.npz")):
     log(f"embed: already done ({wd.file('embedding.npz')})")
+    if os.path.isdir(wd.file("embed")):  # killed while removing the chunks
+      shutil.rmtree(wd.file("embed"))
     return wd.pool()
 
-  size, n = trained.image_size, len(paths)
+  n = len(paths)
   starts = range(0, n, chunk)
   todo = [s for s in starts if not os.path.exists(_chunk_path(wd, s // chunk))]
   log(f"embed: {n} images under {images_dir}, {len(starts) - len(todo)} of "
@@ -107,7 +147,7 @@ def embed(wd: Workdir, *, images_dir: str, source_dir: str, ensemble: bool = Fal
   t0, done = time.perf_counter(), 0
   for s in todo:
     part = paths[s:s + chunk]
-    batch, ok, errors = images.load_batch(images_dir, part, size)
+    batch, ok, errors = load(part)
     for p, err in errors.items():
       log(f"embed: skipping unreadable image {os.path.join(images_dir, p)} ({err})")
     if ok.any():
@@ -422,9 +462,12 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
 
 
 # ------------------------------------------------------------ train/predict
-def _load_pixels(wd: Workdir, paths: Sequence[str], root: Optional[str] = None):
+def _load_pixels(wd: Workdir, paths: Sequence[str]):
   setup = wd.recorded("embed")
-  imgs, ok, errors = images.load_batch(root or setup["images"], list(paths),
+  if setup["tfds"]:
+    src = _TfdsImages(setup["images"], setup.get("data_dir"), setup["image_size"])
+    return src.load(list(paths))[0]
+  imgs, ok, errors = images.load_batch(setup["images"], list(paths),
                                        setup["image_size"])
   if errors:
     p, e = next(iter(errors.items()))
@@ -613,7 +656,8 @@ def report(wd: Workdir, *, labels_csv: str, classes_file: str,
   out = {"labeled": int(len(y)), "classes": k,
          "classes_found": metrics.classes_found(y, k),
          "imbalance_ratio": metrics.imbalance_ratio(y, k),
-         "class_counts": {c: int(n) for c, n in zip(classes, counts)}}
+         # pairs, in the classes file's order (JSON objects get sorted)
+         "class_counts": [[c, int(n)] for c, n in zip(classes, counts)]}
   if test_labels:
     test_paths = images.scan(test_images)
     truth = labels.read_labels(test_labels, pool={p: i for i, p in enumerate(test_paths)},

@@ -4,6 +4,7 @@ SIGKILL, concurrent shards, and bad flags stopped before any work."""
 import contextlib
 import csv
 import io
+import json
 import os
 import shutil
 import signal
@@ -248,3 +249,39 @@ def test_real_data_path_end_to_end_on_tfds_mock_data(tmp_path, monkeypatch):
   assert rows and all(r["method"] == "entropy_inv_div" for r in rows)
   cached = os.listdir(os.path.join(workdir, "cache"))
   assert any("_ens_" in c for c in cached) and any("_single_" in c for c in cached)
+
+
+def test_rounds_beside_single_shot_in_one_workdir(tables_workdir):
+  """--rounds=2 adds iterative cells and their own table; the single-shot
+  tables and cells are untouched. Round 1 is the single shot of half the
+  budget, round 2 comes from the SVM target trained on round 1's labels."""
+  workdir, _ = tables_workdir
+  with open(os.path.join(workdir, "tables", "table_2.md")) as f:
+    single = f.read()
+  try:
+    out = run_in_process(workdir, "--table=2", "--target=svm", "--rounds=2",
+                         "--plots=false")
+  finally:
+    flags.FLAGS.unparse_flags()
+  assert "Iterative selection in 2 rounds" in out
+  with open(os.path.join(workdir, "tables", "table_2.md")) as f:
+    assert f.read() == single
+  with open(os.path.join(workdir, "tables", "table_2_rounds2.md")) as f:
+    assert "Table 2." in f.read()
+  cells = os.path.join(workdir, "cells")
+  key = "offline_target__imbalanced__svm__b{}__entropy_inv_div__bal0__ens0__s0{}.json"
+  with open(os.path.join(cells, key.format(12, "__r2"))) as f:
+    iterative = json.load(f)
+  with open(os.path.join(cells, key.format(6, ""))) as f:
+    half = json.load(f)
+  assert iterative["rounds"] == 2 and len(set(iterative["selected"])) == 12
+  assert iterative["selected"][:6] == half["selected"]
+  assert cells_csv(workdir, rounds=2) and all(
+      r["method"] != "full" for r in cells_csv(workdir, rounds=2))
+
+
+def test_rounds_with_balancing_is_refused(tmp_path):
+  out = run(str(tmp_path), "--table=3", "--rounds=2", check=False)
+  assert out.returncode == 2 and "--rounds=2: table 3 uses the balancing step" in \
+      out.stderr
+  assert not os.listdir(tmp_path)
