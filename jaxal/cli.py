@@ -47,7 +47,9 @@ def _labels_flags(fv):
   flags.DEFINE_string("labels", None, "CSV of the labels returned so far: header "
                       "path,label; paths as in to_label.csv.", flag_values=fv)
   flags.DEFINE_string("classes", None, "Text file, one target class name a line "
-                      "(every class, found or not).", flag_values=fv)
+                      "(every class, found or not). Needed by balance; elsewhere "
+                      "the work directory's recorded classes are the default.",
+                      flag_values=fv)
 
 
 def _define_embed(fv):
@@ -144,7 +146,7 @@ def _run_balance(wf, wd, fv):
 
 
 def _run_train(wf, wd, fv):
-  _require(fv, "labels", "classes")
+  _require(fv, "labels")
   wf.train_target(wd, labels_csv=fv.labels, classes_file=fv.classes,
                   settings=_settings(fv))
 
@@ -155,7 +157,7 @@ def _run_predict(wf, wd, fv):
 
 
 def _run_report(wf, wd, fv):
-  _require(fv, "labels", "classes")
+  _require(fv, "labels")
   wf.report(wd, labels_csv=fv.labels, classes_file=fv.classes,
             test_labels=fv.test_labels, test_images=fv.test_images, plot=fv.plot)
 

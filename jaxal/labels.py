@@ -57,7 +57,8 @@ def _normalize(path: str, root: Optional[str]) -> str:
   return path.replace("\\", "/")
 
 
-def read_labels(path: str, *, pool: Mapping[str, int], classes: Collection[str],
+def read_labels(path: str, *, pool: Mapping[str, int],
+                classes: Optional[Collection[str]],
                 offered: Collection[int], root: Optional[str] = None
                 ) -> dict[int, str]:
   """{pool index: class name} of the labels CSV at `path`.
@@ -66,7 +67,7 @@ def read_labels(path: str, *, pool: Mapping[str, int], classes: Collection[str],
     path: the labels CSV.
     pool: {image path relative to the image folder: pool index} of the
       embedded images.
-    classes: the valid class names.
+    classes: the valid class names (None: any non-empty name).
     offered: pool indices sent to the annotators so far (every to_label.csv);
       a label for any other image is refused.
     root: the image folder, to accept absolute paths inside it.
@@ -79,7 +80,7 @@ def read_labels(path: str, *, pool: Mapping[str, int], classes: Collection[str],
                       "labels returned so far.")
   if not os.path.isfile(path):
     raise LabelsError(f"--labels {path!r} does not exist.")
-  classes = set(classes)
+  classes = None if classes is None else set(classes)
   offered = set(int(i) for i in offered)
   out: dict[int, str] = {}
   first_line: dict[int, int] = {}
@@ -107,7 +108,7 @@ def read_labels(path: str, *, pool: Mapping[str, int], classes: Collection[str],
       if not label:
         raise LabelsError(f"{path}:{line}: empty label for {rel!r}; write its class "
                           "name or leave the row out.")
-      if label not in classes:
+      if classes is not None and label not in classes:
         raise LabelsError(f"{path}:{line}: unknown class {label!r} for {rel!r}; "
                           "valid classes are those of --classes.")
       if idx not in offered:

@@ -265,23 +265,39 @@ class TargetSettings:
     return self
 
 
-def _labeled(wd: Workdir, pool: Pool, labels_csv: str, classes_file: str
+def _labeled(wd: Workdir, pool: Pool, labels_csv: str, classes_file: Optional[str]
              ) -> tuple[list[str], dict[int, int]]:
-  """(classes, {pool index: class id}) of the labels so far, validated."""
-  classes = labels.read_classes(classes_file)
-  wd.check("classes", {"classes": classes},
-           hint="The target classes cannot change within a work directory.")
+  """(classes, {pool index: class id}) of the labels so far, validated.
+
+  Without `classes_file` the classes recorded in the work directory are used,
+  or, where none is, the sorted names found in the labels (then classes never
+  labeled are unknown: N_t is the number found).
+  """
+  recorded = wd.recorded("classes")
+  if classes_file:
+    classes = labels.read_classes(classes_file)
+    wd.check("classes", {"classes": classes},
+             hint="The target classes cannot change within a work directory.")
+  elif recorded is not None:
+    classes = recorded["classes"]
+  else:
+    classes = None
   found = labels.read_labels(labels_csv, pool=pool.index, classes=classes,
                              offered=wd.offered(),
                              root=wd.recorded("embed")["images"])
+  if classes is None:
+    classes = sorted(set(found.values()))
+    if len(classes) < 1:
+      raise WorkdirError(f"--labels {labels_csv} holds no label yet.")
   ids = {c: k for k, c in enumerate(classes)}
   return classes, {i: ids[c] for i, c in found.items()}
 
 
-def _remember_classes(wd: Workdir, classes: list[str]) -> None:
-  """Records the classes on the first step that writes with them (`_labeled`
-  refuses any other list afterwards)."""
-  if wd.recorded("classes") is None:
+def _remember_classes(wd: Workdir, classes: list[str],
+                      classes_file: Optional[str]) -> None:
+  """Records the classes of a classes file on the first step that writes with
+  them (`_labeled` refuses any other list afterwards)."""
+  if classes_file and wd.recorded("classes") is None:
     wd.record("classes", {"classes": classes})
 
 
@@ -348,7 +364,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
            "predicted": state.get("predicted", []) + [[pred_names[i] for i in new]]}
   wd.write("selection.json", state)
   if picks:
-    _remember_classes(wd, classes)
+    _remember_classes(wd, classes, classes_file)
   if not known:
     wd.record("select", setup)
   log(f"select: round {r + 1} of {num_rounds}: {len(new)} images by {method} "
@@ -439,7 +455,7 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   state = wd.read("balance.json", {"batches": []})
   if not known:
     wd.record("balance", setup)
-  _remember_classes(wd, classes)
+  _remember_classes(wd, classes, classes_file)
   if nxt is None:
     log(f"balance: budget spent: {len(chosen)} images selected and labeled; run "
         "`jaxal train`")
@@ -555,7 +571,7 @@ def train_target(wd: Workdir, *, labels_csv: str, classes_file: str,
   if len(have) < 1:
     raise WorkdirError(f"--labels {labels_csv} holds no label yet.")
   found = len(set(have.values()))
-  _remember_classes(wd, classes)
+  _remember_classes(wd, classes, classes_file)
   _train_target(wd, pool, classes, have, settings, log)
   idx = sorted(have)
   key = digest(repr((classes, [pool.paths[i] for i in idx], [have[i] for i in idx],
@@ -675,7 +691,7 @@ def report(wd: Workdir, *, labels_csv: str, classes_file: str,
     found = np.flatnonzero(counts)
     out["test_images"] = len(rows)
     out["acc_t"] = metrics.accuracy_all_classes(y_true, y_pred, found, k)
-  _remember_classes(wd, classes)
+  _remember_classes(wd, classes, classes_file)
   os.makedirs(wd.file("report"), exist_ok=True)
   if plot:
     out["chart"] = _bar_chart(classes, counts, wd.file("report", "class_counts.png"))
@@ -691,13 +707,14 @@ def _bar_chart(classes: list[str], counts: np.ndarray, path: str) -> str:
   from jaxal import plots  # pylint: disable=g-import-not-at-top
   plt = plots._pyplot()  # pylint: disable=protected-access
   order = np.argsort(-counts, kind="stable")
-  fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * len(classes) + 1.5), 3.6))
+  fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * len(classes) + 1.5), 4.0))
   ax.bar(range(len(order)), counts[order], color="tab:blue")
   ax.set_xticks(range(len(order)))
   ax.set_xticklabels([classes[i] for i in order], rotation=90, fontsize=7)
   ax.set_ylabel("labeled images")
-  ax.set_title(f"labeled images per class ({int(counts.sum())} in all, "
-               f"{int((counts > 0).sum())} of {len(classes)} classes found)")
+  ax.set_title(f"labeled images per class\n{int(counts.sum())} in all, "
+               f"{int((counts > 0).sum())} of {len(classes)} classes found",
+               fontsize=10)
   fig.tight_layout()
   tmp = path + ".tmp.png"
   fig.savefig(tmp, dpi=100)

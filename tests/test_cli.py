@@ -232,8 +232,7 @@ def test_embed_select_balance_train_predict_report(setup):
      f"--classes={setup['classes']}", f"--batch={batch}")
   assert snapshot(wd) == before  # rerunning a finished step changes nothing
 
-  ok("train", f"--workdir={wd}", f"--labels={labels_csv}",
-     f"--classes={setup['classes']}", "--target=svm")
+  ok("train", f"--workdir={wd}", f"--labels={labels_csv}", "--target=svm")
   pred_csv = os.path.join(setup["base"], "pred.csv")
   ok("predict", f"--workdir={wd}", f"--images={setup['test']}", f"--out={pred_csv}")
   pred = read_csv(pred_csv)
@@ -327,6 +326,8 @@ def test_flags_contradicting_the_workdir_are_refused(setup):
   code, _, err = jaxal("select", f"--workdir={wd}", "--method=margin", "--budget=10**9")
   assert code == 2 and "--budget" in err
   code, _, err = jaxal("train", f"--workdir={wd}", "--labels=x.csv")
+  assert code == 2 and "--labels 'x.csv' does not exist" in err
+  code, _, err = jaxal("balance", f"--workdir={wd}", "--labels=x.csv", "--batch=2")
   assert code == 2 and "--classes is required" in err
   code, _, err = jaxal("nonsense")
   assert code == 2 and "unknown command 'nonsense'" in err
