@@ -157,7 +157,8 @@ class ResultStore:
     w = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-      w.writerow({k: _fmt(r.get(k)) for k in CSV_COLUMNS})
+      # Cells written before `rounds` existed were single-shot.
+      w.writerow({k: _fmt(r.get(k, 1 if k == "rounds" else None)) for k in CSV_COLUMNS})
     path = os.path.join(self.workdir, "cells.csv")
     io.write_text(path, buf.getvalue())
     return path

@@ -115,8 +115,11 @@ def test_store_writes_atomically_and_csv_round_trips(tmp_path):
   assert rows == [{"dataset": "a", "pool": "imbalanced", "budget": 5,
                    "method": "random", "balancing": 0, "ensemble": 1, "target": "svm",
                    "seed": 3, "acc_t": 12.5, "classes_found": 3,
-                   "imbalance_ratio": 0.25, "labeled": 5, "seconds": 0.1}]
+                   "imbalance_ratio": 0.25, "labeled": 5, "seconds": 0.1,
+                   "rounds": 1}]
   np.testing.assert_equal(store.read(cell)["acc_t"], 12.5)
+  iterative = sweep.Cell("a", "imbalanced", "svm", 5, "random", False, True, 3, 2)
+  assert iterative.key == cell.key + "__r2" and iterative != cell
 
 
 def test_time_left_is_estimated_per_kind_of_cell():
