@@ -222,17 +222,31 @@ def _scores(method: str, probs: np.ndarray, features: np.ndarray, picks: np.ndar
     top = np.sort(p, axis=1)
     s = top[:, -1] - (top[:, -2] if p.shape[1] > 1 else 0)
   elif base == "coreset":
-    f = features.astype(np.float64)
-    centers = f[np.asarray(list(labeled), np.int64)]
-    s = []
-    for i in picks:
-      s.append(np.sqrt(((centers - f[i]) ** 2).sum(1).min()) if len(centers)
-               else np.nan)
-      centers = np.vstack([centers, f[i][None]]) if len(centers) else f[i][None]
-    s = np.asarray(s)
+    s = _pick_distances(features.astype(np.float64), np.asarray(picks, np.int64),
+                        np.asarray(list(labeled), np.int64))
   else:
     return [""] * len(picks)
   return ["" if not np.isfinite(v) else f"{v:.6g}" for v in s]
+
+
+def _pick_distances(f: np.ndarray, picks: np.ndarray, labeled: np.ndarray,
+                    block: int = 1024) -> np.ndarray:
+  """Distance of each pick to its nearest center when it was picked: the
+  labeled images and the earlier picks (inf for a first pick with none)."""
+  def sq(a, b):
+    return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :]
+                      - 2 * a @ b.T, 0)
+  p = f[picks]
+  out = np.full(len(picks), np.inf)
+  for s in range(0, len(picks), block):
+    rows = p[s:s + block]
+    if labeled.size:
+      out[s:s + block] = sq(rows, f[labeled]).min(1)
+    if s + len(rows) > 1:  # earlier picks: columns before each row's own index
+      d = sq(rows, p[:s + len(rows)])
+      d[np.arange(len(rows))[:, None] + s <= np.arange(d.shape[1])[None, :]] = np.inf
+      out[s:s + block] = np.minimum(out[s:s + block], d.min(1))
+  return np.sqrt(out)
 
 
 def _write_to_label(wd: Workdir, pool: Pool, rows: list[tuple]) -> None:

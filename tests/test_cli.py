@@ -429,3 +429,18 @@ def test_image_loading_resizes_crops_and_converts(tmp_path):
     images.scan(str(tmp_path / "empty"))
   with pytest.raises(ValueError, match="is not a directory"):
     images.scan(str(tmp_path / "missing"))
+
+
+def test_coreset_scores_are_distances_at_pick_time():
+  from jaxal.workflow import _pick_distances  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  f = rng.normal(size=(300, 7))
+  picks = rng.permutation(300)[:50]
+  for labeled in (np.setdiff1d([3, 4, 5], picks), np.zeros(0, np.int64)):
+    centers, want = list(f[labeled]), []
+    for i in picks:
+      want.append(min(np.linalg.norm(c - f[i]) for c in centers) if centers
+                  else np.inf)
+      centers.append(f[i])
+    np.testing.assert_allclose(_pick_distances(f, picks, labeled, block=16), want,
+                               rtol=1e-9)
