@@ -18,7 +18,7 @@ it was.
 from __future__ import annotations
 
 import sys
-from typing import Callable, Optional
+from typing import Callable
 
 from absl import flags
 
@@ -113,10 +113,10 @@ def _define_report(fv):
                     flag_values=fv)
 
 
-def _settings(fv, kind: Optional[str] = None):
+def _settings(fv):
   from jaxal import workflow  # pylint: disable=g-import-not-at-top
   return workflow.TargetSettings(
-      kind=kind or fv.target, svm_c=fv.svm_c, epochs=fv.epochs,
+      kind=fv.target, svm_c=fv.svm_c, epochs=fv.epochs,
       batch_size=fv.batch_size, learning_rate=fv.learning_rate, seed=fv.seed)
 
 

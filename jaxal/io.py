@@ -31,6 +31,22 @@ def write_text(path: str, text: str) -> None:
     raise
 
 
+def save_npz(path: str, **arrays) -> None:
+  """Atomically writes numpy arrays to `path` (.npz): a temporary name, then a
+  rename, so a killed write never leaves a torn file under `path`."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  tmp = f"{path}.tmp-{os.getpid()}.npz"
+  try:
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
 def write_json(path: str, obj: Any) -> None:
   """Atomically writes `obj` as indented JSON to `path`."""
   write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

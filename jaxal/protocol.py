@@ -223,7 +223,7 @@ class Protocol:
              f"({'ensemble of ' + str(len(variables)) if ensemble else 'single model'}, "
              f"{len(images)} images)")
     feats, probs = source.outputs(model, variables, images)
-    _save_npz(path, features=feats, probs=probs)
+    io.save_npz(path, features=feats, probs=probs)
     return feats, probs
 
   # ---------------------------------------------------------------- a cell
@@ -319,10 +319,3 @@ class Protocol:
         "settings": self.settings.as_dict(),
     }
 
-
-def _save_npz(path: str, **arrays) -> None:
-  """np.savez to a temporary name, then an atomic rename."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.tmp-{os.getpid()}.npz"
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)

@@ -10,7 +10,6 @@ Both give test-set predictions for `jaxal.metrics.accuracy_all_classes`.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Callable, Optional
 
 import flax.linen as nn
@@ -19,7 +18,7 @@ import numpy as np
 from sklearn.svm import LinearSVC
 
 from jaxal import _validation as V
-from jaxal import inference, train
+from jaxal import inference, io, train
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -51,9 +50,7 @@ class LinearSVM:
     return self.classes[np.argmax(self.decision(features), axis=1)]
 
   def save(self, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, classes=self.classes, coef=self.coef, intercept=self.intercept)
-    os.replace(tmp, path)
+    io.save_npz(path, classes=self.classes, coef=self.coef, intercept=self.intercept)
 
   @classmethod
   def load(cls, path: str) -> "LinearSVM":

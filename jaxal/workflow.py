@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io as _io
 import os
 import shutil
@@ -31,7 +32,7 @@ import numpy as np
 
 from jaxal import _validation as V
 from jaxal import (acquisition, balancing, images, inference, io, labels, metrics,
-                   rounds, source, target, train)
+                   rounds, source, target, train, uncertainty)
 from jaxal.checkpoint import Snapshots
 from jaxal.datasets import pipeline
 from jaxal.workdir import Pool, Workdir, WorkdirError, digest
@@ -57,6 +58,13 @@ def _signals(trained: source.Trained, ensemble: bool, batch: np.ndarray,
       trained.model, trained.final, batch, batch_size=batch_size,
       transform=pipeline.normalize)[0]
   return feats, probs, final
+
+
+@functools.lru_cache(maxsize=2)
+def _tfds_images(spec: str, data_dir: Optional[str], size: int) -> "_TfdsImages":
+  """The split in memory once per process (fine-tuning and rounds read pixels
+  chunk by chunk)."""
+  return _TfdsImages(spec, data_dir, size)
 
 
 class _TfdsImages:
@@ -102,7 +110,7 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
     raise WorkdirError(f"--source: {e}") from None
   size = trained.image_size
   if tfds:
-    from_tfds = _TfdsImages(tfds, data_dir, size)
+    from_tfds = _tfds_images(tfds, data_dir, size)
     paths, images_dir = from_tfds.paths, tfds
     load = from_tfds.load
   else:
@@ -145,6 +153,7 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
       f"{'ensemble of ' + str(len(trained.snapshots)) if ensemble else 'final model'}"
       f" at {size} px")
   t0, done = time.perf_counter(), 0
+  total = sum(len(paths[s:s + chunk]) for s in todo)
   for s in todo:
     part = paths[s:s + chunk]
     batch, ok, errors = load(part)
@@ -154,26 +163,18 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
       feats, probs, tfeats = _signals(trained, ensemble, batch, min(batch_size, chunk))
     else:
       feats = probs = tfeats = np.zeros((0, 0), np.float32)
-    _save_npz(_chunk_path(wd, s // chunk), ok=ok, features=feats, probs=probs,
+    io.save_npz(_chunk_path(wd, s // chunk), ok=ok, features=feats, probs=probs,
               target_features=tfeats,
               errors=np.array([f"{p}\t{e}" for p, e in errors.items()], dtype=str))
     done += len(part)
     rate = done / (time.perf_counter() - t0)
-    left = sum(len(paths[t:t + chunk]) for t in todo) - done
     log(f"embed: {s + len(part)}/{n} images, {rate:.1f} images/s, "
-        f"{left / rate:.0f} s left")
+        f"{(total - done) / rate:.0f} s left")
   return _consolidate(wd, paths, chunk, log)
 
 
 def _chunk_path(wd: Workdir, i: int) -> str:
   return wd.file("embed", f"chunk_{i:06d}.npz")
-
-
-def _save_npz(path: str, **arrays) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.tmp-{os.getpid()}.npz"
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
 
 
 def _consolidate(wd: Workdir, paths: list[str], chunk: int, log: Log) -> Pool:
@@ -196,7 +197,7 @@ def _consolidate(wd: Workdir, paths: list[str], chunk: int, log: Log) -> Pool:
   w.writerow(["path", "reason"])
   w.writerows(skipped)
   io.write_text(wd.file("skipped.csv"), buf.getvalue())
-  _save_npz(wd.file("embedding.npz"), index=np.flatnonzero(ok), **arrays)
+  io.save_npz(wd.file("embedding.npz"), index=np.flatnonzero(ok), **arrays)
   for i in range(len(ok_all)):
     os.remove(_chunk_path(wd, i))
   for name in os.listdir(wd.file("embed")):  # temporaries of killed writes
@@ -213,14 +214,9 @@ def _scores(method: str, probs: np.ndarray, features: np.ndarray, picks: np.ndar
   """What each pick scored: the uncertainty value, core-set's distance to the
   nearest center when it was picked, nothing for random."""
   base = method.replace("_inv", "").replace("_div", "")
-  p = probs[picks].astype(np.float64)
-  if base == "entropy":
-    s = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), axis=1)
-  elif base == "least_confidence":
-    s = 1 - p.max(axis=1)
-  elif base == "margin":
-    top = np.sort(p, axis=1)
-    s = top[:, -1] - (top[:, -2] if p.shape[1] > 1 else 0)
+  if base in ("entropy", "least_confidence", "margin"):
+    fn = getattr(uncertainty, base)  # margin: the margin itself, small = uncertain
+    s = np.asarray(fn(probs[picks]), np.float64)
   elif base == "coreset":
     s = _pick_distances(features.astype(np.float64), np.asarray(picks, np.int64),
                         np.asarray(list(labeled), np.int64))
@@ -354,7 +350,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
         f"{len(last)} of its {len(picks[-1])} images still to label"
         + ("" if r == num_rounds else "; pass --labels and --classes for the next "
            "round"))
-    _write_rows(wd, pool, method, picks[-1], done, last, state)
+    _write_rows(wd, pool, picks[-1], done, last, state)
     return picks[-1]
 
   if not picks:
@@ -366,7 +362,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
     if missing:
       log(f"select: {len(missing)} image(s) of earlier rounds have no label yet "
           f"(e.g. {pool.paths[missing[0]]}); label them, then rerun")
-      _write_rows(wd, pool, method, picks[-1], done, missing, state)
+      _write_rows(wd, pool, picks[-1], done, missing, state)
       return picks[-1]
     feats, probs, pred_names = _round_signals(wd, pool, classes, have, settings, log)
   r = len(picks)
@@ -384,12 +380,11 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
   log(f"select: round {r + 1} of {num_rounds}: {len(new)} images by {method} "
       f"({'source model' if r == 0 else settings.kind + ' target model'}) -> "
       f"{wd.file('to_label.csv')}")
-  _write_rows(wd, pool, method, new, done + new, new, state)
+  _write_rows(wd, pool, new, done + new, new, state)
   return new
 
 
-def _write_rows(wd, pool, method, current, order, keep, state):
-  del method
+def _write_rows(wd, pool, current, order, keep, state):
   rank = {i: k + 1 for k, i in enumerate(order)}
   scores = dict(zip(current, state["scores"][-1]))
   preds = dict(zip(current, state["predicted"][-1]))
@@ -411,7 +406,7 @@ def _round_signals(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, 
     feats, probs = rounds.svm_signals(pool.target_features, idx, y, C=settings.svm_c)
     found = np.unique(y)
     return feats, probs, [classes[found[k]] for k in np.argmax(probs, 1)]
-  model, variables = _train_target(wd, pool, classes, have, settings, log)
+  _, model, variables = _train_target(wd, pool, classes, have, settings, log)
   feats, probs = _finetuned_outputs(wd, pool, model, variables)
   return feats, probs, [classes[k] for k in np.argmax(probs, 1)]
 
@@ -495,7 +490,7 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
 def _load_pixels(wd: Workdir, paths: Sequence[str]):
   setup = wd.recorded("embed")
   if setup["tfds"]:
-    src = _TfdsImages(setup["images"], setup.get("data_dir"), setup["image_size"])
+    src = _tfds_images(setup["images"], setup.get("data_dir"), setup["image_size"])
     return src.load(list(paths))[0]
   imgs, ok, errors = images.load_batch(setup["images"], list(paths),
                                        setup["image_size"])
@@ -515,27 +510,44 @@ def _source(wd: Workdir) -> source.Trained:
   return trained
 
 
+def _target_folder(wd: Workdir, pool: Pool, classes: list[str],
+                   have: dict[int, int], settings: TargetSettings) -> str:
+  """WORKDIR/target/<digest of the labeled images, their labels and settings>."""
+  idx = sorted(have)
+  return wd.file("target", digest(repr((classes, [pool.paths[i] for i in idx],
+                                        [have[i] for i in idx],
+                                        dataclasses.asdict(settings)))))
+
+
+def _restore_finetuned(trained: source.Trained, num_classes: int, folder: str):
+  """(model, variables) of the fine-tuned target saved under `folder`."""
+  tmodel = trained.model.clone(num_classes=num_classes)
+  template = train.variables_of(train.create_state(
+      tmodel, train.TrainConfig(num_epochs=1, batch_size=1),
+      (trained.image_size,) * 2 + (3,), 1))
+  found = Snapshots(os.path.join(folder, "model"), 0).restore_latest(template)
+  if found is None:
+    raise WorkdirError(f"the fine-tuned model under {folder} is missing or corrupt; "
+                       "delete that folder and rerun train.")
+  return tmodel, found[1]
+
+
 def _train_target(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, int],
                   settings: TargetSettings, log: Log):
-  """The target model on the labeled images; cached under WORKDIR/target by a
-  digest of its labels and settings (a rerun loads it, a killed fine-tuning
-  resumes). Returns (model or None for the SVM, variables or LinearSVM)."""
+  """The target model on the labeled images; cached in `_target_folder` (a
+  rerun loads it, a killed fine-tuning resumes). Returns (folder, model or None
+  for the SVM, variables or LinearSVM)."""
   idx = np.asarray(sorted(have), np.int64)
   y = np.asarray([have[i] for i in idx], np.int64)
-  key = digest(repr((classes, [pool.paths[i] for i in idx], y.tolist(),
-                     dataclasses.asdict(settings))))
-  folder = wd.file("target", key)
+  folder = _target_folder(wd, pool, classes, have, settings)
   meta = io.read_json(os.path.join(folder, "target.json"))
   if settings.kind == "svm":
     path = os.path.join(folder, "svm.npz")
     if meta is None:
-      os.makedirs(folder, exist_ok=True)
       target.fit_svm(pool.target_features[idx], y, C=settings.svm_c).save(path)
     model, variables = None, target.LinearSVM.load(path)
   else:
     trained = _source(wd)
-    tmodel = trained.model.clone(num_classes=len(classes))
-    snaps = Snapshots(os.path.join(folder, "model"), 0)
     if meta is None:
       cfg = train.TrainConfig(num_epochs=settings.epochs,
                               batch_size=settings.batch_size,
@@ -543,26 +555,19 @@ def _train_target(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, i
                               snapshot_every=0, seed=settings.seed)
       log(f"train: fine-tuning M_S on {len(idx)} labeled images, {settings.epochs} "
           "epochs")
-      tmodel, variables = target.finetune(
+      _, variables = target.finetune(
           trained.model, trained.final, len(classes), _load_pixels(
               wd, [pool.paths[i] for i in idx]), y, cfg,
           workdir=os.path.join(folder, "fit"), transform=pipeline.normalize,
           log=lambda m: log(f"train: epoch {m['epoch']}/{m['epochs']}, loss "
                             f"{m['loss']:.4f}, {m['seconds_left']:.0f} s left"))
-      snaps.save(1, variables)
-    template = train.variables_of(train.create_state(
-        tmodel, train.TrainConfig(num_epochs=1, batch_size=1),
-        (trained.image_size,) * 2 + (3,), 1))
-    found = snaps.restore_latest(template)
-    if found is None:
-      raise WorkdirError(f"the fine-tuned model under {folder} is corrupt; delete "
-                         "that folder and rerun train.")
-    model, variables = tmodel, found[1]
+      Snapshots(os.path.join(folder, "model"), 0).save(1, variables)
+    model, variables = _restore_finetuned(trained, len(classes), folder)
   if meta is None:
     io.write_json(os.path.join(folder, "target.json"),
                   {"classes": classes, "settings": dataclasses.asdict(settings),
                    "labeled": len(idx), "classes_found": int(np.unique(y).size)})
-  return model, variables
+  return folder, model, variables
 
 
 def _finetuned_outputs(wd: Workdir, pool: Pool, model, variables, chunk: int = 512):
@@ -586,14 +591,12 @@ def train_target(wd: Workdir, *, labels_csv: str, classes_file: str,
     raise WorkdirError(f"--labels {labels_csv} holds no label yet.")
   found = len(set(have.values()))
   _remember_classes(wd, classes, classes_file)
-  _train_target(wd, pool, classes, have, settings, log)
-  idx = sorted(have)
-  key = digest(repr((classes, [pool.paths[i] for i in idx], [have[i] for i in idx],
-                     dataclasses.asdict(settings))))
-  wd.write(os.path.join("target", "current.json"), {"key": key, "kind": settings.kind})
+  folder, _, _ = _train_target(wd, pool, classes, have, settings, log)
+  wd.write(os.path.join("target", "current.json"),
+           {"key": os.path.basename(folder), "kind": settings.kind})
   log(f"train: {settings.kind} target model on {len(have)} labeled images of "
-      f"{found} of {len(classes)} classes -> {wd.file('target', key)}")
-  return wd.file("target", key)
+      f"{found} of {len(classes)} classes -> {folder}")
+  return folder
 
 
 def _current_target(wd: Workdir):
@@ -605,15 +608,7 @@ def _current_target(wd: Workdir):
   meta = io.read_json(os.path.join(folder, "target.json"))
   if cur["kind"] == "svm":
     return meta, None, target.LinearSVM.load(os.path.join(folder, "svm.npz"))
-  trained = _source(wd)
-  tmodel = trained.model.clone(num_classes=len(meta["classes"]))
-  template = train.variables_of(train.create_state(
-      tmodel, train.TrainConfig(num_epochs=1, batch_size=1),
-      (trained.image_size,) * 2 + (3,), 1))
-  found = Snapshots(os.path.join(folder, "model"), 0).restore_latest(template)
-  if found is None:
-    raise WorkdirError(f"the fine-tuned model under {folder} is corrupt; rerun train.")
-  return meta, tmodel, found[1]
+  return (meta, *_restore_finetuned(_source(wd), len(meta["classes"]), folder))
 
 
 def predict_folder(wd: Workdir, images_dir: str, *, chunk: int = 256,
