@@ -36,7 +36,8 @@ import numpy as np
 from absl import app, flags
 from sklearn.metrics import pairwise_distances
 
-from jaxal import _xla_cpu, hostmem, kcenter, uncertainty
+from jaxal import _xla_cpu, kcenter, uncertainty
+from jaxal.models import hostmem
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Tiny sizes: checks the script, measures nothing.")

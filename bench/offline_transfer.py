@@ -17,8 +17,10 @@ from __future__ import annotations
 import numpy as np
 from absl import app, flags
 
-from jaxal import _xla_cpu, protocol, target
+from jaxal import _xla_cpu
 from jaxal.datasets import procedural
+from jaxal.experiments import protocol
+from jaxal.models import target
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "workdir/quickstart", "Where M_S is (or is trained).")

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from jaxal import _xla_cpu, inference, models, train
+from jaxal import _xla_cpu, models
+from jaxal.models import inference, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Tiny sizes: checks the script only.")

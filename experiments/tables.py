@@ -28,8 +28,8 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from jaxal import experiment, protocol, sweep
 from jaxal.datasets import procedural
+from jaxal.experiments import runner, protocol, sweep
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("table", None, "Paper table to regenerate, 2-12.")
@@ -83,13 +83,13 @@ def _ints(values, flag):
   try:
     return tuple(int(v) for v in values)
   except ValueError:
-    raise experiment.SetupError(f"--{flag} must be integers, got {values}.") from None
+    raise runner.SetupError(f"--{flag} must be integers, got {values}.") from None
 
 
-def table_run(table: int, tables: tuple) -> experiment.TableRun:
+def table_run(table: int, tables: tuple) -> runner.TableRun:
   """Flags over the table's config -> TableRun (validated later, before work)."""
   if table is None or not 2 <= table <= 12:
-    raise experiment.SetupError(f"--table must be one of 2-12, got {table}.")
+    raise runner.SetupError(f"--table must be one of 2-12, got {table}.")
   config = importlib.import_module(f"experiments.configs.table_{table}").get_config()
   data = FLAGS.data
   datasets = tuple(FLAGS.datasets or config[data]["datasets"])
@@ -113,7 +113,7 @@ def table_run(table: int, tables: tuple) -> experiment.TableRun:
   try:
     offline_cfg.validate()
   except ValueError as e:
-    raise experiment.SetupError(f"offline sizes: {e}") from None
+    raise runner.SetupError(f"offline sizes: {e}") from None
   settings = protocol.Settings(
       data=data, data_dir=FLAGS.data_dir, source_workdir=FLAGS.source_workdir,
       offline=offline_cfg if offline else procedural.OfflineConfig(),
@@ -127,11 +127,11 @@ def table_run(table: int, tables: tuple) -> experiment.TableRun:
   try:
     shard = sweep.parse_shard(FLAGS.shard)
   except ValueError as e:
-    raise experiment.SetupError(f"--shard: {e}") from None
-  return experiment.TableRun(
+    raise runner.SetupError(f"--shard: {e}") from None
+  return runner.TableRun(
       tables=tables, datasets=datasets, budgets=budgets,
       methods=tuple(FLAGS.methods or config["methods"]), seeds=seeds,
-      targets=experiment.default_targets(datasets, table, FLAGS.target),
+      targets=runner.default_targets(datasets, table, FLAGS.target),
       settings=settings, workdir=FLAGS.workdir or os.path.join("workdir",
                                                                 f"tables_{data}"),
       shard=shard, plots=FLAGS.plots, rounds=FLAGS.rounds)
@@ -145,8 +145,8 @@ def main(argv, table=None, run_tables=None):
   table = FLAGS.table if table is None else table
   try:
     run = table_run(table, tuple(run_tables or (table,)))
-    out = experiment.run_table(run, render_only=FLAGS.render_only)
-  except experiment.SetupError as e:
+    out = runner.run_table(run, render_only=FLAGS.render_only)
+  except runner.SetupError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"\ncells: {out['cells_csv']}")

@@ -28,8 +28,9 @@ import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
 
-from jaxal import distributed, inference, io, models, source, train
+from jaxal import io, models
 from jaxal.datasets import catalog, pipeline
+from jaxal.models import distributed, inference, source, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "offline_source", "Source dataset (jaxal.datasets.SPECS).")

@@ -5,11 +5,16 @@ label exists. In rounds, the budget B is split into R rounds; round 1 is that
 single-shot selection of its share, and every later round re-selects from the
 *target* model trained on the labels gathered so far:
 
-- SVM target (METHOD.md section 5): its features are the source features f it
-  reads, and its probabilities the softmax of its decision scores over the
-  classes found so far (a linear SVM has no probabilities; the softmax keeps the
-  order of its scores, which is what the uncertainty functions rank by).
+- SVM target (METHOD.md section 5; `jaxal.models.target.svm_signals`): its
+  features are the source features f it reads, and its probabilities the softmax
+  of its decision scores over the classes found so far (a linear SVM has no
+  probabilities; the softmax keeps the order of its scores, which is what the
+  uncertainty functions rank by).
 - Fine-tuned target: its own pooled features and softmax over the target classes.
+
+This module is the method's part (round sizes, the next round's selection from
+whatever signals it is given); the target models that give the signals live in
+`jaxal.models.target`.
 
 While fewer than two classes have a label the target model is a constant and
 says nothing; that round falls back to the source model's signals.
@@ -20,11 +25,9 @@ Used by the `jaxal select --rounds` command and by the experiments runner
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
-from jaxal import acquisition, target
+from jaxal import acquisition
 
 
 def round_sizes(budget: int, rounds: int) -> list[int]:
@@ -37,23 +40,6 @@ def round_sizes(budget: int, rounds: int) -> list[int]:
                      "use at most one round per labeled image.")
   q, r = divmod(int(budget), int(rounds))
   return [q + (i < r) for i in range(rounds)]
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-  s = np.asarray(scores, np.float64)
-  s = np.exp(s - s.max(axis=1, keepdims=True))
-  return (s / s.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def svm_signals(features: np.ndarray, labeled: np.ndarray, labels: np.ndarray, *,
-                C: float = 1.0) -> Optional[tuple[np.ndarray, np.ndarray]]:
-  """(features, probs) of the pool as seen by an SVM trained on the labeled
-  part; None when fewer than two classes are labeled (use the source's)."""
-  labeled = np.asarray(labeled, np.int64)
-  if np.unique(labels).size < 2:
-    return None
-  svm = target.fit_svm(features[labeled], labels, C=C)
-  return features, softmax(svm.decision(features))
 
 
 def select_round(method: str, budget: int, *, features: np.ndarray,

@@ -9,7 +9,7 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
 os.environ["JAX_PLATFORMS"] = "cpu"
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxal import distributed  # noqa: E402
+from jaxal.models import distributed  # noqa: E402
 
 port, rank, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 distributed.initialize(f"127.0.0.1:{port}", 2, rank, initialization_timeout=120)
@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 import train_fixture  # noqa: E402  (tests/ is on sys.path: the script's folder)
 
-from jaxal import inference, train  # noqa: E402
+from jaxal.models import inference, train  # noqa: E402
 
 state = train_fixture.run(lambda b: distributed.process_share(b), epochs=1)
 # Pool inference under jax.distributed: each process runs its local devices.

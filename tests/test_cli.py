@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxal import acquisition, balancing, cli, images, metrics
+from jaxal import acquisition, balancing, metrics
+from jaxal.cli import command
+from jaxal.datasets import images
 from jaxal.datasets import procedural
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,7 +37,7 @@ def jaxal(*args):
   """`jaxal ARGS` in this process: (exit status, stdout, stderr)."""
   out, err = io.StringIO(), io.StringIO()
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    code = cli.main(["jaxal", *args])
+    code = command.main(["jaxal", *args])
   return code, out.getvalue(), err.getvalue()
 
 
@@ -432,7 +434,7 @@ def test_image_loading_resizes_crops_and_converts(tmp_path):
 
 
 def test_coreset_scores_are_distances_at_pick_time():
-  from jaxal.workflow import _pick_distances  # pylint: disable=g-import-not-at-top
+  from jaxal.cli.steps_tmp import _pick_distances  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   f = rng.normal(size=(300, 7))
   picks = rng.permutation(300)[:50]

@@ -191,7 +191,7 @@ def _jpeg(rng, h=40, w=50):
 
 def test_mit67_builder_reads_the_manual_archive(tmp_path):
   pytest.importorskip("tensorflow_datasets")
-  from jaxal.datasets import builders
+  from jaxal.datasets import mit67
   manual = tmp_path / "manual"
   manual.mkdir()
   rng = np.random.default_rng(0)
@@ -210,7 +210,7 @@ def test_mit67_builder_reads_the_manual_archive(tmp_path):
   ds = datasets.load("mit67", "train", data_dir=str(tmp_path / "data"), download=True,
                      manual_dir=str(manual))
   labels = sorted(int(e["label"]) for e in ds.as_numpy_iterator())
-  k = builders.MIT67_CLASSES
+  k = mit67.CLASSES
   assert labels == sorted([k.index("kitchen"), k.index("bar"), k.index("kitchen")])
   assert len(k) == 67 and len(set(k)) == 67
   assert datasets.load_labels("mit67", "test", data_dir=str(tmp_path / "data")).tolist() \

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from jaxal import acquisition, metrics, paper
+from jaxal import acquisition, metrics
+from jaxal.experiments import paper
 
 TABLES = range(6, 13)
 # Rows whose printed G_AL disagrees with their own cells in the supplement itself

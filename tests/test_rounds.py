@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sklearn.svm import LinearSVC
 
-from jaxal import rounds, target
+from jaxal import rounds
+from jaxal.models import target
 
 
 def test_round_sizes_split_the_budget_evenly():
@@ -40,9 +41,9 @@ def test_svm_signals_rank_like_the_decision_scores():
   f = rng.normal(size=(50, 4)).astype(np.float32)
   labeled = np.arange(10)
   y = np.array([0, 1, 2] * 3 + [0])
-  feats, probs = rounds.svm_signals(f, labeled, y)
+  feats, probs = target.svm_signals(f, labeled, y)
   assert feats is f and probs.shape == (50, 3)
   assert np.allclose(probs.sum(1), 1, atol=1e-6)
   d = target.fit_svm(f[labeled], y).decision(f)
   assert (np.argmax(probs, 1) == np.argmax(d, 1)).all()
-  assert rounds.svm_signals(f, labeled, np.zeros(10, int)) is None
+  assert target.svm_signals(f, labeled, np.zeros(10, int)) is None

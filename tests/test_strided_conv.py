@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxal import models, strided_conv
+from jaxal import models
+from jaxal.models import strided_conv
 
 DN = ("NHWC", "HWIO", "NHWC")
 

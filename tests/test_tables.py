@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from jaxal import metrics, sweep, tables
+from jaxal import metrics
+from jaxal.experiments import sweep, tables
 
 CSV = """dataset,pool,budget,method,balancing,ensemble,target,seed,acc_t,classes_found,imbalance_ratio,labeled,seconds
 cifar100,imbalanced,0,full,0,0,svm,0,50,100,0.8,22834,1

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import train_fixture as F
-from jaxal import checkpoint, inference, metrics, target, train
+from jaxal import metrics
+from jaxal.models import checkpoint, inference, target, train
 
 
 def leaves(tree):

@@ -4,8 +4,9 @@ clearly better than one on raw pixels."""
 
 import numpy as np
 
-from jaxal import inference, models, target, train
+from jaxal import models
 from jaxal.datasets import pipeline, procedural
+from jaxal.models import inference, target, train
 
 CONFIG = procedural.OfflineConfig(num_source_classes=32, num_target_classes=10,
                                   source_train_per_class=64, source_test_per_class=1,

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from jaxal import models, train
+from jaxal import models
+from jaxal.models import train
 
 IMAGE = (8, 8, 3)
 CLASSES = 3

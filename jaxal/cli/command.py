@@ -1,6 +1,7 @@
 """The `jaxal` command (also `python -m jaxal`): choose which of your own images
-to label, with the annotators in the loop. Flags only; the steps are
-`jaxal.workflow`'s functions.
+to label, with the annotators in the loop. Flags only; each step is a function
+of its own module (`jaxal.cli.embed`, `select_balance`, `train_predict`,
+`report`), imported when its subcommand runs so that `--help` stays fast.
 
     jaxal embed   --workdir=W --images=DIR --source=TRAIN_SOURCE_DIR [--ensemble]
     jaxal select  --workdir=W --method=entropy_inv_div --budget=500 [--rounds=R]
@@ -114,8 +115,8 @@ def _define_report(fv):
 
 
 def _settings(fv):
-  from jaxal import workflow  # pylint: disable=g-import-not-at-top
-  return workflow.TargetSettings(
+  from jaxal.cli.train_predict import TargetSettings  # pylint: disable=g-import-not-at-top
+  return TargetSettings(
       kind=fv.target, svm_c=fv.svm_c, epochs=fv.epochs,
       batch_size=fv.batch_size, learning_rate=fv.learning_rate, seed=fv.seed)
 
@@ -126,39 +127,45 @@ def _require(fv, *names):
       raise ValueError(f"--{n} is required.")
 
 
-def _run_embed(wf, wd, fv):
+def _run_embed(wd, fv):
+  from jaxal.cli import embed  # pylint: disable=g-import-not-at-top
   _require(fv, "source")
-  wf.embed(wd, images_dir=fv.images, source_dir=fv.source, ensemble=fv.ensemble,
+  embed.embed(wd, images_dir=fv.images, source_dir=fv.source, ensemble=fv.ensemble,
            chunk=fv.chunk, batch_size=fv.batch, tfds=fv.tfds, data_dir=fv.data_dir)
 
 
-def _run_select(wf, wd, fv):
+def _run_select(wd, fv):
+  from jaxal.cli import select_balance  # pylint: disable=g-import-not-at-top
   _require(fv, "method", "budget")
-  wf.select(wd, method=fv.method, budget=fv.budget, seed=fv.seed,
+  select_balance.select(wd, method=fv.method, budget=fv.budget, seed=fv.seed,
             num_rounds=fv.rounds, labels_csv=fv.labels, classes_file=fv.classes,
             settings=_settings(fv))
 
 
-def _run_balance(wf, wd, fv):
+def _run_balance(wd, fv):
+  from jaxal.cli import select_balance  # pylint: disable=g-import-not-at-top
   _require(fv, "labels", "classes", "batch")
-  wf.balance(wd, labels_csv=fv.labels, classes_file=fv.classes, batch=fv.batch,
+  select_balance.balance(wd, labels_csv=fv.labels, classes_file=fv.classes, batch=fv.batch,
              rule=fv.rule, majority_distance=fv.majority_distance)
 
 
-def _run_train(wf, wd, fv):
+def _run_train(wd, fv):
+  from jaxal.cli import train_predict  # pylint: disable=g-import-not-at-top
   _require(fv, "labels")
-  wf.train_target(wd, labels_csv=fv.labels, classes_file=fv.classes,
+  train_predict.train_target(wd, labels_csv=fv.labels, classes_file=fv.classes,
                   settings=_settings(fv))
 
 
-def _run_predict(wf, wd, fv):
+def _run_predict(wd, fv):
+  from jaxal.cli import train_predict  # pylint: disable=g-import-not-at-top
   _require(fv, "images", "out")
-  wf.predict(wd, images_dir=fv.images, out_csv=fv.out)
+  train_predict.predict(wd, images_dir=fv.images, out_csv=fv.out)
 
 
-def _run_report(wf, wd, fv):
+def _run_report(wd, fv):
+  from jaxal.cli import report  # pylint: disable=g-import-not-at-top
   _require(fv, "labels")
-  wf.report(wd, labels_csv=fv.labels, classes_file=fv.classes,
+  report.report(wd, labels_csv=fv.labels, classes_file=fv.classes,
             test_labels=fv.test_labels, test_images=fv.test_images, plot=fv.plot)
 
 
@@ -214,10 +221,9 @@ def main(argv: list[str]) -> int:
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   absl_logging.set_verbosity(absl_logging.WARNING)  # orbax's per-save INFO lines
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-  from jaxal import workflow  # pylint: disable=g-import-not-at-top
-  from jaxal.workdir import Workdir  # pylint: disable=g-import-not-at-top
+  from jaxal.cli.workdir import Workdir  # pylint: disable=g-import-not-at-top
   try:
-    run(workflow, Workdir(fv.workdir), fv)
+    run(Workdir(fv.workdir), fv)
   except ValueError as e:  # WorkdirError, LabelsError and argument checks
     sys.stderr.write(f"error: jaxal {cmd}: {e}\n")
     return 2

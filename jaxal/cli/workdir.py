@@ -21,11 +21,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from jaxal import io
+from jaxal.cli import labels
+
+
+Log = Callable[[str], None]
+NEW_WORKDIR = "Use a new --workdir, or rerun with the flags recorded there."
 
 
 class WorkdirError(ValueError):
@@ -120,3 +125,40 @@ class Workdir:
           seen.add(i)
           out.append(i)
     return out
+
+
+# ------------------------------------------------- labels against the pool
+def labeled(wd: Workdir, pool: Pool, labels_csv: str, classes_file: Optional[str]
+            ) -> tuple[list[str], dict[int, int]]:
+  """(classes, {pool index: class id}) of the labels so far, validated.
+
+  Without `classes_file` the classes recorded in the work directory are used,
+  or, where none is, the sorted names found in the labels (then classes never
+  labeled are unknown: N_t is the number found).
+  """
+  recorded = wd.recorded("classes")
+  if classes_file:
+    classes = labels.read_classes(classes_file)
+    wd.check("classes", {"classes": classes},
+             hint="The target classes cannot change within a work directory.")
+  elif recorded is not None:
+    classes = recorded["classes"]
+  else:
+    classes = None
+  found = labels.read_labels(labels_csv, pool=pool.index, classes=classes,
+                             offered=wd.offered(),
+                             root=wd.recorded("embed")["images"])
+  if classes is None:
+    classes = sorted(set(found.values()))
+    if len(classes) < 1:
+      raise WorkdirError(f"--labels {labels_csv} holds no label yet.")
+  ids = {c: k for k, c in enumerate(classes)}
+  return classes, {i: ids[c] for i, c in found.items()}
+
+
+def remember_classes(wd: Workdir, classes: list[str],
+                     classes_file: Optional[str]) -> None:
+  """Records the classes of a classes file on the first step that writes with
+  them (`labeled` refuses any other list afterwards)."""
+  if classes_file and wd.recorded("classes") is None:
+    wd.record("classes", {"classes": classes})

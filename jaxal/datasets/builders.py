@@ -13,23 +13,7 @@ import os
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from jaxal.datasets import procedural
-from jaxal.datasets.catalog import MIT67_FILES, MIT67_INSTRUCTIONS
-
-MIT67_CLASSES = (
-    "airport_inside", "artstudio", "auditorium", "bakery", "bar", "bathroom",
-    "bedroom", "bookstore", "bowling", "buffet", "casino", "children_room",
-    "church_inside", "classroom", "cloister", "closet", "clothingstore",
-    "computerroom", "concert_hall", "corridor", "deli", "dentaloffice",
-    "dining_room", "elevator", "fastfood_restaurant", "florist", "gameroom",
-    "garage", "greenhouse", "grocerystore", "gym", "hairsalon", "hospitalroom",
-    "inside_bus", "inside_subway", "jewelleryshop", "kindergarden", "kitchen",
-    "laboratorywet", "laundromat", "library", "livingroom", "lobby", "locker_room",
-    "mall", "meeting_room", "movietheater", "museum", "nursery", "office",
-    "operating_room", "pantry", "poolinside", "prisoncell", "restaurant",
-    "restaurant_kitchen", "shoeshop", "stairscase", "studiomusic", "subway",
-    "toystore", "trainstation", "tv_studio", "videostore", "waitingroom",
-    "warehouse", "winecellar")
+from jaxal.datasets import mit67, procedural
 
 
 @dataclasses.dataclass
@@ -90,14 +74,14 @@ class JaxalMit67(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First version."}
-  MANUAL_DOWNLOAD_INSTRUCTIONS = MIT67_INSTRUCTIONS
+  MANUAL_DOWNLOAD_INSTRUCTIONS = mit67.INSTRUCTIONS
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         description="MIT Indoor Scenes (67 classes), official split.",
         features=tfds.features.FeaturesDict({
             "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-            "label": tfds.features.ClassLabel(names=MIT67_CLASSES),
+            "label": tfds.features.ClassLabel(names=mit67.CLASSES),
             "file_name": tfds.features.Text(),
         }),
         supervised_keys=("image", "label"),
@@ -105,19 +89,19 @@ class JaxalMit67(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     manual = dl_manager.manual_dir
-    missing = [f for f in MIT67_FILES if not os.path.exists(os.path.join(manual, f))]
+    missing = [f for f in mit67.FILES if not os.path.exists(os.path.join(manual, f))]
     if missing:
       raise FileNotFoundError(f"MIT-67: {', '.join(missing)} not found in {manual}.\n"
-                              + MIT67_INSTRUCTIONS)
+                              + mit67.INSTRUCTIONS)
     lists = {}
-    for split, fname in (("train", MIT67_FILES[1]), ("test", MIT67_FILES[2])):
+    for split, fname in (("train", mit67.FILES[1]), ("test", mit67.FILES[2])):
       with open(os.path.join(manual, fname)) as f:
         lists[split] = [ln.strip() for ln in f if ln.strip()]
-      unknown = {p.split("/")[0] for p in lists[split]} - set(MIT67_CLASSES)
+      unknown = {p.split("/")[0] for p in lists[split]} - set(mit67.CLASSES)
       if unknown:
         raise ValueError(f"MIT-67: {fname} names classes {sorted(unknown)[:5]} that "
                          "are not MIT-67's 67 classes; is it the official list?")
-    archive = os.path.join(manual, MIT67_FILES[0])
+    archive = os.path.join(manual, mit67.FILES[0])
     return {split: self._generate_examples(dl_manager.iter_archive(archive), names)
             for split, names in lists.items()}
 

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from jaxal.datasets import procedural
+from jaxal.datasets import mit67, procedural
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -40,14 +40,6 @@ class DatasetSpec:
   how_to_get: str
 
 
-MIT67_FILES = ("indoorCVPR_09.tar", "TrainImages.txt", "TestImages.txt")
-MIT67_INSTRUCTIONS = f"""\
-MIT-67 (Quattoni and Torralba, CVPR 2009) is not downloadable by TFDS. Get
-{MIT67_FILES[0]} (the images) and the official split lists {MIT67_FILES[1]} and
-{MIT67_FILES[2]} from https://web.mit.edu/torralba/www/indoor.html and put the
-three files, unchanged, in the manual directory
-(DATA_DIR/downloads/manual/ unless --manual_dir says otherwise), then run
-with --download once to prepare it (no network needed for this step)."""
 _TFDS_BUILD = ("Prepare it on a machine with network access with `tfds build {t} "
                "--data_dir=DATA_DIR` (or pass --download there), then copy DATA_DIR "
                "here and pass --data_dir=DATA_DIR.")
@@ -66,7 +58,7 @@ SPECS = {s.name: s for s in (
     DatasetSpec("imagenet_source", "imagenet2012", 900, ("train", "validation"), 224,
                 None, None, _IMAGENET),
     DatasetSpec("mit67", "jaxal_mit67", 67, ("train", "test"), 224, 80, "finetune",
-                MIT67_INSTRUCTIONS),
+                mit67.INSTRUCTIONS),
     DatasetSpec("offline_source", "jaxal_offline", 0, ("train", "test"), 32, None,
                 None, "generated on first use; nothing to download"),
     DatasetSpec("offline_target", "jaxal_offline", 0, ("train", "test"), 32, 200,
@@ -300,7 +292,6 @@ def _class_names(name, offline):
   if name in ("imn100", "imagenet_source"):
     return _imagenet_wnids(name)[1]
   if name == "mit67":
-    from jaxal.datasets import builders  # pylint: disable=g-import-not-at-top
-    return list(builders.MIT67_CLASSES)
+    return list(mit67.CLASSES)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   return tfds.builder(spec(name).tfds_name).info.features["label"].names

@@ -6,6 +6,8 @@
 - `class_counts`: labeled images per class chosen by one method before and after
   balancing, classes sorted by their size in the pool (the imbalance the
   balancing step corrects, METHOD.md section 4).
+- `labeled_per_class`: one selection's labeled images per class, largest first
+  (the `jaxal report` chart).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from jaxal import sweep
+from jaxal.experiments import sweep
 
 
 class PlotsUnavailable(RuntimeError):
@@ -115,11 +117,28 @@ def class_counts(results: Sequence[dict], dataset: str, pool: str, target: str,
   return _save(fig, plt, path)
 
 
-def _save(fig, plt, path: str) -> str:
+def labeled_per_class(classes: Sequence[str], counts: np.ndarray, path: str) -> str:
+  """Writes a bar chart of `counts` (labeled images of each of `classes`),
+  largest first, titled with the total and the classes found."""
+  plt = _pyplot()
+  counts = np.asarray(counts)
+  order = np.argsort(-counts, kind="stable")
+  fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * len(classes) + 1.5), 4.0))
+  ax.bar(range(len(order)), counts[order], color="tab:blue")
+  ax.set_xticks(range(len(order)))
+  ax.set_xticklabels([classes[i] for i in order], rotation=90, fontsize=7)
+  ax.set_ylabel("labeled images")
+  ax.set_title(f"labeled images per class\n{int(counts.sum())} in all, "
+               f"{int((counts > 0).sum())} of {len(classes)} classes found",
+               fontsize=10)
+  return _save(fig, plt, path, rect=None, dpi=100)
+
+
+def _save(fig, plt, path: str, rect=(0, 0.08, 1, 1), dpi: int = 110) -> str:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = path + ".tmp.png"
-  fig.tight_layout(rect=(0, 0.08, 1, 1))
-  fig.savefig(tmp, dpi=110)
+  fig.tight_layout(rect=rect)
+  fig.savefig(tmp, dpi=dpi)
   plt.close(fig)
   os.replace(tmp, path)
   return path

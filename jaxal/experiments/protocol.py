@@ -35,10 +35,11 @@ from typing import Optional
 
 import numpy as np
 
-from jaxal import (acquisition, balancing, inference, io, metrics, rounds, source,
-                   sweep, target, train)
-from jaxal.checkpoint import Snapshots
+from jaxal import acquisition, balancing, io, metrics, rounds
 from jaxal.datasets import catalog, imbalance, pipeline, procedural
+from jaxal.experiments import sweep
+from jaxal.models import inference, source, target, train
+from jaxal.models.checkpoint import Snapshots
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +268,7 @@ class Protocol:
     pool = self.pool(cell.dataset, cell.pool)
     if cell.target == "svm":
       f_pool, _ = self.outputs(cell.dataset, cell.pool, "train", False)
-      return rounds.svm_signals(f_pool, idx, pool.labels[idx],
+      return target.svm_signals(f_pool, idx, pool.labels[idx],
                                 C=self.settings.targets.svm_c)
     tmodel, tvars = self._finetune(cell, idx)
     return inference.predict(tmodel, tvars, pool.images, transform=pipeline.normalize)

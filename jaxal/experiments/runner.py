@@ -20,8 +20,9 @@ import jax
 import numpy as np
 
 from jaxal import _validation as V
-from jaxal import acquisition, io, protocol, sweep, tables
+from jaxal import acquisition, io
 from jaxal.datasets import catalog
+from jaxal.experiments import protocol, sweep, tables
 
 REAL_DATASETS = ("food101", "cifar100", "imn100", "mit67")
 OFFLINE_DATASETS = ("offline_target", "offline_far")
@@ -238,7 +239,7 @@ def run_table(run: TableRun, log: Callable[[str], None] = print, *,
 def make_plots(run: TableRun, results, log) -> list:
   """ACC_t against budget per dataset, and per-class labeled counts of the
   first non-random method before and after balancing at the largest budget."""
-  from jaxal import plots  # pylint: disable=g-import-not-at-top
+  from jaxal.experiments import plots  # pylint: disable=g-import-not-at-top
   made = []
   pools = sorted({tables.SPECS[n].pool for n in run.tables})
   try:

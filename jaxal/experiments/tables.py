@@ -23,7 +23,8 @@ from typing import Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from jaxal import metrics, paper, sweep
+from jaxal import metrics
+from jaxal.experiments import paper, sweep
 
 
 @dataclasses.dataclass(frozen=True)

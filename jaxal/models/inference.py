@@ -22,7 +22,8 @@ import numpy as np
 
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxal import _xla_cpu, hostmem
+from jaxal import _xla_cpu
+from jaxal.models import hostmem
 
 
 def _outputs(model: nn.Module, variables, images):

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxal import strided_conv
+from jaxal.models import strided_conv
 
 STEMS = ("imagenet", "cifar")
 # torchvision initialises convolutions with kaiming_normal_(mode="fan_out").

@@ -24,9 +24,10 @@ from typing import Callable, Optional, Sequence
 import flax.linen as nn
 import numpy as np
 
-from jaxal import inference, io, models, train
-from jaxal.checkpoint import Snapshots
+from jaxal import io
 from jaxal.datasets import pipeline
+from jaxal.models import inference, resnet, train
+from jaxal.models.checkpoint import Snapshots
 
 
 def train_model(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
@@ -35,7 +36,7 @@ def train_model(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
                 log: Optional[Callable[[dict], None]] = None):
   """Trains ResNet-18 on uint8 images (random crop and flip), resuming from
   `workdir`; returns `(model, host state)`."""
-  model = models.ResNet18(num_classes=num_classes, width=width, stem=stem)
+  model = resnet.ResNet18(num_classes=num_classes, width=width, stem=stem)
   batches, steps = pipeline.array_train_batches(images, labels,
                                                 batch_size=config.batch_size,
                                                 seed=config.seed)
@@ -104,7 +105,7 @@ def load_workdir(workdir: str) -> Trained:
                      "with `python3 run.py exp train_source --workdir=...`.")
   from jaxal.datasets import catalog  # pylint: disable=g-import-not-at-top
   ckpt = os.path.join(os.path.abspath(workdir), "checkpoints")
-  model = models.ResNet18(num_classes=catalog.num_classes(cfg["dataset"]),
+  model = resnet.ResNet18(num_classes=catalog.num_classes(cfg["dataset"]),
                           width=cfg["width"], stem=cfg["stem"])
   keys = ("batch_size", "learning_rate", "schedule", "warmup_epochs",
           "weight_decay", "snapshot_every", "compute_dtype", "seed")

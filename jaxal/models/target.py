@@ -5,6 +5,8 @@
 - `finetune`: M_S with a new classification head over the target classes,
   trained on the same machinery as M_S (`jaxal.train.fit`).
 Both give test-set predictions for `jaxal.metrics.accuracy_all_classes`.
+- `svm_signals`: the SVM's view of the pool (features, softmax of its decision
+  scores) that later selection rounds rank by (`jaxal.rounds`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 from sklearn.svm import LinearSVC
 
 from jaxal import _validation as V
-from jaxal import inference, io, train
+from jaxal import io
+from jaxal.models import inference, train
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -132,3 +135,20 @@ def finetune_predict(model: nn.Module, variables, images, *, batch_size=256,
   _, probs = inference.predict(model, variables, images, batch_size=batch_size,
                                transform=transform)
   return np.argmax(probs, axis=1)
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+  s = np.asarray(scores, np.float64)
+  s = np.exp(s - s.max(axis=1, keepdims=True))
+  return (s / s.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def svm_signals(features: np.ndarray, labeled: np.ndarray, labels: np.ndarray, *,
+                C: float = 1.0) -> Optional[tuple[np.ndarray, np.ndarray]]:
+  """(features, probs) of the pool as seen by an SVM trained on the labeled
+  part; None when fewer than two classes are labeled (use the source's)."""
+  labeled = np.asarray(labeled, np.int64)
+  if np.unique(labels).size < 2:
+    return None
+  svm = fit_svm(features[labeled], labels, C=C)
+  return features, softmax(svm.decision(features))

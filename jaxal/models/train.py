@@ -29,7 +29,7 @@ from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxal import _validation as V
-from jaxal.checkpoint import Snapshots
+from jaxal.models.checkpoint import Snapshots
 
 SCHEDULES = ("constant", "step", "cosine")
 

@@ -1,0 +1,162 @@
+"""`jaxal embed`: M_S over an image folder or a TFDS split (METHOD.md section 1).
+
+M_S is a `train_source` run; with `ensemble`, its snapshot average (the paper's
++ens) gives the acquisition's features and probabilities while the final model's
+features feed the SVM target, as in the experiments. Chunk by chunk, each saved
+atomically: a killed run resumes from its last finished chunk.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import os
+import shutil
+import time
+from typing import Optional
+
+import numpy as np
+
+from jaxal import io
+from jaxal.cli import pixels
+from jaxal.cli.workdir import NEW_WORKDIR, Log, Pool, Workdir, WorkdirError, digest
+from jaxal.datasets import images, pipeline
+from jaxal.models import inference, source
+
+
+def _signals(trained: source.Trained, ensemble: bool, batch: np.ndarray,
+             batch_size: int):
+  """(features, probs, target features) of one uint8 batch."""
+  variables = trained.snapshots if ensemble else [trained.final]
+  outs = [inference.predict(trained.model, v, batch, batch_size=batch_size,
+                            transform=pipeline.normalize) for v in variables]
+  feats = sum(f for f, _ in outs) / len(outs)
+  probs = sum(p for _, p in outs) / len(outs)
+  if not ensemble:
+    return feats, probs, feats
+  at = trained.final_in_snapshots
+  final = outs[at][0] if at is not None else inference.predict(
+      trained.model, trained.final, batch, batch_size=batch_size,
+      transform=pipeline.normalize)[0]
+  return feats, probs, final
+
+
+def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
+          ensemble: bool = False, chunk: int = 256, batch_size: int = 128,
+          tfds: Optional[str] = None, data_dir: Optional[str] = None,
+          log: Log = print) -> Pool:
+  """Runs M_S over every image of `images_dir` (or of the TFDS split `tfds`,
+  "NAME:SPLIT"), `chunk` images at a time.
+
+  Each finished chunk is saved atomically under WORKDIR/embed, so a killed run
+  resumes from its last finished chunk and gives the same outputs as one
+  uninterrupted run. Unreadable images are reported by path and skipped.
+  """
+  if chunk < 1 or batch_size < 1:
+    raise WorkdirError(f"--chunk and --batch must be >= 1, got {chunk} and "
+                       f"{batch_size}.")
+  if bool(images_dir) == bool(tfds):
+    raise WorkdirError("pass exactly one of --images (a folder) and --tfds "
+                       "(NAME:SPLIT of a prepared TFDS dataset).")
+  try:
+    trained = source.load_workdir(source_dir)
+  except ValueError as e:
+    raise WorkdirError(f"--source: {e}") from None
+  size = trained.image_size
+  if tfds:
+    from_tfds = pixels.tfds_images(tfds, data_dir, size)
+    paths, images_dir = from_tfds.paths, tfds
+    load = from_tfds.load
+  else:
+    paths = images.scan(images_dir)
+    load = lambda part: images.load_batch(images_dir, part, size)  # noqa: E731
+  if wd.recorded("embed") is None and wd.paths() is None and \
+      os.path.isdir(wd.path) and os.listdir(wd.path):
+    raise WorkdirError(f"--workdir {wd.path} is not empty and holds no jaxal "
+                       "embedding; pass a new or empty directory.")
+  setup = {"images": tfds or os.path.abspath(images_dir), "tfds": bool(tfds),
+           "source": os.path.abspath(source_dir),
+           "source_digest": trained.digest, "ensemble": bool(ensemble),
+           "image_size": size, "chunk": int(chunk), "data_dir": data_dir,
+           "paths_digest": digest("\n".join(paths))}
+  old = wd.recorded("embed") or {}
+  # Flags first (saying which differs), then the folder's contents.
+  wd.check("embed", {**setup, "paths_digest": old.get("paths_digest")},
+           hint=NEW_WORKDIR)
+  old_paths = wd.paths()
+  if old_paths is not None and old_paths != paths:
+    added, gone = len(set(paths) - set(old_paths)), len(set(old_paths) - set(paths))
+    raise WorkdirError(f"--images {images_dir}: the folder changed since this work "
+                       f"directory embedded it ({added} image(s) added, {gone} "
+                       "removed); use a new --workdir for the new pool.")
+  os.makedirs(wd.path, exist_ok=True)
+  if old_paths is None:
+    io.write_text(wd.file("paths.txt"), "\n".join(paths) + "\n")
+  wd.record("embed", setup)
+  if os.path.exists(wd.file("embedding.npz")):
+    log(f"embed: already done ({wd.file('embedding.npz')})")
+    if os.path.isdir(wd.file("embed")):  # killed while removing the chunks
+      shutil.rmtree(wd.file("embed"))
+    return wd.pool()
+
+  n = len(paths)
+  starts = range(0, n, chunk)
+  todo = [s for s in starts if not os.path.exists(_chunk_path(wd, s // chunk))]
+  log(f"embed: {n} images under {images_dir}, {len(starts) - len(todo)} of "
+      f"{len(starts)} chunks already done; M_S "
+      f"{'ensemble of ' + str(len(trained.snapshots)) if ensemble else 'final model'}"
+      f" at {size} px")
+  t0, done = time.perf_counter(), 0
+  total = sum(len(paths[s:s + chunk]) for s in todo)
+  for s in todo:
+    part = paths[s:s + chunk]
+    batch, ok, errors = load(part)
+    for p, err in errors.items():
+      log(f"embed: skipping unreadable image {os.path.join(images_dir, p)} ({err})")
+    if ok.any():
+      feats, probs, tfeats = _signals(trained, ensemble, batch, min(batch_size, chunk))
+    else:
+      feats = probs = tfeats = np.zeros((0, 0), np.float32)
+    io.save_npz(_chunk_path(wd, s // chunk), ok=ok, features=feats, probs=probs,
+              target_features=tfeats,
+              errors=np.array([f"{p}\t{e}" for p, e in errors.items()], dtype=str))
+    done += len(part)
+    rate = done / (time.perf_counter() - t0)
+    log(f"embed: {s + len(part)}/{n} images, {rate:.1f} images/s, "
+        f"{(total - done) / rate:.0f} s left")
+  return _consolidate(wd, paths, chunk, log)
+
+
+def _chunk_path(wd: Workdir, i: int) -> str:
+  return wd.file("embed", f"chunk_{i:06d}.npz")
+
+
+def _consolidate(wd: Workdir, paths: list[str], chunk: int, log: Log) -> Pool:
+  parts = {"features": [], "probs": [], "target_features": []}
+  ok_all, skipped = [], []
+  for i, s in enumerate(range(0, len(paths), chunk)):
+    with np.load(_chunk_path(wd, i)) as z:
+      ok_all.append(z["ok"])
+      if z["ok"].any():
+        for k in parts:
+          parts[k].append(z[k])
+      skipped += [tuple(e.split("\t", 1)) for e in z["errors"]]
+  ok = np.concatenate(ok_all)
+  if not ok.any():
+    raise WorkdirError(f"none of the {len(paths)} images could be read; see "
+                       f"{wd.file('skipped.csv')}.")
+  arrays = {k: np.concatenate(v) for k, v in parts.items()}
+  buf = _io.StringIO()
+  w = csv.writer(buf, lineterminator="\n")
+  w.writerow(["path", "reason"])
+  w.writerows(skipped)
+  io.write_text(wd.file("skipped.csv"), buf.getvalue())
+  io.save_npz(wd.file("embedding.npz"), index=np.flatnonzero(ok), **arrays)
+  for i in range(len(ok_all)):
+    os.remove(_chunk_path(wd, i))
+  for name in os.listdir(wd.file("embed")):  # temporaries of killed writes
+    os.remove(wd.file("embed", name))
+  os.rmdir(wd.file("embed"))
+  log(f"embed: {int(ok.sum())} images embedded, {len(skipped)} unreadable skipped "
+      f"(listed in {wd.file('skipped.csv')})")
+  return wd.pool()

@@ -1,0 +1,244 @@
+"""`jaxal select` and `jaxal balance`: which images to label, and in what order.
+
+    select   single-shot acquisition (main paper section 3.2) of `budget`
+             images -> to_label.csv; with `rounds` > 1, later rounds re-select
+             from the target model trained on the labels so far (`jaxal.rounds`)
+    balance  the balancing step (section 3.3, METHOD.md section 4) with the
+             annotators in the loop: from the labels returned so far, the next
+             batch to label, until the budget is spent
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io as _io
+from typing import Optional, Sequence
+
+import numpy as np
+
+from jaxal import _validation as V
+from jaxal import acquisition, balancing, io, rounds, uncertainty
+from jaxal.cli import train_predict, workdir
+from jaxal.cli.train_predict import TargetSettings
+from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError
+from jaxal.models import target
+
+
+def _scores(method: str, probs: np.ndarray, features: np.ndarray, picks: np.ndarray,
+            labeled: Sequence[int]) -> list[str]:
+  """What each pick scored: the uncertainty value, core-set's distance to the
+  nearest center when it was picked, nothing for random."""
+  base = method.replace("_inv", "").replace("_div", "")
+  if base in ("entropy", "least_confidence", "margin"):
+    fn = getattr(uncertainty, base)  # margin: the margin itself, small = uncertain
+    s = np.asarray(fn(probs[picks]), np.float64)
+  elif base == "coreset":
+    s = _pick_distances(features.astype(np.float64), np.asarray(picks, np.int64),
+                        np.asarray(list(labeled), np.int64))
+  else:
+    return [""] * len(picks)
+  return ["" if not np.isfinite(v) else f"{v:.6g}" for v in s]
+
+
+def _pick_distances(f: np.ndarray, picks: np.ndarray, labeled: np.ndarray,
+                    block: int = 1024) -> np.ndarray:
+  """Distance of each pick to its nearest center when it was picked: the
+  labeled images and the earlier picks (inf for a first pick with none)."""
+  def sq(a, b):
+    return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :]
+                      - 2 * a @ b.T, 0)
+  p = f[picks]
+  out = np.full(len(picks), np.inf)
+  for s in range(0, len(picks), block):
+    rows = p[s:s + block]
+    if labeled.size:
+      out[s:s + block] = sq(rows, f[labeled]).min(1)
+    if s + len(rows) > 1:  # earlier picks: columns before each row's own index
+      d = sq(rows, p[:s + len(rows)])
+      d[np.arange(len(rows))[:, None] + s <= np.arange(d.shape[1])[None, :]] = np.inf
+      out[s:s + block] = np.minimum(out[s:s + block], d.min(1))
+  return np.sqrt(out)
+
+
+def _write_to_label(wd: Workdir, pool: Pool, rows: list[tuple]) -> None:
+  buf = _io.StringIO()
+  w = csv.writer(buf, lineterminator="\n")
+  w.writerow(["path", "rank", "score", "predicted_class"])
+  for idx, rank, score, pred in rows:
+    w.writerow([pool.paths[idx], rank, score, pred])
+  io.write_text(wd.file("to_label.csv"), buf.getvalue())
+
+
+def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
+           num_rounds: int = 1, labels_csv: Optional[str] = None,
+           classes_file: Optional[str] = None,
+           settings: TargetSettings = TargetSettings(), log: Log = print) -> list[int]:
+  """Selects the next round's images (all `budget` when `num_rounds` is 1) and
+  writes them to WORKDIR/to_label.csv in selection order; returns their pool
+  indices. Later rounds need `labels_csv` covering every earlier pick."""
+  pool = wd.pool()
+  if method not in acquisition.METHODS:
+    raise WorkdirError(f"--method: unknown method {method!r}; valid methods: "
+                       f"{', '.join(acquisition.METHODS)}.")
+  try:
+    V.check_seed(seed)
+    V.check_budget(budget, len(pool.paths), what="embedded images")
+    sizes = rounds.round_sizes(int(budget), int(num_rounds))
+  except ValueError as e:
+    raise WorkdirError(f"--budget/--rounds/--seed: {e}") from None
+  setup = {"method": method, "budget": int(budget), "seed": int(seed),
+           "rounds": int(num_rounds)}
+  if num_rounds > 1:  # later rounds re-select with this target model
+    t = dataclasses.asdict(settings.validate())
+    setup.update({"target": t.pop("kind"), **{k: v for k, v in t.items()
+                                               if k != "seed"}})
+  known = wd.check("select", setup, hint="A work directory holds one selection; use "
+                   "a new --workdir (after embed) for another method or budget.")
+  state = wd.read("selection.json", {"picks": []})
+  picks = state["picks"]
+  done = [i for r in picks for i in r]
+
+  if picks and len(picks) == num_rounds or (picks and labels_csv is None):
+    have = {}
+    if labels_csv:
+      _, have = workdir.labeled(wd, pool, labels_csv, classes_file)
+    r = len(picks)
+    last = [i for i in picks[-1] if i not in have]
+    log(f"select: round {r} of {num_rounds} already selected; "
+        f"{len(last)} of its {len(picks[-1])} images still to label"
+        + ("" if r == num_rounds else "; pass --labels and --classes for the next "
+           "round"))
+    _write_rows(wd, pool, picks[-1], done, last, state)
+    return picks[-1]
+
+  if not picks:
+    feats, probs, preds = pool.features, pool.probs, np.argmax(pool.probs, 1)
+    pred_names = [str(int(p)) for p in preds]
+  else:
+    classes, have = workdir.labeled(wd, pool, labels_csv, classes_file)
+    missing = [i for i in done if i not in have]
+    if missing:
+      log(f"select: {len(missing)} image(s) of earlier rounds have no label yet "
+          f"(e.g. {pool.paths[missing[0]]}); label them, then rerun")
+      _write_rows(wd, pool, picks[-1], done, missing, state)
+      return picks[-1]
+    feats, probs, pred_names = _round_signals(wd, pool, classes, have, settings, log)
+  r = len(picks)
+  new = rounds.select_round(method, sizes[r], features=feats, probs=probs,
+                            labeled=done, seed=seed).tolist()
+  state = {"picks": picks + [new],
+           "scores": state.get("scores", []) + [_scores(method, probs, feats,
+                                                         np.asarray(new), done)],
+           "predicted": state.get("predicted", []) + [[pred_names[i] for i in new]]}
+  wd.write("selection.json", state)
+  if picks:
+    workdir.remember_classes(wd, classes, classes_file)
+  if not known:
+    wd.record("select", setup)
+  log(f"select: round {r + 1} of {num_rounds}: {len(new)} images by {method} "
+      f"({'source model' if r == 0 else settings.kind + ' target model'}) -> "
+      f"{wd.file('to_label.csv')}")
+  _write_rows(wd, pool, new, done + new, new, state)
+  return new
+
+
+def _write_rows(wd, pool, current, order, keep, state):
+  rank = {i: k + 1 for k, i in enumerate(order)}
+  scores = dict(zip(current, state["scores"][-1]))
+  preds = dict(zip(current, state["predicted"][-1]))
+  keep = set(keep)
+  _write_to_label(wd, pool, [(i, rank[i], scores[i], preds[i]) for i in current
+                             if i in keep])
+
+
+def _round_signals(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, int],
+                   settings: TargetSettings, log: Log):
+  """(features, probs, predicted class names) of the pool by the target model
+  trained on the labels so far; the source's while < 2 classes are labeled."""
+  idx = np.asarray(sorted(have), np.int64)
+  y = np.asarray([have[i] for i in idx], np.int64)
+  if np.unique(y).size < 2:
+    log("select: fewer than 2 classes labeled so far; this round uses M_S's signals")
+    return pool.features, pool.probs, [str(int(p)) for p in np.argmax(pool.probs, 1)]
+  if settings.kind == "svm":
+    feats, probs = target.svm_signals(pool.target_features, idx, y, C=settings.svm_c)
+    found = np.unique(y)
+    return feats, probs, [classes[found[k]] for k in np.argmax(probs, 1)]
+  _, model, variables = train_predict.fit_target(wd, pool, classes, have, settings, log)
+  feats, probs = train_predict.finetuned_outputs(wd, pool, model, variables)
+  return feats, probs, [classes[k] for k in np.argmax(probs, 1)]
+
+
+class _NeedLabels(Exception):
+  def __init__(self, batch):
+    super().__init__()
+    self.batch = batch
+
+
+def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
+            rule: str = "ratio", majority_distance: str = "nearest",
+            log: Log = print) -> Optional[list[int]]:
+  """The next batch of the balancing step, or None when the budget is spent.
+
+  Replays `balancing.balanced_select` over the selection's ranking with the
+  labels returned so far as the oracle (batches of `batch`): the first batch
+  holding an unlabeled image is the next to send, so the sequence of batches is
+  exactly what `balanced_select` chooses with the same answers.
+  """
+  pool = wd.pool()
+  sel = wd.recorded("select")
+  if sel is None:
+    raise WorkdirError(f"{wd.path} has no selection; run `jaxal select` first.")
+  if sel["rounds"] != 1:
+    raise WorkdirError("balance follows a single-shot selection; this work "
+                       f"directory selects in {sel['rounds']} rounds.")
+  if batch < 1:
+    raise WorkdirError(f"--batch must be >= 1, got {batch}.")
+  if rule not in balancing.RULES or majority_distance not in balancing.MAJORITY_DISTANCES:
+    raise WorkdirError(f"--rule must be one of {balancing.RULES} and "
+                       f"--majority_distance one of {balancing.MAJORITY_DISTANCES}.")
+  classes, have = workdir.labeled(wd, pool, labels_csv, classes_file)
+  setup = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
+  known = wd.check("balance", setup, hint="Rerun with the recorded flags.")
+  method, budget = sel["method"], sel["budget"]
+  picks = wd.read("selection.json")["picks"][0]
+  ranking = picks if method in ("random", "coreset") else \
+      acquisition.rank(method, probs=pool.probs)
+
+  def oracle(idx):
+    if any(int(i) not in have for i in idx):
+      raise _NeedLabels([int(i) for i in idx])
+    return np.asarray([have[int(i)] for i in idx], np.int64)
+
+  try:
+    chosen = balancing.balanced_select(
+        ranking, pool.features, oracle, budget, len(classes), rule=rule,
+        majority_distance=majority_distance, batch_size=batch)
+  except _NeedLabels as need:
+    nxt = need.batch
+  else:
+    nxt = None
+  state = wd.read("balance.json", {"batches": []})
+  if not known:
+    wd.record("balance", setup)
+  workdir.remember_classes(wd, classes, classes_file)
+  if nxt is None:
+    log(f"balance: budget spent: {len(chosen)} images selected and labeled; run "
+        "`jaxal train`")
+    io.write_text(wd.file("to_label.csv"), "path,rank,score,predicted_class\n")
+    if state.get("done") != [int(i) for i in chosen]:
+      wd.write("balance.json", {**state, "done": [int(i) for i in chosen]})
+    return None
+  if nxt not in state["batches"]:
+    state["batches"].append(nxt)
+    wd.write("balance.json", state)
+  k = state["batches"].index(nxt)
+  before = sum(len(b) for b in state["batches"][:k])
+  preds = np.argmax(pool.probs, 1)
+  rows = [(i, before + j + 1, "", str(int(preds[i]))) for j, i in enumerate(nxt)
+          if i not in have]
+  _write_to_label(wd, pool, rows)
+  log(f"balance: batch {k + 1} ({before + len(nxt)} of {budget} images): "
+      f"{len(rows)} to label -> {wd.file('to_label.csv')}")
+  return nxt

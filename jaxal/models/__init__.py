@@ -1,0 +1,20 @@
+"""The models and how they are trained and run (METHOD.md sections 1 and 5).
+
+    resnet        ResNet-18, the source model M_S (and the fine-tuned target)
+    strided_conv  stride-2 convolutions whose input gradient runs by phases on CPU
+    train         optax training under `pmap`: steps, schedules, `fit`
+    inference     features and probabilities of a pool, batch by batch
+    hostmem       aligned host buffers for inference outputs
+    checkpoint    orbax snapshots with verified manifests (+ens)
+    source        M_S: train on the source data, load a train_source run, outputs
+    target        the target models: linear SVM on M_S's features, fine-tuning
+    distributed   multi-host runs through `jax.distributed`
+
+The ResNet is re-exported here: `from jaxal.models import ResNet18`.
+Models import the method's base (`jaxal.io`, `jaxal._validation`) and the
+datasets' pipelines, never the experiments or the command.
+"""
+
+from jaxal.models.resnet import STEMS, BasicBlock, ResNet, ResNet18, num_params
+
+__all__ = ["STEMS", "BasicBlock", "ResNet", "ResNet18", "num_params"]
