@@ -94,7 +94,7 @@ def routing() -> str:
   if FLAG in flags and _ours():
     return (f"{FLAG} (set by jaxal); inference compiled with "
             "individual_dot,reduce; stride-2 input gradients by phases "
-            "(jaxal.strided_conv)")
+            "(jaxal.models.strided_conv)")
   if _OPTION in flags:
     return f"user's XLA_FLAGS: {flags}; stride-2 input gradients by phases"
   return "XLA defaults (JAXAL_KEEP_XLA_FLAGS=1 or old jaxlib); stride-2 input " \

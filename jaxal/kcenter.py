@@ -18,7 +18,7 @@ compute-bound matrix products; the result is the same. Everything runs in one
 jitted `lax.fori_loop` with no host round trip. Memory beyond the features is
 O(N): the distances to the nearest and second-nearest center, the nearest center's
 index and the norms; never an N x N or N x b matrix. Labeled centers are folded in
-by chunks of `_CHUNK`. On CPU, pass a 64-byte-aligned array (`jaxal.hostmem`) or
+by chunks of `_CHUNK`. On CPU, pass a 64-byte-aligned array (`jaxal.models.hostmem`) or
 XLA copies the features once. Sharded over several devices, the kernel evaluates
 eagerly (one row-sharded matrix-vector product per step).
 

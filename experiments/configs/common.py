@@ -17,7 +17,7 @@ def base(table: int, **overrides) -> dict:
       "methods": PAPER_METHODS,
       "seeds": (0, 1, 2, 3, 4),  # random and core-set: mean and std over these
       "real": {"datasets": REAL_DATASETS, "budgets": (500, 1000, 2000)},
-      # Target models: `jaxal.protocol.TargetSettings` fields; unset ones keep
+      # Target models: `jaxal.experiments.protocol.TargetSettings` fields; unset ones keep
       # its defaults (fine-tuning 30 epochs, batch 64, learning rate 0.01).
       "offline": {"datasets": OFFLINE_DATASETS, "budgets": (40, 80, 160),
                   "targets": {"finetune_epochs": 8, "finetune_batch_size": 32,

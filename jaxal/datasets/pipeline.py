@@ -1,9 +1,9 @@
 """Input pipelines: random crop and flip for training, resize and centre crop for
 evaluation, as numpy batches of this process's share of each global batch.
 
-Two sources, one output format (what `jaxal.train.fit` and `jaxal.inference`
+Two sources, one output format (what `jaxal.models.train.fit` and `jaxal.models.inference`
 take): float32 [B, H, W, 3] images normalised by ImageNet's channel mean and std,
-and int labels; B divisible by the local devices (`jaxal.train.shard` then
+and int labels; B divisible by the local devices (`jaxal.models.train.shard` then
 splits it per device without a copy).
 
 - In-memory uint8 arrays (32 px datasets: offline, CIFAR-100, digits): numpy
@@ -110,7 +110,7 @@ def array_train_batches(images, labels, *, batch_size: int, seed: int,
 
 def array_eval_batches(images, *, batch_size: int) -> Iterator[np.ndarray]:
   """Normalised images in order, in batches (the last one may be short;
-  `jaxal.inference.predict` pads it)."""
+  `jaxal.models.inference.predict` pads it)."""
   images = np.asarray(images)
   for start in range(0, images.shape[0], batch_size):
     yield normalize(images[start:start + batch_size])

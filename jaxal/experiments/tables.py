@@ -6,7 +6,7 @@ dataset x budget, the Full row, and the summary last: G_AL for accuracy tables
 5, 10, 11). Stochastic methods show mean +- standard deviation over seeds. The
 best value of each column is marked (bold; highest accuracy and classes found,
 lowest imbalance ratio). With `paper=True` the supplement's published number
-stands beside ours in brackets wherever it has one (`jaxal.paper`).
+stands beside ours in brackets wherever it has one (`jaxal.experiments.paper`).
 
 Tables (METHOD.md; main-paper Tables 2-5 through the rows 6 and 7 copy):
 2/3 ACC_t on the imbalanced pools before/after balancing; 4/5 classes found and

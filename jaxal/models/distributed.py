@@ -6,7 +6,7 @@ Open MPI, Kubernetes) the arguments can be left out and JAX detects them. On CPU
 it selects the gloo collectives so that pmap's cross-process reductions work
 (tests use two local CPU processes). Afterwards each process feeds its share of
 every global batch to its local devices (`jax.process_index()` of
-`jax.process_count()`), and `jaxal.train.fit` runs unchanged.
+`jax.process_count()`), and `jaxal.models.train.fit` runs unchanged.
 
 CPU processes: use one CPU device per process (no
 `--xla_force_host_platform_device_count` above 1). With two fake devices per

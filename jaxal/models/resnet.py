@@ -65,7 +65,7 @@ class ResNet(nn.Module):
     bn_axis_name: mapped axis over which BatchNorm averages batch statistics
       (set by the trainer under pmap, so N devices equal one on the same batch).
     polyphase_grads: compute the input gradients of the stride-2 convolutions
-      by phases on CPU (`jaxal.strided_conv`; same values, less work); False
+      by phases on CPU (`jaxal.models.strided_conv`; same values, less work); False
       gives XLA's own gradients (for comparison).
   """
   stage_sizes: Sequence[int]

@@ -9,7 +9,7 @@ warmup-cosine learning-rate schedule (METHOD.md section 1: ResNet-18 on the
 source classes; supplement section 1: 90 epochs, snapshots every 15).
 
 Across hosts the same code runs under `jax.distributed` (see
-`jaxal.distributed`): each process feeds its share of the global batch to its
+`jaxal.models.distributed`): each process feeds its share of the global batch to its
 local devices and pmap's collectives span all devices.
 """
 

@@ -22,7 +22,7 @@ from jaxal.cli import command
 from jaxal.datasets import images
 from jaxal.datasets import procedural
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 K = 5  # target classes
 RARE = 4  # kept at a quarter of its images: the pool is imbalanced
 
@@ -169,8 +169,8 @@ def test_pip_install_gives_the_jaxal_command(tmp_path):
     for c in ("embed", "select", "balance", "train", "predict", "report"):
       assert f"  {c} " in out.stdout
   where = subprocess.run(
-      [py, "-c", "import jaxal, jaxal.paper, sys; print(jaxal.__file__); "
-       "print(len(jaxal.paper.rows(6))); "
+      [py, "-c", "import jaxal, jaxal.experiments.paper, sys; print(jaxal.__file__); "
+       "print(len(jaxal.experiments.paper.rows(6))); "
        "print('tensorflow' in sys.modules)"],
       capture_output=True, text=True, cwd=str(tmp_path), env=clean, timeout=300)
   assert where.returncode == 0, where.stderr[-3000:]
@@ -434,7 +434,7 @@ def test_image_loading_resizes_crops_and_converts(tmp_path):
 
 
 def test_coreset_scores_are_distances_at_pick_time():
-  from jaxal.cli.steps_tmp import _pick_distances  # pylint: disable=g-import-not-at-top
+  from jaxal.cli.select_balance import _pick_distances  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   f = rng.normal(size=(300, 7))
   picks = rng.permutation(300)[:50]

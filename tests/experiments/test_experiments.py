@@ -17,7 +17,7 @@ from absl import flags
 
 from experiments import tables as tables_command
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["--offline_source_classes=8", "--offline_target_classes=5",
         "--offline_source_per_class=24", "--offline_target_per_class=24",
         "--offline_test_per_class=6", "--epochs=2", "--snapshot_every=1", "--width=4",

@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-import train_fixture as F
 from jaxal import metrics
 from jaxal.models import checkpoint, inference, target, train
+from tests.models import train_fixture as F
 
 
 def leaves(tree):

@@ -1,4 +1,4 @@
-"""One process of the two-process training test (run by tests/test_train.py)."""
+"""One process of the two-process training test (run by tests/models/test_train.py)."""
 
 import os
 import sys
@@ -7,7 +7,8 @@ import sys
 # gloo all-reduce can occupy the threads the other local device needs to reach it.
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
 os.environ["JAX_PLATFORMS"] = "cpu"
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
 
 from jaxal.models import distributed  # noqa: E402
 
@@ -17,7 +18,7 @@ distributed.initialize(f"127.0.0.1:{port}", 2, rank, initialization_timeout=120)
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-import train_fixture  # noqa: E402  (tests/ is on sys.path: the script's folder)
+import train_fixture  # noqa: E402  (the script's folder is on sys.path)
 
 from jaxal.models import inference, train  # noqa: E402
 
