@@ -58,7 +58,7 @@ def jax_runner(size, batch, width, stem, dtype=jnp.float32, platform=None,
                           polyphase_grads=polyphase_grads)
   config = train.TrainConfig(batch_size=batch, schedule="constant",
                              learning_rate=0.1, num_epochs=1)
-  state0 = train.create_state(model, config, (size, size, 3), 10)
+  state0 = train.create_state(model, config, (size, size, 3))
   dev = (jax.local_devices(backend=platform) if platform else jax.local_devices())[:1]
   step = train.pmapped_train_step(model, jnp.dtype(dtype).name, tuple(dev))
   rng = np.random.default_rng(0)
@@ -66,11 +66,12 @@ def jax_runner(size, batch, width, stem, dtype=jnp.float32, platform=None,
   batch_ = train.replicate(
       {"image": images, "label": rng.integers(0, 100, batch).astype(np.int32)}, dev)
   holder = {"state": train.replicate(state0, dev)}
+  rates = np.full(len(dev), config.learning_rate, np.float32)
   variables = train.variables_of(state0)
   infer_model = model.clone(dtype=dtype)
 
   def one_step():
-    holder["state"], m = step(holder["state"], batch_)
+    holder["state"], m = step(holder["state"], batch_, rates)
     return m
 
   def train_rate(steps):

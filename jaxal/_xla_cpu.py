@@ -69,8 +69,10 @@ def cpu_isa(cpuinfo: str) -> str:
 
 
 def cpu_description(cpuinfo: str | None = None) -> str:
-  """"<model name>, <ISA>, <n> logical CPUs" from /proc/cpuinfo text (read
-  from the machine when None), e.g. "AMD EPYC (family 26), AVX-512, 2 CPUs"."""
+  """"<model name> (family F, model M), <ISA>, <n> logical CPUs" from
+  /proc/cpuinfo text (read from the machine when None), e.g. "AMD EPYC (family
+  25, model 17), AVX-512, 2 logical CPUs": the family alone does not tell Zen 3
+  (AVX2) from Zen 4 (AVX-512). "+ AMX" follows the ISA where the CPU has tiles."""
   if cpuinfo is None:
     try:
       with open("/proc/cpuinfo") as f:
@@ -82,10 +84,15 @@ def cpu_description(cpuinfo: str | None = None) -> str:
     key, _, value = line.partition(":")
     fields.setdefault(key.strip(), value.strip())
   model = fields.get("model name", "unknown model")
-  if "cpu family" in fields:
-    model += f" (family {fields['cpu family']})"
+  ids = [f"{k} {fields[f]}" for k, f in (("family", "cpu family"), ("model", "model"))
+         if f in fields]
+  if ids:
+    model += f" ({', '.join(ids)})"
+  isa = cpu_isa(cpuinfo)
+  if "amx_tile" in fields.get("flags", "").split():
+    isa += " + AMX"
   count = sum(1 for line in cpuinfo.splitlines() if line.startswith("processor"))
-  return f"{model}, {cpu_isa(cpuinfo)}, {count} logical CPUs"
+  return f"{model}, {isa}, {count} logical CPUs"
 
 
 def routing() -> str:

@@ -68,7 +68,7 @@ def _restore_finetuned(trained: source.Trained, num_classes: int, folder: str):
   tmodel = trained.model.clone(num_classes=num_classes)
   template = train.variables_of(train.create_state(
       tmodel, train.TrainConfig(num_epochs=1, batch_size=1),
-      (trained.image_size,) * 2 + (3,), 1))
+      (trained.image_size,) * 2 + (3,)))
   found = Snapshots(os.path.join(folder, "model"), 0).restore_latest(template)
   if found is None:
     raise WorkdirError(f"the fine-tuned model under {folder} is missing or corrupt; "

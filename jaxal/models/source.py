@@ -111,7 +111,7 @@ def load_workdir(workdir: str) -> Trained:
           "weight_decay", "snapshot_every", "compute_dtype", "seed")
   tcfg = train.TrainConfig(num_epochs=cfg["epochs"],
                            **{k: cfg[k] for k in keys if k in cfg})
-  template = train.create_state(model, tcfg, (cfg["image_size"],) * 2 + (3,), 1)
+  template = train.create_state(model, tcfg, (cfg["image_size"],) * 2 + (3,))
   found = Snapshots(ckpt, cfg["snapshot_every"]).restore_latest(template)
   if found is None or found[0] < cfg["epochs"]:
     raise ValueError(f"source {workdir}: M_S has not finished training "

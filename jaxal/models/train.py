@@ -85,16 +85,45 @@ def make_schedule(config: TrainConfig, steps_per_epoch: int) -> optax.Schedule:
       [optax.linear_schedule(0.0, lr, warmup), main], [warmup])
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int):
-  """SGD with momentum; L2 weight decay on kernels (ndim > 1), not BN/biases."""
+@functools.lru_cache(maxsize=None)
+def _compiled_schedule(config: TrainConfig, steps_per_epoch: int):
+  return jax.jit(jax.vmap(make_schedule(config, steps_per_epoch)))
+
+
+def learning_rates(config: TrainConfig, steps_per_epoch: int) -> np.ndarray:
+  """[num_epochs * steps_per_epoch] float32: the rate of every step, evaluated
+  by XLA from the same optax schedule that used to run inside the train step
+  (the same float32 values), so the step takes it as an input."""
+  steps = jnp.arange(config.num_epochs * steps_per_epoch, dtype=jnp.int32)
+  return np.asarray(_compiled_schedule(config, steps_per_epoch)(steps), np.float32)
+
+
+def _unit_rate(count):
+  del count
+  return 1.0
+
+
+@functools.lru_cache(maxsize=None)
+def make_optimizer(momentum: float, weight_decay: float) -> optax.GradientTransformation:
+  """SGD with momentum; L2 weight decay on kernels (ndim > 1), not BN/biases.
+
+  The learning rate is not part of it: `train_step` multiplies the update by
+  the step's rate, an input (`learning_rates`), so one compiled step serves
+  every schedule, length and batch count (fine-tuning cells of a sweep used to
+  compile their own step, 2-4 s each on CPU). The optimizer keeps a unit-rate
+  schedule so its state is optax SGD's, with its step count, as before: older
+  checkpoints restore into it. One object per (momentum, weight decay): a state
+  carries its optimizer as static data, and equal objects are what let pmap
+  reuse its compilation.
+  """
   decay_mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
   return optax.chain(
-      optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
-      optax.sgd(make_schedule(config, steps_per_epoch), momentum=config.momentum))
+      optax.add_decayed_weights(weight_decay, mask=decay_mask),
+      optax.sgd(_unit_rate, momentum=momentum))
 
 
-def create_state(model: nn.Module, config: TrainConfig, image_shape,
-                 steps_per_epoch: int, params=None, batch_stats=None) -> TrainState:
+def create_state(model: nn.Module, config: TrainConfig, image_shape, params=None,
+                 batch_stats=None) -> TrainState:
   """A fresh state (or one around given params/batch_stats, for fine-tuning)."""
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
   variables = _jitted_init(model)(key, jnp.zeros((1, *image_shape), jnp.float32))
@@ -103,11 +132,13 @@ def create_state(model: nn.Module, config: TrainConfig, image_shape,
       params=variables["params"] if params is None else params,
       batch_stats=variables.get("batch_stats", {}) if batch_stats is None
       else batch_stats,
-      tx=make_optimizer(config, steps_per_epoch))
+      tx=make_optimizer(config.momentum, config.weight_decay))
 
 
-def train_step(state: TrainState, batch, *, model: nn.Module, axis_name="batch"):
-  """One SGD step on a per-device batch; collectives over `axis_name`."""
+def train_step(state: TrainState, batch, learning_rate, *, model: nn.Module,
+               axis_name="batch"):
+  """One SGD step on a per-device batch at `learning_rate` (a float32 scalar);
+  collectives over `axis_name`."""
 
   def loss_fn(params):
     (logits, _), updates = model.apply(
@@ -122,7 +153,14 @@ def train_step(state: TrainState, batch, *, model: nn.Module, axis_name="batch")
       state.params)
   grads = jax.lax.pmean(grads, axis_name)
   stats = jax.lax.pmean(stats, axis_name)
-  state = state.apply_gradients(grads=grads, batch_stats=stats)
+  # The optimizer's update is -1 x (decayed, momentum-averaged gradient); times
+  # the rate it is exactly optax SGD's -rate x the same (a sign flip is exact).
+  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+  updates = jax.tree_util.tree_map(
+      lambda u: jnp.asarray(learning_rate, u.dtype) * u, updates)
+  state = state.replace(step=state.step + 1,
+                        params=optax.apply_updates(state.params, updates),
+                        opt_state=opt_state, batch_stats=stats)
   metrics = {"loss": loss,
              "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
   return state, jax.lax.pmean(metrics, axis_name)
@@ -138,7 +176,8 @@ def pmapped_train_step(model: nn.Module, compute_dtype: str = "float32",
                        devices: Optional[tuple] = None):
   """`train_step` under pmap over `devices` (default all local), the state
   donated; one per (model, dtype, devices), so repeated fits reuse its
-  compilation."""
+  compilation. Call it as `step(state, batch, rates)` with `rates` one float32
+  rate per device."""
   dtype = jnp.bfloat16 if compute_dtype == "bfloat16" else jnp.float32
   return jax.pmap(functools.partial(
       train_step, model=model.clone(bn_axis_name="batch", dtype=dtype)),
@@ -218,8 +257,7 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
   """
   config.validate()
   log = log or _print_progress
-  state = init if init is not None else create_state(model, config, image_shape,
-                                                     steps_per_epoch)
+  state = init if init is not None else create_state(model, config, image_shape)
   snaps = Snapshots(workdir, config.snapshot_every) if workdir else None
   start = 0
   if snaps is not None:
@@ -227,9 +265,11 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
     if restored is not None:
       start, state = restored
       state = state.replace(apply_fn=model.apply,
-                            tx=make_optimizer(config, steps_per_epoch))
+                            tx=make_optimizer(config.momentum, config.weight_decay))
   p_step = pmapped_train_step(model, config.compute_dtype)
   state = replicate(state)
+  rates = learning_rates(config, steps_per_epoch)
+  per_device = np.ones(jax.local_device_count(), np.float32)
   steps_done = 0
   t_start = time.perf_counter()
   for epoch in range(start, config.num_epochs):
@@ -238,7 +278,8 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
     for images_np, labels_np in train_batches(epoch):
       batch = {"image": shard(np.asarray(images_np, np.float32)),
                "label": shard(np.asarray(labels_np, np.int32))}
-      state, metrics = p_step(state, batch)
+      rate = rates[min(epoch * steps_per_epoch + count, len(rates) - 1)]
+      state, metrics = p_step(state, batch, per_device * rate)
       m = jax.tree_util.tree_map(lambda v: v[0], metrics)  # stays on device
       sums = m if sums is None else jax.tree_util.tree_map(jnp.add, sums, m)
       count += 1

@@ -1,5 +1,6 @@
 """Training under pmap, snapshots, resume, inference, ensembles, target models."""
 
+import dataclasses
 import functools
 import logging
 import os
@@ -8,7 +9,9 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxal import metrics
@@ -37,13 +40,14 @@ def one_step(devices, state, images, labels):
   n = len(devices)
   batch = {"image": images.reshape(n, -1, *images.shape[1:]),
            "label": labels.reshape(n, -1)}
-  new, m = step(train.replicate(state, devices), batch)
+  rate = F.config().learning_rate  # a first step's rate, whatever the schedule
+  new, m = step(train.replicate(state, devices), batch, np.full(n, rate, np.float32))
   return train.host_state(new), jax.device_get(m)
 
 
 def test_train_step_lowers_loss_on_fixed_batch():
   x, y = F.data(16)
-  state = train.create_state(F.model(), F.config(schedule="constant"), F.IMAGE, 1)
+  state = train.create_state(F.model(), F.config(schedule="constant"), F.IMAGE)
   dev = jax.local_devices()[:1]
   losses = []
   for _ in range(5):
@@ -59,13 +63,13 @@ def test_replicated_state_compiles_the_step_once(caplog):
   step = jax.pmap(functools.partial(train.train_step,
                                     model=F.model().clone(bn_axis_name="batch")),
                   axis_name="batch", devices=devices, donate_argnums=(0,))
-  state = train.replicate(train.create_state(F.model(), F.config(), F.IMAGE, 1),
+  state = train.replicate(train.create_state(F.model(), F.config(), F.IMAGE),
                           devices)
   x, y = F.data(16)
   with jax.log_compiles(True), caplog.at_level(logging.DEBUG):
     for _ in range(3):
       state, _ = step(state, {"image": x.reshape(2, 8, *x.shape[1:]),
-                              "label": y.reshape(2, 8)})
+                              "label": y.reshape(2, 8)}, np.full(2, 0.1, np.float32))
   compiled = [r.getMessage()[:120] for r in caplog.records
               if "Finished XLA compilation" in r.getMessage()]
   assert len(compiled) == 1, compiled
@@ -73,7 +77,7 @@ def test_replicated_state_compiles_the_step_once(caplog):
 
 def test_four_devices_give_the_update_of_one():
   x, y = F.data(16)
-  state = train.create_state(F.model(), F.config(), F.IMAGE, 3)
+  state = train.create_state(F.model(), F.config(), F.IMAGE)
   one, m1 = one_step(jax.local_devices()[:1], state, x, y)
   four, m4 = one_step(jax.local_devices()[:4], state, x, y)
   assert_trees_close(one.params, four.params, rtol=1e-4, atol=1e-6)
@@ -172,7 +176,7 @@ def test_two_processes_agree_with_one(tmp_path):
 
 def test_inference_sees_every_example_once():
   model = F.model()
-  state = train.create_state(model, F.config(), F.IMAGE, 3)
+  state = train.create_state(model, F.config(), F.IMAGE)
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   x, _ = F.data(37)  # 37 is divisible by neither the batch nor the devices
   feats, probs = inference.predict(model, variables, x, batch_size=16)
@@ -185,7 +189,7 @@ def test_inference_sees_every_example_once():
 
 def test_ensemble_of_identical_snapshots_equals_single_model():
   model = F.model()
-  state = train.create_state(model, F.config(), F.IMAGE, 3)
+  state = train.create_state(model, F.config(), F.IMAGE)
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   x, _ = F.data(20)
   single = inference.predict(model, variables, x, batch_size=8)
@@ -218,7 +222,7 @@ def test_svm_and_finetuning_beat_chance_on_separable_data():
 def test_inference_transform_per_batch_equals_transformed_pool():
   from jaxal.datasets import pipeline
   model = F.model()
-  state = train.create_state(model, F.config(), F.IMAGE, 3)
+  state = train.create_state(model, F.config(), F.IMAGE)
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   x = np.random.default_rng(0).integers(0, 256, (21, *F.IMAGE), dtype=np.uint8)
   got = inference.predict(model, variables, x, batch_size=8,
@@ -231,7 +235,7 @@ def test_inference_transform_per_batch_equals_transformed_pool():
 
 def test_predict_batches_of_uneven_sizes_equal_predict():
   model = F.model()
-  variables = train.variables_of(train.create_state(model, F.config(), F.IMAGE, 3))
+  variables = train.variables_of(train.create_state(model, F.config(), F.IMAGE))
   x, _ = F.data(21)
   sizes = [8, 3, 8, 2]  # a data loader's batches, not all full
   chunks = np.split(x, np.cumsum(sizes)[:-1])
@@ -262,3 +266,81 @@ def test_finetune_transform_per_batch_equals_converting_up_front():
   np.testing.assert_array_equal(
       target.finetune_predict(m1, v1, norm(x)),
       target.finetune_predict(m2, v2, x, transform=norm))
+
+
+def _reference_step(state, batch, *, model):
+  """The train step as it was before the rate became an input: optax SGD
+  evaluating its schedule inside the compiled step (flax's apply_gradients)."""
+  def loss_fn(params):
+    (logits, _), updates = model.apply(
+        {"params": params, "batch_stats": state.batch_stats}, batch["image"],
+        train=True, mutable=["batch_stats"])
+    loss = optax.softmax_cross_entropy_with_integer_labels(
+        logits.astype(jnp.float32), batch["label"]).mean()
+    return loss, updates["batch_stats"]
+
+  (_, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  grads = jax.lax.pmean(grads, "batch")
+  stats = jax.lax.pmean(stats, "batch")
+  return state.apply_gradients(grads=grads, batch_stats=stats)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step"])
+def test_rate_as_input_equals_optax_schedule_in_the_step_bit_for_bit(schedule):
+  cfg = F.config(num_epochs=3, schedule=schedule, step_epochs=(1, 2),
+                 warmup_epochs=1 if schedule == "cosine" else 0)
+  steps_per_epoch, n = 2, 2
+  devices = jax.local_devices()[:n]
+  model = F.model()
+  state = train.create_state(model, cfg, F.IMAGE)
+  mask = lambda p: jax.tree_util.tree_map(lambda v: v.ndim > 1, p)  # noqa: E731
+  ref_tx = optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=mask),
+                       optax.sgd(train.make_schedule(cfg, steps_per_epoch),
+                                 momentum=cfg.momentum))
+  ref = state.replace(tx=ref_tx, opt_state=ref_tx.init(state.params))
+  # Same optimizer state layout: checkpoints written before still restore.
+  assert jax.tree.structure(ref.opt_state) == jax.tree.structure(state.opt_state)
+  ref_step = jax.pmap(functools.partial(
+      _reference_step, model=model.clone(bn_axis_name="batch")), axis_name="batch",
+      devices=devices)
+  new_step = train.pmapped_train_step(model, "float32", tuple(devices))
+  rates = train.learning_rates(cfg, steps_per_epoch)
+  assert len(set(rates.tolist())) > 2  # the schedule moves
+  ref, new = train.replicate(ref, devices), train.replicate(state, devices)
+  for k in range(cfg.num_epochs * steps_per_epoch):
+    x, y = F.data(8, seed=10 + k)
+    batch = {"image": x.reshape(n, -1, *x.shape[1:]), "label": y.reshape(n, -1)}
+    ref = ref_step(ref, batch)
+    new, _ = new_step(new, batch, np.full(n, rates[k], np.float32))
+  ref, new = train.host_state(ref), train.host_state(new)
+  for a, b in zip(jax.tree.leaves((ref.params, ref.batch_stats, ref.opt_state)),
+                  jax.tree.leaves((new.params, new.batch_stats, new.opt_state))):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_finetuning_cells_trace_the_train_step_once(monkeypatch):
+  """Cells of a sweep differ in labeled images, steps per epoch, rates and
+  seeds; the train step is traced (and compiled) for the first only: the rate
+  is an input, the optimizer one object, the model with its new head one
+  object (`target.with_head`)."""
+  source = F.run()
+  model = F.model()
+  variables = {"params": source.params, "batch_stats": source.batch_stats}
+  traced = []
+  step = train.train_step
+
+  def counting(*args, **kwargs):
+    traced.append(1)  # runs when JAX traces the step, not when it runs it
+    return step(*args, **kwargs)
+
+  train.pmapped_train_step.cache_clear()
+  monkeypatch.setattr(train, "train_step", counting)
+  try:
+    cfg = F.config(num_epochs=2, batch_size=8, schedule="cosine")
+    for n, seed in ((16, 0), (40, 1), (24, 2)):
+      x, y = F.data(n, seed=seed)
+      target.finetune(model, variables, F.CLASSES, x, y,
+                      dataclasses.replace(cfg, seed=seed), log=lambda m: None)
+    assert len(traced) == 1, f"traced {len(traced)} times"
+  finally:
+    train.pmapped_train_step.cache_clear()

@@ -56,6 +56,7 @@ def test_this_xla_accepts_the_inference_options(monkeypatch):
 ZEN5 = """processor\t: 0
 vendor_id\t: AuthenticAMD
 cpu family\t: 26
+model\t\t: 2
 model name\t: AMD EPYC
 flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_bf16
 processor\t: 1
@@ -64,6 +65,9 @@ model name\t: AMD EPYC
 flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_bf16
 """
 ZEN3 = ZEN5.replace(" avx512f avx512bw avx512_bf16", "").replace("26", "25")
+XEON_AMX = ZEN5.replace("AMD EPYC", "Intel(R) Xeon(R) Processor").replace(
+    "26", "6").replace("model\t\t: 2", "model\t\t: 167").replace(
+        "avx512_bf16", "avx512_bf16 amx_bf16 amx_tile amx_int8")
 ARM = "processor\t: 0\nFeatures\t: fp asimd sve\nCPU implementer\t: 0x41\n"
 
 
@@ -71,6 +75,10 @@ def test_cpu_description_names_model_and_isa_of_either_kind():
   assert _xla_cpu.cpu_isa(ZEN5) == "AVX-512"
   assert _xla_cpu.cpu_isa(ZEN3) == "AVX2"
   assert _xla_cpu.cpu_isa(ARM) == "other"
-  assert _xla_cpu.cpu_description(ZEN5) == "AMD EPYC (family 26), AVX-512, 2 logical CPUs"
-  assert _xla_cpu.cpu_description(ZEN3) == "AMD EPYC (family 25), AVX2, 2 logical CPUs"
+  assert _xla_cpu.cpu_description(ZEN5) == \
+      "AMD EPYC (family 26, model 2), AVX-512, 2 logical CPUs"
+  assert _xla_cpu.cpu_description(ZEN3) == \
+      "AMD EPYC (family 25, model 2), AVX2, 2 logical CPUs"
+  assert _xla_cpu.cpu_description(XEON_AMX) == \
+      "Intel(R) Xeon(R) Processor (family 6, model 167), AVX-512 + AMX, 2 logical CPUs"
   assert "AVX" in _xla_cpu.cpu_description() or "other" in _xla_cpu.cpu_description()
