@@ -23,6 +23,17 @@ The elementwise fusions are a trade: +6% on a training step but -27% on an
 inference pass (130 -> 95 images/s at the same size), so jaxal's inference
 computations are compiled with `inference_options` (the same routing without
 `eltwise`), a per-computation override of the process-wide flag.
+
+The training trade depends on size (issue 18, Intel Xeon family 6 model 167,
+AVX-512 + AMX, jaxlib 0.10.2; ms per ResNet-18 train step, eltwise / without):
+per-device batch x width 256 (width 8, batch 32: the quickstart's fine-tuning)
+40.3 / 27.8; 1024 (8x128, 16x64, 32x32) 146/140, 141/147, 193/184; 2048
+(8x256, 16x128, 32x64) 279/282, 285/313, 348/379; 8192 (64x128) 1896/2246.
+YNNPACK's elementwise fusions pay off on large activations and cost a fixed
+overhead per fusion on small ones, so `train_options` drops them below batch x
+width 1024, where the plain routing wins clearly; at 1024 the two are within
+noise of each other and the fusions stay, so the quickstart's M_S (width 8,
+batch 128) trains exactly as before.
 """
 
 from __future__ import annotations
@@ -36,6 +47,8 @@ _OPTION = "xla_cpu_experimental_ynn_fusion_type"
 FLAG = f"--{_OPTION}=individual_dot,reduce,eltwise"
 # Per-computation compiler options take the enum names, not the flag's words.
 _INFERENCE = {_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+_TRAIN_LARGE = {_OPTION: _INFERENCE[_OPTION] + ",LIBRARY_FUSION_TYPE_ELTWISE"}
+_ELTWISE_FROM = 1024  # per-device batch x model width
 _MIN_JAXLIB = (0, 10)
 
 
@@ -99,9 +112,9 @@ def routing() -> str:
   """What jaxal chose for XLA:CPU, in words (for benchmark headers)."""
   flags = os.environ.get("XLA_FLAGS", "")
   if FLAG in flags and _ours():
-    return (f"{FLAG} (set by jaxal); inference compiled with "
-            "individual_dot,reduce; stride-2 input gradients by phases "
-            "(jaxal.models.strided_conv)")
+    return (f"{FLAG} (set by jaxal); inference, and train steps below batch x "
+            f"width {_ELTWISE_FROM}, compiled with individual_dot,reduce; "
+            "stride-2 input gradients by phases (jaxal.models.strided_conv)")
   if _OPTION in flags:
     return f"user's XLA_FLAGS: {flags}; stride-2 input gradients by phases"
   return "XLA defaults (JAXAL_KEEP_XLA_FLAGS=1 or old jaxlib); stride-2 input " \
@@ -118,6 +131,16 @@ def inference_options(platform: str) -> dict | None:
   if platform != "cpu" or not _ours():
     return None
   return dict(_INFERENCE)
+
+
+def train_options(platform: str, batch_times_width: int) -> dict | None:
+  """Compiler options for a train step on `platform` whose per-device batch
+  times the model's width is `batch_times_width`, or None (the process-wide
+  routing). YNNPACK's elementwise fusions only from `_ELTWISE_FROM` on (see the
+  module docstring); only on CPU, only where jaxal chooses the routing."""
+  if platform != "cpu" or not _ours():
+    return None
+  return dict(_TRAIN_LARGE if batch_times_width >= _ELTWISE_FROM else _INFERENCE)
 
 
 def apply() -> bool:

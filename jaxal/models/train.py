@@ -29,6 +29,7 @@ from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxal import _validation as V
+from jaxal import _xla_cpu
 from jaxal.models.checkpoint import Snapshots
 
 SCHEDULES = ("constant", "step", "cosine")
@@ -171,17 +172,41 @@ def _jitted_init(model: nn.Module):
   return jax.jit(functools.partial(model.init, train=False))
 
 
+class _CompiledStep:
+  """A pmapped train step compiled once per input signature, with the compiler
+  options of `_xla_cpu.train_options` for its size (XLA:CPU's routing that wins
+  at that size; none elsewhere)."""
+
+  def __init__(self, pmapped, width: int, platform: str):
+    self._pmapped, self._width, self._platform = pmapped, width, platform
+    self._compiled = {}
+
+  def __call__(self, state, batch, rates):
+    key = (jax.tree_util.tree_structure((state, batch)),
+           tuple((x.shape, x.dtype) for x in jax.tree_util.tree_leaves(batch)))
+    run = self._compiled.get(key)
+    if run is None:
+      per_device = jax.tree_util.tree_leaves(batch)[0].shape[1]
+      options = _xla_cpu.train_options(self._platform, per_device * self._width)
+      run = self._pmapped if options is None else self._pmapped.lower(
+          state, batch, rates).compile(compiler_options=options)
+      self._compiled[key] = run
+    return run(state, batch, rates)
+
+
 @functools.lru_cache(maxsize=16)
 def pmapped_train_step(model: nn.Module, compute_dtype: str = "float32",
                        devices: Optional[tuple] = None):
   """`train_step` under pmap over `devices` (default all local), the state
-  donated; one per (model, dtype, devices), so repeated fits reuse its
-  compilation. Call it as `step(state, batch, rates)` with `rates` one float32
-  rate per device."""
+  donated; one per (model, dtype, devices), compiled once per batch shape, so
+  repeated fits reuse its compilation. Call it as `step(state, batch, rates)`
+  with `rates` one float32 rate per device."""
   dtype = jnp.bfloat16 if compute_dtype == "bfloat16" else jnp.float32
-  return jax.pmap(functools.partial(
+  pmapped = jax.pmap(functools.partial(
       train_step, model=model.clone(bn_axis_name="batch", dtype=dtype)),
       axis_name="batch", devices=devices, donate_argnums=(0,))
+  platform = (devices or jax.local_devices())[0].platform
+  return _CompiledStep(pmapped, getattr(model, "width", 64), platform)
 
 
 def variables_of(state: TrainState) -> dict:

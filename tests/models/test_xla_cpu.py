@@ -82,3 +82,28 @@ def test_cpu_description_names_model_and_isa_of_either_kind():
   assert _xla_cpu.cpu_description(XEON_AMX) == \
       "Intel(R) Xeon(R) Processor (family 6, model 167), AVX-512 + AMX, 2 logical CPUs"
   assert "AVX" in _xla_cpu.cpu_description() or "other" in _xla_cpu.cpu_description()
+
+
+def test_train_options_by_size_only_for_cpu_and_only_when_ours(monkeypatch):
+  monkeypatch.delenv("JAXAL_KEEP_XLA_FLAGS", raising=False)
+  monkeypatch.setenv("XLA_FLAGS", _xla_cpu.FLAG)
+  key = "xla_cpu_experimental_ynn_fusion_type"
+  small = _xla_cpu.train_options("cpu", 8 * 32)  # the quickstart's fine-tuning
+  large = _xla_cpu.train_options("cpu", 64 * 128)  # bench/train.py's size
+  assert small == _xla_cpu.inference_options("cpu")
+  assert large[key].split(",") == small[key].split(",") + ["LIBRARY_FUSION_TYPE_ELTWISE"]
+  assert _xla_cpu.train_options("cpu", 1023) == small
+  assert _xla_cpu.train_options("cpu", 8 * 128) == large  # the quickstart's M_S
+  assert _xla_cpu.train_options("gpu", 64 * 128) is None
+  monkeypatch.setenv("JAXAL_KEEP_XLA_FLAGS", "1")
+  assert _xla_cpu.train_options("cpu", 8 * 32) is None
+
+
+def test_this_xla_accepts_the_train_options(monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", _xla_cpu.FLAG)
+  monkeypatch.delenv("JAXAL_KEEP_XLA_FLAGS", raising=False)
+  x = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
+  for size in (1, 10**6):
+    f = jax.jit(lambda x: jnp.maximum(x @ x.T, 0.5).sum(-1))
+    out = f.lower(x).compile(compiler_options=_xla_cpu.train_options("cpu", size))(x)
+    np.testing.assert_allclose(out, np.maximum(x @ x.T, 0.5).sum(-1), rtol=1e-5)
