@@ -175,7 +175,7 @@ def _jitted_init(model: nn.Module):
 class _CompiledStep:
   """A pmapped train step compiled once per input signature, with the compiler
   options of `_xla_cpu.train_options` for its size (XLA:CPU's routing that wins
-  at that size; none elsewhere)."""
+  at that size; none on other backends or across processes)."""
 
   def __init__(self, pmapped, width: int, platform: str):
     self._pmapped, self._width, self._platform = pmapped, width, platform
@@ -188,8 +188,10 @@ class _CompiledStep:
     if run is None:
       per_device = jax.tree_util.tree_leaves(batch)[0].shape[1]
       options = _xla_cpu.train_options(self._platform, per_device * self._width)
-      run = self._pmapped if options is None else self._pmapped.lower(
-          state, batch, rates).compile(compiler_options=options)
+      # Across processes a lowered pmap takes global arrays, its call local
+      # ones: multi-host runs keep the process-wide routing.
+      run = self._pmapped if options is None or jax.process_count() > 1 else \
+          self._pmapped.lower(state, batch, rates).compile(compiler_options=options)
       self._compiled[key] = run
     return run(state, batch, rates)
 
