@@ -115,8 +115,8 @@ def _define_report(fv):
 
 
 def _settings(fv):
-  from jaxal.cli.train_predict import TargetSettings  # pylint: disable=g-import-not-at-top
-  return TargetSettings(
+  from jaxal.cli import train_predict  # pylint: disable=g-import-not-at-top
+  return train_predict.TargetSettings(
       kind=fv.target, svm_c=fv.svm_c, epochs=fv.epochs,
       batch_size=fv.batch_size, learning_rate=fv.learning_rate, seed=fv.seed)
 
@@ -131,29 +131,30 @@ def _run_embed(wd, fv):
   from jaxal.cli import embed  # pylint: disable=g-import-not-at-top
   _require(fv, "source")
   embed.embed(wd, images_dir=fv.images, source_dir=fv.source, ensemble=fv.ensemble,
-           chunk=fv.chunk, batch_size=fv.batch, tfds=fv.tfds, data_dir=fv.data_dir)
+              chunk=fv.chunk, batch_size=fv.batch, tfds=fv.tfds, data_dir=fv.data_dir)
 
 
 def _run_select(wd, fv):
   from jaxal.cli import select_balance  # pylint: disable=g-import-not-at-top
   _require(fv, "method", "budget")
   select_balance.select(wd, method=fv.method, budget=fv.budget, seed=fv.seed,
-            num_rounds=fv.rounds, labels_csv=fv.labels, classes_file=fv.classes,
-            settings=_settings(fv))
+                        num_rounds=fv.rounds, labels_csv=fv.labels,
+                        classes_file=fv.classes, settings=_settings(fv))
 
 
 def _run_balance(wd, fv):
   from jaxal.cli import select_balance  # pylint: disable=g-import-not-at-top
   _require(fv, "labels", "classes", "batch")
-  select_balance.balance(wd, labels_csv=fv.labels, classes_file=fv.classes, batch=fv.batch,
-             rule=fv.rule, majority_distance=fv.majority_distance)
+  select_balance.balance(wd, labels_csv=fv.labels, classes_file=fv.classes,
+                         batch=fv.batch, rule=fv.rule,
+                         majority_distance=fv.majority_distance)
 
 
 def _run_train(wd, fv):
   from jaxal.cli import train_predict  # pylint: disable=g-import-not-at-top
   _require(fv, "labels")
   train_predict.train_target(wd, labels_csv=fv.labels, classes_file=fv.classes,
-                  settings=_settings(fv))
+                             settings=_settings(fv))
 
 
 def _run_predict(wd, fv):
@@ -166,7 +167,7 @@ def _run_report(wd, fv):
   from jaxal.cli import report  # pylint: disable=g-import-not-at-top
   _require(fv, "labels")
   report.report(wd, labels_csv=fv.labels, classes_file=fv.classes,
-            test_labels=fv.test_labels, test_images=fv.test_images, plot=fv.plot)
+                test_labels=fv.test_labels, test_images=fv.test_images, plot=fv.plot)
 
 
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {

@@ -118,8 +118,8 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
     else:
       feats = probs = tfeats = np.zeros((0, 0), np.float32)
     io.save_npz(_chunk_path(wd, s // chunk), ok=ok, features=feats, probs=probs,
-              target_features=tfeats,
-              errors=np.array([f"{p}\t{e}" for p, e in errors.items()], dtype=str))
+                target_features=tfeats,
+                errors=np.array([f"{p}\t{e}" for p, e in errors.items()], dtype=str))
     done += len(part)
     rate = done / (time.perf_counter() - t0)
     log(f"embed: {s + len(part)}/{n} images, {rate:.1f} images/s, "

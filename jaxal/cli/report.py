@@ -47,7 +47,8 @@ def report(wd: Workdir, *, labels_csv: str, classes_file: str,
     if meta["classes"] != classes:
       raise WorkdirError("the current target model was trained on other classes; "
                          "rerun `jaxal train`.")
-    paths, names, _, errors = train_predict.predict_folder(wd, test_images, log=lambda _: None)
+    paths, names, _, errors = train_predict.predict_folder(wd, test_images,
+                                                           log=lambda _: None)
     ids = {c: i for i, c in enumerate(classes)}
     rows = [(ids[truth[i]], ids[names[i]]) for i in sorted(truth)
             if paths[i] not in errors]

@@ -20,7 +20,6 @@ import numpy as np
 from jaxal import _validation as V
 from jaxal import acquisition, balancing, io, rounds, uncertainty
 from jaxal.cli import train_predict, workdir
-from jaxal.cli.train_predict import TargetSettings
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError
 from jaxal.models import target
 
@@ -73,7 +72,8 @@ def _write_to_label(wd: Workdir, pool: Pool, rows: list[tuple]) -> None:
 def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
            num_rounds: int = 1, labels_csv: Optional[str] = None,
            classes_file: Optional[str] = None,
-           settings: TargetSettings = TargetSettings(), log: Log = print) -> list[int]:
+           settings: train_predict.TargetSettings = train_predict.TargetSettings(),
+           log: Log = print) -> list[int]:
   """Selects the next round's images (all `budget` when `num_rounds` is 1) and
   writes them to WORKDIR/to_label.csv in selection order; returns their pool
   indices. Later rounds need `labels_csv` covering every earlier pick."""
@@ -153,7 +153,7 @@ def _write_rows(wd, pool, current, order, keep, state):
 
 
 def _round_signals(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, int],
-                   settings: TargetSettings, log: Log):
+                   settings: train_predict.TargetSettings, log: Log):
   """(features, probs, predicted class names) of the pool by the target model
   trained on the labels so far; the source's while < 2 classes are labeled."""
   idx = np.asarray(sorted(have), np.int64)

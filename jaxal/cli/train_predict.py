@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import io as _io
 import os
+
 import numpy as np
 
 from jaxal import io
@@ -77,7 +78,7 @@ def _restore_finetuned(trained: source.Trained, num_classes: int, folder: str):
 
 
 def fit_target(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, int],
-                  settings: TargetSettings, log: Log):
+               settings: TargetSettings, log: Log):
   """The target model on the labeled images; cached in `_target_folder` (a
   rerun loads it, a killed fine-tuning resumes). Returns (folder, model or None
   for the SVM, variables or LinearSVM)."""
@@ -117,7 +118,8 @@ def fit_target(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, int]
 def finetuned_outputs(wd: Workdir, pool: Pool, model, variables, chunk: int = 512):
   feats, probs = [], []
   for s in range(0, len(pool.paths), chunk):
-    f, p = inference.predict(model, variables, pixels.load_pixels(wd, pool.paths[s:s + chunk]),
+    part = pixels.load_pixels(wd, pool.paths[s:s + chunk])
+    f, p = inference.predict(model, variables, part,
                              transform=pipeline.normalize, batch_size=128)
     feats.append(f)
     probs.append(p)

@@ -12,7 +12,6 @@ Both give test-set predictions for `jaxal.metrics.accuracy_all_classes`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Callable, Optional
 
 import flax.linen as nn
@@ -89,15 +88,6 @@ def svm_predict(train_features, train_labels, test_features, *, C: float = 1.0,
   return fit_svm(f, train_labels, C=C, max_iter=max_iter).predict(g)
 
 
-@functools.lru_cache(maxsize=16)
-def with_head(model: nn.Module, num_classes: int) -> nn.Module:
-  """`model` with a `num_classes` head: one object for equal arguments. A train
-  state holds its model's `apply` as static data, and bound methods of two equal
-  modules compare unequal (Python compares their `self` by identity), so a new
-  clone per fine-tuning would trace and compile the train step again."""
-  return model.clone(num_classes=num_classes)
-
-
 def finetune(model: nn.Module, variables, num_classes: int, images: np.ndarray,
              labels: np.ndarray, config: train.TrainConfig, *,
              workdir: Optional[str] = None, log=None,
@@ -121,7 +111,7 @@ def finetune(model: nn.Module, variables, num_classes: int, images: np.ndarray,
                      f"{n_dev} devices.")
   config = dataclasses.replace(config, batch_size=batch)
   steps = len(images) // batch
-  target = with_head(model, num_classes)
+  target = model.clone(num_classes=num_classes)
   fresh = train.create_state(target, config, images.shape[1:])
   params = dict(variables["params"])
   params["head"] = fresh.params["head"]  # new head, source body

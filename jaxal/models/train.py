@@ -86,7 +86,7 @@ def make_schedule(config: TrainConfig, steps_per_epoch: int) -> optax.Schedule:
       [optax.linear_schedule(0.0, lr, warmup), main], [warmup])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=64)
 def _compiled_schedule(config: TrainConfig, steps_per_epoch: int):
   return jax.jit(jax.vmap(make_schedule(config, steps_per_epoch)))
 
@@ -105,7 +105,8 @@ def _unit_rate(count):
 
 
 @functools.lru_cache(maxsize=None)
-def make_optimizer(momentum: float, weight_decay: float) -> optax.GradientTransformation:
+def make_optimizer(momentum: float,
+                   weight_decay: float) -> optax.GradientTransformation:
   """SGD with momentum; L2 weight decay on kernels (ndim > 1), not BN/biases.
 
   The learning rate is not part of it: `train_step` multiplies the update by
@@ -123,13 +124,27 @@ def make_optimizer(momentum: float, weight_decay: float) -> optax.GradientTransf
       optax.sgd(_unit_rate, momentum=momentum))
 
 
+@functools.lru_cache(maxsize=64)
+def _first_equal(model: nn.Module) -> nn.Module:
+  return model
+
+
+def _apply_fn(model: nn.Module):
+  """`model.apply` of the first module seen equal to `model`. A train state
+  carries its `apply_fn` as static data, and bound methods of two equal modules
+  compare unequal (Python compares their `self` by identity), so each clone of
+  a model (a new head per fine-tuning cell) would make pmap trace and compile
+  the train step again."""
+  return _first_equal(model).apply
+
+
 def create_state(model: nn.Module, config: TrainConfig, image_shape, params=None,
                  batch_stats=None) -> TrainState:
   """A fresh state (or one around given params/batch_stats, for fine-tuning)."""
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
   variables = _jitted_init(model)(key, jnp.zeros((1, *image_shape), jnp.float32))
   return TrainState.create(
-      apply_fn=model.apply,
+      apply_fn=_apply_fn(model),
       params=variables["params"] if params is None else params,
       batch_stats=variables.get("batch_stats", {}) if batch_stats is None
       else batch_stats,
@@ -291,7 +306,7 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
     restored = snaps.restore_latest(state)
     if restored is not None:
       start, state = restored
-      state = state.replace(apply_fn=model.apply,
+      state = state.replace(apply_fn=_apply_fn(model),
                             tx=make_optimizer(config.momentum, config.weight_decay))
   p_step = pmapped_train_step(model, config.compute_dtype)
   state = replicate(state)

@@ -324,8 +324,8 @@ def test_rate_as_input_equals_optax_schedule_in_the_step_bit_for_bit(schedule):
 def test_finetuning_cells_trace_the_train_step_once(monkeypatch):
   """Cells of a sweep differ in labeled images, steps per epoch, rates and
   seeds; the train step is traced (and compiled) for the first only: the rate
-  is an input, the optimizer one object, the model with its new head one
-  object (`target.with_head`)."""
+  is an input, the optimizer one object, and the state's `apply_fn` the same
+  for equal models with a new head (`train._apply_fn`)."""
   source = F.run()
   model = F.model()
   variables = {"params": source.params, "batch_stats": source.batch_stats}
