@@ -6,6 +6,12 @@ diversified (`_div`, supplement Algorithm 1) variants, and core-set (greedy
 k-center). All signals come from the source model before any target label exists;
 for the paper's "+ens" variants pass snapshot-averaged probabilities and features.
 
+Beyond the paper, the cold-start functions that followed it, on features alone
+(`jaxal.coldstart`): "typiclust" (ICML 2022), "probcover" (NeurIPS 2022) and
+"maxherding" (ECCV 2024), each with its authors' defaults. Their selection order
+is their greedy order, so `select(..., budget=b)` is also the ranking that
+`jaxal.balancing.balanced_select` walks.
+
     >>> idx = select("entropy_inv_div", budget=1000, probs=probs)
 
 Method names map to functions in one fixed table (`METHODS`); nothing registers
@@ -21,6 +27,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxal import _validation as V
+from jaxal.coldstart import maxherding, probcover, typiclust
 from jaxal.diversify import diversified_order, diversify  # noqa: F401 (API)
 from jaxal.kcenter import kcenter_greedy
 from jaxal.uncertainty import rank_by_uncertainty
@@ -29,8 +36,12 @@ __all__ = ["METHODS", "select", "rank", "diversify", "kcenter_greedy"]
 
 _UNCERTAINTY = ("entropy", "least_confidence", "margin")
 _SUFFIXES = ("", "_inv", "_div", "_inv_div")
+COLD_START = ("typiclust", "probcover", "maxherding")
 METHODS: tuple[str, ...] = ("random", "coreset") + tuple(
-    base + suffix for base in _UNCERTAINTY for suffix in _SUFFIXES)
+    base + suffix for base in _UNCERTAINTY for suffix in _SUFFIXES) + COLD_START
+# Methods whose selection depends on the seed (k-means seeding for TypiClust and
+# ProbCover's pseudo-labels); the others are deterministic given their inputs.
+SEEDED = ("random", "coreset", "typiclust", "probcover")
 
 # Stage tag folded into the seed so that random selection and k-center's first
 # center use independent streams of the same seed.
@@ -45,6 +56,12 @@ def _parse(method: str) -> tuple[str, bool, bool]:
   base, div = (method[:-4], True) if method.endswith("_div") else (method, False)
   base, inv = (base[:-4], True) if base.endswith("_inv") else (base, False)
   return base, inv, div
+
+
+def ranks_whole_pool(method: str) -> bool:
+  """True for the uncertainty methods, whose `rank` orders the whole pool; the
+  others (random, core-set, cold-start) give their order by `select`."""
+  return _parse(method)[0] in _UNCERTAINTY
 
 
 def rank(method: str, *, probs: ArrayLike,
@@ -64,7 +81,7 @@ def rank(method: str, *, probs: ArrayLike,
   base, inv, div = _parse(method)
   if base not in _UNCERTAINTY:
     raise ValueError(f"rank() needs an uncertainty method, got {method!r}; use "
-                     "select() for random and coreset.")
+                     "select() for random, coreset and the cold-start methods.")
   if probs is None:
     raise ValueError(f"method {method!r} needs probs: pass the source model's "
                      "[N, C] softmax probabilities.")
@@ -89,19 +106,27 @@ def _rank(p: np.ndarray, mask: np.ndarray, base: str, inv: bool,
 
 def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
            features: Optional[ArrayLike] = None,
-           labeled_mask: Optional[ArrayLike] = None, seed: int = 0) -> np.ndarray:
+           labeled_mask: Optional[ArrayLike] = None, seed: int = 0,
+           num_classes: Optional[int] = None) -> np.ndarray:
   """Selects `budget` unlabeled pool samples with an acquisition function.
 
   Args:
     method: one of `METHODS`: "random", "coreset", or an uncertainty base
       ("entropy", "least_confidence", "margin") with optional suffix "_inv"
       (most confident first) and/or "_div" (Algorithm 1 on the top-1 predicted
-      source class), in that order, e.g. "entropy_inv_div".
+      source class), in that order, e.g. "entropy_inv_div"; or a cold-start
+      method "typiclust", "probcover", "maxherding" (`jaxal.coldstart`, with
+      their authors' defaults; call those modules for their other arguments).
     budget: number of samples to select, 0 < budget <= unlabeled pool size.
     probs: [N, C] source-class probabilities; needed by uncertainty methods.
-    features: [N, d] source embeddings; needed by "coreset".
-    labeled_mask: optional [N] bool; labeled samples are never selected.
-    seed: seed of "random" and of core-set's first center.
+    features: [N, d] source embeddings; needed by "coreset" and the cold-start
+      methods.
+    labeled_mask: optional [N] bool; labeled samples are never selected (and
+      count as covering for core-set and the cold-start methods).
+    seed: seed of "random", of core-set's first center and of the k-means of
+      TypiClust and ProbCover.
+    num_classes: number of target classes; ProbCover's k-means pseudo-labels
+      (its choice of delta) need it.
 
   Returns:
     numpy int64 array of `budget` unique unlabeled pool indices, in selection
@@ -112,9 +137,12 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
   if base in _UNCERTAINTY and probs is None:
     raise ValueError(f"method {method!r} needs probs: pass the source model's "
                      "[N, C] softmax probabilities.")
-  if base == "coreset" and features is None:
-    raise ValueError("method 'coreset' needs features: pass the source model's "
+  if base in ("coreset",) + COLD_START and features is None:
+    raise ValueError(f"method {base!r} needs features: pass the source model's "
                      "[N, d] embeddings.")
+  if base == "probcover" and num_classes is None:
+    raise ValueError("method 'probcover' needs num_classes (the number of target "
+                     "classes) to choose its ball radius by purity.")
   if base == "random" and probs is None and features is None and labeled_mask is None:
     raise ValueError("method 'random' needs the pool size: pass labeled_mask "
                      "(all False for an unlabeled pool), probs or features.")
@@ -132,4 +160,11 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
     return perm[~mask[perm]][:budget].astype(np.int64)
   if base == "coreset":
     return kcenter_greedy(features, budget, labeled_mask=mask, seed=seed)
+  if base == "typiclust":
+    return typiclust.typiclust(features, budget, labeled_mask=mask, seed=seed)
+  if base == "probcover":
+    return probcover.probcover(features, budget, labeled_mask=mask, seed=seed,
+                               num_classes=num_classes)
+  if base == "maxherding":
+    return maxherding.maxherding(features, budget, labeled_mask=mask)
   return _rank(np.asarray(probs), mask, base, inv, div)[:budget]

@@ -25,6 +25,8 @@ Used by the `jaxal select --rounds` command and by the experiments runner
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from jaxal import acquisition
@@ -43,7 +45,8 @@ def round_sizes(budget: int, rounds: int) -> list[int]:
 
 
 def select_round(method: str, budget: int, *, features: np.ndarray,
-                 probs: np.ndarray, labeled: np.ndarray, seed: int) -> np.ndarray:
+                 probs: np.ndarray, labeled: np.ndarray, seed: int,
+                 num_classes: Optional[int] = None) -> np.ndarray:
   """The next round: `budget` unlabeled pool indices, in selection order.
 
   `labeled` are the pool indices labeled in earlier rounds (never chosen
@@ -53,4 +56,4 @@ def select_round(method: str, budget: int, *, features: np.ndarray,
   mask = np.zeros(features.shape[0], bool)
   mask[np.asarray(labeled, np.int64)] = True
   return acquisition.select(method, budget=budget, probs=probs, features=features,
-                            labeled_mask=mask, seed=seed)
+                            labeled_mask=mask, seed=seed, num_classes=num_classes)

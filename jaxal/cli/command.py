@@ -75,6 +75,9 @@ def _define_select(fv):
   flags.DEFINE_enum("method", None, list(acquisition.METHODS),
                     "Acquisition function.", flag_values=fv)
   flags.DEFINE_integer("budget", None, "Images to label in all.", flag_values=fv)
+  flags.DEFINE_integer("num_classes", None, "Number of target classes, for "
+                       "--method=probcover (its radius by purity); default: the "
+                       "--classes file's count.", flag_values=fv)
   flags.DEFINE_integer("rounds", 1, "Rounds: 1 = the paper's single shot; more "
                        "re-select from the target model after each round's labels.",
                        flag_values=fv)
@@ -139,7 +142,8 @@ def _run_select(wd, fv):
   _require(fv, "method", "budget")
   select_balance.select(wd, method=fv.method, budget=fv.budget, seed=fv.seed,
                         num_rounds=fv.rounds, labels_csv=fv.labels,
-                        classes_file=fv.classes, settings=_settings(fv))
+                        classes_file=fv.classes, settings=_settings(fv),
+                        num_classes=fv.num_classes)
 
 
 def _run_balance(wd, fv):

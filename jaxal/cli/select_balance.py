@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxal import _validation as V
 from jaxal import acquisition, balancing, io, rounds, uncertainty
-from jaxal.cli import train_predict, workdir
+from jaxal.cli import labels, train_predict, workdir
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError
 from jaxal.models import target
 
@@ -73,7 +73,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
            num_rounds: int = 1, labels_csv: Optional[str] = None,
            classes_file: Optional[str] = None,
            settings: train_predict.TargetSettings = train_predict.TargetSettings(),
-           log: Log = print) -> list[int]:
+           num_classes: Optional[int] = None, log: Log = print) -> list[int]:
   """Selects the next round's images (all `budget` when `num_rounds` is 1) and
   writes them to WORKDIR/to_label.csv in selection order; returns their pool
   indices. Later rounds need `labels_csv` covering every earlier pick."""
@@ -89,6 +89,13 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
     raise WorkdirError(f"--budget/--rounds/--seed: {e}") from None
   setup = {"method": method, "budget": int(budget), "seed": int(seed),
            "rounds": int(num_rounds)}
+  if method == "probcover":  # its radius needs the number of target classes
+    if num_classes is None and classes_file is not None:
+      num_classes = len(labels.read_classes(classes_file))
+    if num_classes is None or num_classes < 2:
+      raise WorkdirError("--num_classes: --method=probcover needs the number of "
+                         "target classes (>= 2), or --classes=FILE to count them.")
+    setup["num_classes"] = int(num_classes)
   if num_rounds > 1:  # later rounds re-select with this target model
     t = dataclasses.asdict(settings.validate())
     setup.update({"target": t.pop("kind"), **{k: v for k, v in t.items()
@@ -126,7 +133,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
     feats, probs, pred_names = _round_signals(wd, pool, classes, have, settings, log)
   r = len(picks)
   new = rounds.select_round(method, sizes[r], features=feats, probs=probs,
-                            labeled=done, seed=seed).tolist()
+                            labeled=done, seed=seed, num_classes=num_classes).tolist()
   state = {"picks": picks + [new],
            "scores": state.get("scores", []) + [_scores(method, probs, feats,
                                                          np.asarray(new), done)],
@@ -203,8 +210,8 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   known = wd.check("balance", setup, hint="Rerun with the recorded flags.")
   method, budget = sel["method"], sel["budget"]
   picks = wd.read("selection.json")["picks"][0]
-  ranking = picks if method in ("random", "coreset") else \
-      acquisition.rank(method, probs=pool.probs)
+  ranking = acquisition.rank(method, probs=pool.probs) \
+      if acquisition.ranks_whole_pool(method) else picks
 
   def oracle(idx):
     if any(int(i) not in have for i in idx):

@@ -234,15 +234,16 @@ class Protocol:
     if cell.method == sweep.FULL:
       return np.arange(len(pool.labels))
     feats, probs = self.outputs(cell.dataset, cell.pool, "train", cell.ensemble)
-    kw = dict(probs=probs, features=feats, seed=cell.seed)
+    kw = dict(probs=probs, features=feats, seed=cell.seed,
+              num_classes=pool.num_classes)
     if cell.rounds > 1:
       return self._select_in_rounds(cell, feats, probs)
     if not cell.balancing:
       return acquisition.select(cell.method, budget=cell.budget, **kw)
-    if cell.method in sweep.STOCHASTIC:
-      ranking = acquisition.select(cell.method, budget=cell.budget, **kw)
-    else:
+    if acquisition.ranks_whole_pool(cell.method):
       ranking = acquisition.rank(cell.method, probs=probs)
+    else:
+      ranking = acquisition.select(cell.method, budget=cell.budget, **kw)
     # The oracle is the ground truth (METHOD.md section 4, in experiments).
     return balancing.balanced_select(
         ranking, feats, pool.labels, cell.budget, pool.num_classes,
@@ -260,7 +261,8 @@ class Protocol:
       if labeled and np.unique(y).size >= 2:
         f, p = self._target_signals(cell, np.asarray(labeled, np.int64))
       labeled += rounds.select_round(cell.method, size, features=f, probs=p,
-                                     labeled=labeled, seed=cell.seed).tolist()
+                                     labeled=labeled, seed=cell.seed,
+                                     num_classes=pool.num_classes).tolist()
     return np.asarray(labeled, np.int64)
 
   def _target_signals(self, cell: sweep.Cell, idx: np.ndarray):

@@ -30,10 +30,10 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from jaxal import io
+from jaxal import acquisition, io
 
 TARGETS = ("svm", "finetune")
-STOCHASTIC = ("random", "coreset")  # selection depends on the seed
+STOCHASTIC = acquisition.SEEDED  # selection depends on the seed
 FULL = "full"
 CSV_COLUMNS = ("dataset", "pool", "budget", "method", "balancing", "ensemble",
                "target", "seed", "acc_t", "classes_found", "imbalance_ratio",

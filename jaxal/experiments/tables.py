@@ -12,6 +12,10 @@ Tables (METHOD.md; main-paper Tables 2-5 through the rows 6 and 7 copy):
 2/3 ACC_t on the imbalanced pools before/after balancing; 4/5 classes found and
 imbalance ratio there; 6/7 as 2/3 with "+ens"; 8/9 ACC_t on the balanced subsets;
 10/11 classes found and imbalance ratio on them; 12 SVM against fine-tuning.
+Beyond the paper, 13 sets the cold-start functions that followed it (TypiClust,
+ProbCover, MaxHerding) beside random, the paper's two best and core-set, each
+before and after the balancing step ("+bal" rows), with ACC_t, classes found and
+imbalance ratio in one table.
 """
 
 from __future__ import annotations
@@ -36,15 +40,23 @@ class TableSpec:
   ensemble: tuple  # which ensemble settings have rows
   stats: tuple  # ("acc_t",) or ("classes_found", "imbalance_ratio")
   compare_targets: bool = False  # Table 12: columns dataset:target
+  both_balancing: bool = False  # Table 13: rows before and after ("+bal") balancing
 
   @property
   def summary(self) -> Optional[str]:
     if self.compare_targets:
       return None
+    if self.stats == _ALL:
+      return "G_AL / Average"
     return "G_AL" if self.stats == ("acc_t",) else "Average"
+
+  @property
+  def balancings(self) -> tuple:
+    return (False, True) if self.both_balancing else (self.balancing,)
 
 
 _ACC, _CLS = ("acc_t",), ("classes_found", "imbalance_ratio")
+_ALL = _ACC + _CLS
 SPECS = {s.number: s for s in (
     TableSpec(2, "ACC_t, imbalanced pools, before balancing", "imbalanced", False,
               (False,), _ACC),
@@ -68,6 +80,10 @@ SPECS = {s.number: s for s in (
               "balancing", "balanced", True, (False,), _CLS),
     TableSpec(12, "ACC_t of the SVM and of fine-tuning, imbalanced pools, before "
               "balancing", "imbalanced", False, (False,), _ACC, compare_targets=True),
+    TableSpec(13, "Beyond the paper: cold-start functions (TypiClust, ProbCover, "
+              "MaxHerding) against the paper's, imbalanced pools, before and after "
+              "(+bal) balancing", "imbalanced", False, (False,), _ALL,
+              both_balancing=True),
 )}
 _DIGITS = {"acc_t": 2, "classes_found": 1, "imbalance_ratio": 3}
 _LOWER_IS_BETTER = {"imbalance_ratio"}
@@ -91,13 +107,14 @@ class Column(NamedTuple):
 
 
 class Row(NamedTuple):
-  label: str  # method, with " +ens" for ensemble rows; "Full"
+  label: str  # method, with " +ens" for ensemble rows, " +bal" in Table 13; "Full"
   method: str
   ensemble: bool
   stat: str
   entries: list  # one Entry per column
   summary: Optional[float]  # G_AL or Average
   paper_summary: Optional[float]
+  balancing: bool = False
 
 
 @dataclasses.dataclass
@@ -149,17 +166,20 @@ class Table:
     """Long form: one line per (row, column), plus the summaries."""
     buf = _io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    both = self.spec.both_balancing  # a balancing column only where rows differ by it
     w.writerow(["table", "method", "ensemble", "stat", "column", "dataset", "target",
-                "budget", "mean", "std", "n", "paper", "best"])
+                "budget", "mean", "std", "n", "paper", "best"]
+               + (["balancing"] if both else []))
     for r in self.rows:
+      extra = [int(r.balancing)] if both else []
       for c, e in zip(self.columns, r.entries):
         w.writerow([self.spec.number, r.method, int(r.ensemble), r.stat, c.label,
                     c.dataset, c.target, c.budget, _num(e.mean), _num(e.std), e.n,
-                    _num(e.paper), int(e.best)])
+                    _num(e.paper), int(e.best)] + extra)
       if self.spec.summary:
         w.writerow([self.spec.number, r.method, int(r.ensemble), r.stat,
                     self.spec.summary, "", "", "", _num(r.summary), "", "",
-                    _num(r.paper_summary), 0])
+                    _num(r.paper_summary), 0] + extra)
     return buf.getvalue()
 
 
@@ -196,8 +216,8 @@ def _tex_escape(s: str) -> str:
   return s.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
 
 
-def _label(method: str, ensemble: bool) -> str:
-  return method + (" +ens" if ensemble else "")
+def _label(method: str, ensemble: bool, balancing: bool = False) -> str:
+  return method + (" +ens" if ensemble else "") + (" +bal" if balancing else "")
 
 
 def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
@@ -247,14 +267,15 @@ def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
     for ens in spec.ensemble:
       if ens and method == "random":
         continue
-      for stat in spec.stats:
-        entries = [entry(c.dataset, c.target, c.budget, method, spec.balancing, ens,
-                         stat, c.group) for c in columns]
-        summ = _summary(spec, stat, entries, fulls[stat], len(budgets))
-        psumm = (paper.published_summary(number, method, ensemble=ens, stat=stat)
-                 if published and spec.summary else None)
-        out_rows.append(Row(_label(method, ens), method, ens, stat, entries, summ,
-                            psumm))
+      for bal in spec.balancings:
+        for stat in spec.stats:
+          entries = [entry(c.dataset, c.target, c.budget, method, bal, ens, stat,
+                           c.group) for c in columns]
+          summ = _summary(spec, stat, entries, fulls[stat], len(budgets))
+          psumm = (paper.published_summary(number, method, ensemble=ens, stat=stat)
+                   if published and spec.summary else None)
+          out_rows.append(Row(_label(method, ens, spec.both_balancing and bal),
+                              method, ens, stat, entries, summ, psumm, bal))
   _mark_best(out_rows)
   for stat in spec.stats:  # Full: one value per group, shown under each budget
     entries = [dataclasses.replace(fulls[stat][i // len(budgets)])

@@ -1,0 +1,113 @@
+"""A pool of features as rows shared by the cold-start kernels, on one device or
+sharded by rows over several (the same code path).
+
+Every kernel of `jaxal.coldstart` is written over the *local* rows of the pool:
+a partial result over these rows, then `psum` over the device axis. On one device
+the axis is absent and `psum` is the identity; on several the kernel runs under
+`jax.shard_map` with the pool split by rows, as `jaxal.kcenter` shards it. Rows
+are processed in blocks of `rows`, so no temporary grows with the pool beyond
+O(rows x columns) and a few [N] vectors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+AXIS = "pool"
+
+
+def round_up(n: int, k: int) -> int:
+  return -(-n // k) * k
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """How a pool of `n` points is padded and split: `shards` devices of `local`
+  rows each, processed in blocks of `rows` (`local` is a multiple of `rows`)."""
+  n: int
+  shards: int
+  rows: int
+
+  @property
+  def local(self) -> int:
+    return round_up(max(1, -(-self.n // self.shards)), self.rows)
+
+  @property
+  def padded(self) -> int:
+    return self.local * self.shards
+
+
+def layout(n: int, devices: Optional[Sequence[jax.Device]], rows: int) -> Layout:
+  shards = len(devices) if devices is not None and len(devices) > 1 else 1
+  per = -(-n // shards)
+  return Layout(n, shards, min(rows, round_up(per, 8)))
+
+
+def pad_rows(a: np.ndarray, size: int, value=0) -> np.ndarray:
+  if a.shape[0] == size:
+    return a
+  pad = np.full((size - a.shape[0],) + a.shape[1:], value, a.dtype)
+  return np.concatenate([a, pad])
+
+
+def run(fn: Callable, lay: Layout, devices, row_args: tuple, rep_args: tuple,
+        out_row: tuple[bool, ...]):
+  """Calls `fn(*row_args, *rep_args, axis)` on one device, or under shard_map.
+
+  `row_args` are [padded, ...] arrays split by rows; `rep_args` are replicated.
+  `out_row[i]` says whether output i is split by rows (else replicated).
+  """
+  if lay.shards == 1:
+    return fn(*row_args, *rep_args, None)
+  mesh = Mesh(np.asarray(devices), (AXIS,))
+  row_args = tuple(jax.device_put(a, NamedSharding(mesh, P(AXIS))) for a in row_args)
+  mapped = jax.shard_map(
+      functools.partial(_call, fn), mesh=mesh,
+      in_specs=tuple(P(AXIS) for _ in row_args) + tuple(P() for _ in rep_args),
+      out_specs=tuple(P(AXIS) if r else P() for r in out_row), check_vma=False)
+  return mapped(*row_args, *rep_args)
+
+
+def _call(fn, *args):
+  return fn(*args, AXIS)
+
+
+def psum(x, axis):
+  return x if axis is None else jax.lax.psum(x, axis)
+
+
+def offset(local: int, axis):
+  """Global index of this device's first row."""
+  return 0 if axis is None else jax.lax.axis_index(axis) * local
+
+
+def gather(x_local: jax.Array, idx: jax.Array, axis) -> jax.Array:
+  """Rows `idx` (global indices, any shape [m]) of the pool, on every device."""
+  local = x_local.shape[0]
+  rel = idx - offset(local, axis)
+  own = (rel >= 0) & (rel < local)
+  rows = x_local[jnp.clip(rel, 0, local - 1)]
+  if axis is None:
+    return rows
+  return psum(jnp.where(own.reshape(own.shape + (1,) * (rows.ndim - 1)), rows,
+                        jnp.zeros_like(rows)), axis)
+
+
+def gather_vector(v_local: jax.Array, axis) -> jax.Array:
+  """The whole [padded] vector from its local [local] parts."""
+  return v_local if axis is None else jax.lax.all_gather(v_local, axis, tiled=True)
+
+
+def blocks(local: int, rows: int) -> int:
+  return local // rows
+
+
+def block(a: jax.Array, b, rows: int) -> jax.Array:
+  return jax.lax.dynamic_slice_in_dim(a, b * rows, rows)
