@@ -1,0 +1,184 @@
+r"""Cold-start acquisition: jaxal's TypiClust, ProbCover and MaxHerding against
+reference implementations in the same run, then jaxal alone at large N.
+
+    python3 run.py bench coldstart                          # N=20,000, d=512, b=1,000
+    python3 run.py bench coldstart --n=5000 --budget=250    # quicker
+    python3 run.py bench coldstart --large=1000000 --large_budget=10000   # a GPU
+
+References (alternated with jaxal, one run each; printed with their times):
+  TypiClust  scikit-activeml's `TypiClust` (scikit-learn KMeans, K = b), against
+             jaxal's with the same options (K = b, no size threshold, k = 5
+             neighbours, plain distances) and its own k-means;
+  ProbCover  scikit-activeml's `ProbCover` given jaxal's delta (a one-element
+             grid, so it skips its delta search), against jaxal's greedy with that
+             delta; jaxal's exact purity search is timed on its own;
+  MaxHerding a NumPy float32 greedy of the definition with the N x N kernel
+             precomputed (what the authors' code does on a GPU; scikit-activeml's
+             float64 version is the same loop, slower).
+Same selection: given the same clusters / delta / kernel, the picks must be equal
+(scikit-activeml's random tie-breaking replaced by the lowest index, as jaxal's).
+Memory "beyond the features": peak RSS (CPU) or peak device bytes (GPU) minus
+what was in use before the call, divided by N.
+The pool: a Gaussian mixture of 100 components of imbalanced sizes in d
+dimensions, so that clusters and delta-balls mean something.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from jaxal import _xla_cpu
+from jaxal.coldstart import kmeans, maxherding, probcover, typiclust
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("n", 20000, "Pool size of the comparison.")
+flags.DEFINE_integer("d", 512, "Feature dimension.")
+flags.DEFINE_integer("budget", 1000, "Budget b of the comparison.")
+flags.DEFINE_list("large", [], "Pool sizes for jaxal alone (e.g. 200000,1000000).")
+flags.DEFINE_integer("large_budget", 1000, "Budget at the large sizes.")
+flags.DEFINE_list("methods", ["typiclust", "probcover", "maxherding"], "Methods.")
+flags.DEFINE_bool("reference", True, "Run the reference implementations.")
+
+
+def pool(n: int, d: int, seed: int = 0) -> np.ndarray:
+  rng = np.random.default_rng(seed)
+  sizes = rng.pareto(1.2, 100) + 1
+  comp = rng.choice(100, size=n, p=sizes / sizes.sum())
+  centers = rng.normal(size=(100, d)).astype(np.float32)
+  x = centers[comp] + 0.6 * rng.normal(size=(n, d)).astype(np.float32)
+  return typiclust.normalized(x.astype(np.float32))
+
+
+def peak_bytes() -> int:
+  if jax.default_backend() != "cpu":
+    return int(jax.devices()[0].memory_stats().get("peak_bytes_in_use", 0))
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def timed(fn):
+  before = peak_bytes()
+  t = time.perf_counter()
+  out = fn()
+  return out, time.perf_counter() - t, max(0, peak_bytes() - before)
+
+
+def maxherding_numpy(x: np.ndarray, budget: int, gamma: float) -> np.ndarray:
+  sq = np.einsum("ij,ij->i", x, x)
+  k = np.exp(-gamma * np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
+  cur = np.zeros(len(x), np.float32)
+  taken = np.zeros(len(x), bool)
+  out = []
+  for _ in range(budget):
+    g = np.maximum(k - cur[:, None], 0).sum(0)
+    g[taken] = -np.inf
+    j = int(np.argmax(g))
+    out.append(j)
+    taken[j] = True
+    cur = np.maximum(cur, k[:, j])
+  return np.asarray(out)
+
+
+def lowest_ties():
+  import skactiveml.pool._max_herding as mh  # pylint: disable=g-import-not-at-top
+  import skactiveml.pool._prob_cover as pc  # pylint: disable=g-import-not-at-top
+  import skactiveml.pool._typi_clust as tc  # pylint: disable=g-import-not-at-top
+
+  def lowest(a, random_state=None, axis=None):
+    del random_state, axis
+    return np.array([np.flatnonzero(a == np.nanmax(a))[0]])
+  mh.rand_argmax = pc.rand_argmax = tc.rand_argmax = lowest
+
+
+def compare(n: int, d: int, b: int) -> dict:
+  x = pool(n, d)
+  y = np.full(n, np.nan)
+  ratios = {}
+  print(f"\n== N={n}, d={d}, b={b}: jaxal against the references ==")
+  if FLAGS.reference:
+    lowest_ties()
+    from skactiveml import pool as skpool  # pylint: disable=g-import-not-at-top
+  opts = dict(max_clusters=None, min_cluster_size=0, neighbors=5,
+              neighbor_rule="all_but_one", squared=False)
+  if "typiclust" in FLAGS.methods:
+    ours, t_ours, m_ours = timed(lambda: typiclust.typiclust(x, b, seed=0, **opts))
+    print(f"typiclust jaxal: {t_ours:.2f} s (k-means K={b} included), "
+          f"{m_ours / n:.0f} bytes/point beyond the features")
+    if FLAGS.reference:
+      _, t_ref, _ = timed(lambda: skpool.TypiClust(k=5, random_state=0).query(
+          x, y, batch_size=b))
+      clusters = kmeans.kmeans(x, b, seed=0).labels
+
+      class Fixed:
+        def __init__(self, n_clusters, random_state=None):
+          del n_clusters, random_state
+
+        def fit_predict(self, _):
+          return clusters
+      theirs = skpool.TypiClust(cluster_algo=Fixed, k=5, random_state=0).query(
+          x, y, batch_size=b)
+      same = np.array_equal(typiclust.typiclust(x, b, clusters=clusters, **opts), theirs)
+      ratios["typiclust"] = t_ref / t_ours
+      print(f"typiclust scikit-activeml: {t_ref:.2f} s; ratio {t_ref / t_ours:.1f}x; "
+            f"same picks given the same clusters: {same}")
+  if "probcover" in FLAGS.methods:
+    (_, info), t_search, _ = timed(lambda: probcover.probcover(
+        x, 1, num_classes=100, seed=0, return_info=True))
+    delta = info.delta
+    print(f"probcover jaxal delta search (k-means K=100 + exact purity): "
+          f"{t_search:.2f} s, delta {delta:.4f}, purity {info.purity:.3f}")
+    (ours, info), t_ours, m_ours = timed(lambda: probcover.probcover(
+        x, b, delta=delta, return_info=True))
+    print(f"probcover jaxal greedy: {t_ours:.2f} s, coverage {info.coverage:.3f}, "
+          f"{info.stats.evaluations} exact gains, {m_ours / n:.0f} bytes/point")
+    if FLAGS.reference:
+      theirs, t_ref, m_ref = timed(lambda: skpool.ProbCover(
+          deltas=[delta], random_state=0).query(x, y, batch_size=b))
+      ratios["probcover"] = t_ref / t_ours
+      print(f"probcover scikit-activeml: {t_ref:.2f} s ({m_ref / n:.0f} bytes/point); "
+            f"ratio {t_ref / t_ours:.1f}x; same picks: {np.array_equal(ours, theirs)}")
+  if "maxherding" in FLAGS.methods:
+    (ours, st), t_ours, m_ours = timed(lambda: maxherding.maxherding(
+        x, b, return_stats=True))
+    print(f"maxherding jaxal: {t_ours:.2f} s, {st.evaluations} exact gains, "
+          f"{m_ours / n:.0f} bytes/point")
+    if FLAGS.reference:
+      theirs, t_ref, m_ref = timed(lambda: maxherding_numpy(x, b, 1.0))
+      ratios["maxherding"] = t_ref / t_ours
+      print(f"maxherding NumPy greedy (N x N kernel): {t_ref:.2f} s "
+            f"({m_ref / n:.0f} bytes/point); ratio {t_ref / t_ours:.1f}x; "
+            f"same picks: {np.array_equal(ours, theirs)}")
+  return ratios
+
+
+def large(n: int, d: int, b: int) -> None:
+  x = pool(n, d, seed=1)
+  print(f"\n== N={n}, d={d}, b={b}: jaxal alone ==")
+  for m in FLAGS.methods:
+    fn = {"typiclust": lambda: typiclust.typiclust(x, b, seed=0),
+          "probcover": lambda: probcover.probcover(x, b, num_classes=100, seed=0),
+          "maxherding": lambda: maxherding.maxherding(x, b)}[m]
+    _, t, mem = timed(fn)
+    print(f"{m}: {t:.1f} s, {mem / n:.0f} bytes/point beyond the features")
+
+
+def main(argv):
+  del argv
+  dev = jax.devices()[0]
+  print(f"device: {dev.device_kind} ({jax.default_backend()}), "
+        f"{len(jax.devices())} device(s); jax {jax.__version__}")
+  print(f"cpu: {_xla_cpu.cpu_description()}")
+  ratios = compare(FLAGS.n, FLAGS.d, FLAGS.budget)
+  for n in FLAGS.large:
+    large(int(n), FLAGS.d, FLAGS.large_budget)
+  if ratios:
+    print("coldstart_speed_ratio_vs_reference: " + " ".join(
+        f"{k} {v:.1f}" for k, v in ratios.items()))
+
+
+if __name__ == "__main__":
+  app.run(main)
