@@ -121,7 +121,8 @@ def compare(n: int, d: int, b: int) -> dict:
           return clusters
       theirs = skpool.TypiClust(cluster_algo=Fixed, k=5, random_state=0).query(
           x, y, batch_size=b)
-      same = np.array_equal(typiclust.typiclust(x, b, clusters=clusters, **opts), theirs)
+      same = np.array_equal(typiclust.typiclust(x, b, clusters=clusters, normalize=False,
+                                                **opts), theirs)
       ratios["typiclust"] = t_ref / t_ours
       print(f"typiclust scikit-activeml: {t_ref:.2f} s; ratio {t_ref / t_ours:.1f}x; "
             f"same picks given the same clusters: {same}")
@@ -132,7 +133,7 @@ def compare(n: int, d: int, b: int) -> dict:
     print(f"probcover jaxal delta search (k-means K=100 + exact purity): "
           f"{t_search:.2f} s, delta {delta:.4f}, purity {info.purity:.3f}")
     (ours, info), t_ours, m_ours = timed(lambda: probcover.probcover(
-        x, b, delta=delta, return_info=True))
+        x, b, delta=delta, normalize=False, return_info=True))
     print(f"probcover jaxal greedy: {t_ours:.2f} s, coverage {info.coverage:.3f}, "
           f"{info.stats.evaluations} exact gains, {m_ours / n:.0f} bytes/point")
     if FLAGS.reference:
@@ -143,7 +144,7 @@ def compare(n: int, d: int, b: int) -> dict:
             f"ratio {t_ref / t_ours:.1f}x; same picks: {np.array_equal(ours, theirs)}")
   if "maxherding" in FLAGS.methods:
     (ours, st), t_ours, m_ours = timed(lambda: maxherding.maxherding(
-        x, b, return_stats=True))
+        x, b, normalize=False, return_stats=True))
     print(f"maxherding jaxal: {t_ours:.2f} s, {st.evaluations} exact gains, "
           f"{m_ours / n:.0f} bytes/point")
     if FLAGS.reference:

@@ -27,8 +27,8 @@ join the cycle. Ties of typicality go to the lowest pool index. k-means is
 50 clusters); `clusters=` takes precomputed labels instead.
 
 Cost: one k-means, then per pick the K nearest neighbours inside one cluster
-(O(n_c^2 d) on device, by blocks of rows), so memory beyond the features is O(N)
-plus one cluster's features.
+(O(n_c^2 d) on device in float64, by blocks of rows), so memory beyond the
+features is O(N) plus one cluster's features.
 """
 
 from __future__ import annotations
@@ -62,10 +62,14 @@ def typicality(features: np.ndarray, *, neighbors: int = 20,
   if m == 1 or k == 0:
     return np.ones((m,))
   size = max(8, 1 << (m - 1).bit_length())  # bucketed shapes: few compilations
-  x = np.zeros((size, features.shape[1]), np.float32)
+  # float64: in a small cluster of high-dimensional features the mean neighbour
+  # distances of its points differ by less than float32 resolves, and the argmax
+  # would follow rounding (a cluster is small, so this costs little).
+  x = np.zeros((size, features.shape[1]), np.float64)
   x[:m] = features
-  return np.asarray(_typicality(x, np.int32(m), np.int32(k), kmax=min(neighbors, size),
-                                squared=squared))[:m]
+  with jax.enable_x64(True):
+    return np.asarray(_typicality(x, np.int32(m), np.int32(k),
+                                  kmax=min(neighbors, size), squared=squared))[:m]
 
 
 @functools.partial(jax.jit, static_argnames=("kmax", "squared"))

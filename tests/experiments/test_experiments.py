@@ -131,7 +131,8 @@ def test_cells_csv_columns_and_plots(tables_workdir):
   assert {r["balancing"] for r in rows} == {"0", "1"}
   assert {r["ensemble"] for r in rows} == {"0", "1"}
   assert {r["target"] for r in rows} == {"svm", "finetune"}
-  assert {r["method"] for r in rows} == {"random", "entropy_inv_div", "coreset", "full"}
+  assert {r["method"] for r in rows} == {"random", "entropy_inv_div", "coreset", "full",
+                                         "typiclust", "probcover", "maxherding"}
   plots = os.listdir(os.path.join(workdir, "plots"))
   assert any(p.startswith("acc_vs_budget_offline_far") for p in plots)
   assert any(p.startswith("class_counts_offline_target") for p in plots)
