@@ -208,7 +208,7 @@ def test_concurrent_shards_equal_one_run(tables_workdir, tmp_path):
      "balanced pool of offline_target"),
     (["--table=2", "--datasets=offline_target,food101"],
      "--datasets: unknown dataset 'food101' for --data=offline"),
-    (["--table=13"], "--table must be one of 2-12"),
+    (["--table=14"], "--table must be one of 2-13"),
     (["--table=2", "--shard=2/2"], "--shard"),
     (["--table=2", "--seeds=0,-1"], "--seeds: seed must lie in [0, 2**32)"),
     (["--table=2", "--batch_size=400"], "--batch_size=400: M_S's batch must be"),

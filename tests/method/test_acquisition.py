@@ -23,7 +23,9 @@ def test_method_names():
                "entropy_inv", "entropy_div", "entropy_inv_div",
                "least_confidence_inv_div", "margin_div", "margin_inv"]:
     assert name in A.METHODS
-  assert len(A.METHODS) == 14
+  assert A.COLD_START == ("typiclust", "probcover", "maxherding")
+  assert set(A.COLD_START) <= set(A.METHODS)
+  assert len(A.METHODS) == 14 + len(A.COLD_START)
 
 
 @pytest.mark.parametrize("method", A.METHODS)
@@ -31,13 +33,13 @@ def test_contract(pool, method):
   probs, feats, mask = pool
   budget = 60
   got = A.select(method, budget=budget, probs=probs, features=feats,
-                 labeled_mask=mask, seed=3)
+                 labeled_mask=mask, seed=3, num_classes=5)
   assert isinstance(got, np.ndarray) and got.dtype.kind == "i"
   assert got.shape == (budget,)
   assert np.unique(got).size == budget
   assert not mask[got].any()
   again = A.select(method, budget=budget, probs=probs, features=feats,
-                   labeled_mask=mask, seed=3)
+                   labeled_mask=mask, seed=3, num_classes=5)
   np.testing.assert_array_equal(got, again)
 
 
@@ -46,7 +48,7 @@ def test_whole_unlabeled_pool(pool, method):
   probs, feats, mask = pool
   n_unlabeled = int((~mask).sum())
   got = A.select(method, budget=n_unlabeled, probs=probs, features=feats,
-                 labeled_mask=mask)
+                 labeled_mask=mask, num_classes=5)
   assert sorted(got.tolist()) == np.flatnonzero(~mask).tolist()
 
 
