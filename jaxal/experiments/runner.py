@@ -72,7 +72,7 @@ def cells(run: TableRun) -> list:
     spec = tables.SPECS[n]
     out.update(sweep.expand(
         datasets=run.datasets, pool=spec.pool, budgets=run.budgets,
-        methods=run.methods, balancing=spec.balancings, ensemble=spec.ensemble,
+        methods=run.methods, balancing=spec.balancing, ensemble=spec.ensemble,
         targets=run.targets, seeds=run.seeds, rounds=run.rounds))
   return sorted(out)
 
@@ -99,7 +99,7 @@ def check(run: TableRun) -> None:
     if n not in tables.SPECS:
       raise SetupError(f"--table: {n} is not a table of the paper; use 2-12, or 13 "
                        "(the cold-start functions beside the paper's).")
-    if run.rounds != 1 and True in tables.SPECS[n].balancings:
+    if run.rounds != 1 and True in tables.SPECS[n].balancing:
       raise SetupError(f"--rounds={run.rounds}: table {n} uses the balancing step, "
                        "which is single-shot; use --rounds with a table without "
                        "it (2, 6, 7, 8, 10, 12).")
