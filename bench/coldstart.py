@@ -33,7 +33,7 @@ import numpy as np
 from absl import app, flags
 
 from jaxal import _xla_cpu
-from jaxal.coldstart import kmeans, maxherding, probcover, typiclust
+from jaxal.coldstart import _inputs, kmeans, maxherding, probcover, typiclust
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("n", 20000, "Pool size of the comparison.")
@@ -51,7 +51,7 @@ def pool(n: int, d: int, seed: int = 0) -> np.ndarray:
   comp = rng.choice(100, size=n, p=sizes / sizes.sum())
   centers = rng.normal(size=(100, d)).astype(np.float32)
   x = centers[comp] + 0.6 * rng.normal(size=(n, d)).astype(np.float32)
-  return typiclust.normalized(x.astype(np.float32))
+  return _inputs.normalized(x.astype(np.float32))
 
 
 def peak_bytes() -> int:

@@ -27,7 +27,7 @@ BASE = {"jaxal._validation", "jaxal.io", "jaxal._xla_cpu"}
 METHOD = {"jaxal", "jaxal.acquisition", "jaxal.uncertainty", "jaxal.diversify",
           "jaxal.kcenter", "jaxal.distances", "jaxal.balancing", "jaxal.metrics",
           "jaxal.rounds"} | {f"jaxal.coldstart{m}" for m in (
-              "", "._pool", ".kmeans", ".coverage", ".typiclust", ".probcover",
+              "", "._inputs", "._pool", ".kmeans", ".coverage", ".typiclust", ".probcover",
               ".maxherding")}
 SUBPACKAGES = ("datasets", "models", "experiments", "cli")
 

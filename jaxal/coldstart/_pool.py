@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxal import distances
+
 AXIS = "pool"
 
 
@@ -86,6 +88,14 @@ def psum(x, axis):
 def offset(local: int, axis):
   """Global index of this device's first row."""
   return 0 if axis is None else jax.lax.axis_index(axis) * local
+
+
+def centered(x_local: jax.Array, real_local: jax.Array, axis):
+  """(the pool's mean over its real rows [d], each local row's squared distance
+  to it [local]): the centering `jaxal.distances` takes about."""
+  n = psum(jnp.sum(real_local), axis)
+  mean = psum(jnp.sum(jnp.where(real_local[:, None], x_local, 0), axis=0), axis) / n
+  return mean, distances.centered_sq_norms(x_local, mean, jnp.ones_like(mean))
 
 
 def gather(x_local: jax.Array, idx: jax.Array, axis) -> jax.Array:

@@ -45,15 +45,14 @@ def _kmeans_local(x, real, key, tol, axis, *, k: int, max_iter: int, rows: int,
   padded = local * (1 if axis is None else jax.lax.psum(1, axis))
   nb = local // rows
   ones = jnp.ones((d,), x.dtype)
-  mean = _pool.psum(jnp.sum(jnp.where(real[:, None], x, 0), axis=0), axis) / n
-  x_sq = distances.centered_sq_norms(x, mean, ones)
+  mean, x_sq = _pool.centered(x, real, axis)
   trials = 2 + int(math.log(k))
 
   def sq(b, centers):  # [rows, m] squared distances of row block b
     return distances.sq_dists_to(_pool.block(x, b, rows), _pool.block(x_sq, b, rows),
                                  mean, ones, centers)
 
-  def per_block(fn, out_shape, dtype):  # [local] vector filled block by block
+  def per_block(fn, dtype):  # [local] vector filled block by block
     def body(b, acc):
       return jax.lax.dynamic_update_slice_in_dim(acc, fn(b), b * rows, 0)
     return jax.lax.fori_loop(0, nb, body, jnp.zeros((local,), dtype))
@@ -63,7 +62,7 @@ def _kmeans_local(x, real, key, tol, axis, *, k: int, max_iter: int, rows: int,
   real_all = _pool.gather_vector(real, axis)
   first = jax.random.choice(keys[0], padded, p=real_all / n)
   c0 = _pool.gather(x, first[None], axis)
-  d2 = per_block(lambda b: sq(b, c0)[:, 0], (local,), x.dtype)
+  d2 = per_block(lambda b: sq(b, c0)[:, 0], x.dtype)
   d2 = jnp.where(real, d2, 0)
   centers = jnp.zeros((k, d), x.dtype).at[0].set(c0[0])
 
@@ -81,15 +80,14 @@ def _kmeans_local(x, real, key, tol, axis, *, k: int, max_iter: int, rows: int,
     potential = _pool.psum(jax.lax.fori_loop(0, nb, pot, jnp.zeros((trials,), x.dtype)),
                            axis)
     best = jnp.argmin(potential)
-    d2 = jnp.minimum(d2, per_block(lambda b: sq(b, cvec[best][None])[:, 0], (local,),
-                                   x.dtype))
+    d2 = jnp.minimum(d2, per_block(lambda b: sq(b, cvec[best][None])[:, 0], x.dtype))
     return centers.at[c].set(cvec[best]), jnp.where(real, d2, 0)
 
   centers, _ = jax.lax.fori_loop(1, k, seed_one, (centers, d2))
 
   def assign(centers):
     return per_block(lambda b: jnp.argmin(sq(b, centers), axis=1).astype(jnp.int32),
-                     (local,), jnp.int32)
+                     jnp.int32)
 
   def lloyd(carry):
     centers, it, _ = carry

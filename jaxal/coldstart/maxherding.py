@@ -25,11 +25,8 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import jax
-import numpy as np
 
-from jaxal import _validation as V
-from jaxal.coldstart import coverage
-from jaxal.coldstart.typiclust import normalized
+from jaxal.coldstart import _inputs, coverage
 
 
 def maxherding(features, budget: int, *, labeled_mask=None, bandwidth: float = 1.0,
@@ -51,17 +48,10 @@ def maxherding(features, budget: int, *, labeled_mask=None, bandwidth: float = 1
   Returns:
     numpy int64 array of `budget` pool indices in selection order.
   """
-  f = np.asarray(V.check_features(features), np.float32)
-  n = f.shape[0]
-  mask = V.check_mask(labeled_mask, n)
-  budget = V.check_budget(budget, int(n - mask.sum()))
-  if isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float)) \
-      or not np.isfinite(bandwidth) or bandwidth <= 0:
-    raise ValueError(f"bandwidth must be a finite float > 0, got {bandwidth!r}; the "
-                     "authors use 1.0 on L2-normalised features.")
-  if normalize:
-    f = normalized(f)
-  picks, stats = coverage.greedy(f, budget, kind="gaussian",
-                                 param=1.0 / float(bandwidth) ** 2, labeled_mask=mask,
+  h = _inputs.positive(bandwidth, "bandwidth",
+                       "the authors use 1.0 on L2-normalised features.")
+  f, mask, budget = _inputs.pool(features, budget, labeled_mask, normalize)
+  picks, stats = coverage.greedy(f, budget, kind="gaussian", param=1.0 / h ** 2,
+                                 labeled_mask=mask,
                                  lazy=lazy, devices=devices)
   return (picks, stats) if return_stats else picks

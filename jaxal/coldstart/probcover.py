@@ -40,8 +40,7 @@ import numpy as np
 
 from jaxal import _validation as V
 from jaxal import distances
-from jaxal.coldstart import _pool, coverage, kmeans as kmeans_lib
-from jaxal.coldstart.typiclust import normalized
+from jaxal.coldstart import _inputs, _pool, coverage, kmeans as kmeans_lib
 
 _ROWS = 1024
 
@@ -61,9 +60,7 @@ def _nearest_other_local(x, real, labels_all, axis, *, rows: int):
   nb = local // rows
   off = _pool.offset(local, axis)
   ones = jnp.ones((d,), x.dtype)
-  n = _pool.psum(jnp.sum(real), axis)
-  mean = _pool.psum(jnp.sum(jnp.where(real[:, None], x, 0), axis=0), axis) / n
-  x_sq = distances.centered_sq_norms(x, mean, ones)
+  mean, x_sq = _pool.centered(x, real, axis)
   real_all = _pool.gather_vector(real, axis)
 
   def col(j, out):
@@ -145,20 +142,15 @@ def probcover(features, budget: int, *, labeled_mask=None, seed: int = 0,
   Returns:
     numpy int64 array of `budget` pool indices in selection order (and the info).
   """
-  f = np.asarray(V.check_features(features), np.float32)
+  f, mask, budget = _inputs.pool(features, budget, labeled_mask, normalize)
   n = f.shape[0]
-  mask = V.check_mask(labeled_mask, n)
-  budget = V.check_budget(budget, int(n - mask.sum()))
   seed = V.check_seed(seed)
   if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) \
       or not 0 < alpha <= 1:
     raise ValueError(f"alpha must be in (0, 1], got {alpha!r}; the paper uses 0.95.")
-  if delta is not None and (isinstance(delta, bool) or not isinstance(
-      delta, (int, float)) or not np.isfinite(delta) or delta <= 0):
-    raise ValueError(f"delta must be a finite float > 0, got {delta!r}; or pass "
-                     "delta=None to choose it by purity.")
-  if normalize:
-    f = normalized(f)
+  if delta is not None:
+    delta = _inputs.positive(delta, "delta", "or pass delta=None to choose it by "
+                             "purity.")
   purity = None
   if delta is None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \

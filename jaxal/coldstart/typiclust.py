@@ -42,7 +42,7 @@ import numpy as np
 
 from jaxal import _validation as V
 from jaxal import distances
-from jaxal.coldstart import kmeans as kmeans_lib
+from jaxal.coldstart import _inputs, kmeans as kmeans_lib
 
 NEIGHBOR_RULES = ("half", "all_but_one")
 _ROWS = 256
@@ -127,10 +127,8 @@ def typiclust(features, budget: int, *, labeled_mask=None, seed: int = 0,
   Returns:
     numpy int64 array of `budget` pool indices in selection order.
   """
-  f = np.asarray(V.check_features(features), np.float32)
+  f, mask, budget = _inputs.pool(features, budget, labeled_mask, normalize)
   n = f.shape[0]
-  mask = V.check_mask(labeled_mask, n)
-  budget = V.check_budget(budget, int(n - mask.sum()))
   seed = V.check_seed(seed)
   if neighbor_rule not in NEIGHBOR_RULES:
     raise ValueError(f"neighbor_rule must be one of {NEIGHBOR_RULES}, got "
@@ -142,8 +140,6 @@ def typiclust(features, budget: int, *, labeled_mask=None, seed: int = 0,
   if max_clusters is not None and (isinstance(max_clusters, bool) or not isinstance(
       max_clusters, (int, np.integer)) or max_clusters < 1):
     raise ValueError(f"max_clusters must be an int >= 1 or None, got {max_clusters!r}.")
-  if normalize:
-    f = normalized(f)
   if clusters is None:
     k = int(mask.sum()) + budget
     k = k if max_clusters is None else min(k, int(max_clusters))
@@ -174,16 +170,22 @@ def cluster_order(clusters: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, n
 def _select(f, clusters, mask, budget, *, min_cluster_size, neighbors, neighbor_rule,
             squared) -> np.ndarray:
   ids, sizes = cluster_order(clusters, mask)
-  free = ~mask
-  members = {int(c): np.flatnonzero((clusters == c) & free) for c in ids}
+  # Each cluster's unlabeled members in index order: one stable sort, not a
+  # pass over the pool per cluster.
+  free = np.flatnonzero(~mask)
+  by_cluster = free[np.argsort(clusters[free], kind="stable")]
+  starts = np.searchsorted(clusters[by_cluster], ids)
+  ends = np.searchsorted(clusters[by_cluster], ids, side="right")
+  members = {int(c): by_cluster[a:b] for c, a, b in zip(ids, starts, ends)}
   cycle = [int(c) for c, s in zip(ids, sizes) if s > min_cluster_size]
   small = [int(c) for c, s in zip(ids, sizes) if s <= min_cluster_size]
+  live = sum(members[c].size > 0 for c in cycle)  # clusters of the cycle not exhausted
   picks: list[int] = []
   pos = 0
   while len(picks) < budget:
-    live = [c for c in cycle if members[c].size]
     if not live:  # every cluster above the threshold is exhausted
       cycle, small = cycle + small, []
+      live = sum(members[c].size > 0 for c in cycle)
       continue
     c = cycle[pos % len(cycle)]
     pos += 1
@@ -195,10 +197,6 @@ def _select(f, clusters, mask, budget, *, min_cluster_size, neighbors, neighbor_
     j = int(np.argmax(t))  # first maximum: the lowest pool index
     picks.append(int(idx[j]))
     members[c] = np.delete(idx, j)
+    live -= members[c].size == 0
   return np.asarray(picks, np.int64)
 
-
-def normalized(f: np.ndarray) -> np.ndarray:
-  """Rows scaled to unit L2 norm (a zero row stays zero)."""
-  norm = np.linalg.norm(f.astype(np.float64), axis=1, keepdims=True)
-  return (f / np.where(norm > 0, norm, 1)).astype(np.float32)
