@@ -96,14 +96,14 @@ def _kernel(kind: str, s: jax.Array, param) -> jax.Array:
   return jnp.exp(-s * param)
 
 
-def _greedy_local(x, real, excluded, labeled_idx, num_labeled, mean, param, slack,
-                  axis, *, kind: str, budget: int, lazy: bool, rows: int):
+def _greedy_local(x, real, excluded, labeled_idx, num_labeled, param, slack, axis, *,
+                  kind: str, budget: int, lazy: bool, rows: int):
   """The greedy over this device's rows `x` [local, d]; see `greedy`."""
   local, d = x.shape
   padded = excluded.shape[0]
   nb = local // rows
   ones = jnp.ones((d,), x.dtype)
-  x_sq = distances.centered_sq_norms(x, mean, ones)
+  mean, x_sq = _pool.centered(x, real, axis)
   evals = min(_EVAL, padded)
 
   def kvals(b, cvec, loose=False):  # [rows, m] kernel values, row block b
@@ -210,9 +210,9 @@ def _compiled(lay: _pool.Layout, devices: Optional[tuple], kind: str, budget: in
   fn = functools.partial(_greedy_local, kind=kind, budget=budget, lazy=lazy,
                          rows=lay.rows)
 
-  def solve(x, real, excluded, labeled_idx, num_labeled, mean, param, slack):
+  def solve(x, real, excluded, labeled_idx, num_labeled, param, slack):
     return _pool.run(fn, lay, devices, (x, real),
-                     (excluded, labeled_idx, num_labeled, mean, param, slack),
+                     (excluded, labeled_idx, num_labeled, param, slack),
                      out_row=(False, False, False, False))
   return jax.jit(solve)
 
@@ -241,14 +241,15 @@ def greedy(features: np.ndarray, budget: int, *, kind: str, param: float,
   x = _pool.pad_rows(np.asarray(features, np.float32), lay.padded)
   real = np.arange(lay.padded) < n
   excluded = ~real | _pool.pad_rows(np.asarray(labeled_mask, bool), lay.padded)
-  mean = np.asarray(features, np.float32).mean(axis=0, dtype=np.float64)
-  slack = rounding_slack(np.asarray(features), mean) if kind == "tophat" else 0.0
+  slack = 0.0
+  if kind == "tophat":  # about the mean the kernel centers on (float32 there)
+    slack = rounding_slack(x[:n], x[:n].mean(axis=0, dtype=np.float64))
   labeled = np.flatnonzero(labeled_mask).astype(np.int32)
   idx = np.zeros((_pool.round_up(max(labeled.size, 1), _CHUNK),), np.int32)
   idx[:labeled.size] = labeled
   devs = tuple(devices) if lay.shards > 1 else None
   out = _compiled(lay, devs, kind, int(budget), bool(lazy))(
-      x, real, excluded, idx, np.int32(labeled.size), mean.astype(np.float32),
-      np.float32(param), np.float32(slack))
+      x, real, excluded, idx, np.int32(labeled.size), np.float32(param),
+      np.float32(slack))
   picks = np.asarray(out[0]).astype(np.int64)
   return picks, CoverageStats(int(out[1]), int(out[2]), float(out[3]) / n)
