@@ -59,12 +59,31 @@ def pad_rows(a: np.ndarray, size: int, value=0) -> np.ndarray:
   return np.concatenate([a, pad])
 
 
+def split(features: np.ndarray, devices: Optional[Sequence[jax.Device]], rows: int):
+  """(Layout, the padded float32 pool, [padded] bool of its real rows, the
+  devices as a hashable tuple or None on one device)."""
+  n = features.shape[0]
+  lay = layout(n, devices, rows)
+  x = pad_rows(np.asarray(features, np.float32), lay.padded)
+  return lay, x, np.arange(lay.padded) < n, (tuple(devices) if lay.shards > 1 else None)
+
+
+def sharded_jit(fn: Callable, lay: Layout, devices: Optional[tuple],
+            out_row: tuple[bool, ...]):
+  """jit of `fn(x, real, *replicated, axis)` over the pool split by rows.
+
+  `out_row[i]` says whether output i is split by rows (else replicated).
+  """
+  def solve(x, real, *rep):
+    return run(fn, lay, devices, (x, real), rep, out_row)
+  return jax.jit(solve)
+
+
 def run(fn: Callable, lay: Layout, devices, row_args: tuple, rep_args: tuple,
         out_row: tuple[bool, ...]):
   """Calls `fn(*row_args, *rep_args, axis)` on one device, or under shard_map.
 
   `row_args` are [padded, ...] arrays split by rows; `rep_args` are replicated.
-  `out_row[i]` says whether output i is split by rows (else replicated).
   """
   if lay.shards == 1:
     return fn(*row_args, *rep_args, None)
@@ -113,10 +132,6 @@ def gather(x_local: jax.Array, idx: jax.Array, axis) -> jax.Array:
 def gather_vector(v_local: jax.Array, axis) -> jax.Array:
   """The whole [padded] vector from its local [local] parts."""
   return v_local if axis is None else jax.lax.all_gather(v_local, axis, tiled=True)
-
-
-def blocks(local: int, rows: int) -> int:
-  return local // rows
 
 
 def block(a: jax.Array, b, rows: int) -> jax.Array:

@@ -209,12 +209,7 @@ def _compiled(lay: _pool.Layout, devices: Optional[tuple], kind: str, budget: in
               lazy: bool):
   fn = functools.partial(_greedy_local, kind=kind, budget=budget, lazy=lazy,
                          rows=lay.rows)
-
-  def solve(x, real, excluded, labeled_idx, num_labeled, param, slack):
-    return _pool.run(fn, lay, devices, (x, real),
-                     (excluded, labeled_idx, num_labeled, param, slack),
-                     out_row=(False, False, False, False))
-  return jax.jit(solve)
+  return _pool.sharded_jit(fn, lay, devices, out_row=(False, False, False, False))
 
 
 def greedy(features: np.ndarray, budget: int, *, kind: str, param: float,
@@ -237,9 +232,7 @@ def greedy(features: np.ndarray, budget: int, *, kind: str, param: float,
     ([budget] int64 picks in order, `CoverageStats`).
   """
   n = features.shape[0]
-  lay = _pool.layout(n, devices, rows)
-  x = _pool.pad_rows(np.asarray(features, np.float32), lay.padded)
-  real = np.arange(lay.padded) < n
+  lay, x, real, devs = _pool.split(features, devices, rows)
   excluded = ~real | _pool.pad_rows(np.asarray(labeled_mask, bool), lay.padded)
   slack = 0.0
   if kind == "tophat":  # about the mean the kernel centers on (float32 there)
@@ -247,7 +240,6 @@ def greedy(features: np.ndarray, budget: int, *, kind: str, param: float,
   labeled = np.flatnonzero(labeled_mask).astype(np.int32)
   idx = np.zeros((_pool.round_up(max(labeled.size, 1), _CHUNK),), np.int32)
   idx[:labeled.size] = labeled
-  devs = tuple(devices) if lay.shards > 1 else None
   out = _compiled(lay, devs, kind, int(budget), bool(lazy))(
       x, real, excluded, idx, np.int32(labeled.size), np.float32(param),
       np.float32(slack))

@@ -85,7 +85,8 @@ def _kmeans_local(x, real, key, tol, axis, *, k: int, max_iter: int, rows: int,
       return (potential + jnp.sum(m, 0),
               jax.lax.dynamic_update_slice_in_dim(after, m, b * rows, 0))
     potential, after = jax.lax.fori_loop(
-        0, nb, pot, (jnp.zeros((trials,), x.dtype), jnp.zeros((local, trials), x.dtype)))
+        0, nb, pot,
+        (jnp.zeros((trials,), x.dtype), jnp.zeros((local, trials), x.dtype)))
     best = jnp.argmin(_pool.psum(potential, axis))
     return centers.at[c].set(cvec[best]), after[:, best]
 
@@ -132,11 +133,7 @@ def _kmeans_local(x, real, key, tol, axis, *, k: int, max_iter: int, rows: int,
 def _compiled(lay: _pool.Layout, devices: Optional[tuple], k: int, max_iter: int):
   fn = functools.partial(_kmeans_local, k=k, max_iter=max_iter, rows=lay.rows,
                          n=lay.n)
-
-  def solve(x, real, key, tol):
-    return _pool.run(fn, lay, devices, (x, real), (key, tol),
-                     out_row=(True, False, False, False))
-  return jax.jit(solve)
+  return _pool.sharded_jit(fn, lay, devices, out_row=(True, False, False, False))
 
 
 def kmeans(features, num_clusters: int, *, seed: int = 0, max_iter: int = 100,
@@ -173,11 +170,8 @@ def kmeans(features, num_clusters: int, *, seed: int = 0, max_iter: int = 100,
   if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
     raise ValueError(f"tol must be a finite float >= 0, got {tol!r}.")
   seed = V.check_seed(seed)
-  lay = _pool.layout(n, devices, rows)
-  x = _pool.pad_rows(f, lay.padded)
-  real = np.arange(lay.padded) < n
+  lay, x, real, devs = _pool.split(f, devices, rows)
   var = float(np.mean(f.var(axis=0, dtype=np.float64)))
-  devs = tuple(devices) if lay.shards > 1 else None
   labels, centers, it, inertia = _compiled(lay, devs, int(num_clusters),
                                            int(max_iter))(
       x, real, jax.random.PRNGKey(seed), np.float32(tol * var))

@@ -84,10 +84,7 @@ def _nearest_other_local(x, real, labels_all, axis, *, rows: int):
 @functools.lru_cache(maxsize=16)
 def _nearest_other_compiled(lay: _pool.Layout, devices: Optional[tuple]):
   fn = functools.partial(_nearest_other_local, rows=lay.rows)
-
-  def solve(x, real, labels_all):
-    return _pool.run(fn, lay, devices, (x, real), (labels_all,), out_row=(True,))
-  return jax.jit(solve)
+  return _pool.sharded_jit(fn, lay, devices, out_row=(True,))
 
 
 def nearest_other_label(features: np.ndarray, labels: np.ndarray, *,
@@ -95,11 +92,8 @@ def nearest_other_label(features: np.ndarray, labels: np.ndarray, *,
                         rows: int = _ROWS) -> np.ndarray:
   """[N] distance from each point to its nearest point with another label."""
   n = features.shape[0]
-  lay = _pool.layout(n, devices, rows)
-  x = _pool.pad_rows(np.asarray(features, np.float32), lay.padded)
-  real = np.arange(lay.padded) < n
+  lay, x, real, devs = _pool.split(features, devices, rows)
   lab = _pool.pad_rows(np.asarray(labels, np.int32), lay.padded, -1)
-  devs = tuple(devices) if lay.shards > 1 else None
   out = _nearest_other_compiled(lay, devs)(x, real, lab)
   return np.sqrt(np.asarray(out, np.float64)[:n])
 

@@ -135,7 +135,8 @@ def typiclust(features, budget: int, *, labeled_mask=None, seed: int = 0,
                      f"{neighbor_rule!r}.")
   for name, value, low in (("neighbors", neighbors, 1),
                            ("min_cluster_size", min_cluster_size, 0)):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+        or value < low:
       raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
   if max_clusters is not None and (isinstance(max_clusters, bool) or not isinstance(
       max_clusters, (int, np.integer)) or max_clusters < 1):
@@ -157,7 +158,8 @@ def typiclust(features, budget: int, *, labeled_mask=None, seed: int = 0,
                  neighbors=neighbors, neighbor_rule=neighbor_rule, squared=squared)
 
 
-def cluster_order(clusters: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cluster_order(clusters: np.ndarray,
+                  mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """(cluster ids by (labeled count asc, size desc, id asc), their sizes)."""
   ids, sizes = np.unique(clusters, return_counts=True)
   counts = np.zeros(ids.shape, np.int64)

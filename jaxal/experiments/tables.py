@@ -79,7 +79,8 @@ SPECS = {s.number: s for s in (
     TableSpec(11, "Classes found and imbalance ratio, balanced subsets, after "
               "balancing", "balanced", (True,), (False,), _CLS),
     TableSpec(12, "ACC_t of the SVM and of fine-tuning, imbalanced pools, before "
-              "balancing", "imbalanced", (False,), (False,), _ACC, compare_targets=True),
+              "balancing", "imbalanced", (False,), (False,), _ACC,
+              compare_targets=True),
     TableSpec(13, "Beyond the paper: cold-start functions (TypiClust, ProbCover, "
               "MaxHerding) against the paper's, imbalanced pools, before and after "
               "(+bal) balancing", "imbalanced", (False, True), (False,), _ALL),
