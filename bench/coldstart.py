@@ -95,7 +95,8 @@ def exact_ties(x, clusters, ours, theirs, opts) -> int:
     t = typiclust.typicality(x[idx], neighbors=opts["neighbors"],
                              neighbor_rule=opts["neighbor_rule"],
                              squared=opts["squared"])
-    if t[np.searchsorted(idx, a)] != t[np.searchsorted(idx, b)]:
+    ta, tb = t[np.searchsorted(idx, a)], t[np.searchsorted(idx, b)]
+    if abs(ta - tb) > 1e-12 * max(ta, tb):  # jaxal's tie tolerance
       return 0
   return int(differ.size)
 

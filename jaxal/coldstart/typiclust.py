@@ -22,7 +22,8 @@ largest uncovered cluster next (the same order on a first pass).
 Reconstructed here [R]: where the authors' loop would fail (a visited cluster with
 no point left raises an IndexError there) we skip to the next cluster in the
 cycle; when every cluster above the size threshold is exhausted, the small ones
-join the cycle. Ties of typicality go to the lowest pool index. k-means is
+join the cycle. Ties of typicality (within 1e-12 relative, float64) go to the
+lowest pool index. k-means is
 `jaxal.coldstart.kmeans` (the authors use scikit-learn's `MiniBatchKMeans` above
 50 clusters); `clusters=` takes precomputed labels instead.
 
@@ -47,6 +48,7 @@ from jaxal.coldstart import _inputs, kmeans as kmeans_lib
 NEIGHBOR_RULES = ("half", "all_but_one")
 _ROWS = 256
 _EPS = 1e-5  # the authors' 1 / (mean + 1e-5)
+_TIE = 1e-12  # typicalities this close (relative, float64) are ties
 
 
 def typicality(features: np.ndarray, *, neighbors: int = 20,
@@ -196,7 +198,10 @@ def _select(f, clusters, mask, budget, *, min_cluster_size, neighbors, neighbor_
       continue
     t = typicality(f[idx], neighbors=neighbors, neighbor_rule=neighbor_rule,
                    squared=squared)
-    j = int(np.argmax(t))  # first maximum: the lowest pool index
+    # Ties go to the lowest pool index, also where rounding alone separates
+    # them (two points of a 2-point cluster are each other's only neighbour,
+    # but their distances come out of different rows of a matrix product).
+    j = int(np.argmax(t >= t.max() * (1 - _TIE)))
     picks.append(int(idx[j]))
     members[c] = np.delete(idx, j)
     live -= members[c].size == 0

@@ -164,6 +164,17 @@ def test_typiclust_cycle_skips_small_clusters_and_respects_labels():
   assert sorted(all_) == sorted(set(range(len(y))) - {0})  # small ones join at the end
 
 
+def test_typiclust_two_point_clusters_take_the_lower_index():
+  # Each point of a 2-point cluster is the other's only neighbour: an exact tie
+  # that rounding of the two distance computations would otherwise decide.
+  for seed in range(8):
+    x = sphere(40, 64, seed)
+    clusters = np.repeat(np.arange(20), 2)
+    picks = typiclust.typiclust(x, 20, clusters=clusters, min_cluster_size=0,
+                                max_clusters=None)
+    assert sorted(picks) == list(range(0, 40, 2))
+
+
 @pytest.fixture(scope="module")
 def skactiveml():
   pool = pytest.importorskip("skactiveml.pool")
