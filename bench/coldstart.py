@@ -25,7 +25,6 @@ dimensions, so that clusters and delta-balls mean something.
 
 from __future__ import annotations
 
-import resource
 import time
 
 import jax
@@ -54,17 +53,35 @@ def pool(n: int, d: int, seed: int = 0) -> np.ndarray:
   return _inputs.normalized(x.astype(np.float32))
 
 
-def peak_bytes() -> int:
-  if jax.default_backend() != "cpu":
-    return int(jax.devices()[0].memory_stats().get("peak_bytes_in_use", 0))
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def _status_kb(field: str) -> int:
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith(field + ":"):
+        return int(line.split()[1])
+  raise KeyError(field)
 
 
 def timed(fn):
-  before = peak_bytes()
+  """(result, seconds, peak memory the call added). CPU: the process's peak RSS
+  is reset first (Linux clear_refs), so the number is this call's own peak
+  above what was resident before it (XLA's compilation included). GPU: the
+  device's peak bytes in use since start minus those in use before (JAX cannot
+  reset that peak: a later, smaller call may show an earlier one's peak)."""
+  if jax.default_backend() != "cpu":
+    stats = jax.devices()[0].memory_stats() or {}
+    before = int(stats.get("bytes_in_use", 0))
+  else:
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")  # resets VmHWM to the current RSS
+    before = _status_kb("VmRSS") * 1024
   t = time.perf_counter()
   out = fn()
-  return out, time.perf_counter() - t, max(0, peak_bytes() - before)
+  seconds = time.perf_counter() - t
+  if jax.default_backend() != "cpu":
+    peak = int((jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use", 0))
+  else:
+    peak = _status_kb("VmHWM") * 1024
+  return out, seconds, max(0, peak - before)
 
 
 def maxherding_numpy(x: np.ndarray, budget: int, gamma: float) -> np.ndarray:
