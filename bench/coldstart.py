@@ -100,6 +100,27 @@ def maxherding_numpy(x: np.ndarray, budget: int, gamma: float) -> np.ndarray:
   return np.asarray(out)
 
 
+def first_difference(x, ours, theirs, gamma) -> str:
+  """Where two MaxHerding pick sequences first differ, and by how much the two
+  picks' gains differ there in float64 (given the common history)."""
+  differ = np.flatnonzero(ours != theirs)
+  if not differ.size:
+    return ""
+  i = int(differ[0])
+  xx = x.astype(np.float64)
+  sq = np.einsum("ij,ij->i", xx, xx)
+
+  def kernel(cols):  # [N, len(cols)] float64 kernel values
+    return np.exp(-gamma * np.maximum(sq[:, None] + sq[cols][None, :]
+                                      - 2 * xx @ xx[cols].T, 0))
+  cur = kernel(ours[:i]).max(1) if i else np.zeros(len(x))
+  a, b = int(ours[i]), int(theirs[i])
+  ga, gb = np.maximum(kernel(np.array([a, b])) - cur[:, None], 0).sum(0)
+  return (f" (first difference at pick {i} of {len(ours)}: float64 gains "
+          f"{ga:.17g} (jaxal, index {a}) and {gb:.17g} (reference, index {b}), "
+          f"relative gap {abs(ga - gb) / max(ga, gb):.1e})")
+
+
 def exact_ties(x, clusters, ours, theirs, opts) -> int:
   """How many differing picks are exact typicality ties (0 if any is not: then
   the picks truly differ). Each cluster is visited once here (K = b)."""
@@ -192,7 +213,8 @@ def compare(n: int, d: int, b: int) -> dict:
       ratios["maxherding"] = t_ref / t_ours
       print(f"maxherding NumPy greedy (N x N kernel): {t_ref:.2f} s "
             f"({m_ref / n:.0f} bytes/point); ratio {t_ref / t_ours:.1f}x; "
-            f"same picks: {np.array_equal(ours, theirs)}")
+            f"same picks: {np.array_equal(ours, theirs)}"
+            + first_difference(x, ours, theirs, 1.0))
   return ratios
 
 

@@ -21,7 +21,10 @@ candidate's gain only shrinks as points are picked: *lazy greedy* (Minoux 1978)
 keeps an upper bound per candidate, and each step recomputes the exact gain of the
 candidates with the largest bounds, `_EVAL` at a time (one pass over the pool as a
 [rows, _EVAL] matrix product per block of rows), until the largest bound belongs to
-a candidate whose gain was just computed. That candidate is the exact greedy pick:
+a candidate whose gain was just computed (the pass that adds a pick to the
+coverage computes the next step's first such batch, so a step whose first batch
+suffices, as is usual for ProbCover, reads the pool once). That candidate is the
+exact greedy pick:
 its gain is at least every other bound, hence every other gain. Ties go to the
 lowest pool index, as `numpy.argmax` over all gains would take. The first bounds
 are one blocked pass over all pairs (O(N^2 d) compute, O(N) memory), computed
@@ -104,6 +107,9 @@ def _greedy_local(x, real, excluded, labeled_idx, num_labeled, param, slack, axi
   nb = local // rows
   ones = jnp.ones((d,), x.dtype)
   mean, x_sq = _pool.centered(x, real, axis)
+  # Every exact gain comes from a product `evals` columns wide: a product's
+  # rounding can depend on its width (XLA may also merge products that share an
+  # operand), and lazy greedy must reproduce plain greedy's gains bit for bit.
   evals = min(_EVAL, padded)
 
   def kvals(b, cvec, loose=False):  # [rows, m] kernel values, row block b
@@ -118,13 +124,27 @@ def _greedy_local(x, real, excluded, labeled_idx, num_labeled, param, slack, axi
           cur, jnp.maximum(_pool.block(cur, b, rows), kv), b * rows, 0)
     return jax.lax.fori_loop(0, nb, body, cur)
 
+  def block_gains(b, cur_b, cvec, loose=False):  # [m] over row block b
+    return jnp.sum(jnp.maximum(kvals(b, cvec, loose) - cur_b[:, None], 0), axis=0)
+
   def gains(cur, cvec, alive, loose=False):  # [m] sum_i max(k(x_i, c) - cur_i, 0)
     def body(b, acc):
-      kv = kvals(b, cvec, loose)
-      return acc + jnp.sum(jnp.maximum(kv - _pool.block(cur, b, rows)[:, None], 0),
-                           axis=0)
+      return acc + block_gains(b, _pool.block(cur, b, rows), cvec, loose)
     g = jax.lax.fori_loop(0, nb, body, jnp.zeros((cvec.shape[0],), x.dtype))
     return jnp.where(alive, _pool.psum(g, axis), -jnp.inf)
+
+  def fold_then_gains(cur, pvec, cvec, alive):
+    """`fold(cur, pick)` and then `gains` of the candidates, in one pass over
+    the pool (each block read once). The two products keep the shapes of
+    `fold`'s and `gains`' own, so the values are theirs bit for bit."""
+    def body(b, c):
+      cur, acc = c
+      cur_b = jnp.maximum(_pool.block(cur, b, rows), kvals(b, pvec)[:, 0])
+      return (jax.lax.dynamic_update_slice_in_dim(cur, cur_b, b * rows, 0),
+              acc + block_gains(b, cur_b, cvec))
+    cur, g = jax.lax.fori_loop(0, nb, body,
+                               (cur, jnp.zeros((cvec.shape[0],), x.dtype)))
+    return cur, jnp.where(alive, _pool.psum(g, axis), -jnp.inf)
 
   # Coverage by the labeled points; padding rows are "infinitely covered" so that
   # they add nothing to any gain.
@@ -158,8 +178,9 @@ def _greedy_local(x, real, excluded, labeled_idx, num_labeled, param, slack, axi
   else:
     ub0 = jnp.full((padded,), -jnp.inf, x.dtype)
 
-  def find(cur, ub, excluded):
-    """(bounds, the exact greedy pick, exact gains computed)."""
+  def find(cur, ub, fresh, excluded):
+    """(bounds, the exact greedy pick, exact gains computed); `fresh` marks the
+    bounds that are already exact gains for `cur`."""
     if not lazy:
       ub = all_gains(cur, excluded)
       return ub, jnp.argmax(ub), jnp.sum(~excluded)
@@ -177,29 +198,40 @@ def _greedy_local(x, real, excluded, labeled_idx, num_labeled, param, slack, axi
       return (ub.at[ids].set(g), fresh.at[ids].set(fresh[ids] | alive),
               count + jnp.sum(alive))
 
-    ub, _, count = jax.lax.while_loop(
-        stale, refresh, (ub, jnp.zeros((padded,), bool), jnp.zeros((), jnp.int32)))
+    ub, _, count = jax.lax.while_loop(stale, refresh,
+                                      (ub, fresh, jnp.zeros((), jnp.int32)))
     return ub, jnp.argmax(ub), count
 
   zero = jnp.zeros((), jnp.int32)
+  none_fresh = jnp.zeros((padded,), bool)
 
   def step(i, carry):
-    cur, ub, excluded, selected, count, resets = carry
-    ub, j, n1 = find(cur, ub, excluded)
+    cur, ub, fresh, excluded, selected, count, resets = carry
+    ub, j, n1 = find(cur, ub, fresh, excluded)
     full = ub[j] <= 0  # nothing left to cover: restart from the labeled points
 
     def restart(_):
-      ub2, j2, n2 = find(cur_l, jnp.where(excluded, -jnp.inf, ub0), excluded)
+      ub2, j2, n2 = find(cur_l, jnp.where(excluded, -jnp.inf, ub0), none_fresh,
+                         excluded)
       return cur_l, ub2, j2, n2
 
     cur, ub, j, n2 = jax.lax.cond(full, restart, lambda _: (cur, ub, j, zero), None)
-    cur = fold(cur, _pool.gather(x, j[None], axis), jnp.ones((1,), bool))
-    return (cur, ub.at[j].set(-jnp.inf), excluded.at[j].set(True),
-            selected.at[i].set(j.astype(jnp.int32)), count + n1 + n2,
-            resets + full.astype(jnp.int32))
+    ub, excluded = ub.at[j].set(-jnp.inf), excluded.at[j].set(True)
+    pick = _pool.gather(x, j[None], axis)
+    if lazy:  # the pick's coverage and the next step's first refresh, one pass
+      vals, ids = jax.lax.top_k(ub, evals)
+      alive = vals > -jnp.inf
+      cur, g = fold_then_gains(cur, pick, _pool.gather(x, ids, axis), alive)
+      ub, fresh = ub.at[ids].set(g), none_fresh.at[ids].set(alive)
+      n2 = n2 + jnp.sum(alive)
+    else:
+      cur = fold(cur, pick, jnp.ones((1,), bool))
+    return (cur, ub, fresh, excluded, selected.at[i].set(j.astype(jnp.int32)),
+            count + n1 + n2, resets + full.astype(jnp.int32))
 
-  init = (cur_l, ub0, excluded, jnp.zeros((budget,), jnp.int32), zero, zero)
-  cur, _, _, selected, count, resets = jax.lax.fori_loop(0, budget, step, init)
+  init = (cur_l, ub0, none_fresh, excluded, jnp.zeros((budget,), jnp.int32), zero,
+          zero)
+  cur, _, _, _, selected, count, resets = jax.lax.fori_loop(0, budget, step, init)
   covered = _pool.psum(jnp.sum(jnp.where(real, cur, 0)), axis)
   return selected, count, resets, covered
 
