@@ -14,21 +14,37 @@ from typing import Any
 
 
 def write_text(path: str, text: str) -> None:
-  """Atomically writes `text` to `path` (temporary file, fsync, rename)."""
+  """Atomically and durably writes `text` (UTF-8) to `path`: temporary file,
+  fsync, rename, fsync of the folder."""
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   suffix = os.path.splitext(path)[1]
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
   try:
-    with os.fdopen(fd, "w") as f:
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
       f.write(text)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
+    _fsync_dir(folder)
   except BaseException:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def _fsync_dir(folder: str) -> None:
+  """Makes a rename in `folder` durable (a power cut keeps the new name)."""
+  try:
+    fd = os.open(folder, os.O_RDONLY)
+  except OSError:  # platforms without directory descriptors
+    return
+  try:
+    os.fsync(fd)
+  except OSError:
+    pass
+  finally:
+    os.close(fd)
 
 
 def save_npz(path: str, **arrays) -> None:
@@ -56,5 +72,5 @@ def read_json(path: str, default: Any = None) -> Any:
   """Reads JSON from `path`, or returns `default` when it does not exist."""
   if not os.path.exists(path):
     return default
-  with open(path) as f:
+  with open(path, encoding="utf-8") as f:
     return json.load(f)

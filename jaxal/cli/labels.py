@@ -5,15 +5,22 @@
   start (METHOD.md section 4: n_c runs over all N_t classes).
 - Labels CSV: a header starting `path,label`, then one row per labeled image:
   its path as written in `to_label.csv` (relative to the image folder; an absolute
-  path inside it is accepted) and its class name. Further columns are ignored.
+  path inside it is accepted) and its class name. Further columns (the labeling
+  page's `annotator,time`) are ignored.
+- Or a Label Studio JSON export of the tasks jaxal wrote (`labelstudio.py`):
+  any labels file whose name ends in `.json`.
 
-Every problem is a `LabelsError` naming the file and line, raised before
-anything is written, so a bad file changes nothing in the work directory.
+Both files are read as spreadsheets write them: a UTF-8 byte-order mark ("CSV
+UTF-8"), CRLF line ends, and quoted fields (a path with a comma) are accepted.
+
+Every problem is a `LabelsError` naming the file and line (or task), raised
+before anything is written, so a bad file changes nothing in the work directory.
 """
 
 from __future__ import annotations
 
 import csv
+import io as _io
 import os
 from typing import Collection, Mapping, Optional
 
@@ -30,23 +37,42 @@ def read_classes(path: str) -> list[str]:
   if not os.path.isfile(path):
     raise LabelsError(f"--classes {path!r} does not exist.")
   names, seen = [], {}
-  with open(path, encoding="utf-8") as f:
-    for line_no, line in enumerate(f, 1):
-      name = line.strip()
-      if not name or name.startswith("#"):
-        continue
-      if "," in name:
-        raise LabelsError(f"{path}:{line_no}: class name {name!r} contains a comma; "
-                          "rename the class.")
-      if name in seen:
-        raise LabelsError(f"{path}:{line_no}: class {name!r} is listed twice (first "
-                          f"on line {seen[name]}).")
-      seen[name] = line_no
-      names.append(name)
+  lines = _text(path).splitlines()  # \n, \r\n and \r alike
+  for line_no, line in enumerate(lines, 1):
+    name = _unquote(line.strip())
+    if not name or name.startswith("#"):
+      continue
+    if "," in name:
+      raise LabelsError(f"{path}:{line_no}: class name {name!r} contains a comma; "
+                        "rename the class.")
+    if name in seen:
+      raise LabelsError(f"{path}:{line_no}: class {name!r} is listed twice (first "
+                        f"on line {seen[name]}).")
+    seen[name] = line_no
+    names.append(name)
   if len(names) < 2:
     raise LabelsError(f"{path}: lists {len(names)} class(es); list every target "
                       "class, one a line (at least 2).")
   return names
+
+
+def _text(path: str) -> str:
+  """The file's text: UTF-8, a leading byte-order mark dropped."""
+  try:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+      return f.read()
+  except UnicodeDecodeError as e:
+    line = 1 + e.object[:e.start].count(b"\n")
+    raise LabelsError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start});"
+                      " save the file as UTF-8 (a spreadsheet's \"CSV UTF-8\").") \
+        from None
+
+
+def _unquote(name: str) -> str:
+  """A classes-file line as a one-column CSV writes it: `"name"` -> name."""
+  if len(name) >= 2 and name[0] == name[-1] == '"':
+    return name[1:-1].replace('""', '"').strip()
+  return name
 
 
 def _normalize(path: str, root: Optional[str]) -> str:
@@ -84,10 +110,38 @@ def read_labels(path: str, *, pool: Mapping[str, int],
   offered = set(int(i) for i in offered)
   out: dict[int, str] = {}
   first_line: dict[int, int] = {}
-  with open(path, newline="", encoding="utf-8") as f:
-    reader = csv.reader(f)
+  rows = _json_rows(path) if path.lower().endswith(".json") else _csv_rows(path)
+  for line, where, raw, label in rows:
+    rel = _normalize(raw.strip(), root)
+    label = label.strip()
+    if rel not in pool:
+      raise LabelsError(f"{path}:{where}: unknown path {raw!r}: not an embedded "
+                        "image of this work directory (paths are relative to "
+                        "--images, as in to_label.csv).")
+    idx = pool[rel]
+    if idx in first_line:
+      raise LabelsError(f"{path}:{where}: duplicate row for {rel!r} (first on line "
+                        f"{first_line[idx]}); keep one label per image.")
+    if not label:
+      raise LabelsError(f"{path}:{where}: empty label for {rel!r}; write its class "
+                        "name or leave the row out.")
+    if classes is not None and label not in classes:
+      raise LabelsError(f"{path}:{where}: unknown class {label!r} for {rel!r}; "
+                        "valid classes are those of --classes.")
+    if idx not in offered:
+      raise LabelsError(f"{path}:{where}: {rel!r} is outside the selection: it was "
+                        "never in a to_label.csv of this work directory.")
+    first_line[idx] = line
+    out[idx] = label
+  return out
+
+
+def _csv_rows(path: str):
+  """(line, line, path, label) of each non-empty row of a labels CSV."""
+  reader = csv.reader(_io.StringIO(_text(path), newline=""))
+  try:
     header = next(reader, None)
-    if header is None or [h.strip() for h in header[:2]] != ["path", "label"]:
+    if header is None or [h.strip().lower() for h in header[:2]] != ["path", "label"]:
       raise LabelsError(f"{path}:1: the header must start with path,label, got "
                         f"{','.join(header or [])!r}.")
     for row in reader:
@@ -96,24 +150,18 @@ def read_labels(path: str, *, pool: Mapping[str, int],
         continue
       if len(row) < 2:
         raise LabelsError(f"{path}:{line}: expected path,label, got {row!r}.")
-      rel, label = _normalize(row[0].strip(), root), row[1].strip()
-      if rel not in pool:
-        raise LabelsError(f"{path}:{line}: unknown path {row[0]!r}: not an embedded "
-                          "image of this work directory (paths are relative to "
-                          "--images, as in to_label.csv).")
-      idx = pool[rel]
-      if idx in first_line:
-        raise LabelsError(f"{path}:{line}: duplicate row for {rel!r} (first on line "
-                          f"{first_line[idx]}); keep one label per image.")
-      if not label:
-        raise LabelsError(f"{path}:{line}: empty label for {rel!r}; write its class "
-                          "name or leave the row out.")
-      if classes is not None and label not in classes:
-        raise LabelsError(f"{path}:{line}: unknown class {label!r} for {rel!r}; "
-                          "valid classes are those of --classes.")
-      if idx not in offered:
-        raise LabelsError(f"{path}:{line}: {rel!r} is outside the selection: it was "
-                          "never in a to_label.csv of this work directory.")
-      first_line[idx] = line
-      out[idx] = label
-  return out
+      yield line, line, row[0], row[1]
+  except csv.Error as e:
+    raise LabelsError(f"{path}:{reader.line_num}: not valid CSV ({e}).") from None
+
+
+def _json_rows(path: str):
+  """(task number, "task N", path, label) of each labeled task of a Label
+  Studio export (`labelstudio.read_export`)."""
+  from jaxal.cli import labelstudio  # pylint: disable=g-import-not-at-top
+  try:
+    text = _text(path)
+    for k, (raw, label) in labelstudio.read_export(text):
+      yield k, f"task {k}", raw, label
+  except labelstudio.FormatError as e:
+    raise LabelsError(f"{path}:{e}") from None
