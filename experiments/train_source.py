@@ -82,6 +82,9 @@ def main(argv):
                          f"({old}); use a new --workdir.")
   if jax.process_index() == 0:
     io.write_json(cfg_path, run_config)
+    # M_S's class names, so `jaxal select` can name the source model's guesses.
+    io.write_text(os.path.join(FLAGS.workdir, "classes.txt"),
+                  "\n".join(catalog.class_names(FLAGS.dataset)) + "\n")
   load_kw = dict(data_dir=FLAGS.data_dir, download=FLAGS.download,
                  manual_dir=FLAGS.manual_dir)
   num_classes = catalog.num_classes(FLAGS.dataset)

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxal import _validation as V
 from jaxal import acquisition, balancing, io, rounds, uncertainty
-from jaxal.cli import labels, train_predict, workdir
+from jaxal.cli import labels, labelstudio, train_predict, workdir
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError
 from jaxal.models import target
 
@@ -60,13 +60,40 @@ def _pick_distances(f: np.ndarray, picks: np.ndarray, labeled: np.ndarray,
   return np.sqrt(out)
 
 
+HEADER = ["path", "rank", "score", "predicted_class", "predicted_name"]
+
+
+def _source_namer(wd: Workdir):
+  """Source-class index (as text) -> M_S's class name, or the index itself."""
+  names = wd.source_names()
+  def name(pred: str) -> str:
+    if names is not None and pred.isdigit() and int(pred) < len(names):
+      return names[int(pred)]
+    return pred
+  return name
+
+
 def _write_to_label(wd: Workdir, pool: Pool, rows: list[tuple]) -> None:
+  """to_label.csv (path, rank, score, the guess's class index or target name,
+  its name) and, for an image folder, the same as Label Studio tasks."""
   buf = _io.StringIO()
   w = csv.writer(buf, lineterminator="\n")
-  w.writerow(["path", "rank", "score", "predicted_class"])
-  for idx, rank, score, pred in rows:
-    w.writerow([pool.paths[idx], rank, score, pred])
+  w.writerow(HEADER)
+  dicts = []
+  for idx, rank, score, pred, name in rows:
+    w.writerow([pool.paths[idx], rank, score, pred, name])
+    dicts.append(dict(zip(HEADER, (pool.paths[idx], rank, score, pred, name))))
   io.write_text(wd.file("to_label.csv"), buf.getvalue())
+  if not wd.recorded("embed")["tfds"]:
+    classes = (wd.recorded("classes") or {}).get("classes")
+    io.write_json(wd.file("to_label.labelstudio.json"),
+                  labelstudio.tasks(dicts, classes=classes,
+                                    model_version=_model_version(wd)))
+
+
+def _model_version(wd: Workdir) -> str:
+  sel = wd.recorded("select") or {}
+  return f"jaxal-{sel.get('method', 'selection')}"
 
 
 def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
@@ -100,8 +127,8 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
     t = dataclasses.asdict(settings.validate())
     setup.update({"target": t.pop("kind"), **{k: v for k, v in t.items()
                                                if k != "seed"}})
-  known = wd.check("select", setup, hint="A work directory holds one selection; use "
-                   "a new --workdir (after embed) for another method or budget.")
+  known = wd.check("select", setup, hint="For another method or budget on the same "
+                   "embedding, name a new selection: --selection=NAME.")
   state = wd.read("selection.json", {"picks": []})
   picks = state["picks"]
   done = [i for r in picks for i in r]
@@ -154,9 +181,12 @@ def _write_rows(wd, pool, current, order, keep, state):
   rank = {i: k + 1 for k, i in enumerate(order)}
   scores = dict(zip(current, state["scores"][-1]))
   preds = dict(zip(current, state["predicted"][-1]))
+  # The first round's guesses are M_S's (source classes); later ones are target
+  # class names already.
+  name = _source_namer(wd) if len(state["picks"]) == 1 else (lambda p: p)
   keep = set(keep)
-  _write_to_label(wd, pool, [(i, rank[i], scores[i], preds[i]) for i in current
-                             if i in keep])
+  _write_to_label(wd, pool, [(i, rank[i], scores[i], preds[i], name(preds[i]))
+                             for i in current if i in keep])
 
 
 def _round_signals(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, int],
@@ -196,7 +226,7 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   pool = wd.pool()
   sel = wd.recorded("select")
   if sel is None:
-    raise WorkdirError(f"{wd.path} has no selection; run `jaxal select` first.")
+    raise WorkdirError(f"{wd.sel_path} has no selection; run `jaxal select` first.")
   if sel["rounds"] != 1:
     raise WorkdirError("balance follows a single-shot selection; this work "
                        f"directory selects in {sel['rounds']} rounds.")
@@ -233,7 +263,7 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   if nxt is None:
     log(f"balance: budget spent: {len(chosen)} images selected and labeled; run "
         "`jaxal train`")
-    io.write_text(wd.file("to_label.csv"), "path,rank,score,predicted_class\n")
+    _write_to_label(wd, pool, [])
     if state.get("done") != [int(i) for i in chosen]:
       wd.write("balance.json", {**state, "done": [int(i) for i in chosen]})
     return None
@@ -243,8 +273,9 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   k = state["batches"].index(nxt)
   before = sum(len(b) for b in state["batches"][:k])
   preds = np.argmax(pool.probs, 1)
-  rows = [(i, before + j + 1, "", str(int(preds[i]))) for j, i in enumerate(nxt)
-          if i not in have]
+  name = _source_namer(wd)
+  rows = [(i, before + j + 1, "", str(int(preds[i])), name(str(int(preds[i]))))
+          for j, i in enumerate(nxt) if i not in have]
   _write_to_label(wd, pool, rows)
   log(f"balance: batch {k + 1} ({before + len(nxt)} of {budget} images): "
       f"{len(rows)} to label -> {wd.file('to_label.csv')}")

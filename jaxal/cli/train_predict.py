@@ -148,7 +148,7 @@ def train_target(wd: Workdir, *, labels_csv: str, classes_file: str,
 def current_target(wd: Workdir):
   cur = wd.read(os.path.join("target", "current.json"))
   if cur is None:
-    raise WorkdirError(f"{wd.path} has no trained target model; run `jaxal train` "
+    raise WorkdirError(f"{wd.sel_path} has no trained target model; run `jaxal train` "
                        "first.")
   folder = wd.file("target", cur["key"])
   meta = io.read_json(os.path.join(folder, "target.json"))

@@ -11,9 +11,19 @@ resumes:
     skipped.csv        images that could not be read, with the reason
     selection.json     the acquisition's picks, per round
     balance.json       the balancing step's batches offered so far
-    to_label.csv       what to send to the annotators now
+    to_label.csv       what to send to the annotators now (and, for an image
+                       folder, to_label.labelstudio.json: the same as Label
+                       Studio tasks)
+    labels.csv         the labeling page's answers (`jaxal label`)
     target/            the trained target model
     report/            report.json and the class-count chart
+    selections/NAME/   a named selection (`--selection=NAME`): its own
+                       workdir.json and the files from selection.json down,
+                       sharing the embedding above
+
+The files from selection.json down belong to a selection; the default one (no
+`--selection`) keeps them at the top, as work directories always did, so old
+directories and scripts work unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -54,20 +65,37 @@ class Pool:
     return {p: i for i, p in enumerate(self.paths)}
 
 
-class Workdir:
-  """Paths and recorded settings of one work directory."""
+SHARED = frozenset({"paths.txt", "embedding.npz", "embed", "skipped.csv"})
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
-  def __init__(self, path: str):
+
+class Workdir:
+  """Paths and recorded settings of one work directory and one of its
+  selections (`selection`: None for the default one)."""
+
+  def __init__(self, path: str, selection: Optional[str] = None):
     if not path:
       raise WorkdirError("--workdir is required.")
+    if selection is not None and not _NAME.fullmatch(selection):
+      raise WorkdirError(f"--selection {selection!r}: use 1-64 letters, digits, "
+                         "'.', '_' or '-', starting with a letter or digit.")
     self.path = os.path.abspath(path)
+    self.selection = selection
+    self.sel_path = self.path if selection is None else os.path.join(
+        self.path, "selections", selection)
 
   def file(self, *parts: str) -> str:
-    return os.path.join(self.path, *parts)
+    """A file of the embedding (shared) or of this selection."""
+    base = self.path if parts and parts[0] in SHARED else self.sel_path
+    return os.path.join(base, *parts)
 
   # ---------------------------------------------------------------- records
+  def _records(self, section: str) -> str:
+    base = self.path if section == "embed" else self.sel_path
+    return os.path.join(base, "workdir.json")
+
   def recorded(self, section: str) -> Optional[dict]:
-    return io.read_json(self.file("workdir.json"), {}).get(section)
+    return io.read_json(self._records(section), {}).get(section)
 
   def check(self, section: str, values: dict, *, hint: str) -> bool:
     """Raises WorkdirError if `section` was recorded with other values (saying
@@ -83,9 +111,14 @@ class Workdir:
     return True
 
   def record(self, section: str, values: dict) -> None:
-    meta = io.read_json(self.file("workdir.json"), {})
+    meta = io.read_json(self._records(section), {})
     meta[section] = values
-    io.write_json(self.file("workdir.json"), meta)
+    io.write_json(self._records(section), meta)
+
+  def selections(self) -> list[str]:
+    """Names of the named selections made here (the default one not listed)."""
+    folder = os.path.join(self.path, "selections")
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
 
   # ------------------------------------------------------------------ pool
   def paths(self) -> Optional[list[str]]:
@@ -105,6 +138,26 @@ class Workdir:
       arrays = {k: z[k] for k in ("features", "probs", "target_features")}
     every = self.paths()
     return Pool([every[i] for i in index], **arrays)
+
+  def source_names(self) -> Optional[list[str]]:
+    """M_S's class names (its `classes.txt`, written by train_source; else the
+    catalog's names of its dataset when they need no download), or None."""
+    setup = self.recorded("embed")
+    if setup is None:
+      return None
+    path = os.path.join(setup["source"], "classes.txt")
+    if os.path.exists(path):
+      with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+    cfg = io.read_json(os.path.join(setup["source"], "config.json"), {})
+    try:
+      from jaxal.datasets import catalog  # pylint: disable=g-import-not-at-top
+      if cfg.get("dataset", "").startswith("offline_") or cfg.get("dataset") in (
+          "digits", "mit67"):
+        return catalog.class_names(cfg["dataset"])
+    except (ValueError, KeyError):
+      pass
+    return None
 
   # ------------------------------------------------------------ step state
   def read(self, name: str, default: Any = None) -> Any:

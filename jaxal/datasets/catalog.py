@@ -285,6 +285,16 @@ def load_arrays(name: str, split: str, *, data_dir: Optional[str] = None,
                     len(names), tuple(names))
 
 
+def class_names(name: str, offline: Optional[procedural.OfflineConfig] = None
+                ) -> list[str]:
+  """The dataset's class names in label order (the offline parts, digits and
+  MIT-67 without TensorFlow; the others read TFDS's metadata)."""
+  spec(name)
+  if name == "digits":
+    return [str(i) for i in range(10)]
+  return list(_class_names(name, offline))
+
+
 def _class_names(name, offline):
   if name.startswith("offline_"):
     return procedural.class_names(offline or procedural.OfflineConfig(),

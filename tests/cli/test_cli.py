@@ -166,17 +166,19 @@ def test_pip_install_gives_the_jaxal_command(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=str(tmp_path),
                          env=clean, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    for c in ("embed", "select", "balance", "train", "predict", "report"):
+    for c in ("embed", "select", "balance", "label", "train", "predict", "report"):
       assert f"  {c} " in out.stdout
   where = subprocess.run(
       [py, "-c", "import jaxal, jaxal.experiments.paper, sys; print(jaxal.__file__); "
        "print(len(jaxal.experiments.paper.rows(6))); "
-       "print('tensorflow' in sys.modules)"],
+       "print('tensorflow' in sys.modules); import os, jaxal.cli.labeling as l; "
+       "print(sorted(os.listdir(os.path.join(os.path.dirname(l.__file__), 'static'))))"],
       capture_output=True, text=True, cwd=str(tmp_path), env=clean, timeout=300)
   assert where.returncode == 0, where.stderr[-3000:]
-  path, tables, tf = where.stdout.split()
-  assert path.startswith(str(venv)), path  # the installed copy, with its data file
+  path, tables, tf, static = where.stdout.split(maxsplit=3)
+  assert path.startswith(str(venv)), path  # the installed copy, with its data files
   assert int(tables) > 0 and tf == "False"
+  assert static.strip() == "['app.js', 'index.html', 'style.css']", static
 
 
 def test_embed_select_balance_train_predict_report(setup):
@@ -200,7 +202,7 @@ def test_embed_select_balance_train_predict_report(setup):
   to_label = os.path.join(wd, "to_label.csv")
   with open(to_label) as f:
     first = f.read()
-  assert first.startswith("path,rank,score,predicted_class\n")
+  assert first.startswith("path,rank,score,predicted_class,predicted_name\n")
   rows = read_csv(to_label)
   want = acquisition.select(method, budget=budget, probs=probs)
   assert [r["path"] for r in rows] == [paths[i] for i in want]
