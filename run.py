@@ -2,7 +2,9 @@
 """Entry point behind README's commands; needs only python3 (standard library).
 
     python3 run.py quickstart [--flag=value ...]   the main job, offline default
-    python3 run.py test [pytest args ...]          the test suite (CPU, 4 devices)
+    python3 run.py test [pytest args ...]          the test suite (CPU, 4 devices;
+                                                   installs Debian's chromium
+                                                   for the labeling page's tests)
     python3 run.py bench NAME [--flag=value ...]   a benchmark in bench/
     python3 run.py exp NAME [--flag=value ...]     a script in experiments/
 
@@ -13,6 +15,7 @@ successful install, so an interrupted install is redone, never half-trusted.
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -53,6 +56,27 @@ def ensure_venv() -> None:
   os.replace(tmp, STAMP)
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def ensure_browser() -> None:
+  """The labeling page's tests drive a system Chromium through Playwright (no
+  browser download): install Debian's `chromium` when none is found."""
+  if os.environ.get("JAXAL_CHROMIUM") or any(shutil.which(b) for b in BROWSERS):
+    return
+  if shutil.which("apt-get") is None or os.geteuid() != 0:
+    print("[run.py] no Chromium found and cannot apt-get install it (needs root "
+          "and apt); the labeling page's tests will fail. Install chromium, or "
+          "set JAXAL_CHROMIUM=/path/to/chrome.", flush=True)
+    return
+  print("[run.py] installing Debian's chromium for the labeling page's tests ...",
+        flush=True)
+  env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+  subprocess.call(["apt-get", "update", "-qq"], env=env)
+  subprocess.call(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                   "chromium"], env=env, stdout=subprocess.DEVNULL)
+
+
 def main(argv) -> int:
   if len(argv) < 2 or argv[1] not in ("quickstart", "test", "bench", "exp"):
     print(__doc__)
@@ -62,6 +86,7 @@ def main(argv) -> int:
   env = dict(os.environ)
   env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
   if cmd == "test":
+    ensure_browser()
     env.setdefault("JAX_PLATFORMS", "cpu")
     flags = env.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:

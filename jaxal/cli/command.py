@@ -6,12 +6,15 @@ of its own module (`jaxal.cli.embed`, `select_balance`, `train_predict`,
     jaxal embed   --workdir=W --images=DIR --source=TRAIN_SOURCE_DIR [--ensemble]
     jaxal select  --workdir=W --method=entropy_inv_div --budget=500 [--rounds=R]
     jaxal balance --workdir=W --labels=labels.csv --classes=classes.txt --batch=50
+    jaxal label   --workdir=W --classes=classes.txt [--method=... --budget=500]
+                  (a page at http://localhost:8000/; answers -> W/labels.csv)
     jaxal train   --workdir=W --labels=labels.csv --classes=classes.txt --target=svm
     jaxal predict --workdir=W --images=NEW_DIR --out=predictions.csv
     jaxal report  --workdir=W --labels=labels.csv --classes=classes.txt \\
                   [--test_labels=test.csv --test_images=TEST_DIR]
 
-`jaxal COMMAND --help` lists a command's flags. Bad input exits with status 2 and
+Every command but embed takes --selection=NAME: several selections (methods,
+budgets) on one embedding. `jaxal COMMAND --help` lists a command's flags. Bad input exits with status 2 and
 one line naming the flag or the file and line, and leaves the work directory as
 it was.
 """
@@ -29,6 +32,11 @@ _DOC = __doc__
 def _common(fv):
   flags.DEFINE_string("workdir", None, "The work directory holding every step's "
                       "state (created by embed).", flag_values=fv)
+  flags.DEFINE_string("selection", None, "Name of a selection within the work "
+                      "directory: several methods or budgets on one embedding, each "
+                      "with its own to_label/labels/target/report under "
+                      "WORKDIR/selections/NAME. Default: the work directory's own.",
+                      flag_values=fv)
 
 
 def _target_flags(fv, *, kind: bool = True):
@@ -46,7 +54,9 @@ def _target_flags(fv, *, kind: bool = True):
 
 def _labels_flags(fv):
   flags.DEFINE_string("labels", None, "CSV of the labels returned so far: header "
-                      "path,label; paths as in to_label.csv.", flag_values=fv)
+                      "path,label; paths as in to_label.csv (UTF-8, with or without "
+                      "a byte-order mark). Or a Label Studio JSON/JSON-MIN export "
+                      "(*.json) of to_label.labelstudio.json's tasks.", flag_values=fv)
   flags.DEFINE_string("classes", None, "Text file, one target class name a line "
                       "(every class, found or not). Needed by balance; elsewhere "
                       "the work directory's recorded classes are the default.",
@@ -117,6 +127,36 @@ def _define_report(fv):
                     flag_values=fv)
 
 
+def _define_label(fv):
+  from jaxal import acquisition  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("classes", None, "Text file, one target class name a line "
+                      "(every class). Needed on the first run of a selection.",
+                      flag_values=fv)
+  flags.DEFINE_enum("method", None, list(acquisition.METHODS), "Acquisition "
+                    "function, when this selection has none yet.", flag_values=fv)
+  flags.DEFINE_integer("budget", None, "Images to label in all, when this "
+                       "selection has none yet.", flag_values=fv)
+  flags.DEFINE_integer("num_classes", None, "For --method=probcover; default: "
+                       "the --classes file's count.", flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Seed of the selection (random, core-set...).",
+                       flag_values=fv)
+  flags.DEFINE_integer("batch", None, "Images the balancing step decides at a time "
+                       "(1 = its exact sequential rule; more lets several "
+                       "annotators work at once). Default: the recorded one, or 10.",
+                       flag_values=fv)
+  flags.DEFINE_enum("rule", "ratio", ["ratio", "difference"], "Balancing rule.",
+                    flag_values=fv)
+  flags.DEFINE_enum("majority_distance", "nearest", ["nearest", "farthest"],
+                    "As for `jaxal balance`.", flag_values=fv)
+  flags.DEFINE_string("host", "127.0.0.1", "Address to bind; other than loopback "
+                      "needs --token.", flag_values=fv)
+  flags.DEFINE_integer("port", 8000, "Port to serve on.", flag_values=fv)
+  flags.DEFINE_string("token", None, "Secret every request must carry (the URL's "
+                      "?token=); required off loopback.", flag_values=fv)
+  flags.DEFINE_float("lease", 120.0, "Seconds an image stays reserved for the "
+                     "annotator it is shown to.", flag_values=fv)
+
+
 def _settings(fv):
   from jaxal.cli import train_predict  # pylint: disable=g-import-not-at-top
   return train_predict.TargetSettings(
@@ -174,6 +214,14 @@ def _run_report(wd, fv):
                 test_labels=fv.test_labels, test_images=fv.test_images, plot=fv.plot)
 
 
+def _run_label(wd, fv):
+  from jaxal.cli import label  # pylint: disable=g-import-not-at-top
+  label.label(wd, classes_file=fv.classes, method=fv.method, budget=fv.budget,
+              batch=fv.batch, host=fv.host, port=fv.port, token=fv.token,
+              lease_s=fv.lease, rule=fv.rule, majority_distance=fv.majority_distance,
+              seed=fv.seed, num_classes=fv.num_classes)
+
+
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "embed": (_define_embed, _run_embed,
               "M_S's features and probabilities of an image folder (resumable)."),
@@ -181,6 +229,8 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
                "The images to label by an acquisition function -> to_label.csv."),
     "balance": (_define_balance, _run_balance,
                 "The balancing step with the labels so far -> the next to_label.csv."),
+    "label": (_define_label, _run_label,
+              "Label in the browser; the balancing step picks the next images."),
     "train": (_define_train, _run_train, "The target model on the labeled images."),
     "predict": (_define_predict, _run_predict,
                 "The target model's predictions for a folder -> CSV."),
@@ -228,7 +278,10 @@ def main(argv: list[str]) -> int:
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
   from jaxal.cli.workdir import Workdir  # pylint: disable=g-import-not-at-top
   try:
-    run(Workdir(fv.workdir), fv)
+    if cmd == "embed" and fv.selection is not None:
+      raise ValueError("--selection: the embedding is shared by every selection of "
+                       "a work directory; embed without --selection.")
+    run(Workdir(fv.workdir, fv.selection), fv)
   except ValueError as e:  # WorkdirError, LabelsError and argument checks
     sys.stderr.write(f"error: jaxal {cmd}: {e}\n")
     return 2

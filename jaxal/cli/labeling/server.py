@@ -1,0 +1,217 @@
+"""The labeling page's HTTP side (Starlette on uvicorn): the page, the pool's
+images, and a small JSON API over `session.Session`.
+
+Safe by default:
+- Binds 127.0.0.1; any other host needs a token (`--token`), which every
+  request then carries (`?token=` on the page's URL, then a header and the
+  image URLs); compared in constant time.
+- On loopback, requests must name a loopback Host (a web page elsewhere cannot
+  reach the server through DNS rebinding), and every POST must carry the
+  `X-Jaxal: 1` header with a JSON body, which a cross-site form cannot send
+  without a CORS preflight the server never grants.
+- Images are served by their pool path only: the path must be an embedded image
+  of the work directory, and its real path (symlinks resolved) must lie inside
+  the embedded folder. Nothing else on disk is reachable.
+- Class names, paths and messages reach the page as JSON and are inserted as
+  text, never as HTML; a Content-Security-Policy allows only the page's own
+  script and style.
+- Request bodies over `MAX_BODY` bytes are refused (413) before they are read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io as _io
+import ipaddress
+import json
+import mimetypes
+import os
+from typing import Optional
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from jaxal.cli import pixels
+from jaxal.cli.labeling.session import Refused, Session
+
+MAX_BODY = 16 * 1024
+STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
+        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'")
+
+
+def is_loopback(host: str) -> bool:
+  if host == "localhost":
+    return True
+  try:
+    return ipaddress.ip_address(host.strip("[]")).is_loopback
+  except ValueError:
+    return False
+
+
+def _error(message: str, status: int) -> JSONResponse:
+  return JSONResponse({"error": message}, status_code=status)
+
+
+class _Guard:
+  """ASGI middleware: body size, token, Host and the POST header checks."""
+
+  def __init__(self, app, *, token: Optional[str], loopback: bool):
+    self.app, self.token, self.loopback = app, token, loopback
+
+  async def __call__(self, scope, receive, send):
+    if scope["type"] != "http":
+      return await self.app(scope, receive, send)
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+               for k, v in scope["headers"]}
+    refusal = self._refusal(scope, headers)
+    if refusal is not None:
+      return await _error(*refusal)(scope, receive, send)
+    seen = 0
+
+    async def limited():
+      nonlocal seen
+      message = await receive()
+      if message["type"] == "http.request":
+        seen += len(message.get("body", b""))
+        if seen > MAX_BODY:
+          raise _TooLarge()
+      return message
+
+    try:
+      await self.app(scope, limited, send)
+    except _TooLarge:
+      await _error(f"request body over {MAX_BODY} bytes", 413)(scope, receive, send)
+
+  def _refusal(self, scope, headers):
+    length = headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+      return f"request body over {MAX_BODY} bytes", 413
+    if self.loopback:
+      host = headers.get("host", "").rsplit(":", 1)[0] if not headers.get(
+          "host", "").startswith("[") else headers["host"].split("]")[0] + "]"
+      if not is_loopback(host):
+        return "this server answers only requests for a loopback host", 403
+    if self.token is not None:
+      query = dict(_parse_qs(scope.get("query_string", b"").decode("latin-1")))
+      given = headers.get("x-jaxal-token") or query.get("token") or ""
+      if not hmac.compare_digest(given.encode(), self.token.encode()):
+        return "missing or wrong token: open the URL `jaxal label` printed", 401
+    if scope["method"] == "POST":
+      if headers.get("x-jaxal") != "1" or not headers.get(
+          "content-type", "").startswith("application/json"):
+        return "POST requests need the X-Jaxal: 1 header and a JSON body", 403
+    return None
+
+
+class _TooLarge(Exception):
+  pass
+
+
+def _parse_qs(qs: str):
+  from urllib.parse import parse_qsl  # pylint: disable=g-import-not-at-top
+  return parse_qsl(qs, keep_blank_values=True)
+
+
+def create_app(session: Session, *, token: Optional[str] = None,
+               loopback: bool = True, commands: Optional[dict] = None):
+  """The ASGI app serving `session`."""
+  root = session.root
+  tfds = session.wd.recorded("embed")["tfds"]
+  real_root = None if tfds else os.path.realpath(root)
+
+  def headers(extra=None):
+    h = {"Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff",
+         "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+    h.update(extra or {})
+    return h
+
+  async def page(request: Request):
+    return FileResponse(os.path.join(STATIC, "index.html"), headers=headers(),
+                        media_type="text/html; charset=utf-8")
+
+  async def static(request: Request):
+    name = request.path_params["name"]
+    if name not in ("app.js", "style.css"):
+      return _error("not found", 404)
+    return FileResponse(os.path.join(STATIC, name), headers=headers())
+
+  async def image(request: Request):
+    path = request.query_params.get("path", "")
+    if path not in session.index:
+      return _error("not an image of this work directory", 404)
+    if tfds:
+      from PIL import Image  # pylint: disable=g-import-not-at-top
+      arr = await run_in_threadpool(pixels.load_pixels, session.wd, [path])
+      buf = _io.BytesIO()
+      Image.fromarray(arr[0]).save(buf, format="PNG")
+      return Response(buf.getvalue(), media_type="image/png", headers=headers())
+    full = os.path.realpath(os.path.join(real_root, path))
+    if os.path.commonpath([full, real_root]) != real_root or not os.path.isfile(full):
+      return _error("not an image of this work directory", 404)
+    kind = mimetypes.guess_type(full)[0] or "application/octet-stream"
+    if not kind.startswith("image/"):
+      return _error("not an image", 404)
+    return FileResponse(full, media_type=kind, headers=headers())
+
+  async def body(request: Request) -> dict:
+    try:
+      data = json.loads(await request.body() or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+      raise Refused("the request body is not JSON") from None
+    if not isinstance(data, dict):
+      raise Refused("the request body must be a JSON object")
+    return data
+
+  def api(fn):
+    async def handler(request: Request):
+      try:
+        data = await body(request) if request.method == "POST" else {}
+        out = await fn(request, data)
+      except Refused as e:
+        return JSONResponse({"error": str(e)}, status_code=e.status, headers=headers())
+      return JSONResponse(out, headers=headers())
+    return handler
+
+  async def state(request, data):
+    p = await run_in_threadpool(session.progress)
+    return {"classes": session.classes, "progress": p,
+            "selection": session.wd.selection, "commands": commands or {}}
+
+  async def next_(request, data):
+    wait = data.get("wait", 5.0)
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
+      raise Refused("wait: seconds to wait, a number >= 0")
+    return await run_in_threadpool(session.next_for, data.get("annotator"),
+                                   min(float(wait), 20.0))
+
+  async def answer(request, data):
+    return await run_in_threadpool(session.answer, data.get("annotator"),
+                                   data.get("path"), data.get("label"))
+
+  async def skip(request, data):
+    return await run_in_threadpool(session.skip, data.get("annotator"),
+                                   data.get("path"))
+
+  async def undo(request, data):
+    return await run_in_threadpool(session.undo, data.get("annotator"))
+
+  async def release(request, data):
+    await run_in_threadpool(session.release, data.get("annotator"))
+    return {"released": True}
+
+  routes = [
+      Route("/", page), Route("/static/{name}", static), Route("/image", image),
+      Route("/api/state", api(state)),
+      Route("/api/next", api(next_), methods=["POST"]),
+      Route("/api/answer", api(answer), methods=["POST"]),
+      Route("/api/skip", api(skip), methods=["POST"]),
+      Route("/api/undo", api(undo), methods=["POST"]),
+      Route("/api/release", api(release), methods=["POST"]),
+  ]
+  app = Starlette(routes=routes)
+  return _Guard(app, token=token, loopback=loopback)

@@ -1,0 +1,365 @@
+"""The labeling loop behind `jaxal label`: which image each annotator sees next,
+their answers, and the balancing step deciding live (main paper section 3.3,
+METHOD.md section 4).
+
+The order is `jaxal balance`'s: `balancing.balanced_select` over the
+selection's acquisition ranking runs in a background thread whose oracle waits
+until every image of the batch it asks about has an answer on disk. So the
+images shown to an annotator who answers like an oracle are exactly
+`balanced_select`'s sequence with that oracle and `batch_size=batch`, and the
+work directory stays usable by `jaxal balance`, `train` and `report`: the
+batches offered are recorded in balance.json as `balance` records them, and the
+answers go to the selection's labels.csv (`store.py`).
+
+Several annotators share the current batch: each image is leased to one
+annotator at a time (`lease_s` seconds, renewed while it is on their screen), so
+no image is on two screens at once. A late answer for an image someone else
+answered first is kept aside in conflicts.csv and reported; it never replaces
+the first. "Skip" hands the image back and shows the annotator the batch's
+others first; the balancing step needs every image of a batch before it picks
+the next, so skipped images come back when nothing else is left. "Undo" takes
+back the annotator's last answer while no later answer depends on it (an answer
+in a later batch does: the balancing step chose that batch from it); when the
+undone answer's batch was already used, the balancing thread replays from the
+answers on disk, which gives the same batches up to that one.
+
+A restart (after a SIGKILL) reads labels.csv and replays the same way, so
+nothing acknowledged is lost and labeling resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+from jaxal import acquisition, balancing, metrics
+from jaxal.cli import labels as labels_lib
+from jaxal.cli import select_balance, workdir
+from jaxal.cli.labeling import store
+from jaxal.cli.workdir import Workdir, WorkdirError
+
+
+class Refused(ValueError):
+  """A request the session refuses; `status` is the HTTP status to answer."""
+
+  def __init__(self, message: str, status: int = 400):
+    super().__init__(message)
+    self.status = status
+
+
+class _Restart(Exception):
+  """Raised in the balancing thread's oracle when an undo invalidates it."""
+
+
+class Session:
+  """One selection's labeling state, shared by every annotator."""
+
+  def __init__(self, wd: Workdir, *, classes_file: Optional[str], batch: int,
+               rule: str = "ratio", majority_distance: str = "nearest",
+               lease_s: float = 120.0, clock: Callable[[], float] = time.monotonic,
+               log: Callable[[str], None] = print):
+    self.wd, self.log, self.clock, self.lease_s = wd, log, clock, float(lease_s)
+    self.pool = pool = wd.pool()
+    sel = wd.recorded("select")
+    if sel is None:
+      raise WorkdirError(f"{wd.sel_path} has no selection; pass --method and "
+                         "--budget (or run `jaxal select` first).")
+    if sel["rounds"] != 1:
+      raise WorkdirError("label follows a single-shot selection; this selection "
+                         f"has {sel['rounds']} rounds (use `jaxal select --labels`).")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+      raise WorkdirError(f"--batch must be a positive integer, got {batch!r}.")
+    if lease_s <= 0:
+      raise WorkdirError(f"--lease must be > 0 seconds, got {lease_s!r}.")
+    if rule not in balancing.RULES or majority_distance not in \
+        balancing.MAJORITY_DISTANCES:
+      raise WorkdirError(f"--rule must be one of {balancing.RULES} and "
+                         f"--majority_distance one of {balancing.MAJORITY_DISTANCES}.")
+    recorded = wd.recorded("classes")
+    if classes_file:
+      classes = labels_lib.read_classes(classes_file)
+      wd.check("classes", {"classes": classes},
+               hint="The target classes cannot change within a selection.")
+    elif recorded is not None:
+      classes = recorded["classes"]
+    else:
+      raise WorkdirError("--classes is required: a text file with one target class "
+                         "name a line (every class, found or not).")
+    self.classes = classes
+    self.class_id = {c: k for k, c in enumerate(classes)}
+    self.root = wd.recorded("embed")["images"]
+    self.index = pool.index
+    self.store = store.Store(wd.file("labels.csv"), wd.file("conflicts.csv"))
+    store.check_file(self.store.labels_path, pool=self.index, classes=classes,
+                     offered=wd.offered(), root=self.root)
+    setup = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
+    if not wd.check("balance", setup, hint="Rerun with the recorded flags "
+                    "(--batch, --rule, --majority_distance)."):
+      wd.record("balance", setup)
+    workdir.remember_classes(wd, classes, classes_file)
+    self.batch_size, self.rule, self.majority_distance = int(batch), rule, \
+        majority_distance
+    self.method, self.budget = sel["method"], int(sel["budget"])
+    picks = wd.read("selection.json")["picks"][0]
+    self.ranking = acquisition.rank(self.method, probs=pool.probs) \
+        if acquisition.ranks_whole_pool(self.method) else np.asarray(picks)
+    self.offered = set(wd.offered())
+    guesses = np.argmax(pool.probs, 1)
+    namer = select_balance._source_namer(wd)  # pylint: disable=protected-access
+    self.guess = [namer(str(int(g))) for g in guesses]
+
+    self.cond = threading.Condition()
+    self.generation = 0
+    self.batches: list[list[int]] = []  # offered in this replay, in order
+    self.batch: Optional[list[int]] = None  # the batch the oracle waits on
+    self.mode = "acquisition"  # what chose the current batch
+    self.finished: Optional[list[int]] = None
+    self.error: Optional[str] = None
+    self.leases: dict[int, tuple[str, float]] = {}
+    self.skipped: dict[str, set[int]] = collections.defaultdict(set)
+    self.thread = threading.Thread(target=self._run, name="jaxal-balancing",
+                                   daemon=True)
+
+  # ------------------------------------------------------ balancing thread
+  def start(self) -> "Session":
+    self.thread.start()
+    return self
+
+  def _run(self) -> None:
+    while True:
+      with self.cond:
+        gen = self.generation
+        self.batches, self.batch, self.finished = [], None, None
+      try:
+        chosen = balancing.balanced_select(
+            self.ranking, self.pool.features, lambda idx: self._oracle(idx, gen),
+            self.budget, len(self.classes), rule=self.rule,
+            majority_distance=self.majority_distance, batch_size=self.batch_size)
+      except _Restart:
+        continue
+      except Exception as e:  # pylint: disable=broad-except
+        with self.cond:
+          self.error = f"{type(e).__name__}: {e}"
+          self.cond.notify_all()
+        self.log(f"label: the balancing step failed: {self.error}")
+        return
+      with self.cond:
+        if gen != self.generation:
+          continue
+        self.finished = [int(i) for i in chosen]
+        state = self.wd.read("balance.json", {"batches": []})
+        if state.get("done") != self.finished:
+          self.wd.write("balance.json", {**state, "done": self.finished})
+        select_balance._write_to_label(self.wd, self.pool, [])  # pylint: disable=protected-access
+        self.log(f"label: budget spent: {len(self.finished)} images labeled")
+        self.cond.notify_all()
+        while gen == self.generation:  # until an undo reopens a batch
+          self.cond.wait()
+
+  def _answered(self) -> dict[int, str]:
+    return {self.index[a.path]: a.label for a in self.store.answers}
+
+  def _oracle(self, idx: np.ndarray, gen: int) -> np.ndarray:
+    idx = [int(i) for i in idx]
+    with self.cond:
+      if gen != self.generation:
+        raise _Restart()
+      self._offer(idx)
+      while True:
+        if gen != self.generation:
+          raise _Restart()
+        have = self._answered()
+        if all(i in have for i in idx):
+          self.batch = None  # being consumed: the next comes from these answers
+          return np.asarray([self.class_id[have[i]] for i in idx], np.int64)
+        self.cond.wait()
+
+  def _offer(self, idx: list[int]) -> None:
+    """Makes `idx` the current batch, recorded as `jaxal balance` records it."""
+    state = self.wd.read("balance.json", {"batches": []})
+    if idx not in state["batches"]:
+      state["batches"].append(idx)
+      self.wd.write("balance.json", state)
+    self.offered.update(idx)
+    self.batches.append(idx)
+    self.batch = idx
+    have = self._answered()
+    earlier = [i for b in self.batches[:-1] for i in b]
+    counts = np.bincount([self.class_id[have[i]] for i in earlier],
+                         minlength=len(self.classes))
+    # What chose this batch: Eq. 9's switch, as balanced_select evaluates it.
+    self.mode = "balancing" if balancing.switch_to_balancing(
+        counts, self.budget - len(earlier)) else "acquisition"
+    before = len(earlier)
+    probs = np.argmax(self.pool.probs[idx], 1)
+    select_balance._write_to_label(self.wd, self.pool, [  # pylint: disable=protected-access
+        (i, before + j + 1, "", str(int(p)), self.guess[i])
+        for j, (i, p) in enumerate(zip(idx, probs)) if i not in have])
+    self.cond.notify_all()
+
+  # ------------------------------------------------------------- requests
+  def _check_ready(self):
+    if self.error is not None:
+      raise Refused(f"the balancing step failed ({self.error}); see the server's "
+                    "log, then restart `jaxal label`.", 500)
+
+  def _image(self, i: int) -> dict:
+    k = next(n for n, b in enumerate(self.batches) if i in b)
+    rank = sum(len(b) for b in self.batches[:k]) + self.batches[k].index(i) + 1
+    return {"path": self.pool.paths[i], "rank": rank, "guess": self.guess[i],
+            "batch": k + 1}
+
+  def next_for(self, annotator: str, wait_s: float = 5.0) -> dict:
+    """The image `annotator` should label now ({"image": ...}), {"done": True}
+    when the budget is spent, or {"wait": reason} when the others hold the rest
+    of the batch (or the next batch is being chosen) after `wait_s`."""
+    annotator = check_annotator(annotator)
+    deadline = time.monotonic() + wait_s
+    with self.cond:
+      while True:
+        self._check_ready()
+        if self.finished is not None:
+          return {"done": True, "progress": self._progress()}
+        got = self._lease_for(annotator)
+        if got is not None:
+          return {"image": self._image(got), "progress": self._progress()}
+        left = deadline - time.monotonic()
+        if left <= 0:
+          why = ("the next batch is being chosen" if self.batch is None else
+                 "the other annotators hold the rest of this batch; the balancing "
+                 "step needs their answers before it picks the next images")
+          return {"wait": why, "progress": self._progress()}
+        self.cond.wait(min(left, 1.0))
+
+  def _lease_for(self, annotator: str) -> Optional[int]:
+    if self.batch is None:
+      return None
+    now, have = self.clock(), self._answered()
+    free = [i for i in self.batch if i not in have]
+    for i in free:  # the image already on this annotator's screen
+      who, until = self.leases.get(i, (None, 0.0))
+      if who == annotator and until > now:
+        self.leases[i] = (annotator, now + self.lease_s)
+        return i
+    open_ = [i for i in free if self.leases.get(i, ("", 0.0))[1] <= now]
+    if not open_:
+      return None
+    fresh = [i for i in open_ if i not in self.skipped[annotator]]
+    i = (fresh or open_)[0]
+    for j, (who, _) in list(self.leases.items()):
+      if who == annotator:
+        del self.leases[j]
+    self.leases[i] = (annotator, now + self.lease_s)
+    return i
+
+  def _pool_index(self, path) -> int:
+    if not isinstance(path, str) or path not in self.index:
+      raise Refused(f"path: {str(path)[:200]!r} is not an image of this selection.")
+    i = self.index[path]
+    if i not in self.offered:
+      raise Refused(f"path: {path!r} was never offered for labeling; answer the "
+                    "images the page shows.")
+    return i
+
+  def answer(self, annotator: str, path: str, label: str) -> dict:
+    """Saves `annotator`'s answer; returns once it is on disk. A different
+    second answer for the same image goes to conflicts.csv (status 409)."""
+    annotator = check_annotator(annotator)
+    with self.cond:
+      self._check_ready()
+      i = self._pool_index(path)
+      if not isinstance(label, str) or label not in self.class_id:
+        raise Refused(f"label: {str(label)[:200]!r} is not one of the target classes.")
+      new = store.Answer(path, label, annotator, store.now())
+      first = self.store.by_path().get(path)
+      if first is not None:
+        if first.label == label:
+          return {"saved": False, "same_as": first.annotator,
+                  "progress": self._progress()}
+        self.store.add_conflict(new, first)
+        self.cond.notify_all()
+        raise Refused(f"{path} was already labeled {first.label!r} by "
+                      f"{first.annotator or 'someone'}; your answer {label!r} is kept "
+                      "aside in conflicts.csv, the first stays.", 409)
+      self.store.add(new)
+      if self.leases.get(i, ("",))[0] == annotator:
+        del self.leases[i]
+      self.skipped[annotator].discard(i)
+      self.cond.notify_all()
+      return {"saved": True, "progress": self._progress()}
+
+  def skip(self, annotator: str, path: str) -> dict:
+    annotator = check_annotator(annotator)
+    with self.cond:
+      i = self._pool_index(path)
+      if self.leases.get(i, ("",))[0] == annotator:
+        del self.leases[i]
+      self.skipped[annotator].add(i)
+      self.cond.notify_all()
+      return {"skipped": path}
+
+  def undo(self, annotator: str) -> dict:
+    """Takes back `annotator`'s last answer and shows its image again."""
+    annotator = check_annotator(annotator)
+    with self.cond:
+      self._check_ready()
+      mine = [a for a in self.store.answers if a.annotator == annotator]
+      if not mine:
+        raise Refused("nothing to undo: you have no answer saved.", 409)
+      last = mine[-1]
+      i = self.index[last.path]
+      k = next((n for n, b in enumerate(self.batches) if i in b), None)
+      have = self._answered()
+      later = [j for b in self.batches[k + 1:] for j in b if j in have] \
+          if k is not None else []
+      if later:
+        raise Refused(f"cannot undo {last.path}: the balancing step already chose "
+                      f"the next images from it and {len(later)} of them are "
+                      "answered. Fix it in labels.csv after labeling instead.", 409)
+      self.store.remove(last.path)
+      current = self.batch is not None and i in self.batch
+      if not current and k is not None:  # its batch was used: replay
+        self.generation += 1
+      self.skipped[annotator].discard(i)
+      self.leases[i] = (annotator, self.clock() + self.lease_s)
+      self.cond.notify_all()
+      return {"undone": last.path, "label": last.label}
+
+  def release(self, annotator: str) -> None:
+    """Drops `annotator`'s lease (the page was closed)."""
+    with self.cond:
+      for j, (who, _) in list(self.leases.items()):
+        if who == annotator:
+          del self.leases[j]
+      self.cond.notify_all()
+
+  # -------------------------------------------------------------- progress
+  def progress(self) -> dict:
+    with self.cond:
+      return self._progress()
+
+  def _progress(self) -> dict:
+    have = self._answered()
+    y = np.asarray([self.class_id[c] for c in have.values()], np.int64)
+    k = len(self.classes)
+    counts = metrics.class_counts(y, k) if y.size else np.zeros(k, np.int64)
+    return {
+        "labeled": len(have), "budget": self.budget,
+        "classes_found": int((counts > 0).sum()), "classes": k,
+        "imbalance_ratio": metrics.imbalance_ratio_of_counts(counts) if y.size else None,
+        "counts": [[c, int(n)] for c, n in zip(self.classes, counts)],
+        "conflicts": len(self.store.conflicts),
+        "done": self.finished is not None,
+        "method": self.method, "batch": len(self.batches), "mode": self.mode,
+    }
+
+
+def check_annotator(name) -> str:
+  if not isinstance(name, str) or not name.strip() or len(name) > 64 or \
+      any(ord(c) < 32 for c in name):
+    raise Refused("annotator: give a name of 1-64 printable characters.")
+  return name.strip()
