@@ -461,3 +461,55 @@ def test_named_selections_share_one_embedding(tmp_path):
   code, _, err = jaxal("embed", f"--workdir={wd}", "--selection=m",
                        f"--images={tmp_path}", f"--source={tmp_path}")
   assert code == 2 and "--selection: the embedding is shared" in err
+
+
+def test_a_lease_expires_and_the_image_goes_to_another_annotator(tmp_path):
+  from jaxal.cli import label  # pylint: disable=g-import-not-at-top
+  from jaxal.cli.labeling import session  # pylint: disable=g-import-not-at-top
+  wd, truth, cf = F.make(str(tmp_path))
+  w = Workdir(wd, "leases")
+  batch = label.prepare(w, classes_file=cf, method="margin", budget=4, batch=2,
+                        log=lambda _: None)
+  now = [0.0]
+  s = session.Session(w, classes_file=cf, batch=batch, lease_s=30,
+                      clock=lambda: now[0], log=lambda _: None).start()
+  a = s.next_for("ann")["image"]["path"]
+  b = s.next_for("bob")["image"]["path"]
+  assert a != b
+  assert "wait" in s.next_for("cy", wait_s=0.2)  # both images are leased
+  assert s.next_for("ann")["image"]["path"] == a  # a reload shows the same one
+  now[0] = 31.0  # ann's and bob's leases ran out
+  assert s.next_for("cy")["image"]["path"] == a
+  # ann answers late: the first answer wins, cy's different one is kept aside
+  assert s.answer("ann", a, truth[a])["saved"]
+  other = next(c for c in F.CLASSES if c != truth[a])
+  with pytest.raises(session.Refused, match="kept aside"):
+    s.answer("cy", a, other)
+  assert os.path.exists(os.path.join(wd, "selections", "leases", "labels.csv"))
+  assert not os.path.exists(os.path.join(wd, "labels.csv"))
+
+
+def test_many_classes_get_a_filter_box(browser, tmp_path):
+  classes = [f"class_{c}" for c in "abcdefghijklmn"]  # 14: more than 10
+  wd, truth, cf = F.make(str(tmp_path), n=60, classes=classes)
+  srv = F.Server(f"--workdir={wd}", f"--classes={cf}", "--method=margin",
+                 "--budget=3", "--batch=1")
+  try:
+    page = browser.new_page()
+    login(page, srv.url, "ann")
+    prev = None
+    for _ in range(3):
+      state, path = shown_now(page, prev)
+      assert state == "image" and page.is_visible("#filter")
+      page.keyboard.press("/")  # focuses the filter box
+      page.keyboard.type(truth[path].upper())  # case does not matter
+      assert page.evaluate("""() => [...document.querySelectorAll(
+          '#classes button:not(.hidden)')].map(b => b.dataset.label)""") == \
+          [truth[path]]
+      page.keyboard.press("Enter")  # the first class left
+      prev = path
+    assert shown_now(page, prev)[0] == "done"
+  finally:
+    srv.stop()
+  rows = read_rows(os.path.join(wd, "labels.csv"))
+  assert [r["label"] for r in rows] == [truth[r["path"]] for r in rows]
