@@ -73,15 +73,16 @@ def login(page, url, name):
   page.press("#name", "Enter")
 
 
-def shown_now(page, prev=None, timeout=60_000):
-  """Waits for an image other than `prev` (or the end, or a wait); returns
-  ("image", path), ("done", None) or ("waiting", None)."""
+def shown_now(page, prev=None, timeout=60_000, waiting=True):
+  """Waits for an image other than `prev` (or the end, or, with `waiting`, the
+  page saying it waits for the others); returns ("image", path), ("done",
+  None) or ("waiting", None)."""
   page.wait_for_function(
-      """(prev) => !document.getElementById('done').hidden ||
-           document.body.dataset.state === 'waiting' ||
+      """([prev, waiting]) => !document.getElementById('done').hidden ||
+           (waiting && document.body.dataset.state === 'waiting') ||
            (document.body.dataset.state === 'image' &&
             document.getElementById('path').textContent !== prev)""",
-      arg=prev, timeout=timeout)
+      arg=[prev, waiting], timeout=timeout)
   if not page.is_hidden("#done"):
     return "done", None
   if page.evaluate("document.body.dataset.state") == "waiting":
@@ -106,17 +107,19 @@ def test_label_the_budget_from_the_keyboard_in_chromium(browser, tmp_path):
     page.on("pageerror", lambda e: errors.append(str(e)))
     login(page, srv.url, "alice")
     shown, prev = [], None
-    while True:
-      state, path = shown_now(page, prev)
+    while True:  # alone, the page may wait a moment for the next batch
+      state, path = shown_now(page, prev, waiting=False)
       if state == "done":
         break
       assert state == "image"
       assert page.text_content("#guess") in F.SOURCE_NAMES  # the guess by name
       assert int(page.text_content("#rank")) == len(shown) + 1
+      if not shown:  # the image itself loads (served from the folder)
+        page.wait_for_function("() => document.getElementById('image').naturalWidth > 0")
       shown.append(path)
       if SCREENSHOT and not os.path.exists(SCREENSHOT) and \
           "balancing step" in page.text_content("#mode"):
-        page.wait_for_function("document.getElementById('image').complete")
+        page.wait_for_function("() => document.getElementById('image').complete")
         page.screenshot(path=SCREENSHOT)
       page.keyboard.press(key_of(page, truth[path]))
       prev = path
@@ -441,7 +444,8 @@ def test_named_selections_share_one_embedding(tmp_path):
       [r["path"] for r in m] != [r["path"] for r in c]
   assert Workdir(wd, "m").recorded("select")["method"] == "margin"
   assert Workdir(wd).recorded("select")["method"] == "random"
-  assert not os.path.exists(os.path.join(wd, "selections", "m", "embedding.npz"))
+  assert os.listdir(os.path.join(wd, "selections", "m")) and not any(
+      n.startswith("embedding") for n in os.listdir(os.path.join(wd, "selections", "m")))
   # each selection's labels, balance and report are its own
   lab = tmp_path / "m.csv"
   lab.write_text("path,label\n" + "".join(
@@ -499,7 +503,7 @@ def test_many_classes_get_a_filter_box(browser, tmp_path):
     login(page, srv.url, "ann")
     prev = None
     for _ in range(3):
-      state, path = shown_now(page, prev)
+      state, path = shown_now(page, prev, waiting=False)
       assert state == "image" and page.is_visible("#filter")
       page.keyboard.press("/")  # focuses the filter box
       page.keyboard.type(truth[path].upper())  # case does not matter
@@ -508,8 +512,29 @@ def test_many_classes_get_a_filter_box(browser, tmp_path):
           [truth[path]]
       page.keyboard.press("Enter")  # the first class left
       prev = path
-    assert shown_now(page, prev)[0] == "done"
+    assert shown_now(page, prev, waiting=False)[0] == "done"
   finally:
     srv.stop()
   rows = read_rows(os.path.join(wd, "labels.csv"))
   assert [r["label"] for r in rows] == [truth[r["path"]] for r in rows]
+
+
+def test_the_page_works_with_a_token_off_loopback(browser, tmp_path):
+  wd, truth, cf = F.make(str(tmp_path))
+  srv = F.Server(f"--workdir={wd}", f"--classes={cf}", "--method=margin",
+                 "--budget=2", "--batch=1", host="0.0.0.0", token="t0ken-for-test")
+  try:
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    login(page, srv.url + "?token=t0ken-for-test", "ann")
+    state, path = shown_now(page, waiting=False)
+    assert state == "image" and path in truth and not errors
+    page.wait_for_function("() => document.getElementById('image').naturalWidth > 0")
+    page.keyboard.press(key_of(page, truth[path]))
+    assert shown_now(page, path, waiting=False)[0] == "image"
+    other = browser.new_page()  # no token: nothing is served
+    assert other.goto(srv.url).status == 401
+  finally:
+    srv.stop()
+  assert len(read_rows(os.path.join(wd, "labels.csv"))) == 1

@@ -3,8 +3,9 @@ images, and a small JSON API over `session.Session`.
 
 Safe by default:
 - Binds 127.0.0.1; any other host needs a token (`--token`), which every
-  request then carries (`?token=` on the page's URL, then a header and the
-  image URLs); compared in constant time.
+  request then carries (`?token=` on the page's URL, then a header, the image
+  URLs and a same-site, HTTP-only cookie for the page's script and style);
+  compared in constant time.
 - On loopback, requests must name a loopback Host (a web page elsewhere cannot
   reach the server through DNS rebinding), and every POST must carry the
   `X-Jaxal: 1` header with a JSON body, which a cross-site form cannot send
@@ -38,6 +39,7 @@ from jaxal.cli import pixels
 from jaxal.cli.labeling.session import Refused, Session
 
 MAX_BODY = 16 * 1024
+COOKIE = "jaxal_token"
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
         "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
@@ -98,7 +100,8 @@ class _Guard:
         return "this server answers only requests for a loopback host", 403
     if self.token is not None:
       query = dict(_parse_qs(scope.get("query_string", b"").decode("latin-1")))
-      given = headers.get("x-jaxal-token") or query.get("token") or ""
+      given = headers.get("x-jaxal-token") or query.get("token") or \
+          _cookie(headers.get("cookie", ""), COOKIE) or ""
       if not hmac.compare_digest(given.encode(), self.token.encode()):
         return "missing or wrong token: open the URL `jaxal label` printed", 401
     if scope["method"] == "POST":
@@ -106,6 +109,14 @@ class _Guard:
           "content-type", "").startswith("application/json"):
         return "POST requests need the X-Jaxal: 1 header and a JSON body", 403
     return None
+
+
+def _cookie(header: str, name: str) -> Optional[str]:
+  for part in header.split(";"):
+    k, _, v = part.strip().partition("=")
+    if k == name:
+      return v
+  return None
 
 
 class _TooLarge(Exception):
@@ -131,8 +142,11 @@ def create_app(session: Session, *, token: Optional[str] = None,
     return h
 
   async def page(request: Request):
-    return FileResponse(os.path.join(STATIC, "index.html"), headers=headers(),
-                        media_type="text/html; charset=utf-8")
+    r = FileResponse(os.path.join(STATIC, "index.html"), headers=headers(),
+                     media_type="text/html; charset=utf-8")
+    if token is not None:  # the page's own requests (script, style) carry it back
+      r.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+    return r
 
   async def static(request: Request):
     name = request.path_params["name"]

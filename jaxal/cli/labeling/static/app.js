@@ -99,14 +99,19 @@ function showImage(img) {
 
 async function next() {
   busy = true;
-  for (;;) {
-    const {status, data} = await call("api/next", {annotator, wait: 5});
+  // Ask with a short wait first (the next batch is usually chosen within it),
+  // so that "waiting" shows soon when the others hold the rest of the batch;
+  // then long-poll.
+  for (let wait = 0.3; ; wait = 5) {
+    const {status, data} = await call("api/next", {annotator, wait});
     if (status !== 200) { say(data.error); busy = false; return; }
     showProgress(data.progress);
     if (data.done) { showDone(data.progress); busy = false; return; }
     if (data.image) { showImage(data.image); busy = false; return; }
     current = null;
     document.body.dataset.state = "waiting";
+    $("image").removeAttribute("src");
+    $("path").textContent = "";
     say("Waiting: " + data.wait + ".");
   }
 }
