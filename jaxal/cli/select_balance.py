@@ -63,7 +63,7 @@ def _pick_distances(f: np.ndarray, picks: np.ndarray, labeled: np.ndarray,
 HEADER = ["path", "rank", "score", "predicted_class", "predicted_name"]
 
 
-def _source_namer(wd: Workdir):
+def source_namer(wd: Workdir):
   """Source-class index (as text) -> M_S's class name, or the index itself."""
   names = wd.source_names()
   def name(pred: str) -> str:
@@ -73,7 +73,7 @@ def _source_namer(wd: Workdir):
   return name
 
 
-def _write_to_label(wd: Workdir, pool: Pool, rows: list[tuple]) -> None:
+def write_to_label(wd: Workdir, pool: Pool, rows: list[tuple]) -> None:
   """to_label.csv (path, rank, score, the guess's class index or target name,
   its name) and, for an image folder, the same as Label Studio tasks."""
   buf = _io.StringIO()
@@ -183,9 +183,9 @@ def _write_rows(wd, pool, current, order, keep, state):
   preds = dict(zip(current, state["predicted"][-1]))
   # The first round's guesses are M_S's (source classes); later ones are target
   # class names already.
-  name = _source_namer(wd) if len(state["picks"]) == 1 else (lambda p: p)
+  name = source_namer(wd) if len(state["picks"]) == 1 else (lambda p: p)
   keep = set(keep)
-  _write_to_label(wd, pool, [(i, rank[i], scores[i], preds[i], name(preds[i]))
+  write_to_label(wd, pool, [(i, rank[i], scores[i], preds[i], name(preds[i]))
                              for i in current if i in keep])
 
 
@@ -263,7 +263,7 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   if nxt is None:
     log(f"balance: budget spent: {len(chosen)} images selected and labeled; run "
         "`jaxal train`")
-    _write_to_label(wd, pool, [])
+    write_to_label(wd, pool, [])
     if state.get("done") != [int(i) for i in chosen]:
       wd.write("balance.json", {**state, "done": [int(i) for i in chosen]})
     return None
@@ -273,10 +273,10 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   k = state["batches"].index(nxt)
   before = sum(len(b) for b in state["batches"][:k])
   preds = np.argmax(pool.probs, 1)
-  name = _source_namer(wd)
+  name = source_namer(wd)
   rows = [(i, before + j + 1, "", str(int(preds[i])), name(str(int(preds[i]))))
           for j, i in enumerate(nxt) if i not in have]
-  _write_to_label(wd, pool, rows)
+  write_to_label(wd, pool, rows)
   log(f"balance: batch {k + 1} ({before + len(nxt)} of {budget} images): "
       f"{len(rows)} to label -> {wd.file('to_label.csv')}")
   return nxt

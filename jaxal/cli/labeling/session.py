@@ -109,7 +109,7 @@ class Session:
         if acquisition.ranks_whole_pool(self.method) else np.asarray(picks)
     self.offered = set(wd.offered())
     guesses = np.argmax(pool.probs, 1)
-    namer = select_balance._source_namer(wd)  # pylint: disable=protected-access
+    namer = select_balance.source_namer(wd)
     self.guess = [namer(str(int(g))) for g in guesses]
 
     self.cond = threading.Condition()
@@ -154,7 +154,7 @@ class Session:
         state = self.wd.read("balance.json", {"batches": []})
         if state.get("done") != self.finished:
           self.wd.write("balance.json", {**state, "done": self.finished})
-        select_balance._write_to_label(self.wd, self.pool, [])  # pylint: disable=protected-access
+        select_balance.write_to_label(self.wd, self.pool, [])
         self.log(f"label: budget spent: {len(self.finished)} images labeled")
         self.cond.notify_all()
         while gen == self.generation:  # until an undo reopens a batch
@@ -196,7 +196,7 @@ class Session:
         counts, self.budget - len(earlier)) else "acquisition"
     before = len(earlier)
     probs = np.argmax(self.pool.probs[idx], 1)
-    select_balance._write_to_label(self.wd, self.pool, [  # pylint: disable=protected-access
+    select_balance.write_to_label(self.wd, self.pool, [
         (i, before + j + 1, "", str(int(p)), self.guess[i])
         for j, (i, p) in enumerate(zip(idx, probs)) if i not in have])
     self.cond.notify_all()
