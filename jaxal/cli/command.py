@@ -78,6 +78,13 @@ def _define_embed(fv):
                        flag_values=fv)
   flags.DEFINE_integer("batch", 128, "Images per device computation.",
                        flag_values=fv)
+  flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of "
+                      "process 0 (jax.distributed); every process embeds its share "
+                      "of the chunks into the shared --workdir.", flag_values=fv)
+  flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.",
+                       flag_values=fv)
+  flags.DEFINE_integer("process_id", None, "Multi-host: this process's rank.",
+                       flag_values=fv)
 
 
 def _define_select(fv):
@@ -173,6 +180,9 @@ def _require(fv, *names):
 def _run_embed(wd, fv):
   from jaxal.cli import embed  # pylint: disable=g-import-not-at-top
   _require(fv, "source")
+  if fv.coordinator_address:
+    from jaxal.models import distributed  # pylint: disable=g-import-not-at-top
+    distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id)
   embed.embed(wd, images_dir=fv.images, source_dir=fv.source, ensemble=fv.ensemble,
               chunk=fv.chunk, batch_size=fv.batch, tfds=fv.tfds, data_dir=fv.data_dir)
 

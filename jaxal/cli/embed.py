@@ -8,6 +8,7 @@ atomically: a killed run resumes from its last finished chunk.
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import io as _io
 import os
@@ -15,13 +16,15 @@ import shutil
 import time
 from typing import Optional
 
+import jax
 import numpy as np
 
 from jaxal import io
 from jaxal.cli import pixels
-from jaxal.cli.workdir import NEW_WORKDIR, Log, Pool, Workdir, WorkdirError, digest
+from jaxal.cli.workdir import (ARRAYS, NEW_WORKDIR, Log, Pool, Workdir, WorkdirError,
+                                digest)
 from jaxal.datasets import images, pipeline
-from jaxal.models import inference, source
+from jaxal.models import distributed, inference, source
 
 
 def _signals(trained: source.Trained, ensemble: bool, batch: np.ndarray,
@@ -66,11 +69,26 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
   if tfds:
     from_tfds = pixels.tfds_images(tfds, data_dir, size)
     paths, images_dir = from_tfds.paths, tfds
-    load = from_tfds.load
+
+    def chunks(starts):  # streamed: decoded in parallel, prefetched
+      for s, batch in from_tfds.stream(starts, chunk):
+        yield s, batch, np.ones(len(batch), bool), {}
   else:
     paths = images.scan(images_dir)
-    load = lambda part: images.load_batch(images_dir, part, size)  # noqa: E731
-  if wd.recorded("embed") is None and wd.paths() is None and \
+
+    def load(s):
+      return images.load_batch(images_dir, paths[s:s + chunk], size)
+
+    def chunks(starts):  # a thread pool decodes the next chunk during this one's M_S
+      with concurrent.futures.ThreadPoolExecutor(1) as ahead:
+        pending = [(s, ahead.submit(load, s)) for s in starts[:1]]
+        for k in range(len(starts)):
+          s, fut = pending.pop()
+          if k + 1 < len(starts):
+            pending.append((starts[k + 1], ahead.submit(load, starts[k + 1])))
+          yield (s, *fut.result())
+  rank, procs = jax.process_index(), jax.process_count()
+  if rank == 0 and wd.recorded("embed") is None and wd.paths() is None and \
       os.path.isdir(wd.path) and os.listdir(wd.path):
     raise WorkdirError(f"--workdir {wd.path} is not empty and holds no jaxal "
                        "embedding; pass a new or empty directory.")
@@ -89,28 +107,34 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
     raise WorkdirError(f"--images {images_dir}: the folder changed since this work "
                        f"directory embedded it ({added} image(s) added, {gone} "
                        "removed); use a new --workdir for the new pool.")
-  os.makedirs(wd.path, exist_ok=True)
-  if old_paths is None:
-    io.write_text(wd.file("paths.txt"), "\n".join(paths) + "\n")
-  wd.record("embed", setup)
-  if os.path.exists(wd.file("embedding.npz")):
-    log(f"embed: already done ({wd.file('embedding.npz')})")
+  if rank == 0:
+    os.makedirs(wd.path, exist_ok=True)
+    if old_paths is None:
+      io.write_text(wd.file("paths.txt"), "\n".join(paths) + "\n")
+    wd.record("embed", setup)
+  distributed.barrier("jaxal-embed-setup")
+  if wd.embedded():
+    log(f"embed: already done ({wd.file('embedding')})")
     if os.path.isdir(wd.file("embed")):  # killed while removing the chunks
       shutil.rmtree(wd.file("embed"))
     return wd.pool()
 
   n = len(paths)
   starts = range(0, n, chunk)
-  todo = [s for s in starts if not os.path.exists(_chunk_path(wd, s // chunk))]
-  log(f"embed: {n} images under {images_dir}, {len(starts) - len(todo)} of "
-      f"{len(starts)} chunks already done; M_S "
+  done_before = [s for s in starts if os.path.exists(_chunk_path(wd, s // chunk))]
+  # Multi-host: process r of P embeds chunks r, r + P, ... into the shared folder.
+  todo = [s for s in starts if (s // chunk) % procs == rank
+          and not os.path.exists(_chunk_path(wd, s // chunk))]
+  log(f"embed: {n} images under {images_dir}, {len(done_before)} of "
+      f"{len(starts)} chunks already done"
+      + (f"; process {rank} of {procs} embeds {len(todo)}" if procs > 1 else "")
+      + "; M_S "
       f"{'ensemble of ' + str(len(trained.snapshots)) if ensemble else 'final model'}"
       f" at {size} px")
   t0, done = time.perf_counter(), 0
   total = sum(len(paths[s:s + chunk]) for s in todo)
-  for s in todo:
+  for s, batch, ok, errors in chunks(todo):
     part = paths[s:s + chunk]
-    batch, ok, errors = load(part)
     for p, err in errors.items():
       log(f"embed: skipping unreadable image {os.path.join(images_dir, p)} ({err})")
     if ok.any():
@@ -124,7 +148,11 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
     rate = done / (time.perf_counter() - t0)
     log(f"embed: {s + len(part)}/{n} images, {rate:.1f} images/s, "
         f"{(total - done) / rate:.0f} s left")
-  return _consolidate(wd, paths, chunk, log)
+  distributed.barrier("jaxal-embed-chunks")
+  if rank == 0:
+    _consolidate(wd, paths, chunk, log)
+  distributed.barrier("jaxal-embed-done")
+  return wd.pool()
 
 
 def _chunk_path(wd: Workdir, i: int) -> str:
@@ -132,31 +160,57 @@ def _chunk_path(wd: Workdir, i: int) -> str:
 
 
 def _consolidate(wd: Workdir, paths: list[str], chunk: int, log: Log) -> Pool:
-  parts = {"features": [], "probs": [], "target_features": []}
-  ok_all, skipped = [], []
-  for i, s in enumerate(range(0, len(paths), chunk)):
+  """Joins the chunks into WORKDIR/embedding/*.npy, one chunk in memory at a
+  time (the arrays are filled through memory maps), then removes the chunks.
+  The folder is written under a temporary name and renamed when complete."""
+  starts = range(0, len(paths), chunk)
+  ok_all, skipped, dims = [], [], None
+  for i, _ in enumerate(starts):  # pass 1: which images, and the arrays' widths
     with np.load(_chunk_path(wd, i)) as z:
       ok_all.append(z["ok"])
-      if z["ok"].any():
-        for k in parts:
-          parts[k].append(z[k])
       skipped += [tuple(e.split("\t", 1)) for e in z["errors"]]
+      if dims is None and z["ok"].any():
+        dims = {k: z[k].shape[1] for k in ARRAYS[1:]}
   ok = np.concatenate(ok_all)
   if not ok.any():
     raise WorkdirError(f"none of the {len(paths)} images could be read; see "
                        f"{wd.file('skipped.csv')}.")
-  arrays = {k: np.concatenate(v) for k, v in parts.items()}
+  tmp = wd.file("embedding") + ".tmp"
+  if os.path.isdir(tmp):  # a killed consolidation: start it again
+    shutil.rmtree(tmp)
+  os.makedirs(tmp)
+  n = int(ok.sum())
+  index = np.lib.format.open_memmap(os.path.join(tmp, "index.npy"), mode="w+",
+                                    dtype=np.int64, shape=(n,))
+  index[:] = np.flatnonzero(ok)
+  out = {k: np.lib.format.open_memmap(os.path.join(tmp, k + ".npy"), mode="w+",
+                                      dtype=np.float32, shape=(n, d))
+         for k, d in dims.items()}
+  at = 0
+  for i, _ in enumerate(starts):  # pass 2: fill, chunk by chunk
+    with np.load(_chunk_path(wd, i)) as z:
+      m = int(z["ok"].sum())
+      for k in out:
+        if m:
+          out[k][at:at + m] = z[k]
+    at += m
+  for a in (index, *out.values()):
+    a.flush()
+  del index, out
+  for name in os.listdir(tmp):
+    with open(os.path.join(tmp, name), "rb") as f:
+      os.fsync(f.fileno())
   buf = _io.StringIO()
   w = csv.writer(buf, lineterminator="\n")
   w.writerow(["path", "reason"])
   w.writerows(skipped)
   io.write_text(wd.file("skipped.csv"), buf.getvalue())
-  io.save_npz(wd.file("embedding.npz"), index=np.flatnonzero(ok), **arrays)
+  os.replace(tmp, wd.file("embedding"))
   for i in range(len(ok_all)):
     os.remove(_chunk_path(wd, i))
   for name in os.listdir(wd.file("embed")):  # temporaries of killed writes
     os.remove(wd.file("embed", name))
   os.rmdir(wd.file("embed"))
-  log(f"embed: {int(ok.sum())} images embedded, {len(skipped)} unreadable skipped "
+  log(f"embed: {n} images embedded, {len(skipped)} unreadable skipped "
       f"(listed in {wd.file('skipped.csv')})")
   return wd.pool()

@@ -7,7 +7,10 @@ resumes:
     workdir.json       what each step was run with (refuses contradictions)
     paths.txt          the image folder's images, in pool order
     embed/             per-chunk outputs of an unfinished embed
-    embedding.npz      M_S's features and probabilities of the readable images
+    embedding/         M_S's outputs of the readable images, one .npy per array
+                       (index, features, probs, target_features), memory-mapped
+                       when read: a pool of 1M x 512 features is never copied
+                       (work directories from before keep embedding.npz)
     skipped.csv        images that could not be read, with the reason
     selection.json     the acquisition's picks, per round
     balance.json       the balancing step's batches offered so far
@@ -65,7 +68,9 @@ class Pool:
     return {p: i for i, p in enumerate(self.paths)}
 
 
-SHARED = frozenset({"paths.txt", "embedding.npz", "embed", "skipped.csv"})
+SHARED = frozenset({"paths.txt", "embedding", "embedding.npz", "embed",
+                    "skipped.csv"})
+ARRAYS = ("index", "features", "probs", "target_features")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -127,15 +132,29 @@ class Workdir:
     with open(self.file("paths.txt"), encoding="utf-8") as f:
       return f.read().splitlines()
 
-  def pool(self) -> Pool:
-    """The embedded pool; WorkdirError if `embed` has not finished."""
+  def embedded(self) -> bool:
+    return os.path.isdir(self.file("embedding")) or \
+        os.path.exists(self.file("embedding.npz"))
+
+  def embedding(self) -> dict[str, np.ndarray]:
+    """{index, features, probs, target_features} of the finished embedding,
+    memory-mapped read-only (an embedding.npz of older versions is read)."""
+    folder = self.file("embedding")
+    if os.path.isdir(folder):
+      return {k: np.load(os.path.join(folder, k + ".npy"), mmap_mode="r")
+              for k in ARRAYS}
     path = self.file("embedding.npz")
     if not os.path.exists(path):
       raise WorkdirError(f"{self.path} has no finished embedding; run `jaxal embed "
                          f"--workdir={self.path} --images=DIR --source=DIR` first.")
     with np.load(path) as z:
-      index = z["index"]
-      arrays = {k: z[k] for k in ("features", "probs", "target_features")}
+      return {k: z[k] for k in ARRAYS}
+
+  def pool(self) -> Pool:
+    """The embedded pool (arrays memory-mapped); WorkdirError if `embed` has
+    not finished."""
+    arrays = self.embedding()
+    index = arrays.pop("index")
     every = self.paths()
     return Pool([every[i] for i in index], **arrays)
 

@@ -223,6 +223,52 @@ def load_labels(name: str, split: str, **kwargs) -> np.ndarray:
   return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
+def stream(name: str, split: str, keep: np.ndarray, image_size: int, *,
+           batch_size: int, data_dir: Optional[str] = None,
+           offline: Optional[procedural.OfflineConfig] = None):
+  """Yields (indices, uint8 images [b, size, size, 3]) of the examples i with
+  `keep[i]`, in split order, `batch_size` at a time: the records left out are
+  never decoded, the others are decoded and resized (`pipeline.eval_transform`,
+  as `load_arrays`) in parallel and prefetched, so memory stays at a few
+  batches whatever the split's size."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jaxal.datasets import pipeline  # pylint: disable=g-import-not-at-top
+  ds = load(name, split, data_dir=data_dir, offline=offline, decode=False)
+  mask = tf.constant(np.asarray(keep, bool))
+
+  def decode(i, ex):
+    img = tf.io.decode_image(ex["image"], channels=3, expand_animations=False)
+    return i, pipeline.eval_transform(img, image_size)
+  ds = ds.enumerate().filter(lambda i, ex: tf.gather(mask, i))
+  ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  yield from ds.batch(batch_size).prefetch(2).as_numpy_iterator()
+
+
+def in_memory(name: str) -> bool:
+  """True for the datasets read as arrays without TFDS: the bundled digits, and
+  the offline parts where TFDS is not installed."""
+  return name == "digits" or (name.startswith("offline_") and not _has_tfds())
+
+
+def num_examples(name: str, split: str, *, data_dir: Optional[str] = None,
+                 offline: Optional[procedural.OfflineConfig] = None) -> int:
+  """How many examples `load(name, split)` yields, without decoding any (the
+  split's metadata; the ImageNet subsets count their labels)."""
+  s = spec(name)
+  _check_split(split)
+  if in_memory(name):
+    return len(load_arrays(name, split, offline=offline).labels)
+  if name in ("imn100", "imagenet_source"):
+    return len(load_labels(name, split, data_dir=data_dir))
+  b = builder(name, data_dir=data_dir, offline=offline)
+  if name.startswith("offline_"):
+    b.download_and_prepare()  # generation only; no network
+  elif not b.is_prepared():
+    raise DatasetNotFoundError(f"{name} ({s.tfds_name}) is not prepared in "
+                               f"{b.data_dir}. {s.how_to_get}")
+  return int(b.info.splits[s.tfds_splits[SPLITS.index(split)]].num_examples)
+
+
 def _has_tfds() -> bool:
   try:
     import tensorflow_datasets  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import

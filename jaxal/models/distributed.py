@@ -55,3 +55,10 @@ def process_share(global_batch, index: Optional[int] = None,
     raise ValueError(f"global batch of {n} is not divisible by {count} processes.")
   per = n // count
   return global_batch[index * per:(index + 1) * per]
+
+
+def barrier(name: str) -> None:
+  """Waits until every process reaches the barrier `name` (no-op alone)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)

@@ -19,6 +19,7 @@ from PIL import Image
 
 from jaxal import acquisition, balancing, metrics
 from jaxal.cli import command
+from jaxal.cli.workdir import Workdir
 from jaxal.datasets import images
 from jaxal.datasets import procedural
 
@@ -187,11 +188,12 @@ def test_embed_select_balance_train_predict_report(setup):
   skipped = read_csv(os.path.join(wd, "skipped.csv"))
   assert [r["path"] for r in skipped] == ["group0/corrupt.png"]
   assert "1 unreadable skipped" in out
-  with np.load(os.path.join(wd, "embedding.npz")) as z:
-    feats, probs = z["features"], z["probs"]
+  z = Workdir(wd).embedding()
+  feats, probs = z["features"], z["probs"]
+  assert isinstance(feats, np.memmap)  # read in place, never loaded as a whole
   with open(os.path.join(wd, "paths.txt")) as f:
-    every = f.read().split()
-  paths = [every[i] for i in np.load(os.path.join(wd, "embedding.npz"))["index"]]
+    every = f.read().splitlines()
+  paths = [every[i] for i in z["index"]]
   assert sorted(paths) == sorted(setup["truth"]) and len(feats) == len(paths)
   assert np.allclose(probs.sum(1), 1, atol=1e-5)
   assert "already done" in ok("embed", f"--workdir={wd}", f"--images={setup['pool']}",
@@ -359,11 +361,11 @@ def test_select_in_rounds_uses_the_target_model_after_round_one(setup):
   ok("select", *flags_)
   labels_csv = os.path.join(setup["base"], "rounds_labels.csv")
   first = annotate(setup, wd, labels_csv)
-  with np.load(os.path.join(wd, "embedding.npz")) as z:
-    probs = z["probs"]
+  z = Workdir(wd).embedding()
+  probs = z["probs"]
   with open(os.path.join(wd, "paths.txt")) as f:
-    every = f.read().split()
-  paths = [every[i] for i in np.load(os.path.join(wd, "embedding.npz"))["index"]]
+    every = f.read().splitlines()
+  paths = [every[i] for i in z["index"]]
   assert first == [paths[i] for i in acquisition.select("margin_div", budget=4,
                                                          probs=probs)]
   more = [f"--labels={labels_csv}", f"--classes={setup['classes']}"]
@@ -399,7 +401,7 @@ def test_embed_killed_mid_run_resumes_to_the_same_features(setup, tmp_path):
     time.sleep(0.005)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  assert not os.path.exists(os.path.join(killed, "embedding.npz")), "not mid-run"
+  assert not Workdir(killed).embedded(), "not mid-run"
   resumed = subprocess.run(args(killed), env=env(), capture_output=True, text=True,
                            timeout=600)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -408,11 +410,10 @@ def test_embed_killed_mid_run_resumes_to_the_same_features(setup, tmp_path):
   full = subprocess.run(args(whole), env=env(), capture_output=True, text=True,
                         timeout=600)
   assert full.returncode == 0, full.stderr[-3000:]
-  with np.load(os.path.join(killed, "embedding.npz")) as a, \
-      np.load(os.path.join(whole, "embedding.npz")) as b:
-    assert sorted(a.files) == sorted(b.files)
-    for k in a.files:
-      assert np.array_equal(a[k], b[k]), k
+  a, b = Workdir(killed).embedding(), Workdir(whole).embedding()
+  assert sorted(a) == sorted(b)
+  for k in a:
+    assert np.array_equal(a[k], b[k]), k
 
 
 def test_image_loading_resizes_crops_and_converts(tmp_path):
@@ -448,3 +449,73 @@ def test_coreset_scores_are_distances_at_pick_time():
       centers.append(f[i])
     np.testing.assert_allclose(_pick_distances(f, picks, labeled, block=16), want,
                                rtol=1e-9)
+
+
+def test_embed_streams_a_tfds_split_bit_for_bit_and_resumes(setup, tmp_path):
+  """`embed --tfds` streams the split (never loads it whole) and gives exactly
+  the in-memory computation's outputs; interrupted after two chunks, the rerun
+  skips them without decoding and ends with the same arrays."""
+  from jaxal.cli import embed as embed_lib  # pylint: disable=g-import-not-at-top
+  from jaxal.datasets import catalog, pipeline  # pylint: disable=g-import-not-at-top
+  from jaxal.models import source  # pylint: disable=g-import-not-at-top
+  data_dir, chunk = str(tmp_path / "tfds"), 512
+  wd = Workdir(str(tmp_path / "stream"))
+
+  class Stop(Exception):
+    pass
+
+  def stop_after_two(line):
+    if line.startswith(f"embed: {2 * chunk}/"):
+      raise Stop()
+  with pytest.raises(Stop):
+    embed_lib.embed(wd, images_dir=None, tfds="offline_target:train",
+                    data_dir=data_dir, source_dir=setup["source"], chunk=chunk,
+                    log=stop_after_two)
+  assert len(os.listdir(wd.file("embed"))) == 2 and not wd.embedded()
+  lines = []
+  pool = embed_lib.embed(wd, images_dir=None, tfds="offline_target:train",
+                         data_dir=data_dir, source_dir=setup["source"], chunk=chunk,
+                         log=lines.append)
+  assert any("2 of" in ln and "chunks already done" in ln for ln in lines), lines
+  trained = source.load_workdir(setup["source"])
+  x = catalog.load_arrays("offline_target", "train", data_dir=data_dir,
+                          image_size=trained.image_size).images
+  assert len(pool.paths) == len(x) > 3 * chunk
+  for s in range(0, len(x), chunk):
+    f, p, _ = embed_lib._signals(trained, False, x[s:s + chunk], 128)  # pylint: disable=protected-access
+    assert np.array_equal(pool.features[s:s + chunk], f), s
+    assert np.array_equal(pool.probs[s:s + chunk], p), s
+  assert pipeline  # the transform both paths share
+
+
+def test_two_process_embed_equals_one_process(setup, tmp_path):
+  """jax.distributed: two CPU processes embed their shares of the chunks into
+  one work directory; the result equals one process's, bit for bit."""
+  import socket  # pylint: disable=g-import-not-at-top
+  e = env()
+  e["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+  e["JAX_PLATFORMS"] = "cpu"
+  args = lambda wd: [sys.executable, "-m", "jaxal", "embed", f"--workdir={wd}",  # noqa
+                     f"--images={setup['pool']}", f"--source={setup['source']}",
+                     "--chunk=8"]
+  one = str(tmp_path / "one")
+  r = subprocess.run(args(one), env=e, capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  two = str(tmp_path / "two")
+  procs = [subprocess.Popen(args(two) + [f"--coordinator_address=127.0.0.1:{port}",
+                                         "--num_processes=2", f"--process_id={i}"],
+                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True) for i in range(2)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  assert "process 0 of 2 embeds" in outs[0][0] and "process 1 of 2 embeds" in outs[1][0]
+  a, b = Workdir(one).embedding(), Workdir(two).embedding()
+  for k in a:
+    assert np.array_equal(a[k], b[k]), k
+  with open(os.path.join(one, "skipped.csv")) as f1, \
+      open(os.path.join(two, "skipped.csv")) as f2:
+    assert f1.read() == f2.read()

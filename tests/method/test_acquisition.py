@@ -158,3 +158,28 @@ def test_seed_at_the_limit_is_distinct():
   a = A.select("random", budget=50, labeled_mask=mask, seed=0)
   b = A.select("random", budget=50, labeled_mask=mask, seed=2 ** 32 - 1)
   assert a.tolist() != b.tolist()
+
+
+@pytest.mark.parametrize("method", A.METHODS)
+def test_memory_mapped_arrays_select_the_same(pool, method, tmp_path):
+  """Features and probabilities memory-mapped from .npy files (how `jaxal
+  embed` stores a pool) give the same selection as in-memory arrays, and the
+  balancing step the same sequence."""
+  from jaxal import balancing  # pylint: disable=g-import-not-at-top
+  probs, feats, mask = pool
+  np.save(tmp_path / "p.npy", probs)
+  np.save(tmp_path / "f.npy", feats)
+  mp = np.load(tmp_path / "p.npy", mmap_mode="r")
+  mf = np.load(tmp_path / "f.npy", mmap_mode="r")
+  assert isinstance(mp, np.memmap) and not mp.flags.writeable
+  kw = dict(budget=40, labeled_mask=mask, seed=3, num_classes=5)
+  want = A.select(method, probs=probs, features=feats, **kw)
+  got = A.select(method, probs=mp, features=mf, **kw)
+  np.testing.assert_array_equal(got, want)
+  if method in ("entropy_inv_div", "coreset"):
+    y = np.arange(N) % 5
+    ranking = A.rank(method, probs=probs, labeled_mask=mask) \
+        if A.ranks_whole_pool(method) else want
+    np.testing.assert_array_equal(
+        balancing.balanced_select(ranking, mf, y, 30, 5, labeled_mask=mask),
+        balancing.balanced_select(ranking, feats, y, 30, 5, labeled_mask=mask))
