@@ -96,10 +96,16 @@ def rank(method: str, *, probs: ArrayLike,
 def _rank(p: np.ndarray, mask: np.ndarray, base: str, inv: bool,
           div: bool) -> np.ndarray:
   """`rank` on validated inputs."""
-  order = np.asarray(rank_by_uncertainty(p, mask, kind=base, inverse=inv))
+  # device_put aliases an aligned host array (a memory-mapped pool's included);
+  # handing the NumPy array to the jitted function would copy it whole.
+  order = np.asarray(rank_by_uncertainty(jax.device_put(p), mask, kind=base,
+                                         inverse=inv))
   order = order[:int(p.shape[0] - mask.sum())]
   if div:
-    top1 = np.argmax(p, axis=1)
+    # By blocks of rows: NumPy's argmax copies a read-only (memory-mapped) array
+    # whole before reducing it.
+    top1 = np.concatenate([np.argmax(p[s:s + 65536], axis=1)
+                           for s in range(0, p.shape[0], 65536)])
     order = order[np.asarray(diversified_order(top1[order]))]
   return order.astype(np.int64)
 
@@ -146,9 +152,11 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
   if base == "random" and probs is None and features is None and labeled_mask is None:
     raise ValueError("method 'random' needs the pool size: pass labeled_mask "
                      "(all False for an unlabeled pool), probs or features.")
-  if probs is not None:
+  # Only what the method reads is checked (reading is the check's cost: a
+  # memory-mapped pool's features stay on disk for the uncertainty methods).
+  if probs is not None and base in _UNCERTAINTY:
     V.check_probs(probs)
-  if features is not None:
+  if features is not None and base in ("coreset",) + COLD_START:
     V.check_features(features)
   mask = V.check_mask(labeled_mask, n)
   budget = V.check_budget(budget, int(n - mask.sum()))

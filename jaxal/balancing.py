@@ -84,10 +84,12 @@ def _balancing_picks(dists, counts, available, *, rule: str, majority_distance: 
   majority = counts > jnp.mean(counts)
   if rule == "difference":
     dists = jnp.sqrt(dists)
+  # A per-class offset, not a [N, N_t] where: the sum fuses into the reduction,
+  # so no second [N, N_t] array is allocated (x + 0 == x exactly; x + inf = inf).
   if majority_distance == "nearest":
-    d_majority = jnp.min(jnp.where(majority[None, :], dists, jnp.inf), axis=1)
+    d_majority = jnp.min(dists + jnp.where(majority, 0.0, jnp.inf)[None, :], axis=1)
   else:
-    d_majority = jnp.max(jnp.where(majority[None, :], dists, -jnp.inf), axis=1)
+    d_majority = jnp.max(dists + jnp.where(majority, 0.0, -jnp.inf)[None, :], axis=1)
   rare = jnp.argmin(counts)
   rare_seen = counts[rare] > 0
   d_rare = dists[:, rare]
@@ -154,7 +156,9 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
 
   dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
   f = np.asarray(f, dtype)
-  x = jnp.asarray(f)
+  # device_put, not jnp.asarray: on CPU it aliases an aligned host array (a
+  # memory-mapped pool included) instead of copying N x d floats.
+  x = jax.device_put(f)
   mean = jnp.asarray(f.mean(axis=0, dtype=np.float64), dtype)
   weights = jnp.ones((f.shape[1],), dtype)
   x_sq = distances.centered_sq_norms(x, mean, weights)

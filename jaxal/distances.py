@@ -12,8 +12,10 @@ import jax
 import jax.numpy as jnp
 
 
+@jax.jit
 def centered_sq_norms(x: jax.Array, mean: jax.Array, weights: jax.Array) -> jax.Array:
-  """[N] weighted squared norms |x - mean|_w^2 (one fused pass, no [N, d] temp)."""
+  """[N] weighted squared norms |x - mean|_w^2 (one fused pass, no [N, d] temp:
+  jitted, since called eagerly each operation would allocate an [N, d] array)."""
   return jnp.sum(weights * jnp.square(x - mean), axis=1)
 
 

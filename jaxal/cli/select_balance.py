@@ -147,7 +147,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
     return picks[-1]
 
   if not picks:
-    feats, probs, preds = pool.features, pool.probs, np.argmax(pool.probs, 1)
+    feats, probs, preds = pool.features, pool.probs, pool.guesses()
     pred_names = [str(int(p)) for p in preds]
   else:
     classes, have = workdir.labeled(wd, pool, labels_csv, classes_file)
@@ -197,7 +197,7 @@ def _round_signals(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, 
   y = np.asarray([have[i] for i in idx], np.int64)
   if np.unique(y).size < 2:
     log("select: fewer than 2 classes labeled so far; this round uses M_S's signals")
-    return pool.features, pool.probs, [str(int(p)) for p in np.argmax(pool.probs, 1)]
+    return pool.features, pool.probs, [str(int(p)) for p in pool.guesses()]
   if settings.kind == "svm":
     feats, probs = target.svm_signals(pool.target_features, idx, y, C=settings.svm_c)
     found = np.unique(y)
@@ -272,7 +272,7 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
     wd.write("balance.json", state)
   k = state["batches"].index(nxt)
   before = sum(len(b) for b in state["batches"][:k])
-  preds = np.argmax(pool.probs, 1)
+  preds = pool.guesses()
   name = source_namer(wd)
   rows = [(i, before + j + 1, "", str(int(preds[i])), name(str(int(preds[i]))))
           for j, i in enumerate(nxt) if i not in have]

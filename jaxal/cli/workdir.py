@@ -67,6 +67,12 @@ class Pool:
   def index(self) -> dict[str, int]:
     return {p: i for i, p in enumerate(self.paths)}
 
+  def guesses(self) -> np.ndarray:
+    """[N] M_S's top-1 source class, by blocks of rows (NumPy's argmax would
+    copy the whole memory-mapped probabilities first)."""
+    return np.concatenate([np.argmax(self.probs[s:s + 65536], axis=1)
+                           for s in range(0, len(self.paths), 65536)])
+
 
 SHARED = frozenset({"paths.txt", "embedding", "embedding.npz", "embed",
                     "skipped.csv"})

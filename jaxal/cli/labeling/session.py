@@ -108,7 +108,7 @@ class Session:
     self.ranking = acquisition.rank(self.method, probs=pool.probs) \
         if acquisition.ranks_whole_pool(self.method) else np.asarray(picks)
     self.offered = set(wd.offered())
-    guesses = np.argmax(pool.probs, 1)
+    guesses = pool.guesses()
     namer = select_balance.source_namer(wd)
     self.guess = [namer(str(int(g))) for g in guesses]
 

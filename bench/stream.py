@@ -1,0 +1,263 @@
+r"""Pools larger than memory: `jaxal embed --tfds` streaming a generated split at
+two sizes (peak memory must not grow with the split), and selection over
+memory-mapped features at N = 1,000,000 (memory beyond the features).
+
+    python3 run.py bench stream                                # 50,000 and 200,000 images; N = 1M
+    python3 run.py bench stream --sizes=10000,20000 --n=100000  # quicker
+
+Embedding: the offline builder's target split generated at each size (TFDS,
+PNG-encoded 32 px images, generation not timed), embedded by `jaxal embed`'s own
+function with a small M_S (digits, width 8) in a fresh process each; printed:
+images/s of the embed, images/s of the input pipeline alone (the same stream,
+no M_S), and the process's peak RSS (TensorFlow, JAX and XLA included).
+
+Selection: features [N, d] float32 and probabilities [N, C] saved as .npy and
+memory-mapped read-only, as `jaxal embed` leaves them; each method runs in a
+fresh process, the labels of the balancing step's simulated oracle read before
+the measured call. Printed: the call's peak RSS above what was resident before
+it (Linux clear_refs; the pages of the mapped files it reads count there), and
+"beyond the features": the peak of the process's own allocations (RssAnon,
+sampled every 2 ms) above their level before the call, divided by N.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("sizes", ["50000", "200000"], "Split sizes to embed.")
+flags.DEFINE_integer("n", 1_000_000, "Pool size of the selection part.")
+flags.DEFINE_integer("d", 512, "Feature dimension.")
+flags.DEFINE_integer("classes", 100, "Source classes C (probabilities) and target "
+                     "classes N_t (balancing).")
+flags.DEFINE_integer("budget", 1000, "Budget of random, entropy_inv_div and the "
+                     "balancing step.")
+flags.DEFINE_integer("coreset_budget", 100, "Budget of core-set (one pass over the "
+                     "features per pick).")
+flags.DEFINE_list("methods", ["random", "entropy_inv_div", "coreset", "balancing"],
+                  "Selection methods to run.")
+flags.DEFINE_string("workdir", None, "Where to keep the generated data (default: a "
+                    "temporary folder, removed).")
+flags.DEFINE_string("worker", None, "Internal: run one measurement (JSON).")
+
+
+def _status_kb(field: str) -> int:
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith(field + ":"):
+        return int(line.split()[1])
+  raise KeyError(field)
+
+
+class AnonPeak:
+  """Peak anonymous resident memory (RssAnon: the process's own allocations,
+  not the pages of memory-mapped files) while the block runs, sampled every
+  2 ms, above its value at entry."""
+
+  def __enter__(self):
+    import threading  # pylint: disable=g-import-not-at-top
+    self.before = self.peak = _status_kb("RssAnon") * 1024
+    self.stop = threading.Event()
+
+    def sample():
+      while not self.stop.wait(0.002):
+        self.peak = max(self.peak, _status_kb("RssAnon") * 1024)
+    self.thread = threading.Thread(target=sample, daemon=True)
+    self.thread.start()
+    return self
+
+  def __exit__(self, *exc):
+    self.stop.set()
+    self.thread.join()
+    self.peak = max(self.peak, _status_kb("RssAnon") * 1024)
+    self.added = self.peak - self.before
+
+
+def _reset_peak() -> int:
+  with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+  return _status_kb("VmRSS") * 1024
+
+
+def _config(size: int):
+  from jaxal.datasets import procedural  # pylint: disable=g-import-not-at-top
+  return procedural.OfflineConfig(num_target_classes=20,
+                                  target_train_per_class=size // 20)
+
+
+def _patch_offline(size: int) -> None:
+  """`--tfds=offline_target:train` at `size` images: the catalog's default
+  offline sizes, for this process only."""
+  from jaxal.datasets import catalog, procedural  # pylint: disable=g-import-not-at-top
+  cfg = _config(size)
+
+  class Sized:
+    def __new__(cls, *a, **k):
+      return cfg if not a and not k else procedural.OfflineConfig(*a, **k)
+  catalog.procedural = type("P", (), {**{k: getattr(procedural, k) for k in dir(
+      procedural) if not k.startswith("__")}, "OfflineConfig": Sized})
+
+
+# ------------------------------------------------------------------ workers
+def worker_generate(args):
+  _patch_offline(args["size"])
+  from jaxal.datasets import catalog  # pylint: disable=g-import-not-at-top
+  t = time.perf_counter()
+  n = catalog.num_examples("offline_target", "train", data_dir=args["data_dir"])
+  return {"images": n, "seconds": time.perf_counter() - t}
+
+
+def worker_embed(args):
+  _patch_offline(args["size"])
+  from jaxal.cli import embed, pixels  # pylint: disable=g-import-not-at-top
+  from jaxal.cli.workdir import Workdir  # pylint: disable=g-import-not-at-top
+  spec = "offline_target:train"
+  if args["pipeline_only"]:
+    src = pixels.TfdsImages(spec, args["data_dir"], 32)
+    t = time.perf_counter()
+    seen = sum(len(b) for _, b in src.stream(range(0, len(src.paths), 1024), 1024))
+    seconds = time.perf_counter() - t
+  else:
+    t = time.perf_counter()
+    pool = embed.embed(Workdir(args["workdir"]), images_dir=None, tfds=spec,
+                       data_dir=args["data_dir"], source_dir=args["source"],
+                       chunk=1024, batch_size=256, log=lambda _: None)
+    seconds = time.perf_counter() - t
+    seen = len(pool.paths)
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  return {"images": seen, "seconds": seconds, "peak_rss": peak}
+
+
+def worker_select(args):
+  import jax  # pylint: disable=g-import-not-at-top
+  from jaxal import acquisition, balancing  # pylint: disable=g-import-not-at-top
+  feats = np.load(args["features"], mmap_mode="r")
+  probs = np.load(args["probs"], mmap_mode="r")
+  labels = np.load(args["labels"], mmap_mode="r")
+  method, budget = args["method"], args["budget"]
+  n = len(feats)
+  # compile on a small pool first, so the measured call is the selection itself
+  small = dict(budget=8, probs=np.asarray(probs[:64]), features=np.asarray(feats[:64]))
+  if method == "balancing":
+    acquisition.select("entropy_inv_div", **small)
+    ranking = acquisition.rank("entropy_inv_div", probs=probs)
+    reads = feats.nbytes
+  else:
+    acquisition.select(method, **small)
+    reads = {"random": 0, "coreset": feats.nbytes}.get(method, probs.nbytes)
+  jax.block_until_ready(jax.numpy.zeros(1))
+  oracle = np.asarray(labels)
+  before = _reset_peak()
+  t = time.perf_counter()
+  with AnonPeak() as anon:
+    if method == "balancing":
+      out = balancing.balanced_select(ranking, feats, oracle, budget, args["classes"],
+                                      batch_size=100)
+    else:
+      out = acquisition.select(method, budget=budget, probs=probs, features=feats,
+                               seed=0)
+  seconds = time.perf_counter() - t
+  added = _status_kb("VmHWM") * 1024 - before
+  return {"seconds": seconds, "added": added, "reads": reads, "anon": anon.added,
+          "beyond_per_point": anon.added / n, "picked": int(len(out))}
+
+
+def run_worker(kind, args, env=None):
+  e = dict(os.environ, **(env or {}))
+  e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
+  r = subprocess.run([sys.executable, os.path.abspath(__file__), f"--worker={kind}",
+                      json.dumps(args)], capture_output=True, text=True, env=e)
+  if r.returncode:
+    raise RuntimeError(f"{kind} worker failed:\n{r.stderr[-3000:]}")
+  return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main(argv):
+  if FLAGS.worker:
+    fn = {"generate": worker_generate, "embed": worker_embed,
+          "select": worker_select}[FLAGS.worker]
+    print(json.dumps(fn(json.loads(argv[1]))))
+    return
+  from jaxal import _xla_cpu  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); "
+        f"CPU: {_xla_cpu.cpu_description()}; {os.cpu_count()} cores")
+  base = FLAGS.workdir or tempfile.mkdtemp(prefix="jaxal_stream_")
+  os.makedirs(base, exist_ok=True)
+
+  # ------------------------------------------------------------- embedding
+  source = os.path.join(base, "source")
+  if not os.path.exists(os.path.join(source, "result.json")):
+    subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "train_source.py"),
+                    "--dataset=digits", f"--workdir={source}", "--width=8",
+                    "--epochs=1", "--batch_size=64"], check=True,
+                   env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True)
+  peaks = []
+  for size in [int(s) for s in FLAGS.sizes]:
+    data_dir = os.path.join(base, f"tfds_{size}")
+    g = run_worker("generate", {"size": size, "data_dir": data_dir})
+    args = {"size": size, "data_dir": data_dir, "source": source}
+    p = run_worker("embed", {**args, "pipeline_only": True})
+    wd = os.path.join(base, f"wd_{size}")
+    if os.path.exists(wd):
+      subprocess.run(["rm", "-rf", wd], check=True)
+    e = run_worker("embed", {**args, "pipeline_only": False, "workdir": wd})
+    peaks.append(e["peak_rss"])
+    print(f"embed --tfds, {e['images']:,} images of 32 px (generated in "
+          f"{g['seconds']:.0f} s): {e['images'] / e['seconds']:,.0f} images/s "
+          f"({e['seconds']:.1f} s), pipeline alone {p['images'] / p['seconds']:,.0f} "
+          f"images/s; peak RSS {e['peak_rss'] / 2**30:.2f} GiB "
+          f"(pixels of the whole split: {e['images'] * 32 * 32 * 3 / 2**30:.2f} GiB)")
+  if len(peaks) > 1:
+    print(f"embed peak RSS, largest / smallest split: {peaks[-1] / peaks[0]:.3f} "
+          f"(split {int(FLAGS.sizes[-1]) / int(FLAGS.sizes[0]):.0f}x larger)")
+
+  # ------------------------------------------------------------- selection
+  n, d, c = FLAGS.n, FLAGS.d, FLAGS.classes
+  paths = {k: os.path.join(base, f"{k}_{n}_{d}.npy") for k in ("features", "probs",
+                                                                "labels")}
+  if not all(os.path.exists(p) for p in paths.values()):
+    rng = np.random.default_rng(0)
+    f = np.lib.format.open_memmap(paths["features"], "w+", np.float32, (n, d))
+    p = np.lib.format.open_memmap(paths["probs"], "w+", np.float32, (n, c))
+    y = np.lib.format.open_memmap(paths["labels"], "w+", np.int64, (n,))
+    share = 1.0 / np.arange(1, c + 1)  # Zipf class sizes: imbalanced
+    centers = rng.normal(size=(c, d)).astype(np.float32)
+    for s in range(0, n, 100_000):
+      m = min(100_000, n - s)
+      yy = rng.choice(c, size=m, p=share / share.sum())
+      y[s:s + m] = yy
+      f[s:s + m] = centers[yy] + rng.normal(size=(m, d)).astype(np.float32)
+      logits = rng.normal(size=(m, c)).astype(np.float32) * 2
+      e = np.exp(logits - logits.max(1, keepdims=True))
+      p[s:s + m] = e / e.sum(1, keepdims=True)
+    for a in (f, p, y):
+      a.flush()
+    del f, p, y
+  for method in FLAGS.methods:
+    budget = FLAGS.coreset_budget if method == "coreset" else FLAGS.budget
+    r = run_worker("select", {"method": method, "budget": budget, "classes": c,
+                              **paths})
+    print(f"select {method:16s} N={n:,} d={d} C={c} b={budget}: {r['seconds']:.2f} s; "
+          f"peak RSS added {r['added'] / 2**20:,.0f} MiB (mapped arrays it reads: "
+          f"{r['reads'] / 2**20:,.0f} MiB); own allocations (RssAnon) "
+          f"{r['anon'] / 2**20:,.0f} MiB = {r['beyond_per_point']:.1f} bytes/point "
+          "beyond the features")
+  if not FLAGS.workdir:
+    subprocess.run(["rm", "-rf", base], check=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
