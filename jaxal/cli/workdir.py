@@ -206,6 +206,18 @@ class Workdir:
 
 
 # ------------------------------------------------- labels against the pool
+def target_classes(wd: Workdir, classes_file: Optional[str]) -> Optional[list[str]]:
+  """The classes file's classes (which must match any recorded ones), else the
+  recorded ones, else None."""
+  if classes_file:
+    classes = labels.read_classes(classes_file)
+    wd.check("classes", {"classes": classes},
+             hint="The target classes cannot change within a work directory.")
+    return classes
+  recorded = wd.recorded("classes")
+  return None if recorded is None else recorded["classes"]
+
+
 def labeled(wd: Workdir, pool: Pool, labels_csv: str, classes_file: Optional[str]
             ) -> tuple[list[str], dict[int, int]]:
   """(classes, {pool index: class id}) of the labels so far, validated.
@@ -214,15 +226,7 @@ def labeled(wd: Workdir, pool: Pool, labels_csv: str, classes_file: Optional[str
   or, where none is, the sorted names found in the labels (then classes never
   labeled are unknown: N_t is the number found).
   """
-  recorded = wd.recorded("classes")
-  if classes_file:
-    classes = labels.read_classes(classes_file)
-    wd.check("classes", {"classes": classes},
-             hint="The target classes cannot change within a work directory.")
-  elif recorded is not None:
-    classes = recorded["classes"]
-  else:
-    classes = None
+  classes = target_classes(wd, classes_file)
   found = labels.read_labels(labels_csv, pool=pool.index, classes=classes,
                              offered=wd.offered(),
                              root=wd.recorded("embed")["images"])

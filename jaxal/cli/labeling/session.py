@@ -37,7 +37,6 @@ from typing import Callable, Optional
 import numpy as np
 
 from jaxal import acquisition, balancing, metrics
-from jaxal.cli import labels as labels_lib
 from jaxal.cli import select_balance, workdir
 from jaxal.cli.labeling import store
 from jaxal.cli.workdir import Workdir, WorkdirError
@@ -79,14 +78,8 @@ class Session:
         balancing.MAJORITY_DISTANCES:
       raise WorkdirError(f"--rule must be one of {balancing.RULES} and "
                          f"--majority_distance one of {balancing.MAJORITY_DISTANCES}.")
-    recorded = wd.recorded("classes")
-    if classes_file:
-      classes = labels_lib.read_classes(classes_file)
-      wd.check("classes", {"classes": classes},
-               hint="The target classes cannot change within a selection.")
-    elif recorded is not None:
-      classes = recorded["classes"]
-    else:
+    classes = workdir.target_classes(wd, classes_file)
+    if classes is None:
       raise WorkdirError("--classes is required: a text file with one target class "
                          "name a line (every class, found or not).")
     self.classes = classes
