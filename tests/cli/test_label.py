@@ -538,3 +538,48 @@ def test_the_page_works_with_a_token_off_loopback(browser, tmp_path):
   finally:
     srv.stop()
   assert len(read_rows(os.path.join(wd, "labels.csv"))) == 1
+
+
+def test_a_tfds_pool_serves_its_images(tmp_path):
+  """A pool embedded from a TFDS split (`embed --tfds`; here the bundled digits)
+  has no files: the page gets its images as PNG, with the split's pixels."""
+  import io as _io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from jaxal.datasets import catalog  # pylint: disable=g-import-not-at-top
+  digits = catalog.load_arrays("digits", "train", image_size=32)
+  n = 200
+  wd = str(tmp_path / "wd")
+  os.makedirs(wd)
+  paths = [f"digits:train/{i:08d}" for i in range(n)]
+  with open(os.path.join(wd, "paths.txt"), "w") as f:
+    f.write("\n".join(paths) + "\n")
+  rng = np.random.default_rng(0)
+  y = digits.labels[:n]
+  feats = (np.eye(10)[y] * 3 + rng.normal(size=(n, 10))).astype(np.float32)
+  probs = np.full((n, 10), 0.1, np.float32)
+  probs += rng.random((n, 10)).astype(np.float32) * 0.01
+  probs /= probs.sum(1, keepdims=True)
+  np.savez(os.path.join(wd, "embedding.npz"), index=np.arange(n), features=feats,
+           probs=probs, target_features=feats)
+  with open(os.path.join(wd, "workdir.json"), "w") as f:
+    json.dump({"embed": {"images": "digits:train", "tfds": True, "image_size": 32,
+                         "data_dir": None, "source": str(tmp_path / "none")}}, f)
+  cf = tmp_path / "classes.txt"
+  cf.write_text("\n".join(str(i) for i in range(10)) + "\n")
+  srv = F.Server(f"--workdir={wd}", f"--classes={cf}", "--method=margin",
+                 "--budget=4", "--batch=2")
+  try:
+    for _ in range(2):
+      r = srv.request("POST", "api/next", {"annotator": "ann"})[1]
+      path = r["image"]["path"]
+      status, png = srv.request("GET", "image?path=" + urllib.parse.quote(path))
+      assert status == 200 and png[:4] == b"\x89PNG"
+      got = np.asarray(Image.open(_io.BytesIO(png)))
+      assert np.array_equal(got, digits.images[int(path.split("/")[1])])
+      label = str(int(digits.labels[int(path.split("/")[1])]))
+      assert srv.request("POST", "api/answer", {"annotator": "ann", "path": path,
+                                                "label": label})[0] == 200
+    bad = srv.request("GET", "image?path=" + urllib.parse.quote("digits:train/99999999"))
+    assert bad[0] == 404
+  finally:
+    srv.stop()

@@ -27,6 +27,7 @@ import ipaddress
 import json
 import mimetypes
 import os
+import threading
 from typing import Optional
 
 from starlette.applications import Starlette
@@ -141,6 +142,25 @@ def create_app(session: Session, *, token: Optional[str] = None,
     h.update(extra or {})
     return h
 
+  png_cache: dict[str, bytes] = {}
+  png_lock = threading.Lock()
+
+  def tfds_png(path: str) -> bytes:
+    """A TFDS pool's image as PNG. A split has no random access (each read is a
+    pass over its records), so a miss reads the whole current batch in one pass
+    and keeps it until the next batch."""
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    with png_lock:
+      if path not in png_cache:
+        batch = session.current_paths()
+        want = batch if path in batch else [path]
+        png_cache.clear()
+        for p, arr in zip(want, pixels.load_pixels(session.wd, want)):
+          buf = _io.BytesIO()
+          Image.fromarray(arr).save(buf, format="PNG")
+          png_cache[p] = buf.getvalue()
+      return png_cache[path]
+
   async def page(request: Request):
     r = FileResponse(os.path.join(STATIC, "index.html"), headers=headers(),
                      media_type="text/html; charset=utf-8")
@@ -159,11 +179,8 @@ def create_app(session: Session, *, token: Optional[str] = None,
     if path not in session.index:
       return _error("not an image of this work directory", 404)
     if tfds:
-      from PIL import Image  # pylint: disable=g-import-not-at-top
-      arr = await run_in_threadpool(pixels.load_pixels, session.wd, [path])
-      buf = _io.BytesIO()
-      Image.fromarray(arr[0]).save(buf, format="PNG")
-      return Response(buf.getvalue(), media_type="image/png", headers=headers())
+      png = await run_in_threadpool(tfds_png, path)
+      return Response(png, media_type="image/png", headers=headers())
     full = os.path.realpath(os.path.join(real_root, path))
     if os.path.commonpath([full, real_root]) != real_root or not os.path.isfile(full):
       return _error("not an image of this work directory", 404)

@@ -322,6 +322,11 @@ class Session:
       self.cond.notify_all()
       return {"undone": last.path, "label": last.label}
 
+  def current_paths(self) -> list[str]:
+    """Paths of the current batch (empty between batches)."""
+    with self.cond:
+      return [self.pool.paths[i] for i in (self.batch or [])]
+
   def release(self, annotator: str) -> None:
     """Drops `annotator`'s lease (the page was closed)."""
     with self.cond:
