@@ -31,6 +31,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from _procstatus import reset_peak, status_kb  # bench/, the script's folder
 from jaxal import _xla_cpu
 from jaxal.coldstart import _inputs, kmeans, maxherding, probcover, typiclust
 
@@ -53,14 +54,6 @@ def pool(n: int, d: int, seed: int = 0) -> np.ndarray:
   return _inputs.normalized(x.astype(np.float32))
 
 
-def _status_kb(field: str) -> int:
-  with open("/proc/self/status") as f:
-    for line in f:
-      if line.startswith(field + ":"):
-        return int(line.split()[1])
-  raise KeyError(field)
-
-
 def timed(fn):
   """(result, seconds, peak memory the call added). CPU: the process's peak RSS
   is reset first (Linux clear_refs), so the number is this call's own peak
@@ -71,16 +64,14 @@ def timed(fn):
     stats = jax.devices()[0].memory_stats() or {}
     before = int(stats.get("bytes_in_use", 0))
   else:
-    with open("/proc/self/clear_refs", "w") as f:
-      f.write("5")  # resets VmHWM to the current RSS
-    before = _status_kb("VmRSS") * 1024
+    before = reset_peak()
   t = time.perf_counter()
   out = fn()
   seconds = time.perf_counter() - t
   if jax.default_backend() != "cpu":
     peak = int((jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use", 0))
   else:
-    peak = _status_kb("VmHWM") * 1024
+    peak = status_kb("VmHWM") * 1024
   return out, seconds, max(0, peak - before)
 
 

@@ -33,6 +33,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from _procstatus import reset_peak, status_kb  # bench/, the script's folder
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -53,14 +55,6 @@ flags.DEFINE_string("workdir", None, "Where to keep the generated data (default:
 flags.DEFINE_string("worker", None, "Internal: run one measurement (JSON).")
 
 
-def _status_kb(field: str) -> int:
-  with open("/proc/self/status") as f:
-    for line in f:
-      if line.startswith(field + ":"):
-        return int(line.split()[1])
-  raise KeyError(field)
-
-
 class AnonPeak:
   """Peak anonymous resident memory (RssAnon: the process's own allocations,
   not the pages of memory-mapped files) while the block runs, sampled every
@@ -68,12 +62,12 @@ class AnonPeak:
 
   def __enter__(self):
     import threading  # pylint: disable=g-import-not-at-top
-    self.before = self.peak = _status_kb("RssAnon") * 1024
+    self.before = self.peak = status_kb("RssAnon") * 1024
     self.stop = threading.Event()
 
     def sample():
       while not self.stop.wait(0.002):
-        self.peak = max(self.peak, _status_kb("RssAnon") * 1024)
+        self.peak = max(self.peak, status_kb("RssAnon") * 1024)
     self.thread = threading.Thread(target=sample, daemon=True)
     self.thread.start()
     return self
@@ -81,14 +75,8 @@ class AnonPeak:
   def __exit__(self, *exc):
     self.stop.set()
     self.thread.join()
-    self.peak = max(self.peak, _status_kb("RssAnon") * 1024)
+    self.peak = max(self.peak, status_kb("RssAnon") * 1024)
     self.added = self.peak - self.before
-
-
-def _reset_peak() -> int:
-  with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-  return _status_kb("VmRSS") * 1024
 
 
 def _config(size: int):
@@ -159,7 +147,7 @@ def worker_select(args):
     reads = {"random": 0, "coreset": feats.nbytes}.get(method, probs.nbytes)
   jax.block_until_ready(jax.numpy.zeros(1))
   oracle = np.asarray(labels)
-  before = _reset_peak()
+  before = reset_peak()
   t = time.perf_counter()
   with AnonPeak() as anon:
     if method == "balancing":
@@ -169,7 +157,7 @@ def worker_select(args):
       out = acquisition.select(method, budget=budget, probs=probs, features=feats,
                                seed=0)
   seconds = time.perf_counter() - t
-  added = _status_kb("VmHWM") * 1024 - before
+  added = status_kb("VmHWM") * 1024 - before
   return {"seconds": seconds, "added": added, "reads": reads, "anon": anon.added,
           "beyond_per_point": anon.added / n, "picked": int(len(out))}
 

@@ -45,7 +45,7 @@ def prepare(wd: Workdir, *, classes_file: Optional[str], method: Optional[str],
     sel = wd.recorded("select") or {}
     select_balance.select(
         wd, method=method or sel.get("method"), budget=budget or sel.get("budget"),
-        seed=seed if wd.recorded("select") is None else sel.get("seed", seed),
+        seed=seed,
         classes_file=classes_file, num_classes=num_classes,
         settings=train_predict.TargetSettings(), log=log)
   if batch is None:

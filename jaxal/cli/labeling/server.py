@@ -29,6 +29,7 @@ import mimetypes
 import os
 import threading
 from typing import Optional
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -95,12 +96,11 @@ class _Guard:
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
       return f"request body over {MAX_BODY} bytes", 413
     if self.loopback:
-      host = headers.get("host", "").rsplit(":", 1)[0] if not headers.get(
-          "host", "").startswith("[") else headers["host"].split("]")[0] + "]"
-      if not is_loopback(host):
+      if not is_loopback(_hostname(headers.get("host", ""))):
         return "this server answers only requests for a loopback host", 403
     if self.token is not None:
-      query = dict(_parse_qs(scope.get("query_string", b"").decode("latin-1")))
+      query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                             keep_blank_values=True))
       given = headers.get("x-jaxal-token") or query.get("token") or \
           _cookie(headers.get("cookie", ""), COOKIE) or ""
       if not hmac.compare_digest(given.encode(), self.token.encode()):
@@ -124,9 +124,11 @@ class _TooLarge(Exception):
   pass
 
 
-def _parse_qs(qs: str):
-  from urllib.parse import parse_qsl  # pylint: disable=g-import-not-at-top
-  return parse_qsl(qs, keep_blank_values=True)
+def _hostname(host: str) -> str:
+  """The Host header without its port ("[::1]:8000" -> "[::1]")."""
+  if host.startswith("["):
+    return host.split("]")[0] + "]"
+  return host.rsplit(":", 1)[0]
 
 
 def create_app(session: Session, *, token: Optional[str] = None,

@@ -30,6 +30,7 @@ nothing acknowledged is lost and labeling resumes where it stopped.
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 from typing import Callable, Optional
@@ -37,7 +38,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from jaxal import acquisition, balancing, metrics
-from jaxal.cli import select_balance, workdir
+from jaxal.cli import labels, select_balance, workdir
 from jaxal.cli.labeling import store
 from jaxal.cli.workdir import Workdir, WorkdirError
 
@@ -87,8 +88,9 @@ class Session:
     self.root = wd.recorded("embed")["images"]
     self.index = pool.index
     self.store = store.Store(wd.file("labels.csv"), wd.file("conflicts.csv"))
-    store.check_file(self.store.labels_path, pool=self.index, classes=classes,
-                     offered=wd.offered(), root=self.root)
+    if os.path.exists(self.store.labels_path):  # as every command would read it
+      labels.read_labels(self.store.labels_path, pool=self.index, classes=classes,
+                         offered=wd.offered(), root=self.root)
     setup = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
     if not wd.check("balance", setup, hint="Rerun with the recorded flags "
                     "(--batch, --rule, --majority_distance)."):
@@ -101,9 +103,9 @@ class Session:
     self.ranking = acquisition.rank(self.method, probs=pool.probs) \
         if acquisition.ranks_whole_pool(self.method) else np.asarray(picks)
     self.offered = set(wd.offered())
-    guesses = pool.guesses()
+    self.top1 = pool.guesses()  # M_S's source class of each image, and its name
     namer = select_balance.source_namer(wd)
-    self.guess = [namer(str(int(g))) for g in guesses]
+    self.guess = [namer(str(int(g))) for g in self.top1]
 
     self.cond = threading.Condition()
     self.generation = 0
@@ -188,10 +190,9 @@ class Session:
     self.mode = "balancing" if balancing.switch_to_balancing(
         counts, self.budget - len(earlier)) else "acquisition"
     before = len(earlier)
-    probs = np.argmax(self.pool.probs[idx], 1)
     select_balance.write_to_label(self.wd, self.pool, [
-        (i, before + j + 1, "", str(int(p)), self.guess[i])
-        for j, (i, p) in enumerate(zip(idx, probs)) if i not in have])
+        (i, before + j + 1, "", str(int(self.top1[i])), self.guess[i])
+        for j, i in enumerate(idx) if i not in have])
     self.cond.notify_all()
 
   # ------------------------------------------------------------- requests

@@ -17,10 +17,8 @@ import dataclasses
 import datetime
 import io as _io
 import os
-from typing import Optional
 
 from jaxal import io
-from jaxal.cli import labels as labels_lib
 
 LABELS_HEADER = ("path", "label", "annotator", "time")
 CONFLICTS_HEADER = ("path", "label", "annotator", "time", "kept_label",
@@ -92,9 +90,3 @@ class Store:
     io.write_text(self.conflicts_path, _csv(CONFLICTS_HEADER, rows))
     self.conflicts = rows
 
-
-def check_file(path: str, *, pool, classes, offered, root: Optional[str]) -> None:
-  """Validates an existing labels file as every command would read it."""
-  if os.path.exists(path):
-    labels_lib.read_labels(path, pool=pool, classes=classes, offered=offered,
-                           root=root)
