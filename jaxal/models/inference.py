@@ -13,6 +13,7 @@ paper's "+ens", supplement section 1).
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import flax.linen as nn
@@ -23,6 +24,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxal import _xla_cpu
+from jaxal.datasets import split_images
 from jaxal.models import hostmem
 
 
@@ -91,50 +93,73 @@ def _fetch(outputs, real):
   return np.asarray(f)[:real], np.asarray(p)[:real]
 
 
-def predict(model: nn.Module, variables, images: np.ndarray, *,
+def predict(model: nn.Module, variables, images, *,
             batch_size: int = 256,
             devices: Optional[Sequence[jax.Device]] = None,
             transform: Optional[Callable[[np.ndarray], np.ndarray]] = None):
-  """(features [N, D], probs [N, C]) of `images` [N, H, W, C], float32.
+  """(features [N, D], probs [N, C]) of `images`, float32.
 
-  `transform` is applied to each host batch before it goes to the devices (e.g.
+  `images` is an array [N, H, W, C] or a `jaxal.datasets.split_images.SplitImages`
+  (a split streamed batch by batch, never held as a whole). `transform` is
+  applied to each host batch before it goes to the devices (e.g.
   `jaxal.datasets.pipeline.normalize` for uint8 pools, so that the pool is never
   held as float32 as a whole). The outputs are 64-byte-aligned host arrays,
   ready for `jaxal.acquisition` without a copy.
   """
-  images = np.asarray(images)
-  if images.ndim != 4:
-    raise ValueError(f"images must be [N, H, W, C], got shape {images.shape}.")
-  devices = list(devices or jax.local_devices())
-  step = _step(batch_size, len(devices))
-  n = images.shape[0]
-  feats = probs = None
-  start = 0
-  for f, p in predict_batches(model, variables,
-                              (images[s:s + step] for s in range(0, n, step)),
-                              batch_size=step, devices=devices, transform=transform):
-    if feats is None:
-      feats = hostmem.aligned_empty((n, f.shape[1]), np.float32)
-      probs = hostmem.aligned_empty((n, p.shape[1]), np.float32)
-    feats[start:start + len(f)] = f
-    probs[start:start + len(p)] = p
-    start += len(f)
-  return feats, probs
+  return ensemble_predict(model, [variables], images, batch_size=batch_size,
+                          devices=devices, transform=transform)
 
 
-def ensemble_predict(model: nn.Module, snapshots: Sequence, images: np.ndarray, *,
+def ensemble_predict(model: nn.Module, snapshots: Sequence, images, *,
                      batch_size: int = 256,
                      devices: Optional[Sequence[jax.Device]] = None,
                      transform: Optional[Callable[[np.ndarray], np.ndarray]] = None):
-  """Features and probabilities averaged over snapshot `variables` (+ens)."""
+  """Features and probabilities averaged over snapshot `variables` (+ens).
+
+  `images` as in `predict`. It is read once: each host batch goes through every
+  snapshot before the next batch is read, so a streamed split is decoded once
+  whatever the ensemble's size. The average is the snapshots' sum in their
+  order divided by their number, as for whole arrays.
+  """
+  snapshots = list(snapshots)
   if not snapshots:
     raise ValueError("snapshots is empty; pass at least one set of variables.")
+  devices = list(devices or jax.local_devices())
+  step = _step(batch_size, len(devices))
+  n, batches = _host_batches(images, step)
+  copies = itertools.tee(batches, len(snapshots))  # in lockstep: 2 batches buffered
+  runs = [predict_batches(model, v, c, batch_size=step, devices=devices,
+                          transform=transform) for v, c in zip(snapshots, copies)]
   feats = probs = None
-  for variables in snapshots:
-    f, p = predict(model, variables, images, batch_size=batch_size, devices=devices,
-                   transform=transform)
-    feats = f if feats is None else feats + f
-    probs = p if probs is None else probs + p
-  feats /= len(snapshots)
-  probs /= len(snapshots)
+  start = 0
+  for outs in zip(*runs):
+    f, p = outs[0]
+    for g, q in outs[1:]:
+      f, p = f + g, p + q
+    if feats is None:
+      feats = hostmem.aligned_empty((n, f.shape[1]), np.float32)
+      probs = hostmem.aligned_empty((n, p.shape[1]), np.float32)
+    if start + len(f) > n:
+      raise ValueError(f"images yielded more than the {n} images it holds.")
+    feats[start:start + len(f)] = f
+    probs[start:start + len(p)] = p
+    start += len(f)
+  if start != n:
+    raise ValueError(f"images yielded {start} images, not the {n} it holds.")
+  if feats is None:
+    raise ValueError("images is empty; pass at least one image.")
+  if len(snapshots) > 1:
+    feats /= len(snapshots)
+    probs /= len(snapshots)
   return feats, probs
+
+
+def _host_batches(images, step: int):
+  """(number of images, iterator of host batches of at most `step`)."""
+  if isinstance(images, split_images.SplitImages):
+    return len(images), images.batches(step)
+  images = np.asarray(images)
+  if images.ndim != 4:
+    raise ValueError(f"images must be [N, H, W, C], got shape {images.shape}.")
+  n = images.shape[0]
+  return n, (images[s:s + step] for s in range(0, n, step))

@@ -56,11 +56,11 @@ def snapshot_variables(state, workdir: str, every: int) -> list[dict]:
   return [train.variables_of(snaps.restore_snapshot(e, state)) for e in epochs]
 
 
-def outputs(model, variables: Sequence[dict], images: np.ndarray, *,
-            batch_size: int = 256):
-  """(features [N, D], probs [N, C]) of uint8 images, averaged over
-  `variables` (one entry: the single model; several: the "+ens" ensemble).
-  Images are normalised batch by batch; outputs are aligned for acquisition."""
+def outputs(model, variables: Sequence[dict], images, *, batch_size: int = 256):
+  """(features [N, D], probs [N, C]) of uint8 images (an array, or a streamed
+  `SplitImages` read once), averaged over `variables` (one entry: the single
+  model; several: the "+ens" ensemble). Images are normalised batch by batch;
+  outputs are aligned for acquisition."""
   return inference.ensemble_predict(model, list(variables), images,
                                     batch_size=batch_size, transform=pipeline.normalize)
 

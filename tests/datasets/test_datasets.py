@@ -1,6 +1,7 @@
 """Datasets: imbalance induction, balanced subsets, offline data, loaders, pipelines."""
 
 import io
+import os
 import tarfile
 
 import numpy as np
@@ -130,6 +131,38 @@ def test_offline_builder_stores_the_generated_pixels(tmp_path):
       datasets.load_labels("offline_target", "train", data_dir=str(tmp_path),
                            offline=TINY),
       procedural.generate(TINY, "target", "train")[1])
+
+
+def test_split_images_streamed_equal_the_arrays(tmp_path):
+  """A streamed split (the offline builder through TFDS) gives the arrays'
+  batches and takes, with repeats, any order, and a take spilled to an
+  unlinked memory-mapped file; bad positions are refused by name."""
+  pytest.importorskip("tensorflow_datasets")
+  from jaxal.datasets import split_images  # pylint: disable=g-import-not-at-top
+  x, _ = procedural.generate(TINY, "target", "train")
+  rows = np.array([0, 3, 4, 9, 17, 21, 30, 39])
+  kw = dict(split_size=len(x), data_dir=str(tmp_path), offline=TINY)
+  whole = split_images.SplitImages.streamed("offline_target", "train",
+                                            np.arange(len(x)), 32, **kw)
+  some = whole.subset(rows)
+  assert some.is_streamed and len(some) == len(rows) and some.image_shape == (32, 32, 3)
+  np.testing.assert_array_equal(np.concatenate(list(some.batches(3))), x[rows])
+  assert [len(b) for b in some.batches(3)] == [3, 3, 2]
+  ask = np.array([5, 0, 5, 7, 2])
+  np.testing.assert_array_equal(some.take(ask), x[rows][ask])
+  spill = tmp_path / "spill"
+  got = whole.take(ask, spill_dir=str(spill), max_bytes=0)
+  assert isinstance(got, np.memmap) and os.listdir(spill) == []
+  np.testing.assert_array_equal(got, x[ask])
+  held = split_images.SplitImages.in_memory(x).subset(rows)
+  np.testing.assert_array_equal(held.take(ask), some.take(ask))
+  with pytest.raises(ValueError, match="positions must be"):
+    some.take(np.array([len(rows)]))
+  with pytest.raises(ValueError, match="positions must be increasing"):
+    whole.subset(np.array([3, 1]))
+  with pytest.raises(ValueError, match="rows must be increasing"):
+    split_images.SplitImages.streamed("offline_target", "train", np.array([len(x)]),
+                                      32, **kw)
 
 
 def test_digits_is_a_tiny_real_dataset():
