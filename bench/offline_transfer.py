@@ -40,8 +40,9 @@ def main(argv):
     acc[d] = 100 * np.mean(target.svm_predict(f_train, pool.labels, f_test)
                            == pool.test_labels)
     px = lambda x: x.reshape(len(x), -1).astype(np.float32) / 255  # noqa: E731
-    raw = 100 * np.mean(target.svm_predict(px(pool.images), pool.labels,
-                                           px(pool.test_images)) == pool.test_labels)
+    raw = 100 * np.mean(target.svm_predict(
+        px(pool.images.array), pool.labels, px(pool.test_images.array))
+                        == pool.test_labels)  # offline pools are held in memory
     print(f"{d:15s}: linear probe on M_S features {acc[d]:5.1f}%, on raw pixels "
           f"{raw:5.1f}% ({len(pool.labels)} train, {len(pool.test_labels)} test "
           f"images, {pool.num_classes} classes)")

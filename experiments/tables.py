@@ -51,6 +51,11 @@ flags.DEFINE_integer("rounds", 1, "1: the paper's single-shot selection. R > 1: 
                      "iterative selection in R rounds, each after the first "
                      "re-selecting from the target model (jaxal.rounds); tables "
                      "without balancing only, written as table_N_roundsR.")
+flags.DEFINE_enum("pixels", "auto", ["auto", "memory", "stream"],
+                  "How pools and test splits are read: stream (from TFDS, a few "
+                  "batches in memory; only the labeled images are decoded again "
+                  "for fine-tuning), memory (whole splits held), auto (stream the "
+                  "real datasets, hold the offline data). Results are identical.")
 flags.DEFINE_bool("plots", True, "Write PNG plots (needs matplotlib).")
 flags.DEFINE_integer("data_seed", 0, "Seed of the pools (imbalance induction, "
                      "balanced subsets) and of the offline data and M_S.")
@@ -135,7 +140,7 @@ def table_run(table: int, tables: tuple) -> runner.TableRun:
       targets=runner.default_targets(datasets, table, FLAGS.target),
       settings=settings, workdir=FLAGS.workdir or os.path.join("workdir",
                                                                 f"tables_{data}"),
-      shard=shard, plots=FLAGS.plots, rounds=FLAGS.rounds)
+      shard=shard, plots=FLAGS.plots, rounds=FLAGS.rounds, pixels=FLAGS.pixels)
 
 
 def main(argv, table=None, run_tables=None):

@@ -17,6 +17,13 @@ supplement section 1) changes acquisition only: balancing and core-set use the
 averaged features, while the target model is trained on the final model's
 features (SVM) or weights (fine-tuning), as for the single model.
 
+Pixels (`pixels`): the real datasets' pools and test splits are streamed from
+TFDS ("auto" or "stream"): no split is held as a whole; M_S reads the pool once
+per ensemble (each batch through every snapshot), a fine-tuned target reads only
+its labeled images, and each evaluation streams the test split again. The
+offline data are generated here and held in memory ("auto" or "memory");
+"stream" reads them through their TFDS builder instead, with identical results.
+
 With `data="offline"`, M_S is trained here on the offline source part (once per
 source config, under a lock so that concurrent shards wait for one training and
 then resume from its checkpoint); with `data="real"` it is read from a
@@ -36,7 +43,7 @@ from typing import Optional
 import numpy as np
 
 from jaxal import acquisition, balancing, io, metrics, rounds
-from jaxal.datasets import catalog, imbalance, pipeline, procedural
+from jaxal.datasets import catalog, imbalance, pipeline, procedural, split_images
 from jaxal.experiments import sweep
 from jaxal.models import inference, source, target, train
 from jaxal.models.checkpoint import Snapshots
@@ -82,10 +89,11 @@ class Settings:
 
 @dataclasses.dataclass(frozen=True)
 class Pool:
-  """A target pool with its test split (uint8 images, int labels)."""
-  images: np.ndarray
+  """A target pool with its test split: labels in memory, pixels as
+  `SplitImages` (in memory, or streamed from TFDS and read only when needed)."""
+  images: split_images.SplitImages
   labels: np.ndarray
-  test_images: np.ndarray
+  test_images: split_images.SplitImages
   test_labels: np.ndarray
   num_classes: int
   digest: str  # of the pool's and test split's labels and indices
@@ -123,16 +131,26 @@ def _lock(path: str):
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
+PIXELS = ("auto", "memory", "stream")
+
+
 class Protocol:
   """Runs cells of the paper's protocol; see the module docstring."""
 
-  def __init__(self, settings: Settings, workdir: str, log=print):
+  def __init__(self, settings: Settings, workdir: str, log=print, *,
+               pixels: str = "auto",
+               max_pixel_bytes: int = split_images.DEFAULT_MAX_BYTES):
+    if pixels not in PIXELS:
+      raise ValueError(f"pixels must be one of {PIXELS}, got {pixels!r}.")
     self.settings = settings
     self.workdir = workdir
     self.log = log
+    self.pixels = pixels
+    self.max_pixel_bytes = int(max_pixel_bytes)
 
   # ---------------------------------------------------------------- data
   def _load(self, dataset: str, split: str) -> catalog.ArraySplit:
+    """A whole split in memory (the offline data, M_S's offline training set)."""
     s = self.settings
     if s.data == "offline":  # in memory: the same pixels as the TFDS builder's
       part = dataset.split("_", 1)[1]
@@ -142,18 +160,40 @@ class Protocol:
     size = self.source_config()["image_size"]
     return catalog.load_arrays(dataset, split, data_dir=s.data_dir, image_size=size)
 
+  def streams(self) -> bool:
+    """Whether pools are streamed from TFDS (`pixels`: "auto" streams the real
+    datasets and holds the offline data, generated here, in memory)."""
+    return self.pixels == "stream" or (self.pixels == "auto" and
+                                       self.settings.data == "real")
+
+  def _split(self, dataset: str, split: str):
+    """(labels, images of the whole split, number of classes)."""
+    s = self.settings
+    if not self.streams():
+      arrays = self._load(dataset, split)
+      return (arrays.labels, split_images.SplitImages.in_memory(arrays.images),
+              arrays.num_classes)
+    offline = s.offline if s.data == "offline" else None
+    labels = catalog.load_labels(dataset, split, data_dir=s.data_dir, offline=offline)
+    size = (s.offline.image_size if s.data == "offline"
+            else self.source_config()["image_size"])
+    images = split_images.SplitImages.streamed(
+        dataset, split, np.arange(len(labels)), size, split_size=len(labels),
+        data_dir=s.data_dir, offline=offline)
+    return labels, images, catalog.num_classes(dataset, offline)
+
   @functools.lru_cache(maxsize=8)
   def pool(self, dataset: str, kind: str) -> Pool:
     """The imbalanced or balanced pool of `dataset`, and its test split."""
     s = self.settings
-    train_split, test_split = self._load(dataset, "train"), self._load(dataset, "test")
-    k = train_split.num_classes
-    counts = pool_counts(s, dataset, kind, np.bincount(train_split.labels, minlength=k))
-    keep = imbalance.subset_indices(train_split.labels, counts, seed=s.data_seed)
-    labels = train_split.labels[keep]
-    return Pool(train_split.images[keep], labels, test_split.images,
-                test_split.labels, k,
-                _digest(dataset, kind, keep, labels, test_split.labels))
+    train_labels, train_images, k = self._split(dataset, "train")
+    test_labels, test_images, _ = self._split(dataset, "test")
+    counts = pool_counts(s, dataset, kind, np.bincount(train_labels, minlength=k))
+    keep = imbalance.subset_indices(train_labels, counts, seed=s.data_seed)
+    labels = train_labels[keep]
+    images = train_images.subset(keep)
+    return Pool(images, labels, test_images, test_labels, k,
+                _digest(dataset, kind, keep, labels, test_labels))
 
   # ---------------------------------------------------------- source model
   @functools.lru_cache(maxsize=1)
@@ -284,9 +324,12 @@ class Protocol:
                             learning_rate=t.finetune_learning_rate, schedule="cosine",
                             snapshot_every=0, seed=cell.seed)
     # Quiet: the sweep prints one line per cell, not per fine-tuning epoch.
-    # Images stay uint8 and are normalised batch by batch (the test split of
-    # Food-101 at 224 px would be 15 GB in float32).
-    return target.finetune(model, final, pool.num_classes, pool.images[idx],
+    # Only the labeled images are read (a streamed pool decodes just those; the
+    # Full row of a large pool goes to an unlinked memory-mapped file); they
+    # stay uint8 and are normalised batch by batch.
+    images = pool.images.take(idx, spill_dir=os.path.join(self.workdir, "cache"),
+                              max_bytes=self.max_pixel_bytes)
+    return target.finetune(model, final, pool.num_classes, images,
                            pool.labels[idx], cfg, log=lambda _: None,
                            transform=pipeline.normalize)
 

@@ -47,6 +47,7 @@ class TableRun:
   render: bool = True
   plots: bool = True
   rounds: int = 1  # > 1: iterative selection (jaxal.rounds) in the method cells
+  pixels: str = "auto"  # protocol.PIXELS: how pools are read (results unchanged)
 
 
 def default_targets(datasets: Sequence[str], table: int,
@@ -105,6 +106,15 @@ def check(run: TableRun) -> None:
                        "it (2, 6, 7, 8, 10, 12).")
   if isinstance(run.rounds, bool) or not isinstance(run.rounds, int) or run.rounds < 1:
     raise SetupError(f"--rounds must be an int >= 1, got {run.rounds!r}.")
+  if run.pixels not in protocol.PIXELS:
+    raise SetupError(f"--pixels must be one of {', '.join(protocol.PIXELS)}, got "
+                     f"{run.pixels!r}.")
+  if run.pixels == "stream" and s.data == "offline" and catalog.in_memory(
+      "offline_target"):
+    raise SetupError("--pixels=stream reads the offline data through TFDS, which is "
+                     "not installed here: pip install tensorflow-cpu "
+                     "tensorflow-datasets (pinned in requirements.txt), or use "
+                     "--pixels=auto.")
   if run.rounds > min(run.budgets, default=1):
     raise SetupError(f"--rounds={run.rounds} exceeds the smallest budget "
                      f"{min(run.budgets)}; use fewer rounds.")
@@ -205,7 +215,7 @@ def run_table(run: TableRun, log: Callable[[str], None] = print, *,
   if not render_only:
     io.write_json(os.path.join(run.workdir, "settings.json"), run.settings.as_dict())
     todo = sweep.shard(cells(run), *run.shard)
-    proto = protocol.Protocol(run.settings, run.workdir, log=log)
+    proto = protocol.Protocol(run.settings, run.workdir, log=log, pixels=run.pixels)
     log(f"tables {', '.join(map(str, run.tables))}: {len(todo)} cells in shard "
         f"{run.shard[0]}/{run.shard[1]} ({run.settings.data} data, workdir "
         f"{run.workdir})")

@@ -266,6 +266,47 @@ def test_real_data_path_end_to_end_on_tfds_mock_data(tmp_path, monkeypatch):
   assert any("_ens_" in c for c in cached) and any("_single_" in c for c in cached)
 
 
+def test_streamed_pools_give_the_cells_of_pools_in_memory(tables_workdir, tmp_path):
+  """--pixels=stream reads the offline pools through their TFDS builder (M_S's
+  outputs and the +ens average streamed once, the labeled images decoded again
+  for fine-tuning, the Full row included, the test split streamed at each
+  evaluation): every cell equals the one computed from arrays in memory."""
+  pytest.importorskip("tensorflow_datasets")
+  from jaxal.datasets import catalog  # pylint: disable=g-import-not-at-top
+  workdir, _ = tables_workdir
+  new = str(tmp_path / "stream")
+  shutil.copytree(os.path.join(workdir, "source"), os.path.join(new, "source"))
+  data = str(tmp_path / "tfds")
+  reads = []
+  stream = catalog.stream
+
+  def counted(name, split, keep, *args, **kwargs):
+    reads.append((name, split, int(keep.sum())))
+    return stream(name, split, keep, *args, **kwargs)
+  catalog.stream = counted
+  try:
+    common = ["--methods=random,entropy_inv_div", "--seeds=0", "--budgets=6",
+              "--plots=false", "--pixels=stream", f"--data_dir={data}"]
+    run_in_process(new, "--table=3", "--datasets=offline_far", *common)
+    run_in_process(new, "--table=6", "--datasets=offline_target", "--target=svm",
+                   *common)
+  finally:
+    catalog.stream = stream
+    flags.FLAGS.unparse_flags()
+  got = cells_csv(new)
+  assert {(r["dataset"], r["method"], r["ensemble"]) for r in got} >= {
+      ("offline_far", "full", "0"), ("offline_target", "entropy_inv_div", "1")}
+  for row in got:
+    key = {k: row[k] for k in ("dataset", "pool", "budget", "method", "balancing",
+                               "ensemble", "target", "seed", "rounds")}
+    assert cells_csv(workdir, **key) == [row], key
+  pool = {n for n, split, k in reads if split == "train" and 0 < k < 120}
+  assert pool == {"offline_far", "offline_target"}  # pools, not whole splits
+  assert ("offline_far", "train", 6) in reads  # a fine-tuning cell's 6 images
+  assert {(n, s) for n, s, _ in reads if s == "test"} == {
+      ("offline_far", "test"), ("offline_target", "test")}
+
+
 def test_rounds_beside_single_shot_in_one_workdir(tables_workdir):
   """--rounds=2 adds iterative cells and their own table; the single-shot
   tables and cells are untouched. Round 1 is the single shot of half the
