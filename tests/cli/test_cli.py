@@ -4,6 +4,7 @@ report, bad labels files, contradicting flags, SIGKILL during embed."""
 
 import csv
 import io
+import json
 import os
 import shutil
 import signal
@@ -451,14 +452,69 @@ def test_coreset_scores_are_distances_at_pick_time():
                                rtol=1e-9)
 
 
-def test_embed_streams_a_tfds_split_bit_for_bit_and_resumes(setup, tmp_path):
+@pytest.fixture(scope="module")
+def offline_tfds(tmp_path_factory):
+  """A TFDS data_dir with the offline target generated (train 4,000 images,
+  test 1,000)."""
+  pytest.importorskip("tensorflow_datasets")
+  from jaxal.datasets import catalog  # pylint: disable=g-import-not-at-top
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  assert catalog.num_examples("offline_target", "train", data_dir=data_dir) == \
+      4 * catalog.num_examples("offline_target", "test", data_dir=data_dir)
+  return data_dir
+
+
+_MEASURE_EMBED = """
+import json, sys, tracemalloc
+import numpy, tensorflow, tensorflow_datasets, jax  # their import is no pixel
+from jaxal.cli import embed
+from jaxal.cli.workdir import Workdir
+out, data_dir, source = sys.argv[1:]
+
+def run(name, split):
+  embed.embed(Workdir(out + "/" + name), images_dir=None,
+              tfds="offline_target:" + split, data_dir=data_dir, source_dir=source,
+              chunk=256, log=lambda _: None)
+
+run("warm", "test")  # compiles M_S and builds the pipeline once, untraced
+peaks = {}
+tracemalloc.start()
+for split in ("test", "train"):
+  tracemalloc.reset_peak()
+  before = tracemalloc.get_traced_memory()[0]
+  run(split, split)
+  peaks[split] = tracemalloc.get_traced_memory()[1] - before
+print(json.dumps(peaks))
+"""
+
+
+def test_embed_memory_stays_flat_when_the_split_grows(setup, offline_tfds, tmp_path):
+  """Peak memory of `embed --tfds` on a split 4x larger, in a fresh process:
+  the numpy and Python allocations (tracemalloc sees every numpy array) may
+  grow by less than a quarter of the pixels the larger split adds (held whole,
+  they would add all of them, 9 MB), which leaves room per image for the pool's
+  path and index only. The whole process's RSS at 50,000 and 200,000 images is
+  bench/stream.py's."""
+  r = subprocess.run([sys.executable, "-c", _MEASURE_EMBED, str(tmp_path),
+                      offline_tfds, setup["source"]],
+                     env=env(), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  peaks = json.loads(r.stdout.strip().splitlines()[-1])
+  for split, n in (("test", 1000), ("train", 4000)):
+    assert len(Workdir(str(tmp_path / split)).pool().paths) == n
+  added_pixels = 3000 * 32 * 32 * 3
+  assert peaks["train"] < peaks["test"] + added_pixels / 4, peaks
+
+
+def test_embed_streams_a_tfds_split_bit_for_bit_and_resumes(setup, offline_tfds,
+                                                             tmp_path):
   """`embed --tfds` streams the split (never loads it whole) and gives exactly
   the in-memory computation's outputs; interrupted after two chunks, the rerun
   skips them without decoding and ends with the same arrays."""
   from jaxal.cli import embed as embed_lib  # pylint: disable=g-import-not-at-top
   from jaxal.datasets import catalog, pipeline  # pylint: disable=g-import-not-at-top
   from jaxal.models import source  # pylint: disable=g-import-not-at-top
-  data_dir, chunk = str(tmp_path / "tfds"), 512
+  data_dir, chunk = offline_tfds, 512
   wd = Workdir(str(tmp_path / "stream"))
 
   class Stop(Exception):
