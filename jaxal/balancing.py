@@ -30,7 +30,10 @@ nearest majority centroid, which is what "far from every majority class" needs.
 
 Distances to centroids live in an [N, N_t] matrix on device and only the column of
 a class whose centroid moved is recomputed (one matrix-vector product), so a
-balancing step costs one pass over the features rather than N_t.
+balancing step costs one pass over the features rather than N_t. For pools where
+that matrix is too large (4 N_t bytes per point: 400 MB at N = 1M, N_t = 100;
+by default above 256 MiB), every distance is recomputed at each decision in row
+blocks instead (`cache_distances=False`), in memory O(N) beyond the features.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from jaxal import distances
 from jaxal.diversify import _check_ranking
 
 RULES = ("ratio", "difference")
+CACHE_LIMIT_BYTES = 256 << 20  # cache_distances=None: the largest [N, N_t] cache
 MAJORITY_DISTANCES = ("nearest", "farthest")
 Oracle = Union[ArrayLike, Callable[[np.ndarray], ArrayLike]]
 
@@ -73,13 +77,10 @@ def _refresh_column(dists, x, x_sq, mean, weights, centroid, c):
   return dists.at[:, c].set(col)
 
 
-@functools.partial(jax.jit, static_argnames=("rule", "majority_distance", "k"))
-def _balancing_picks(dists, counts, available, *, rule: str, majority_distance: str,
-                     k: int):
-  """The k available samples with the lowest balancing score, best first.
-
-  `dists` holds squared distances; the difference rule takes their square roots.
-  """
+def _scores(dists, counts, rule: str, majority_distance: str):
+  """Eq. 9's balancing score of each row of `dists` [n, N_t] (squared distances
+  to the centroids; the difference rule takes their square roots); lower is
+  picked first."""
   counts = counts.astype(jnp.float32)
   majority = counts > jnp.mean(counts)
   if rule == "difference":
@@ -94,18 +95,53 @@ def _balancing_picks(dists, counts, available, *, rule: str, majority_distance: 
   rare_seen = counts[rare] > 0
   d_rare = dists[:, rare]
   if rule == "ratio":
-    score = jnp.where(rare_seen, d_rare, 1.0) / jnp.maximum(d_majority, 1e-30)
-  else:
-    score = jnp.where(rare_seen, d_rare, 0.0) - d_majority
+    return jnp.where(rare_seen, d_rare, 1.0) / jnp.maximum(d_majority, 1e-30)
+  return jnp.where(rare_seen, d_rare, 0.0) - d_majority
+
+
+def _best(score, available, k: int):
   score = jnp.where(available, score, jnp.inf)
   return jax.lax.top_k(-score, k)[1]
+
+
+@functools.partial(jax.jit, static_argnames=("rule", "majority_distance", "k"))
+def _balancing_picks(dists, counts, available, *, rule: str, majority_distance: str,
+                     k: int):
+  """The k available samples with the lowest balancing score, best first, from
+  the cached [N, N_t] squared distances."""
+  return _best(_scores(dists, counts, rule, majority_distance), available, k)
+
+
+_ROW_BLOCK = 8192
+
+
+@functools.partial(jax.jit, static_argnames=("rule", "majority_distance", "k"))
+def _balancing_picks_by_blocks(x, x_sq, mean, weights, centroids, counts, available,
+                               *, rule: str, majority_distance: str, k: int):
+  """As `_balancing_picks`, the distances to every centroid recomputed 8,192
+  rows at a time (one [8192, d] x [d, N_t] product each): the temporaries are
+  [8192, N_t] and the scores [N], whatever N. The last block is moved back to
+  end at N, recomputing a few rows."""
+  n = x.shape[0]
+  rows = min(_ROW_BLOCK, n)
+
+  def body(i, out):
+    start = jnp.minimum(i * rows, n - rows)
+    xb = jax.lax.dynamic_slice(x, (start, 0), (rows, x.shape[1]))
+    xb_sq = jax.lax.dynamic_slice(x_sq, (start,), (rows,))
+    d = distances.sq_dists_to(xb, xb_sq, mean, weights, centroids)
+    return jax.lax.dynamic_update_slice(
+        out, _scores(d, counts, rule, majority_distance), (start,))
+  score = jax.lax.fori_loop(0, -(-n // rows), body, jnp.zeros((n,), x.dtype))
+  return _best(score, available, k)
 
 
 def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
                     budget: int, num_classes: int, *,
                     labeled_mask: Optional[ArrayLike] = None, rule: str = "ratio",
                     majority_distance: str = "nearest",
-                    batch_size: int = 1) -> np.ndarray:
+                    batch_size: int = 1,
+                    cache_distances: Optional[bool] = None) -> np.ndarray:
   """Acquisition ranking followed by the balancing step (METHOD.md section 4).
 
   Args:
@@ -127,6 +163,16 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
     batch_size: samples decided per annotator round trip. 1 (default) is the
       exact sequential rule; larger batches decide a batch from the state at its
       start (fewer round trips, an approximation of the rule).
+    cache_distances: True keeps the [N, N_t] matrix of distances to the
+      centroids (4 N_t bytes per point) and recomputes only the columns of
+      moved centroids (fastest for one sample per decision); False recomputes
+      all of them at each balancing decision, 8,192 rows at a time (memory O(N)
+      beyond the features, one [N, d] x [d, N_t] product per decision; faster
+      when a batch moves many centroids). None (default): True while the
+      matrix takes at most 256 MiB, so the choice depends on N and N_t only.
+      Both compute the same distances up to float32 rounding (a matrix-vector
+      product per column against one matrix product), so they can order exact
+      near-ties differently.
 
   Returns:
     numpy int64 array of `budget` pool indices in selection order.
@@ -152,6 +198,11 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
   if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
       or batch_size < 1:
     raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+  if cache_distances is None:
+    cache_distances = n * num_classes * 4 <= CACHE_LIMIT_BYTES
+  elif not isinstance(cache_distances, (bool, np.bool_)):
+    raise ValueError(f"cache_distances must be True, False or None, got "
+                     f"{cache_distances!r}.")
   ask = _make_oracle(oracle, n, num_classes)
 
   dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
@@ -191,6 +242,13 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
         if available[i]:
           picks.append(i)
       picks = np.asarray(picks, np.int64)
+    elif not cache_distances:
+      seen = counts > 0  # an empty class's centroid is never used: 0, not 0 / 0
+      centroids = np.zeros_like(sums)
+      centroids[seen] = sums[seen] / counts[seen, None]
+      picks = np.asarray(_balancing_picks_by_blocks(
+          x, x_sq, mean, weights, jnp.asarray(centroids, dtype), counts, available,
+          rule=rule, majority_distance=majority_distance, k=k)).astype(np.int64)
     else:
       if dists is None:
         dists = jnp.zeros((n, num_classes), dtype)

@@ -24,23 +24,26 @@ def one_d_case():
   return x, labels, mask
 
 
-def test_ratio_rule_hand_worked():
+@pytest.mark.parametrize("cache", [True, False])
+def test_ratio_rule_hand_worked(cache):
   # counts [3, 1] -> threshold 2 = budget: balancing from the start.
   # step 1, mu_rare=10, mu_maj=0: d(x,10)/d(x,0) = 2.25, .18, .028, .25 -> x=12
   # step 2, mu_rare=11: 49/16, 16/49, 81/400 -> x=20
   x, labels, mask = one_d_case()
-  got = balanced_select([4, 5, 6, 7], x, labels, 2, 2, labeled_mask=mask)
+  got = balanced_select([4, 5, 6, 7], x, labels, 2, 2, labeled_mask=mask,
+                        cache_distances=cache)
   np.testing.assert_array_equal(got, [6, 7])
 
 
-def test_difference_rule_hand_worked():
+@pytest.mark.parametrize("cache", [True, False])
+def test_difference_rule_hand_worked(cache):
   # Plain Euclidean distances, as in the co-author's code.
   # step 1: |x-10| - |x-0| = 2, -4, -10, -10: 12 and 20 tie, the lower index wins
   #   (with squared distances it would be 20, -40, -140, -300 -> x=20)
   # step 2, mu_rare=11: |x-11| - |x| = 3, -3, -11 -> x=20
   x, labels, mask = one_d_case()
   got = balanced_select([4, 5, 6, 7], x, labels, 2, 2, labeled_mask=mask,
-                        rule="difference")
+                        rule="difference", cache_distances=cache)
   np.testing.assert_array_equal(got, [6, 7])
 
 
@@ -64,11 +67,35 @@ def two_majorities_case():
     # difference, farthest: 2-22=-20, 3-17=-14, 15-25=-10 -> 8
     ("difference", "farthest", 7),
 ])
-def test_majority_distance_hand_worked(rule, majority_distance, want):
+@pytest.mark.parametrize("cache", [True, False])
+def test_majority_distance_hand_worked(rule, majority_distance, want, cache):
   x, labels, mask = two_majorities_case()
   got = balanced_select([7, 8, 9], x, labels, 1, 3, labeled_mask=mask, rule=rule,
-                        majority_distance=majority_distance)
+                        majority_distance=majority_distance, cache_distances=cache)
   np.testing.assert_array_equal(got, [want])
+
+
+@pytest.mark.parametrize("rule,majority_distance", [
+    ("ratio", "nearest"), ("ratio", "farthest"), ("difference", "nearest")])
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_distances_by_row_blocks_pick_as_the_cache(rule, majority_distance,
+                                                    batch_size):
+  """cache_distances=False (every distance recomputed 8,192 rows at a time,
+  the last block moved back) picks what the [N, N_t] cache picks, over three
+  blocks, with a labeled start and classes still unseen."""
+  rng = np.random.default_rng(5)
+  n, k = 2 * 8192 + 123, 6
+  y = rng.choice(k, n, p=[0.5, 0.3, 0.1, 0.05, 0.03, 0.02])
+  x = (rng.normal(0, 1, (n, 8)) + 3 * np.eye(k, 8)[y]).astype(np.float32)
+  mask = np.zeros(n, bool)
+  mask[np.flatnonzero(y == 0)[:5]] = True
+  ranking = rng.permutation(np.flatnonzero(~mask))
+  kw = dict(labeled_mask=mask, rule=rule, majority_distance=majority_distance,
+            batch_size=batch_size)
+  want = balanced_select(ranking, x, y, 60, k, cache_distances=True, **kw)
+  got = balanced_select(ranking, x, y, 60, k, cache_distances=False, **kw)
+  np.testing.assert_array_equal(got, want)
+  assert len(set(got.tolist()) - set(ranking[:60].tolist())) >= 10  # balancing ran
 
 
 def clusters(seed=0):
@@ -156,6 +183,7 @@ def test_deterministic():
     (dict(ranking=np.arange(5)), "ranking has 5 entries but budget=10"),
     (dict(labeled_mask=np.arange(130) == 0), "ranking contains labeled samples"),
     (dict(batch_size=0), "batch_size must be a positive int"),
+    (dict(cache_distances="no"), "cache_distances must be True, False or None"),
     (dict(num_classes=0), "num_classes must be a positive int"),
 ])
 def test_bad_input(kwargs, message):
@@ -164,3 +192,20 @@ def test_bad_input(kwargs, message):
   args.update(kwargs)
   with pytest.raises(ValueError, match=message):
     balanced_select(**args)
+
+
+def test_distance_cache_by_default_only_up_to_its_limit(monkeypatch):
+  from jaxal import balancing  # pylint: disable=g-import-not-at-top
+  x, y, ranking = clusters(4)
+  calls = []
+  blocks = balancing._balancing_picks_by_blocks  # pylint: disable=protected-access
+
+  def counted(*args, **kwargs):
+    calls.append(1)
+    return blocks(*args, **kwargs)
+  monkeypatch.setattr(balancing, "_balancing_picks_by_blocks", counted)
+  cached = balanced_select(ranking, x, y, 30, 3)
+  assert not calls
+  monkeypatch.setattr(balancing, "CACHE_LIMIT_BYTES", len(y) * 3 * 4 - 1)
+  np.testing.assert_array_equal(balanced_select(ranking, x, y, 30, 3), cached)
+  assert calls
