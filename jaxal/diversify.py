@@ -75,6 +75,8 @@ def _check_ranking(ranking, num_samples: int, name: str = "ranking") -> np.ndarr
   if r.size and (r.min() < 0 or r.max() >= num_samples):
     raise ValueError(f"{name} holds indices outside [0, {num_samples}); pass pool "
                      "indices of the samples described by the other arguments.")
-  if np.unique(r).size != r.size:
+  seen = np.zeros(num_samples, bool)  # 1 byte per point, not a sorted copy
+  seen[r] = True
+  if np.count_nonzero(seen) != r.size:
     raise ValueError(f"{name} has duplicate indices; each sample may appear once.")
-  return r.astype(np.int64)
+  return r.astype(np.int64, copy=False)
