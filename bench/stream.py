@@ -4,6 +4,7 @@ memory-mapped features at N = 1,000,000 (memory beyond the features).
 
     python3 run.py bench stream                                # 50,000 and 200,000 images; N = 1M
     python3 run.py bench stream --sizes=10000,20000 --n=100000  # quicker
+    python3 run.py bench stream --sizes= --methods=balancing,balancing_blocks
 
 Embedding: the offline builder's target split generated at each size (TFDS,
 PNG-encoded 32 px images, generation not timed), embedded by `jaxal embed`'s own
@@ -15,9 +16,11 @@ Selection: features [N, d] float32 and probabilities [N, C] saved as .npy and
 memory-mapped read-only, as `jaxal embed` leaves them; each method runs in a
 fresh process, the labels of the balancing step's simulated oracle read before
 the measured call. Printed: the call's peak RSS above what was resident before
-it (Linux clear_refs; the pages of the mapped files it reads count there), and
+it (Linux clear_refs; the pages of the mapped files it reads count there),
 "beyond the features": the peak of the process's own allocations (RssAnon,
-sampled every 2 ms) above their level before the call, divided by N.
+sampled every 2 ms) above their level before the call, divided by N, and (with
+--slope) the growth of that peak from the first N/2 points to all N per added
+point, which fixed costs (XLA's compilation, thread pools) do not inflate.
 """
 
 from __future__ import annotations
@@ -48,8 +51,13 @@ flags.DEFINE_integer("budget", 1000, "Budget of random, entropy_inv_div and the 
                      "balancing step.")
 flags.DEFINE_integer("coreset_budget", 100, "Budget of core-set (one pass over the "
                      "features per pick).")
-flags.DEFINE_list("methods", ["random", "entropy_inv_div", "coreset", "balancing"],
-                  "Selection methods to run.")
+flags.DEFINE_list("methods", ["random", "entropy_inv_div", "coreset", "balancing",
+                              "balancing_blocks"],
+                  "Selection methods to run (balancing: the [N, N_t] distance "
+                  "cache; balancing_blocks: cache_distances=False).")
+flags.DEFINE_bool("slope", True, "Also run each method on the first N/2 points and "
+                  "print the growth per point between N/2 and N (what fixed costs, "
+                  "such as XLA's compilation, do not inflate).")
 flags.DEFINE_string("workdir", None, "Where to keep the generated data (default: a "
                     "temporary folder, removed).")
 flags.DEFINE_string("worker", None, "Internal: run one measurement (JSON).")
@@ -131,14 +139,15 @@ def worker_embed(args):
 def worker_select(args):
   import jax  # pylint: disable=g-import-not-at-top
   from jaxal import acquisition, balancing  # pylint: disable=g-import-not-at-top
-  feats = np.load(args["features"], mmap_mode="r")
-  probs = np.load(args["probs"], mmap_mode="r")
-  labels = np.load(args["labels"], mmap_mode="r")
+  rows = args["rows"]
+  feats = np.load(args["features"], mmap_mode="r")[:rows]
+  probs = np.load(args["probs"], mmap_mode="r")[:rows]
+  labels = np.load(args["labels"], mmap_mode="r")[:rows]
   method, budget = args["method"], args["budget"]
   n = len(feats)
   # compile on a small pool first, so the measured call is the selection itself
   small = dict(budget=8, probs=np.asarray(probs[:64]), features=np.asarray(feats[:64]))
-  if method == "balancing":
+  if method.startswith("balancing"):
     acquisition.select("entropy_inv_div", **small)
     ranking = acquisition.rank("entropy_inv_div", probs=probs)
     reads = feats.nbytes
@@ -150,9 +159,10 @@ def worker_select(args):
   before = reset_peak()
   t = time.perf_counter()
   with AnonPeak() as anon:
-    if method == "balancing":
+    if method.startswith("balancing"):
       out = balancing.balanced_select(ranking, feats, oracle, budget, args["classes"],
-                                      batch_size=100)
+                                      batch_size=100,
+                                      cache_distances=method == "balancing")
     else:
       out = acquisition.select(method, budget=budget, probs=probs, features=feats,
                                seed=0)
@@ -187,7 +197,7 @@ def main(argv):
 
   # ------------------------------------------------------------- embedding
   source = os.path.join(base, "source")
-  if not os.path.exists(os.path.join(source, "result.json")):
+  if FLAGS.sizes and not os.path.exists(os.path.join(source, "result.json")):
     subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "train_source.py"),
                     "--dataset=digits", f"--workdir={source}", "--width=8",
                     "--epochs=1", "--batch_size=64"], check=True,
@@ -236,13 +246,18 @@ def main(argv):
     del f, p, y
   for method in FLAGS.methods:
     budget = FLAGS.coreset_budget if method == "coreset" else FLAGS.budget
-    r = run_worker("select", {"method": method, "budget": budget, "classes": c,
-                              **paths})
+    job = {"method": method, "budget": budget, "classes": c, **paths}
+    r = run_worker("select", {**job, "rows": n})
+    slope = ""
+    if FLAGS.slope:
+      h = run_worker("select", {**job, "rows": n // 2})
+      slope = (f"; growth from N/2 to N: {(r['anon'] - h['anon']) / (n - n // 2):.1f} "
+               "bytes/point")
     print(f"select {method:16s} N={n:,} d={d} C={c} b={budget}: {r['seconds']:.2f} s; "
           f"peak RSS added {r['added'] / 2**20:,.0f} MiB (mapped arrays it reads: "
           f"{r['reads'] / 2**20:,.0f} MiB); own allocations (RssAnon) "
           f"{r['anon'] / 2**20:,.0f} MiB = {r['beyond_per_point']:.1f} bytes/point "
-          "beyond the features")
+          f"beyond the features{slope}")
   if not FLAGS.workdir:
     subprocess.run(["rm", "-rf", base], check=True)
 
