@@ -7,6 +7,7 @@ file or the new one, never a torn one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -74,3 +75,18 @@ def read_json(path: str, default: Any = None) -> Any:
     return default
   with open(path, encoding="utf-8") as f:
     return json.load(f)
+
+
+@contextlib.contextmanager
+def file_lock(path: str):
+  """An exclusive advisory lock on file `path` (created with its folder), held
+  for the block: other processes taking it wait (shards sharing an M_S, hosts
+  generating one dataset)."""
+  import fcntl  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)

@@ -32,7 +32,6 @@ then resume from its checkpoint); with `data="real"` it is read from a
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -116,19 +115,6 @@ def _digest(*parts) -> str:
     h.update(np.ascontiguousarray(p).tobytes() if isinstance(p, np.ndarray)
              else json.dumps(p, sort_keys=True, default=str).encode())
   return h.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def _lock(path: str):
-  """An exclusive advisory lock (other shards wait), released on exit."""
-  import fcntl  # pylint: disable=g-import-not-at-top
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w") as f:
-    fcntl.flock(f, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(f, fcntl.LOCK_UN)
 
 
 PIXELS = ("auto", "memory", "stream")
@@ -224,7 +210,7 @@ class Protocol:
                                learning_rate=s.source.learning_rate, schedule="cosine",
                                warmup_epochs=1, snapshot_every=s.source.snapshot_every,
                                seed=s.data_seed)
-      with _lock(ckpt + ".lock"):
+      with io.file_lock(ckpt + ".lock"):
         src = self._load("offline_source", "train")
         self.log(f"M_S: ResNet-18 width {s.source.width} on {len(src.labels)} images "
                  f"of {src.num_classes} source classes, {s.source.epochs} epochs "
