@@ -21,6 +21,7 @@ from typing import Optional
 
 import numpy as np
 
+from jaxal import io
 from jaxal.datasets import mit67, procedural
 
 
@@ -171,10 +172,9 @@ def load(name: str, split: str, *, data_dir: Optional[str] = None,
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   s = spec(name)
   _check_split(split)
-  b = builder(name, data_dir=data_dir, offline=offline)
-  if name.startswith("offline_"):
-    b.download_and_prepare()  # generation only; no network
-  elif download:
+  b = (_generated(name, data_dir, offline) if name.startswith("offline_")
+       else builder(name, data_dir=data_dir, offline=offline))
+  if download and not name.startswith("offline_"):
     try:
       b.download_and_prepare(download_config=tfds.download.DownloadConfig(
           manual_dir=manual_dir))
@@ -196,6 +196,21 @@ def load(name: str, split: str, *, data_dir: Optional[str] = None,
     ds = ds.map(lambda ex: {"image": ex["image"], "label": tf.gather(table, ex["label"])})
     ds = ds.filter(lambda ex: ex["label"] >= 0)
   return ds
+
+
+def _generated(name: str, data_dir: Optional[str],
+               offline: Optional[procedural.OfflineConfig]):
+  """The builder of an offline part, its data generated once (no network).
+  Processes sharing a data_dir (hosts of a multi-host embed, shards of a
+  sweep) take a file lock: one generates, the others wait and then read it
+  (through a builder made after the wait, which sees the generated splits)."""
+  b = builder(name, data_dir=data_dir, offline=offline)
+  if b.is_prepared():
+    return b
+  with io.file_lock(b.data_dir.rstrip("/") + ".lock"):
+    b = builder(name, data_dir=data_dir, offline=offline)
+    b.download_and_prepare()
+  return b
 
 
 def check_prepared(name: str, *, data_dir: Optional[str] = None) -> None:
@@ -260,10 +275,9 @@ def num_examples(name: str, split: str, *, data_dir: Optional[str] = None,
     return len(load_arrays(name, split, offline=offline).labels)
   if name in ("imn100", "imagenet_source"):
     return len(load_labels(name, split, data_dir=data_dir))
-  b = builder(name, data_dir=data_dir, offline=offline)
-  if name.startswith("offline_"):
-    b.download_and_prepare()  # generation only; no network
-  elif not b.is_prepared():
+  b = (_generated(name, data_dir, offline) if name.startswith("offline_")
+       else builder(name, data_dir=data_dir, offline=offline))
+  if not name.startswith("offline_") and not b.is_prepared():
     raise DatasetNotFoundError(f"{name} ({s.tfds_name}) is not prepared in "
                                f"{b.data_dir}. {s.how_to_get}")
   return int(b.info.splits[s.tfds_splits[SPLITS.index(split)]].num_examples)

@@ -165,6 +165,34 @@ def test_split_images_streamed_equal_the_arrays(tmp_path):
                                       32, **kw)
 
 
+_GENERATE = """
+import sys
+from jaxal.datasets import catalog, procedural
+cfg = procedural.OfflineConfig(num_source_classes=6, num_target_classes=4,
+                               target_train_per_class=200, target_test_per_class=3)
+print(catalog.num_examples("offline_target", "train", data_dir=sys.argv[1],
+                           offline=cfg))
+"""
+
+
+def test_two_processes_generate_one_offline_split(tmp_path):
+  """Two processes asking for the same offline split in one data_dir at once
+  (the hosts of a multi-host embed): one generates, the other waits and reads
+  it (without the lock one of them failed renaming its copy into place)."""
+  pytest.importorskip("tensorflow_datasets")
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  procs = [subprocess.Popen([sys.executable, "-c", _GENERATE, str(tmp_path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for _ in range(2)]
+  for p in procs:
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-2000:]
+    assert out.strip().splitlines()[-1] == "800"
+
+
 def test_digits_is_a_tiny_real_dataset():
   tr, te = datasets.load_arrays("digits", "train"), datasets.load_arrays("digits", "test")
   assert tr.images.shape[1:] == (32, 32, 3) and tr.images.dtype == np.uint8
