@@ -45,6 +45,12 @@ def _jitted_outputs(model: nn.Module, devices: tuple):
   return run, replicated, batch
 
 
+def examples_per_call(batch_size: int, num_devices: Optional[int] = None) -> int:
+  """Images per host batch of `predict`: `batch_size` rounded up to a multiple
+  of the devices (all local devices when `num_devices` is None)."""
+  return _step(batch_size, num_devices or jax.local_device_count())
+
+
 def _step(batch_size: int, num_devices: int) -> int:
   """Examples per computation: `batch_size` rounded up to the devices."""
   if batch_size <= 0:
@@ -118,24 +124,15 @@ def ensemble_predict(model: nn.Module, snapshots: Sequence, images, *,
 
   `images` as in `predict`. It is read once: each host batch goes through every
   snapshot before the next batch is read, so a streamed split is decoded once
-  whatever the ensemble's size. The average is the snapshots' sum in their
-  order divided by their number, as for whole arrays.
+  whatever the ensemble's size (`ensemble_predict_batches`).
   """
-  snapshots = list(snapshots)
-  if not snapshots:
-    raise ValueError("snapshots is empty; pass at least one set of variables.")
   devices = list(devices or jax.local_devices())
-  step = _step(batch_size, len(devices))
+  step = examples_per_call(batch_size, len(devices))
   n, batches = _host_batches(images, step)
-  copies = itertools.tee(batches, len(snapshots))  # in lockstep: 2 batches buffered
-  runs = [predict_batches(model, v, c, batch_size=step, devices=devices,
-                          transform=transform) for v, c in zip(snapshots, copies)]
   feats = probs = None
   start = 0
-  for outs in zip(*runs):
-    f, p = outs[0]
-    for g, q in outs[1:]:
-      f, p = f + g, p + q
+  for f, p in ensemble_predict_batches(model, snapshots, batches, batch_size=step,
+                                       devices=devices, transform=transform):
     if feats is None:
       feats = hostmem.aligned_empty((n, f.shape[1]), np.float32)
       probs = hostmem.aligned_empty((n, p.shape[1]), np.float32)
@@ -148,10 +145,32 @@ def ensemble_predict(model: nn.Module, snapshots: Sequence, images, *,
     raise ValueError(f"images yielded {start} images, not the {n} it holds.")
   if feats is None:
     raise ValueError("images is empty; pass at least one image.")
-  if len(snapshots) > 1:
-    feats /= len(snapshots)
-    probs /= len(snapshots)
   return feats, probs
+
+
+def ensemble_predict_batches(model: nn.Module, snapshots: Sequence,
+                             batches: Iterable[np.ndarray], *, batch_size: int = 256,
+                             devices: Optional[Sequence[jax.Device]] = None,
+                             transform: Optional[Callable[[np.ndarray], np.ndarray]] = None
+                             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """Yields the (features, probs) of each host batch of `batches` (at most
+  `examples_per_call(batch_size)` images each), averaged over `snapshots`:
+  their sum in order divided by their number. Each batch is read once and goes
+  through every snapshot before the next is read (the snapshots' runs share one
+  iterator in lockstep, two batches buffered)."""
+  snapshots = list(snapshots)
+  if not snapshots:
+    raise ValueError("snapshots is empty; pass at least one set of variables.")
+  copies = itertools.tee(batches, len(snapshots))
+  runs = [predict_batches(model, v, c, batch_size=batch_size, devices=devices,
+                          transform=transform) for v, c in zip(snapshots, copies)]
+  for outs in zip(*runs):
+    f, p = outs[0]
+    for g, q in outs[1:]:
+      f, p = f + g, p + q
+    if len(snapshots) > 1:
+      f, p = f / len(snapshots), p / len(snapshots)
+    yield f, p
 
 
 def _host_batches(images, step: int):

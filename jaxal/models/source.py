@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import flax.linen as nn
 import numpy as np
@@ -63,6 +63,16 @@ def outputs(model, variables: Sequence[dict], images, *, batch_size: int = 256):
   outputs are aligned for acquisition."""
   return inference.ensemble_predict(model, list(variables), images,
                                     batch_size=batch_size, transform=pipeline.normalize)
+
+
+def outputs_by_batch(model, variables: Sequence[dict], batches: Iterable[np.ndarray],
+                     *, batch_size: int = 256):
+  """Yields `outputs` of each uint8 host batch of `batches` (each at most
+  `inference.examples_per_call(batch_size)` images), as `outputs` computes
+  them for the batches of a whole array."""
+  return inference.ensemble_predict_batches(model, list(variables), batches,
+                                            batch_size=batch_size,
+                                            transform=pipeline.normalize)
 
 
 @dataclasses.dataclass(frozen=True)
