@@ -12,7 +12,9 @@ models' settings. `Protocol.compute(cell)` runs one `sweep.Cell`.
 M_S's features and probabilities are computed once per (dataset, pool, split,
 source checkpoint, ensemble) and cached in WORKDIR/cache as .npz files named by a
 digest of what determines them, written atomically: a rerun, another shard or
-another table reads them instead of running M_S again. The ensemble ("+ens",
+another table reads them instead of running M_S again. While they are computed,
+each finished chunk of 32 batches is saved beside them, so a killed run resumes
+from its last chunk with the same numbers. The ensemble ("+ens",
 supplement section 1) changes acquisition only: balancing and core-set use the
 averaged features, while the target model is trained on the final model's
 features (SVM) or weights (fine-tuning), as for the single model.
@@ -37,6 +39,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 from typing import Optional
 
 import numpy as np
@@ -44,7 +47,7 @@ import numpy as np
 from jaxal import acquisition, balancing, io, metrics, rounds
 from jaxal.datasets import catalog, imbalance, pipeline, procedural, split_images
 from jaxal.experiments import sweep
-from jaxal.models import inference, source, target, train
+from jaxal.models import hostmem, inference, source, target, train
 from jaxal.models.checkpoint import Snapshots
 
 
@@ -125,14 +128,20 @@ class Protocol:
 
   def __init__(self, settings: Settings, workdir: str, log=print, *,
                pixels: str = "auto",
-               max_pixel_bytes: int = split_images.DEFAULT_MAX_BYTES):
+               max_pixel_bytes: int = split_images.DEFAULT_MAX_BYTES,
+               output_batch: int = 256, output_chunk_batches: int = 32):
     if pixels not in PIXELS:
       raise ValueError(f"pixels must be one of {PIXELS}, got {pixels!r}.")
+    if output_batch < 1 or output_chunk_batches < 1:
+      raise ValueError("output_batch and output_chunk_batches must be >= 1, got "
+                       f"{output_batch} and {output_chunk_batches}.")
     self.settings = settings
     self.workdir = workdir
     self.log = log
     self.pixels = pixels
     self.max_pixel_bytes = int(max_pixel_bytes)
+    self.output_batch = int(output_batch)
+    self.output_chunk_batches = int(output_chunk_batches)
 
   # ---------------------------------------------------------------- data
   def _load(self, dataset: str, split: str) -> catalog.ArraySplit:
@@ -249,8 +258,48 @@ class Protocol:
     self.log(f"M_S outputs: {dataset} {kind} {split} "
              f"({'ensemble of ' + str(len(variables)) if ensemble else 'single model'}, "
              f"{len(images)} images)")
-    feats, probs = source.outputs(model, variables, images)
+    parts = f"{path[:-len('.npz')]}.parts"
+    feats, probs = self._outputs_by_chunk(parts, model, variables, images)
     io.save_npz(path, features=feats, probs=probs)
+    shutil.rmtree(parts, ignore_errors=True)
+    return feats, probs
+
+  def _outputs_by_chunk(self, parts: str, model, variables, images):
+    """M_S's outputs over `images`, each finished chunk saved atomically in
+    `parts`, so that a killed run resumes from its last finished chunk (and
+    decodes nothing before it). A chunk is `output_chunk_batches` whole host
+    batches, so every image is computed in the batch it has in one pass: the
+    result is the uninterrupted run's, bit for bit."""
+    step = inference.examples_per_call(self.output_batch)
+    chunk = step * self.output_chunk_batches
+    parts = os.path.join(parts, f"chunk{chunk}")  # another device count: others
+    n = len(images)
+    starts = range(0, n, chunk)
+    part = lambda s: os.path.join(parts, f"{s:010d}.npz")  # noqa: E731
+    todo = [s for s in starts if not os.path.exists(part(s))]
+    if len(todo) < len(starts):
+      self.log(f"M_S outputs: {len(starts) - len(todo)} of {len(starts)} chunks "
+               "already done")
+    if todo:
+      os.makedirs(parts, exist_ok=True)
+      rows = np.concatenate([np.arange(s, min(s + chunk, n)) for s in todo])
+      out = source.outputs_by_batch(model, variables,
+                                    images.subset(rows).batches(step),
+                                    batch_size=step)
+      for s in todo:
+        got = [next(out) for _ in range(-(-min(chunk, n - s) // step))]
+        io.save_npz(part(s), features=np.concatenate([f for f, _ in got]),
+                    probs=np.concatenate([p for _, p in got]))
+      if next(out, None) is not None:  # runs the stream's own end-of-split checks
+        raise RuntimeError(f"M_S's outputs: more batches than the {n} images.")
+    feats = probs = None
+    for s in starts:
+      with np.load(part(s)) as z:
+        if feats is None:
+          feats = hostmem.aligned_empty((n, z["features"].shape[1]), np.float32)
+          probs = hostmem.aligned_empty((n, z["probs"].shape[1]), np.float32)
+        feats[s:s + chunk] = z["features"]
+        probs[s:s + chunk] = z["probs"]
     return feats, probs
 
   # ---------------------------------------------------------------- a cell

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from absl import flags
 
@@ -305,6 +306,57 @@ def test_streamed_pools_give_the_cells_of_pools_in_memory(tables_workdir, tmp_pa
   assert ("offline_far", "train", 6) in reads  # a fine-tuning cell's 6 images
   assert {(n, s) for n, s, _ in reads if s == "test"} == {
       ("offline_far", "test"), ("offline_target", "test")}
+
+
+def test_killed_outputs_resume_from_their_last_chunk(tables_workdir, tmp_path,
+                                                     monkeypatch):
+  """M_S's outputs are saved chunk by chunk: killed after 2 chunks of 2 batches,
+  the rerun computes only the rest (the +ens average, every snapshot) and ends
+  with an uninterrupted run's arrays, bit for bit."""
+  from jaxal.experiments import protocol  # pylint: disable=g-import-not-at-top
+  from jaxal.models import source  # pylint: disable=g-import-not-at-top
+  workdir, _ = tables_workdir
+  flags.FLAGS(command(workdir, "--table=6")[1:])
+  try:
+    settings = tables_command.table_run(6, (6,)).settings
+  finally:
+    flags.FLAGS.unparse_flags()
+  real, batches = source.outputs_by_batch, []
+
+  class Killed(Exception):
+    pass
+
+  def counted(*args, die_after=None, **kwargs):
+    for out in real(*args, **kwargs):
+      if len(batches) == die_after:
+        raise Killed()
+      batches.append(len(out[0]))
+      yield out
+  args = ("offline_target", "imbalanced", "train", True)
+  runs = {}
+  for name in ("whole", "killed"):
+    runs[name] = str(tmp_path / name)
+    shutil.copytree(os.path.join(workdir, "source"), os.path.join(runs[name], "source"))
+  proto = lambda w: protocol.Protocol(settings, w, log=lambda _: None,  # noqa: E731
+                                      output_batch=8, output_chunk_batches=2)
+  monkeypatch.setattr(source, "outputs_by_batch", counted)
+  want = proto(runs["whole"]).outputs(*args)
+  total = len(batches)
+  assert total >= 6 and sum(batches) == len(want[0])
+  batches.clear()
+  monkeypatch.setattr(source, "outputs_by_batch",
+                      lambda *a, **k: counted(*a, die_after=5, **k))
+  with pytest.raises(Killed):
+    proto(runs["killed"]).outputs(*args)
+  parts = os.path.join(runs["killed"], "cache")
+  assert sum(len(fs) for _, _, fs in os.walk(parts)) == 2  # chunks 0 and 1
+  batches.clear()
+  monkeypatch.setattr(source, "outputs_by_batch", counted)
+  got = proto(runs["killed"]).outputs(*args)
+  assert len(batches) == total - 4
+  for a, b in zip(got, want):
+    assert np.array_equal(a, b)
+  assert [f for f in os.listdir(parts) if not f.endswith(".npz")] == []  # parts gone
 
 
 def test_rounds_beside_single_shot_in_one_workdir(tables_workdir):
