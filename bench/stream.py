@@ -5,6 +5,7 @@ memory-mapped features at N = 1,000,000 (memory beyond the features).
     python3 run.py bench stream                                # 50,000 and 200,000 images; N = 1M
     python3 run.py bench stream --sizes=10000,20000 --n=100000  # quicker
     python3 run.py bench stream --sizes= --methods=balancing,balancing_blocks
+    python3 run.py bench stream --sizes= --methods= --experiment_size=200000
 
 Embedding: the offline builder's target split generated at each size (TFDS,
 PNG-encoded 32 px images, generation not timed), embedded by `jaxal embed`'s own
@@ -28,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +60,10 @@ flags.DEFINE_list("methods", ["random", "entropy_inv_div", "coreset", "balancing
 flags.DEFINE_bool("slope", True, "Also run each method on the first N/2 points and "
                   "print the growth per point between N/2 and N (what fixed costs, "
                   "such as XLA's compilation, do not inflate).")
+flags.DEFINE_integer("experiment_size", 0, "Also run one fine-tuning cell of the "
+                     "experiments on a generated split of this many images, its "
+                     "pixels held (--pixels=memory) and streamed (--pixels=stream); "
+                     "0: skip.")
 flags.DEFINE_string("workdir", None, "Where to keep the generated data (default: a "
                     "temporary folder, removed).")
 flags.DEFINE_string("worker", None, "Internal: run one measurement (JSON).")
@@ -136,6 +142,28 @@ def worker_embed(args):
   return {"images": seen, "seconds": seconds, "peak_rss": peak}
 
 
+def worker_experiment(args):
+  """One fine-tuning cell of the paper's protocol on the generated split
+  (`--pixels=memory` or `stream`), M_S already trained in the workdir: the
+  pool's M_S outputs (single model and +ens), the selection, fine-tuning on the
+  labeled images, evaluation on the test split."""
+  from jaxal.experiments import protocol, sweep  # pylint: disable=g-import-not-at-top
+  settings = protocol.Settings(data_dir=args["data_dir"], offline=_config(args["size"]),
+                               source=protocol.SourceSettings(epochs=1, snapshot_every=1))
+  if args["pixels"] == "train_source":  # the shared M_S, outside the measure
+    protocol.Protocol(settings, args["workdir"], log=lambda _: None).source_model()
+    return {}
+  proto = protocol.Protocol(settings, args["workdir"], log=lambda _: None,
+                            pixels=args["pixels"])
+  t = time.perf_counter()
+  cell = sweep.Cell("offline_target", "imbalanced", "finetune", 160,
+                    "entropy_inv_div", True, True, 0)
+  result = proto.compute(cell)
+  return {"seconds": time.perf_counter() - t, "pool": sum(result["pool_counts"]),
+          "acc_t": result["acc_t"],
+          "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
 def worker_select(args):
   import jax  # pylint: disable=g-import-not-at-top
   from jaxal import acquisition, balancing  # pylint: disable=g-import-not-at-top
@@ -185,7 +213,7 @@ def run_worker(kind, args, env=None):
 def main(argv):
   if FLAGS.worker:
     fn = {"generate": worker_generate, "embed": worker_embed,
-          "select": worker_select}[FLAGS.worker]
+          "select": worker_select, "experiment": worker_experiment}[FLAGS.worker]
     print(json.dumps(fn(json.loads(argv[1]))))
     return
   from jaxal import _xla_cpu  # pylint: disable=g-import-not-at-top
@@ -221,6 +249,29 @@ def main(argv):
   if len(peaks) > 1:
     print(f"embed peak RSS, largest / smallest split: {peaks[-1] / peaks[0]:.3f} "
           f"(split {int(FLAGS.sizes[-1]) / int(FLAGS.sizes[0]):.0f}x larger)")
+
+  # ----------------------------------------------------------- experiments
+  if FLAGS.experiment_size:
+    size = FLAGS.experiment_size
+    data_dir = os.path.join(base, f"tfds_{size}")
+    run_worker("generate", {"size": size, "data_dir": data_dir})
+    ms = os.path.join(base, f"exp_{size}_source")
+    run_worker("experiment", {"size": size, "data_dir": data_dir, "workdir": ms,
+                              "pixels": "train_source"})
+    results = {}
+    for pixels in ("memory", "stream"):
+      wd = os.path.join(base, f"exp_{size}_{pixels}")
+      subprocess.run(["rm", "-rf", wd], check=True)
+      shutil.copytree(os.path.join(ms, "source"), os.path.join(wd, "source"))
+      r = results[pixels] = run_worker("experiment", {
+          "size": size, "data_dir": data_dir, "workdir": wd, "pixels": pixels})
+      print(f"experiments --pixels={pixels}: one fine-tuning cell (entropy_inv_div "
+            f"+ens +bal, b=160) on an imbalanced pool of {r['pool']:,} of the "
+            f"{size:,}-image split: {r['seconds']:.1f} s, ACC_t {r['acc_t']:.2f}, "
+            f"peak RSS {r['peak_rss'] / 2**30:.2f} GiB")
+    print(f"experiments peak RSS, stream / memory: "
+          f"{results['stream']['peak_rss'] / results['memory']['peak_rss']:.3f} "
+          f"(whole split's pixels: {size * 32 * 32 * 3 / 2**30:.2f} GiB)")
 
   # ------------------------------------------------------------- selection
   n, d, c = FLAGS.n, FLAGS.d, FLAGS.classes
