@@ -250,7 +250,9 @@ class Protocol:
     key = _digest(dataset, kind, split, pool.digest, source_id, bool(ensemble))
     path = os.path.join(self.workdir, "cache", f"{dataset}_{kind}_{split}_"
                         f"{'ens' if ensemble else 'single'}_{key}.npz")
+    parts = f"{path[:-len('.npz')]}.parts"
     if os.path.exists(path):
+      shutil.rmtree(parts, ignore_errors=True)  # killed after the cache was saved
       with np.load(path) as z:
         return z["features"], z["probs"]
     images = pool.images if split == "train" else pool.test_images
@@ -258,7 +260,6 @@ class Protocol:
     self.log(f"M_S outputs: {dataset} {kind} {split} "
              f"({'ensemble of ' + str(len(variables)) if ensemble else 'single model'}, "
              f"{len(images)} images)")
-    parts = f"{path[:-len('.npz')]}.parts"
     feats, probs = self._outputs_by_chunk(parts, model, variables, images)
     io.save_npz(path, features=feats, probs=probs)
     shutil.rmtree(parts, ignore_errors=True)
