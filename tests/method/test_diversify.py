@@ -67,3 +67,16 @@ def test_bad_input():
     diversify([0, 5], [0, 0], 1)
   with pytest.raises(ValueError, match="top1"):
     diversify([0, 1], [0.5, 1.0], 1)
+
+
+def test_order_on_a_large_ranking_equals_numpy_lexsort():
+  """(rank within class, position) order on 50,000 samples of 300 classes,
+  against NumPy's stable sorts."""
+  from jaxal.diversify import diversified_order  # pylint: disable=g-import-not-at-top
+  k = np.random.default_rng(0).integers(0, 300, 50_000)
+  by_class = np.argsort(k, kind="stable")
+  first = np.searchsorted(k[by_class], k[by_class], side="left")
+  rank = np.empty_like(k)
+  rank[by_class] = np.arange(len(k)) - first
+  want = np.lexsort((np.arange(len(k)), rank))
+  np.testing.assert_array_equal(np.asarray(diversified_order(k)), want)
