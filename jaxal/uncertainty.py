@@ -136,12 +136,10 @@ def rank_by_uncertainty(probs: ArrayLike, labeled_mask: ArrayLike, *, kind: str,
 
   Returns:
     [N] int32 pool indices; the first `N - labeled_mask.sum()` are the unlabeled
-    samples in ranking order, then the labeled ones in index order.
+    samples in ranking order.
   """
   u = uncertainty(kind, probs)
   key = u if inverse else -u
-  # Labeled samples get +inf (scores are finite), so one stable sort of one key
-  # puts them last; equal keys keep index order. A two-key lexsort gave the same
-  # unlabeled order with a third sort operand (48 vs 35 B/point at N = 1M).
-  key = jnp.where(jnp.asarray(labeled_mask), jnp.inf, key)
-  return jnp.argsort(key, stable=True).astype(jnp.int32)
+  # lexsort: last key is primary. Unlabeled (False) sort before labeled (True);
+  # the sort is stable, so equal keys keep index order.
+  return jnp.lexsort((key, jnp.asarray(labeled_mask))).astype(jnp.int32)
