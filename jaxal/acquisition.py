@@ -28,7 +28,7 @@ from jax.typing import ArrayLike
 
 from jaxal import _validation as V
 from jaxal.coldstart import maxherding, probcover, typiclust
-from jaxal.diversify import diversified_order, diversify  # noqa: F401 (API)
+from jaxal.diversify import diversified_order, diversify, top1_classes  # noqa: F401 (API)
 from jaxal.kcenter import kcenter_greedy
 from jaxal.uncertainty import rank_by_uncertainty
 
@@ -102,11 +102,7 @@ def _rank(p: np.ndarray, mask: np.ndarray, base: str, inv: bool,
                                          inverse=inv))
   order = order[:int(p.shape[0] - mask.sum())]
   if div:
-    # By blocks of rows: NumPy's argmax copies a read-only (memory-mapped) array
-    # whole before reducing it.
-    top1 = np.concatenate([np.argmax(p[s:s + 65536], axis=1)
-                           for s in range(0, p.shape[0], 65536)])
-    order = order[np.asarray(diversified_order(top1[order]))]
+    order = order[np.asarray(diversified_order(top1_classes(p)[order]))]
   return order.astype(np.int64)
 
 

@@ -47,6 +47,14 @@ def diversified_order(ranked_classes: ArrayLike) -> jax.Array:
   # Stable: equal ranks keep ranking order, as lexsort((pos, rank)) would.
   return jnp.argsort(rank_in_class, stable=True).astype(jnp.int32)
 
+def top1_classes(probs) -> np.ndarray:
+  """[N] int64 top-1 source class of each row of `probs` [N, C] (the `top` of
+  Algorithm 1), by blocks of rows: NumPy's argmax copies a read-only
+  (memory-mapped) array whole before reducing it."""
+  return np.concatenate([np.argmax(probs[s:s + 65536], axis=1)
+                         for s in range(0, probs.shape[0], 65536)])
+
+
 def diversify(ranking: ArrayLike, top1: ArrayLike, budget: int) -> np.ndarray:
   """Algorithm 1 (supplement): diversify a ranking by top-1 source class.
 

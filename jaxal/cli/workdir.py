@@ -39,7 +39,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from jaxal import io
+from jaxal import diversify, io
 from jaxal.cli import labels
 
 
@@ -68,10 +68,8 @@ class Pool:
     return {p: i for i, p in enumerate(self.paths)}
 
   def guesses(self) -> np.ndarray:
-    """[N] M_S's top-1 source class, by blocks of rows (NumPy's argmax would
-    copy the whole memory-mapped probabilities first)."""
-    return np.concatenate([np.argmax(self.probs[s:s + 65536], axis=1)
-                           for s in range(0, len(self.paths), 65536)])
+    """[N] M_S's top-1 source class (read by blocks of the mapped array)."""
+    return diversify.top1_classes(self.probs)
 
 
 SHARED = frozenset({"paths.txt", "embedding", "embedding.npz", "embed",
