@@ -49,6 +49,7 @@ from jax.typing import ArrayLike
 from jaxal import _validation as V
 from jaxal import distances
 from jaxal.diversify import _check_ranking
+from jaxal.uncertainty import by_row_blocks
 
 RULES = ("ratio", "difference")
 CACHE_LIMIT_BYTES = 256 << 20  # cache_distances=None: the largest [N, N_t] cache
@@ -112,28 +113,16 @@ def _balancing_picks(dists, counts, available, *, rule: str, majority_distance: 
   return _best(_scores(dists, counts, rule, majority_distance), available, k)
 
 
-_ROW_BLOCK = 8192
-
-
 @functools.partial(jax.jit, static_argnames=("rule", "majority_distance", "k"))
 def _balancing_picks_by_blocks(x, x_sq, mean, weights, centroids, counts, available,
                                *, rule: str, majority_distance: str, k: int):
   """As `_balancing_picks`, the distances to every centroid recomputed 8,192
   rows at a time (one [8192, d] x [d, N_t] product each): the temporaries are
-  [8192, N_t] and the scores [N], whatever N. The last block is moved back to
-  end at N, recomputing a few rows."""
-  n = x.shape[0]
-  rows = min(_ROW_BLOCK, n)
-
-  def body(i, out):
-    start = jnp.minimum(i * rows, n - rows)
-    xb = jax.lax.dynamic_slice(x, (start, 0), (rows, x.shape[1]))
-    xb_sq = jax.lax.dynamic_slice(x_sq, (start,), (rows,))
+  [8192, N_t] and the scores [N], whatever N."""
+  def scores(xb, xb_sq):
     d = distances.sq_dists_to(xb, xb_sq, mean, weights, centroids)
-    return jax.lax.dynamic_update_slice(
-        out, _scores(d, counts, rule, majority_distance), (start,))
-  score = jax.lax.fori_loop(0, -(-n // rows), body, jnp.zeros((n,), x.dtype))
-  return _best(score, available, k)
+    return _scores(d, counts, rule, majority_distance)
+  return _best(by_row_blocks(scores, x, x_sq), available, k)
 
 
 def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
