@@ -145,7 +145,7 @@ def worker_embed(args):
 def worker_experiment(args):
   """One fine-tuning cell of the paper's protocol on the generated split
   (`--pixels=memory` or `stream`), M_S already trained in the workdir: the
-  pool's M_S outputs (single model and +ens), the selection, fine-tuning on the
+  pool's M_S outputs (the +ens average), the selection, fine-tuning on the
   labeled images, evaluation on the test split."""
   from jaxal.experiments import protocol, sweep  # pylint: disable=g-import-not-at-top
   settings = protocol.Settings(data_dir=args["data_dir"], offline=_config(args["size"]),
@@ -173,7 +173,8 @@ def worker_select(args):
   labels = np.load(args["labels"], mmap_mode="r")[:rows]
   method, budget = args["method"], args["budget"]
   n = len(feats)
-  # compile on a small pool first, so the measured call is the selection itself
+  # JAX's first work (backend, thread pools) outside the measure; XLA still
+  # compiles for this N inside the measured call (printed as such)
   small = dict(budget=8, probs=np.asarray(probs[:64]), features=np.asarray(feats[:64]))
   if method.startswith("balancing"):
     acquisition.select("entropy_inv_div", **small)
