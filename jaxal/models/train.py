@@ -182,9 +182,29 @@ def train_step(state: TrainState, batch, learning_rate, *, model: nn.Module,
   return state, jax.lax.pmean(metrics, axis_name)
 
 
+class _CompiledInit:
+  """`model.init(key, x, train=False)` jitted, compiled once per input signature
+  with the compiler options of `_xla_cpu.init_options` (on CPU: a third of the
+  compile time, the same parameters)."""
+
+  def __init__(self, model: nn.Module):
+    self._jitted = jax.jit(functools.partial(model.init, train=False))
+    self._compiled = {}
+
+  def __call__(self, key, x):
+    sig = tuple((a.shape, a.dtype) for a in (key, x))
+    run = self._compiled.get(sig)
+    if run is None:
+      options = _xla_cpu.init_options(jax.default_backend())
+      run = self._jitted if options is None else \
+          self._jitted.lower(key, x).compile(compiler_options=options)
+      self._compiled[sig] = run
+    return run(key, x)
+
+
 @functools.lru_cache(maxsize=16)
-def _jitted_init(model: nn.Module):
-  return jax.jit(functools.partial(model.init, train=False))
+def _jitted_init(model: nn.Module) -> _CompiledInit:
+  return _CompiledInit(model)
 
 
 class _CompiledStep:

@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxal import _xla_cpu, metrics
+from jaxal import _xla_cpu, metrics, models
 from jaxal.models import checkpoint, inference, target, train
 from tests.models import train_fixture as F
 
@@ -54,6 +54,24 @@ def test_train_step_lowers_loss_on_fixed_batch():
     state, m = one_step(dev, state, x, y)
     losses.append(float(m["loss"][0]))
   assert losses[-1] < losses[0] * 0.8, losses
+
+
+@pytest.mark.skipif(_xla_cpu.init_options(jax.default_backend()) is None,
+                    reason="XLA's default options: nothing to compare")
+def test_initialisation_compiled_with_jaxals_options_equals_xlas_default():
+  # create_state compiles model.init with `_xla_cpu.init_options` (a third of
+  # the compile time on CPU); the parameters must be those of XLA's defaults.
+  model = models.ResNet18(num_classes=20, width=8, stem="cifar")
+  config = F.config(seed=3)
+  state = train.create_state(model, config, (32, 32, 3))
+  assert all(isinstance(run, jax.stages.Compiled)
+             for run in train._jitted_init(model)._compiled.values())
+  key = jax.random.fold_in(jax.random.PRNGKey(3), 0)
+  ref = jax.jit(functools.partial(model.init, train=False))(
+      key, jnp.zeros((1, 32, 32, 3), jnp.float32))
+  for a, b in zip(leaves({"params": state.params, "batch_stats": state.batch_stats}),
+                  leaves(ref), strict=True):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_replicated_state_compiles_the_step_once(caplog):
