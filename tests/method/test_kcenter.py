@@ -172,9 +172,18 @@ def test_no_recompilation_same_shapes():
   before = kcenter._kcenter_kernel._cache_size()
   for s in range(3):
     mask = np.zeros(64, bool)
-    mask[: 10 * s] = True  # the number of labeled points is not a shape
-    kcenter_greedy(_points(s + 1, n=64), 5, labeled_mask=mask, seed=s)
+    mask[: 10 * s] = True  # the number of labeled points is not a shape,
+    budget = 5 + 7 * s  # nor is the budget (up to its capacity bucket)
+    kcenter_greedy(_points(s + 1, n=64), budget, labeled_mask=mask, seed=s)
   assert kcenter._kcenter_kernel._cache_size() == before
+
+
+def test_budget_above_the_first_capacity_bucket_matches_brute_force():
+  # 1,025 centers: the 2,048-entry buffer, a budget that is not a power of two
+  assert kcenter._capacity(1024) == 1024 and kcenter._capacity(1025) == 2048
+  x = _points(11, n=1200, d=5)
+  got = kcenter_greedy(x, 1025, seed=3)
+  np.testing.assert_array_equal(got, brute_force(x, 1025, first=int(got[0])))
 
 
 @pytest.mark.parametrize("rows,pending", [(64, 16), (100, 3), (7, 1)])
