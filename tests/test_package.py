@@ -38,6 +38,21 @@ def test_bench_smoke():
   assert "cpu: " in bench.stdout and "xla:cpu routing: " in bench.stdout
 
 
+def test_step_profile_bench_names_the_operations_of_a_train_step():
+  env = {**os.environ, "PYTHONPATH": ROOT}
+  out = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "bench", "step_profile.py"), "--width=4",
+       "--batch=8", "--size=16", "--profile_steps=2", "--top=3"],
+      capture_output=True, text=True, env=env, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert re.search(r"batch 8: [\d,]+ images/s", out.stdout), out.stdout
+  # the kinds table and the costliest operations, with their HLO shapes
+  assert re.search(r"^\s+\d+\.\d+\s+\d+\.\d+%\s+\d+\.\d+\s+\S*convolution",
+                   out.stdout, re.M), out.stdout
+  costliest = out.stdout.split("costliest single operations")[1].strip().splitlines()[1:]
+  assert len(costliest) == 3 and all("f32[" in line for line in costliest), costliest
+
+
 def test_quickstart_end_to_end_and_resume(tmp_path):
   """The main job at tiny sizes: Tables 2-5 on both offline targets with their
   plots; a rerun resumes (nothing retrained or recomputed, same tables)."""
