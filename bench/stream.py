@@ -20,8 +20,10 @@ the measured call. Printed: the call's peak RSS above what was resident before
 it (Linux clear_refs; the pages of the mapped files it reads count there),
 "beyond the features": the peak of the process's own allocations (RssAnon,
 sampled every 2 ms) above their level before the call, divided by N, and (with
---slope) the growth of that peak from the first N/2 points to all N per added
-point, which fixed costs (XLA's compilation, thread pools) do not inflate.
+--slope) the growth of that peak from the first --base_rows points (default
+N/2) to all N per added point, which fixed costs (XLA's compilation, thread
+pools) do not inflate; with a small --base_rows (e.g. 10,000) the smaller run's
+peak is about the fixed cost itself, printed too.
 """
 
 from __future__ import annotations
@@ -57,9 +59,10 @@ flags.DEFINE_list("methods", ["random", "entropy_inv_div", "coreset", "balancing
                               "balancing_blocks"],
                   "Selection methods to run (balancing: the [N, N_t] distance "
                   "cache; balancing_blocks: cache_distances=False).")
-flags.DEFINE_bool("slope", True, "Also run each method on the first N/2 points and "
-                  "print the growth per point between N/2 and N (what fixed costs, "
-                  "such as XLA's compilation, do not inflate).")
+flags.DEFINE_bool("slope", True, "Also run each method on the first --base_rows "
+                  "points and print the growth per point between them and N (what "
+                  "fixed costs, such as XLA's compilation, do not inflate).")
+flags.DEFINE_integer("base_rows", 0, "Rows of the smaller run of --slope (0: N/2).")
 flags.DEFINE_integer("experiment_size", 0, "Also run one fine-tuning cell of the "
                      "experiments on a generated split of this many images, its "
                      "pixels held (--pixels=memory) and streamed (--pixels=stream); "
@@ -302,9 +305,14 @@ def main(argv):
     r = run_worker("select", {**job, "rows": n})
     slope = ""
     if FLAGS.slope:
-      h = run_worker("select", {**job, "rows": n // 2})
-      slope = (f"; growth from N/2 to N: {(r['anon'] - h['anon']) / (n - n // 2):.1f} "
-               "bytes/point")
+      rows0 = FLAGS.base_rows or n // 2
+      if not 0 < rows0 < n:
+        raise app.UsageError(f"--base_rows must be in (0, N = {n}), got {rows0}.")
+      h = run_worker("select", {**job, "rows": rows0})
+      slope = (f"; growth from {'N/2' if rows0 == n // 2 else f'N={rows0:,}'} to N: "
+               f"{(r['anon'] - h['anon']) / (n - rows0):.1f} bytes/point"
+               + (f" (the run at N={rows0:,}: {h['anon'] / 2**20:,.0f} MiB)"
+                  if rows0 != n // 2 else ""))
     print(f"select {method:16s} N={n:,} d={d} C={c} b={budget}: {r['seconds']:.2f} s; "
           f"peak RSS added {r['added'] / 2**20:,.0f} MiB (mapped arrays it reads: "
           f"{r['reads'] / 2**20:,.0f} MiB); own allocations (RssAnon) "
