@@ -154,9 +154,9 @@ def init_options(platform: str) -> dict | None:
   computation run once per model. At optimisation level 1 instead of XLA's
   default the compilation of the quickstart's width-8 ResNet-18 takes 2.2 s
   instead of 6.6 s (issue 18, Intel Xeon family 6 model 167, jaxlib 0.10.2),
-  and the parameters came out bit for bit the same for the four ResNet-18
-  configurations tried (widths 4-16, both stems, 10-100 classes; a test keeps
-  checking one). The module is integer hashing plus a few float operations per
+  and the parameters came out bit for bit the same for the three ResNet-18
+  configurations tried (widths 8 and 16, both stems, 20-100 classes; a test
+  keeps checking one). The module is integer hashing plus a few float operations per
   parameter; level 0 does change those values, and is not used. Only on CPU,
   only where jaxal chooses the routing.
   """
