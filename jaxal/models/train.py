@@ -192,7 +192,7 @@ class _CompiledInit:
     self._compiled = {}
 
   def __call__(self, key, x):
-    sig = tuple((a.shape, a.dtype) for a in (key, x))
+    sig = (tuple((a.shape, a.dtype) for a in (key, x)), jax.config.jax_enable_x64)
     run = self._compiled.get(sig)
     if run is None:
       options = _xla_cpu.init_options(jax.default_backend())
