@@ -80,3 +80,14 @@ def test_order_on_a_large_ranking_equals_numpy_lexsort():
   rank[by_class] = np.arange(len(k)) - first
   want = np.lexsort((np.arange(len(k)), rank))
   np.testing.assert_array_equal(np.asarray(diversified_order(k)), want)
+
+
+def test_top1_classes_of_a_mapped_array_across_blocks(tmp_path):
+  # 70,000 rows: two blocks of top1_classes' loop, the second one short
+  from jaxal.diversify import top1_classes
+  probs = np.random.default_rng(0).random((70_000, 7)).astype(np.float32)
+  probs[5, :] = probs[5, 0]  # a tie takes the first maximum, as argmax does
+  np.save(tmp_path / "p.npy", probs)
+  got = top1_classes(np.load(tmp_path / "p.npy", mmap_mode="r"))
+  assert got.dtype == np.int32 and got[5] == 0
+  np.testing.assert_array_equal(got, np.argmax(probs, axis=1))
