@@ -47,6 +47,7 @@ def diversified_order(ranked_classes: ArrayLike) -> jax.Array:
   # Stable: equal ranks keep ranking order, as lexsort((pos, rank)) would.
   return jnp.argsort(rank_in_class, stable=True).astype(jnp.int32)
 
+
 def top1_classes(probs) -> np.ndarray:
   """[N] int32 top-1 source class of each row of `probs` [N, C] (the `top` of
   Algorithm 1), by blocks of rows: NumPy's argmax copies a read-only

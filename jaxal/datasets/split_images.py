@@ -64,11 +64,7 @@ class SplitImages:
     """Rows `rows` (increasing indices into the split's order) of TFDS split
     `split` of dataset `name`, decoded and resized to `image_size` only when
     read. `split_size` is the split's length (`catalog.load_labels`)."""
-    rows = np.asarray(rows, np.int64)
-    if rows.ndim != 1 or (rows.size and (rows[0] < 0 or rows[-1] >= split_size
-                                         or np.any(np.diff(rows) <= 0))):
-      raise ValueError(f"rows must be increasing indices into the {split_size} "
-                       f"examples of {name}:{split}.")
+    rows = _increasing(rows, split_size, "rows", f" (the examples of {name}:{split})")
     if image_size < 1:
       raise ValueError(f"image_size must be >= 1, got {image_size}.")
     return cls(name=name, split=split, rows=rows, image_size=int(image_size),
@@ -89,11 +85,7 @@ class SplitImages:
 
   def subset(self, positions) -> "SplitImages":
     """The images at increasing `positions`, read as lazily as these are."""
-    positions = np.asarray(positions, np.int64)
-    if positions.ndim != 1 or (positions.size and (
-        positions[0] < 0 or positions[-1] >= len(self)
-        or np.any(np.diff(positions) <= 0))):
-      raise ValueError(f"positions must be increasing indices in [0, {len(self)}).")
+    positions = _increasing(positions, len(self), "positions")
     if self.array is not None:
       return SplitImages.in_memory(self.array[positions])
     return SplitImages.streamed(self.name, self.split, self.rows[positions],
@@ -157,6 +149,15 @@ class SplitImages:
                          f"asked for ({len(got)} read, {len(want)} asked); the split "
                          "changed since its labels were read. Prepare it again and "
                          "use a new workdir.")
+
+
+def _increasing(idx, bound: int, what: str, where: str = "") -> np.ndarray:
+  """`idx` as int64 if it is strictly increasing indices in [0, bound)."""
+  idx = np.asarray(idx, np.int64)
+  if idx.ndim != 1 or (idx.size and (idx[0] < 0 or idx[-1] >= bound
+                                     or np.any(np.diff(idx) <= 0))):
+    raise ValueError(f"{what} must be increasing indices in [0, {bound}){where}.")
+  return idx
 
 
 def _allocate(shape: tuple, spill_dir: Optional[str], max_bytes: int) -> np.ndarray:
