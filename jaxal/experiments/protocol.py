@@ -281,6 +281,16 @@ class Protocol:
     if len(todo) < len(starts):
       self.log(f"M_S outputs: {len(starts) - len(todo)} of {len(starts)} chunks "
                "already done")
+    feats = probs = None
+
+    def put(s, f, p):  # a chunk's outputs into the aligned result arrays
+      nonlocal feats, probs
+      if feats is None:
+        feats = hostmem.aligned_empty((n, f.shape[1]), np.float32)
+        probs = hostmem.aligned_empty((n, p.shape[1]), np.float32)
+      feats[s:s + chunk] = f
+      probs[s:s + chunk] = p
+
     if todo:
       os.makedirs(parts, exist_ok=True)
       rows = np.concatenate([np.arange(s, min(s + chunk, n)) for s in todo])
@@ -289,18 +299,15 @@ class Protocol:
                                     batch_size=step)
       for s in todo:
         got = [next(out) for _ in range(-(-min(chunk, n - s) // step))]
-        io.save_npz(part(s), features=np.concatenate([f for f, _ in got]),
-                    probs=np.concatenate([p for _, p in got]))
+        f = np.concatenate([f for f, _ in got])
+        p = np.concatenate([p for _, p in got])
+        io.save_npz(part(s), features=f, probs=p)
+        put(s, f, p)
       if next(out, None) is not None:  # runs the stream's own end-of-split checks
         raise RuntimeError(f"M_S's outputs: more batches than the {n} images.")
-    feats = probs = None
-    for s in starts:
+    for s in sorted(set(starts) - set(todo)):  # finished by an earlier run
       with np.load(part(s)) as z:
-        if feats is None:
-          feats = hostmem.aligned_empty((n, z["features"].shape[1]), np.float32)
-          probs = hostmem.aligned_empty((n, z["probs"].shape[1]), np.float32)
-        feats[s:s + chunk] = z["features"]
-        probs[s:s + chunk] = z["probs"]
+        put(s, z["features"], z["probs"])
     return feats, probs
 
   # ---------------------------------------------------------------- a cell
