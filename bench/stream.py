@@ -220,6 +220,9 @@ def main(argv):
           "select": worker_select, "experiment": worker_experiment}[FLAGS.worker]
     print(json.dumps(fn(json.loads(argv[1]))))
     return
+  if FLAGS.slope and FLAGS.methods and not 0 <= FLAGS.base_rows < FLAGS.n:
+    raise app.UsageError(f"--base_rows must be in [0, --n = {FLAGS.n}) (0: N/2), got "
+                         f"{FLAGS.base_rows}.")
   from jaxal import _xla_cpu  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); "
@@ -306,8 +309,6 @@ def main(argv):
     slope = ""
     if FLAGS.slope:
       rows0 = FLAGS.base_rows or n // 2
-      if not 0 < rows0 < n:
-        raise app.UsageError(f"--base_rows must be in (0, N = {n}), got {rows0}.")
       h = run_worker("select", {**job, "rows": rows0})
       slope = (f"; growth from {'N/2' if rows0 == n // 2 else f'N={rows0:,}'} to N: "
                f"{(r['anon'] - h['anon']) / (n - rows0):.1f} bytes/point"
