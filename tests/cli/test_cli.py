@@ -396,8 +396,9 @@ def test_embed_killed_mid_run_resumes_to_the_same_features(setup, tmp_path):
   chunks = os.path.join(killed, "embed")
   deadline = time.time() + 300
   while time.time() < deadline and proc.poll() is None:
-    if os.path.isdir(chunks) and len([n for n in os.listdir(chunks)
-                                      if n.startswith("chunk_")]) >= 2:
+    # A chunk being written is a ".tmp-" file until its atomic rename.
+    if os.path.isdir(chunks) and len([n for n in os.listdir(chunks) if
+                                      n.startswith("chunk_") and ".tmp-" not in n]) >= 2:
       break
     time.sleep(0.005)
   proc.send_signal(signal.SIGKILL)

@@ -162,15 +162,18 @@ def test_killed_sweep_resumes_without_recomputing(tables_workdir, tmp_path):
   proc = subprocess.Popen(command(work, *flags), env=env(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   cells_dir = os.path.join(work, "cells")
+
+  def done():  # a cell being written is a ".tmp-" file until its atomic rename
+    if not os.path.isdir(cells_dir):
+      return []
+    return [p for p in os.listdir(cells_dir) if not p.startswith(".tmp-")]
+
   deadline = time.time() + 300
-  while time.time() < deadline:
-    if os.path.isdir(cells_dir) and len(os.listdir(cells_dir)) >= 3:
-      break
+  while time.time() < deadline and len(done()) < 3:
     time.sleep(0.05)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  finished = {p: os.stat(os.path.join(cells_dir, p)).st_mtime_ns
-              for p in os.listdir(cells_dir) if not p.startswith(".tmp-")}
+  finished = {p: os.stat(os.path.join(cells_dir, p)).st_mtime_ns for p in done()}
   assert 3 <= len(finished) < len(want)
   out = run(work, *flags).stdout
   assert f"{len(finished)} of " in out and "cells already done" in out
