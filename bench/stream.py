@@ -5,6 +5,7 @@ memory-mapped features at N = 1,000,000 (memory beyond the features).
     python3 run.py bench stream                                # 50,000 and 200,000 images; N = 1M
     python3 run.py bench stream --sizes=10000,20000 --n=100000  # quicker
     python3 run.py bench stream --sizes= --methods=balancing,balancing_blocks
+    python3 run.py bench stream --sizes= --labeled=1000  # a later round: 1,000 labeled
     python3 run.py bench stream --sizes= --methods= --experiment_size=200000
 
 Embedding: the offline builder's target split generated at each size (TFDS,
@@ -59,6 +60,9 @@ flags.DEFINE_list("methods", ["random", "entropy_inv_div", "coreset", "balancing
                               "balancing_blocks"],
                   "Selection methods to run (balancing: the [N, N_t] distance "
                   "cache; balancing_blocks: cache_distances=False).")
+flags.DEFINE_integer("labeled", 0, "Pool points already labeled (a seeded random "
+                     "subset; an active-learning round after the first): core-set "
+                     "starts from them as centers, the others skip them; 0: none.")
 flags.DEFINE_bool("slope", True, "Also run each method on the first --base_rows "
                   "points and print the growth per point between them and N (what "
                   "fixed costs, such as XLA's compilation, do not inflate).")
@@ -176,12 +180,16 @@ def worker_select(args):
   labels = np.load(args["labels"], mmap_mode="r")[:rows]
   method, budget = args["method"], args["budget"]
   n = len(feats)
+  mask = None
+  if args["labeled"]:
+    mask = np.zeros(n, bool)
+    mask[np.random.default_rng(1).choice(n, args["labeled"], replace=False)] = True
   # JAX's first work (backend, thread pools) outside the measure; XLA still
   # compiles for this N inside the measured call (printed as such)
   small = dict(budget=8, probs=np.asarray(probs[:64]), features=np.asarray(feats[:64]))
   if method.startswith("balancing"):
     acquisition.select("entropy_inv_div", **small)
-    ranking = acquisition.rank("entropy_inv_div", probs=probs)
+    ranking = acquisition.rank("entropy_inv_div", probs=probs, labeled_mask=mask)
     reads = feats.nbytes
   else:
     acquisition.select(method, **small)
@@ -197,7 +205,7 @@ def worker_select(args):
                                       cache_distances=method == "balancing")
     else:
       out = acquisition.select(method, budget=budget, probs=probs, features=feats,
-                               seed=0)
+                               labeled_mask=mask, seed=0)
   seconds = time.perf_counter() - t
   added = status_kb("VmHWM") * 1024 - before
   return {"seconds": seconds, "added": added, "reads": reads, "anon": anon.added,
@@ -304,7 +312,8 @@ def main(argv):
     del f, p, y
   for method in FLAGS.methods:
     budget = FLAGS.coreset_budget if method == "coreset" else FLAGS.budget
-    job = {"method": method, "budget": budget, "classes": c, **paths}
+    job = {"method": method, "budget": budget, "classes": c,
+           "labeled": FLAGS.labeled, **paths}
     r = run_worker("select", {**job, "rows": n})
     slope = ""
     if FLAGS.slope:
@@ -314,7 +323,8 @@ def main(argv):
                f"{(r['anon'] - h['anon']) / (n - rows0):.1f} bytes/point"
                + (f" (the run at N={rows0:,}: {h['anon'] / 2**20:,.0f} MiB)"
                   if rows0 != n // 2 else ""))
-    print(f"select {method:16s} N={n:,} d={d} C={c} b={budget}: {r['seconds']:.2f} s; "
+    print(f"select {method:16s} N={n:,} d={d} C={c} b={budget} "
+          f"labeled={FLAGS.labeled:,}: {r['seconds']:.2f} s; "
           f"peak RSS added {r['added'] / 2**20:,.0f} MiB (mapped arrays it reads: "
           f"{r['reads'] / 2**20:,.0f} MiB); own allocations (RssAnon) "
           f"{r['anon'] / 2**20:,.0f} MiB = {r['beyond_per_point']:.1f} bytes/point "

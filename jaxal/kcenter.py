@@ -155,16 +155,39 @@ def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
             jnp.where(closer, jnp.minimum(md, d2), jnp.minimum(md2, d1)),
             jnp.where(closer, ids[col], near))
 
-  def fold_labeled(j, state):
-    ids = jax.lax.dynamic_slice_in_dim(labeled_idx, j * _CHUNK, _CHUNK)
-    valid = j * _CHUNK + jnp.arange(_CHUNK) < num_labeled
-    dist = distances.sq_dists_to(x, x_sq, mean, weights, x[ids])
-    return merge(state, jnp.where(valid[None, :], dist, jnp.inf), ids)
+  def block_start(k):
+    return jnp.minimum(k * r_rows, n - r_rows)  # the last block overlaps its left
 
+  def fold_into_block(k, fields, centers, offset, count, chunk):
+    """Folds centers[offset:offset + count] into block k's rows of `fields` (md,
+    md2, near), `chunk` centers per [rows, chunk] matmul: the temporaries are the
+    block's size, not N's. Rows that the overlapping last block shares with its
+    left neighbour keep their values (folding a center twice would make md2 = md).
+    Returns the updated fields and the block's new rows."""
+    start = block_start(k)
+    own = start + jnp.arange(r_rows) >= k * r_rows
+    xb = jax.lax.dynamic_slice_in_dim(x, start, r_rows)
+    xb_sq = jax.lax.dynamic_slice_in_dim(x_sq, start, r_rows)
+    old = tuple(jax.lax.dynamic_slice_in_dim(a, start, r_rows) for a in fields)
+
+    def apply(j, blk):
+      ids = jax.lax.dynamic_slice_in_dim(centers, offset + j * chunk, chunk)
+      valid = j * chunk + jnp.arange(chunk) < count
+      dist = distances.sq_dists_to(xb, xb_sq, mean, weights, x[ids])
+      return merge(blk, jnp.where(valid[None, :], dist, jnp.inf), ids)
+
+    new = jax.lax.fori_loop(0, (count + chunk - 1) // chunk, apply, old)
+    new = tuple(jnp.where(own, a, b) for a, b in zip(new, old))
+    return tuple(jax.lax.dynamic_update_slice_in_dim(a, b, start, 0)
+                 for a, b in zip(fields, new)), new
+
+  # The labeled centers, block by block of rows (each block's features stay in
+  # cache across all the labeled chunks).
   inf = jnp.full((n,), jnp.inf, ftype)
   state = (inf, inf, jnp.full((n,), -1, jnp.int32))
-  md, md2, near = jax.lax.fori_loop(0, (num_labeled + _CHUNK - 1) // _CHUNK,
-                                    fold_labeled, state)
+  md, md2, near = jax.lax.fori_loop(
+      0, jnp.where(num_labeled > 0, num_blocks, 0),
+      lambda k, s: fold_into_block(k, s, labeled_idx, 0, num_labeled, _CHUNK)[0], state)
   md = jnp.where(excluded, -jnp.inf, md)
 
   # Lazy evaluation by blocks of rows. Distances only shrink as centers are added,
@@ -173,9 +196,6 @@ def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
   # blocks (all their pending centers at once: a matmul instead of one pass over
   # the features per center) until every point within the error band of the best
   # up-to-date value is up to date; the others provably cannot be the farthest.
-  def block_start(k):
-    return jnp.minimum(k * r_rows, n - r_rows)  # the last block overlaps its left
-
   def block_top(md, k):
     start = block_start(k)
     own = start + jnp.arange(r_rows) >= k * r_rows
@@ -187,25 +207,11 @@ def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
   done = jnp.zeros((num_blocks,), jnp.int32)
 
   def refresh(k, blocks, selected, i):
-    start = block_start(k)
-    own = start + jnp.arange(r_rows) >= k * r_rows
-    xb = jax.lax.dynamic_slice_in_dim(x, start, r_rows)
-    xb_sq = jax.lax.dynamic_slice_in_dim(x_sq, start, r_rows)
-    fields = (blocks.md, blocks.md2, blocks.near)
-    old = tuple(jax.lax.dynamic_slice_in_dim(a, start, r_rows) for a in fields)
+    """Applies block k's pending centers, selected[done[k]:i]."""
+    own = block_start(k) + jnp.arange(r_rows) >= k * r_rows
     done_k = blocks.done[k]
-
-    def apply(j, blk):
-      lo = done_k + j * pending
-      ids = jax.lax.dynamic_slice_in_dim(selected, lo, pending)
-      valid = lo + jnp.arange(pending) < i
-      dist = distances.sq_dists_to(xb, xb_sq, mean, weights, x[ids])
-      return merge(blk, jnp.where(valid[None, :], dist, jnp.inf), ids)
-
-    new = jax.lax.fori_loop(0, (i - done_k + pending - 1) // pending, apply, old)
-    new = tuple(jnp.where(own, a, b) for a, b in zip(new, old))
-    md, md2, near = (jax.lax.dynamic_update_slice_in_dim(a, b, start, 0)
-                     for a, b in zip(fields, new))
+    (md, md2, near), new = fold_into_block(
+        k, (blocks.md, blocks.md2, blocks.near), selected, done_k, i - done_k, pending)
     return _Blocks(md, md2, near,
                    blocks.top.at[k].set(jnp.max(jnp.where(own, new[0], -jnp.inf))),
                    blocks.done.at[k].set(i))
@@ -262,12 +268,17 @@ def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
     Stale points are not in the band: their bounds lie below the cutoff.
     """
     member = blocks.md >= cutoff
-    order = jnp.cumsum(member) - 1  # rank of each band member in index order
+    # rank of each band member in index order (int32: under x64 a cumsum and
+    # jnp.nonzero would keep [N] int64 temporaries)
+    order = jnp.cumsum(member, dtype=jnp.int32) - 1
+    everyone = jnp.arange(n, dtype=jnp.int32)
 
     def one_pass(c):
       t, best_val, best_idx = c
-      take = member & (order >= t * _REFINE) & (order < (t + 1) * _REFINE)
-      cands = jnp.nonzero(take, size=_REFINE, fill_value=0)[0].astype(jnp.int32)
+      # this pass's members in slots 0.._REFINE-1; the others in slot _REFINE,
+      # out of range, dropped (a negative slot would wrap around)
+      slot = jnp.where(member & (order >= t * _REFINE), order - t * _REFINE, _REFINE)
+      cands = jnp.zeros((_REFINE,), jnp.int32).at[slot].set(everyone, mode="drop")
       valid = jnp.arange(_REFINE) < in_band - t * _REFINE
       exact = exact_scores(blocks, cands, valid, selected, i)
       j = jnp.argmax(exact)  # first maximum: the lowest index of this pass

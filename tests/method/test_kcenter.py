@@ -200,3 +200,23 @@ def test_lazy_blocks_match_brute_force(monkeypatch, rows, pending):
   mask[np.random.default_rng(2).choice(len(x), 37, replace=False)] = True
   got = kcenter_greedy(x, 60, labeled_mask=mask)
   np.testing.assert_array_equal(got, brute_force(x, 60, labeled=np.flatnonzero(mask).tolist()))
+
+
+def test_kernel_temporaries_stay_within_40_bytes_per_point():
+  # XLA's buffer assignment for N = 100,000: md, md2, near, the norms and the
+  # lazy blocks' state, about 29 bytes per point. Folding the labeled centers
+  # over the whole pool at once took 100 (an [N, 16] distance matrix, [N] int64
+  # indices under x64); block by block its temporaries are the block's size.
+  n, d = 100_000, 16
+  s = jax.ShapeDtypeStruct
+  with jax.enable_x64(True):
+    compiled = kcenter._kcenter_kernel.lower(
+        s((n, d), np.float32), s((d,), np.float32), s((d,), np.float32),
+        s((kcenter._round_up(n, kcenter._BLOCK),), np.int32), s((), np.int32),
+        s((n,), bool), s((), np.int32), s((), np.int32), capacity=1024,
+        exact_dtype="float64", lam=kcenter._LAMBDA, rows=kcenter._ROWS,
+        pending=kcenter._PENDING).compile()
+  analysis = compiled.memory_analysis()
+  if analysis is None:
+    pytest.skip("this backend reports no memory analysis")
+  assert analysis.temp_size_in_bytes / n < 40
