@@ -21,6 +21,8 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxal import _validation as V
+from jaxal._sort import stable_order
+
 
 @jax.jit
 def diversified_order(ranked_classes: ArrayLike) -> jax.Array:
@@ -37,25 +39,28 @@ def diversified_order(ranked_classes: ArrayLike) -> jax.Array:
   m = k.shape[0]
   pos = jnp.arange(m, dtype=jnp.int32)
   # groups classes, keeps ranking order
-  by_class = jnp.argsort(k, stable=True).astype(jnp.int32)
+  by_class = stable_order(k)
   sorted_k = k[by_class]
   # Where each class's run starts, carried forward: a running max, not a
   # searchsorted (half the memory at N = 1M).
   first_of_class = jax.lax.cummax(
       jnp.where((pos == 0) | (sorted_k != jnp.roll(sorted_k, 1)), pos, 0))
   rank_in_class = jnp.zeros((m,), jnp.int32).at[by_class].set(pos - first_of_class)
-  # Stable: equal ranks keep ranking order, as lexsort((pos, rank)) would.
-  return jnp.argsort(rank_in_class, stable=True).astype(jnp.int32)
+  # Equal ranks keep ranking order, as lexsort((pos, rank)) would.
+  return stable_order(rank_in_class)
 
 
 def top1_classes(probs) -> np.ndarray:
   """[N] int32 top-1 source class of each row of `probs` [N, C] (the `top` of
   Algorithm 1), by blocks of rows: NumPy's argmax copies a read-only
   (memory-mapped) array whole before reducing it. Written into one int32 array
-  (4 bytes per point, not int64 blocks and their concatenation: 16)."""
+  (4 bytes per point, not int64 blocks and their concatenation: 16). Blocks of
+  8,192 rows: each block's copy is 3 MiB at C = 100 (26 MiB with 65,536 rows, at
+  the same speed: ~0.1 s at 1M x 100)."""
+  rows = 8192
   out = np.empty((probs.shape[0],), np.int32)
-  for s in range(0, probs.shape[0], 65536):
-    out[s:s + 65536] = np.argmax(probs[s:s + 65536], axis=1)
+  for s in range(0, probs.shape[0], rows):
+    out[s:s + rows] = np.argmax(probs[s:s + rows], axis=1)
   return out
 
 
@@ -82,6 +87,7 @@ def diversify(ranking: ArrayLike, top1: ArrayLike, budget: int) -> np.ndarray:
   budget = V.check_budget(budget, ranking.shape[0], what="ranking")
   order = np.asarray(diversified_order(top1[ranking]))
   return ranking[order[:budget]].astype(np.int64)
+
 
 def _check_ranking(ranking, num_samples: int, name: str = "ranking") -> np.ndarray:
   r = np.asarray(ranking)

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxal._sort import stable_order
+
 
 def entropy(probs: ArrayLike) -> jax.Array:
   r"""Shannon entropy :math:`H(p) = -\sum_c p_c \log p_c` of each row (nats).
@@ -151,6 +153,5 @@ def rank_by_uncertainty(probs: ArrayLike, labeled_mask: ArrayLike, *, kind: str,
   """
   u = uncertainty(kind, probs)
   key = u if inverse else -u
-  # lexsort: last key is primary. Unlabeled (False) sort before labeled (True);
-  # the sort is stable, so equal keys keep index order.
-  return jnp.lexsort((key, jnp.asarray(labeled_mask))).astype(jnp.int32)
+  # Unlabeled (False) sort before labeled (True); equal keys keep index order.
+  return stable_order(jnp.asarray(labeled_mask), key)
