@@ -94,16 +94,17 @@ def rank(method: str, *, probs: ArrayLike,
 
 
 def _rank(p: np.ndarray, mask: np.ndarray, base: str, inv: bool,
-          div: bool) -> np.ndarray:
-  """`rank` on validated inputs."""
+          div: bool, budget: Optional[int] = None) -> np.ndarray:
+  """`rank` on validated inputs; its first `budget` entries only, when given
+  (the int64 copy of a whole ranking is 8 bytes per point)."""
   # device_put aliases an aligned host array (a memory-mapped pool's included);
   # handing the NumPy array to the jitted function would copy it whole.
   order = np.asarray(rank_by_uncertainty(jax.device_put(p), mask, kind=base,
                                          inverse=inv))
   order = order[:int(p.shape[0] - mask.sum())]
   if div:
-    order = order[np.asarray(diversified_order(top1_classes(p)[order]))]
-  return order.astype(np.int64)
+    order = order[np.asarray(diversified_order(top1_classes(p)[order]))[:budget]]
+  return order[:budget].astype(np.int64)
 
 
 def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
@@ -171,4 +172,4 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
                                num_classes=num_classes)
   if base == "maxherding":
     return maxherding.maxherding(features, budget, labeled_mask=mask)
-  return _rank(np.asarray(probs), mask, base, inv, div)[:budget]
+  return _rank(np.asarray(probs), mask, base, inv, div, budget)
