@@ -2,8 +2,8 @@
 
     base         jaxal._validation, jaxal.io, jaxal._xla_cpu
     method       jaxal (the package) and the paper's method at its top:
-                 acquisition, uncertainty, diversify, kcenter, distances,
-                 balancing, metrics, rounds; jaxal.coldstart.* (the methods
+                 acquisition, uncertainty, diversify, _sort, kcenter,
+                 distances, balancing, metrics, rounds; jaxal.coldstart.* (the methods
                  that followed the paper)
     datasets     jaxal.datasets.*
     models       jaxal.models.*
@@ -25,7 +25,7 @@ PKG = os.path.join(ROOT, "jaxal")
 ORDER = ("base", "method", "datasets", "models", "experiments", "cli")
 BASE = {"jaxal._validation", "jaxal.io", "jaxal._xla_cpu"}
 METHOD = {"jaxal", "jaxal.acquisition", "jaxal.uncertainty", "jaxal.diversify",
-          "jaxal.kcenter", "jaxal.distances", "jaxal.balancing", "jaxal.metrics",
+          "jaxal._sort", "jaxal.kcenter", "jaxal.distances", "jaxal.balancing", "jaxal.metrics",
           "jaxal.rounds"} | {f"jaxal.coldstart{m}" for m in (
               "", "._inputs", "._pool", ".kmeans", ".coverage", ".typiclust", ".probcover",
               ".maxherding")}
