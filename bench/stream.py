@@ -231,6 +231,11 @@ def main(argv):
   if FLAGS.slope and FLAGS.methods and not 0 <= FLAGS.base_rows < FLAGS.n:
     raise app.UsageError(f"--base_rows must be in [0, --n = {FLAGS.n}) (0: N/2), got "
                          f"{FLAGS.base_rows}.")
+  smallest = min(FLAGS.n, (FLAGS.base_rows or FLAGS.n // 2) if FLAGS.slope else FLAGS.n)
+  room = smallest - max(FLAGS.budget, FLAGS.coreset_budget)
+  if FLAGS.methods and (FLAGS.labeled < 0 or FLAGS.labeled > max(room, 0)):
+    raise app.UsageError(f"--labeled must leave the budgets unlabeled points in the "
+                         f"smallest run ({smallest:,} rows), got {FLAGS.labeled}.")
   from jaxal import _xla_cpu  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); "
