@@ -53,7 +53,8 @@ from jax.typing import ArrayLike
 from jaxal import _validation as V
 from jaxal import distances
 
-_CHUNK = 16  # labeled centers folded in per matmul (a [_ROWS, _CHUNK] temporary)
+_CHUNK = 128  # labeled centers folded in per matmul (a [_ROWS, _CHUNK] temporary;
+# at most _BLOCK, the padding of the labeled indices)
 _BLOCK = 128  # centers per block of the exact re-scoring ([K, _BLOCK] temporaries)
 _FEW = 4  # candidates re-scored in one pass (most ties are between 2 or 3)
 _REFINE = 64  # candidates per pass when more than _FEW points are in the band (16

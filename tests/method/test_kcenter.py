@@ -45,9 +45,10 @@ def test_first_center_comes_from_seed():
   assert kcenter_greedy(x, 5, seed=3).tolist() == kcenter_greedy(x, 5, seed=3).tolist()
 
 
-@pytest.mark.parametrize("num_labeled", [1, 15, 16, 17, 50])
+@pytest.mark.parametrize("num_labeled", [1, 15, 16, 17, 50, 127, 128, 129, 300])
 def test_matches_brute_force_with_labeled_centers(num_labeled):
-  x = _points(num_labeled)
+  # around the chunk of labeled centers folded per matmul (kcenter._CHUNK)
+  x = _points(num_labeled, n=600)
   labeled = np.random.default_rng(9).choice(len(x), num_labeled, replace=False)
   mask = np.zeros(len(x), bool)
   mask[labeled] = True
