@@ -161,14 +161,20 @@ def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
   def block_start(k):
     return jnp.minimum(k * r_rows, n - r_rows)  # the last block overlaps its left
 
+  def own_rows(k):  # [rows] rows of block k not already in its left neighbour
+    return block_start(k) + jnp.arange(r_rows) >= k * r_rows
+
+  def block_top(md, k):  # largest md over block k's own rows
+    return jnp.max(jnp.where(
+        own_rows(k), jax.lax.dynamic_slice_in_dim(md, block_start(k), r_rows),
+        -jnp.inf))
+
   def fold_into_block(k, fields, centers, offset, count, chunk):
     """Folds centers[offset:offset + count] into block k's rows of `fields` (md,
     md2, near), `chunk` centers per [rows, chunk] matmul: the temporaries are the
     block's size, not N's. Rows that the overlapping last block shares with its
-    left neighbour keep their values (folding a center twice would make md2 = md).
-    Returns the updated fields and the block's new rows."""
+    left neighbour keep their values (folding a center twice would make md2 = md)."""
     start = block_start(k)
-    own = start + jnp.arange(r_rows) >= k * r_rows
     xb = jax.lax.dynamic_slice_in_dim(x, start, r_rows)
     xb_sq = jax.lax.dynamic_slice_in_dim(x_sq, start, r_rows)
     old = tuple(jax.lax.dynamic_slice_in_dim(a, start, r_rows) for a in fields)
@@ -180,9 +186,9 @@ def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
       return merge(blk, jnp.where(valid[None, :], dist, jnp.inf), ids)
 
     new = jax.lax.fori_loop(0, (count + chunk - 1) // chunk, apply, old)
-    new = tuple(jnp.where(own, a, b) for a, b in zip(new, old))
+    new = tuple(jnp.where(own_rows(k), a, b) for a, b in zip(new, old))
     return tuple(jax.lax.dynamic_update_slice_in_dim(a, b, start, 0)
-                 for a, b in zip(fields, new)), new
+                 for a, b in zip(fields, new))
 
   # The labeled centers, block by block of rows (each block's features stay in
   # cache across all the labeled chunks).
@@ -190,7 +196,7 @@ def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
   state = (inf, inf, jnp.full((n,), -1, jnp.int32))
   md, md2, near = jax.lax.fori_loop(
       0, jnp.where(num_labeled > 0, num_blocks, 0),
-      lambda k, s: fold_into_block(k, s, labeled_idx, 0, num_labeled, _CHUNK)[0], state)
+      lambda k, s: fold_into_block(k, s, labeled_idx, 0, num_labeled, _CHUNK), state)
   md = jnp.where(excluded, -jnp.inf, md)
 
   # Lazy evaluation by blocks of rows. Distances only shrink as centers are added,
@@ -199,24 +205,16 @@ def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
   # blocks (all their pending centers at once: a matmul instead of one pass over
   # the features per center) until every point within the error band of the best
   # up-to-date value is up to date; the others provably cannot be the farthest.
-  def block_top(md, k):
-    start = block_start(k)
-    own = start + jnp.arange(r_rows) >= k * r_rows
-    return jnp.max(jnp.where(own, jax.lax.dynamic_slice_in_dim(md, start, r_rows),
-                             -jnp.inf))
-
   padded_md = jnp.pad(md, (0, num_blocks * r_rows - n), constant_values=-jnp.inf)
   top = jnp.max(padded_md.reshape(num_blocks, r_rows), axis=1)
   done = jnp.zeros((num_blocks,), jnp.int32)
 
   def refresh(k, blocks, selected, i):
     """Applies block k's pending centers, selected[done[k]:i]."""
-    own = block_start(k) + jnp.arange(r_rows) >= k * r_rows
     done_k = blocks.done[k]
-    (md, md2, near), new = fold_into_block(
+    md, md2, near = fold_into_block(
         k, (blocks.md, blocks.md2, blocks.near), selected, done_k, i - done_k, pending)
-    return _Blocks(md, md2, near,
-                   blocks.top.at[k].set(jnp.max(jnp.where(own, new[0], -jnp.inf))),
+    return _Blocks(md, md2, near, blocks.top.at[k].set(block_top(md, k)),
                    blocks.done.at[k].set(i))
 
   def exact_sq(a, b):  # [K] exact squared distances between rows a[k] and b[k]
