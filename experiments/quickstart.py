@@ -19,8 +19,9 @@ It is `python3 run.py exp tables` for Tables 2, 3, 4 and 5 at once (every flag o
 5. writes Tables 2-5 (ACC_t with G_AL; classes found and imbalance ratio) as
    markdown, CSV and LaTeX, WORKDIR/cells.csv, and plots.
 
-About 3.5 minutes on 2 CPU cores (README gives the measured times). Every finished cell is saved at once: an
-interrupted run started again resumes where it stopped (M_S from its checkpoint).
+About 3.5 minutes on 2 CPU cores (README gives the measured times). Every
+finished cell is saved at once: an interrupted run started again resumes where it
+stopped (M_S from its checkpoint).
 """
 
 from __future__ import annotations
