@@ -83,7 +83,7 @@ def test_order_on_a_large_ranking_equals_numpy_lexsort():
 
 
 def test_top1_classes_of_a_mapped_array_across_blocks(tmp_path):
-  # 70,000 rows: two blocks of top1_classes' loop, the second one short
+  # 70,000 rows: several blocks of top1_classes' loop (8,192 rows), the last short
   from jaxal.diversify import top1_classes
   probs = np.random.default_rng(0).random((70_000, 7)).astype(np.float32)
   probs[5, :] = probs[5, 0]  # a tie takes the first maximum, as argmax does
