@@ -71,6 +71,12 @@ flags.DEFINE_integer("experiment_size", 0, "Also run one fine-tuning cell of the
                      "experiments on a generated split of this many images, its "
                      "pixels held (--pixels=memory) and streamed (--pixels=stream); "
                      "0: skip.")
+flags.DEFINE_enum("warmup", "backend", ["backend", "method"], "What runs in "
+                  "the worker before the measured call: backend: JAX's backend and "
+                  "one trivial computation (the call then compiles its kernels "
+                  "as a fresh `jaxal select` does); method: also the method on 64 "
+                  "points (earlier results files; the measured call partly reuses "
+                  "the heap that compilation freed).")
 flags.DEFINE_string("workdir", None, "Where to keep the generated data (default: a "
                     "temporary folder, removed).")
 flags.DEFINE_string("worker", None, "Internal: run one measurement (JSON).")
@@ -184,15 +190,20 @@ def worker_select(args):
   if args["labeled"]:
     mask = np.zeros(n, bool)
     mask[np.random.default_rng(1).choice(n, args["labeled"], replace=False)] = True
-  # JAX's first work (backend, thread pools) outside the measure; XLA still
-  # compiles for this N inside the measured call (printed as such)
+  # JAX's first work (backend, thread pools) outside the measure; XLA compiles
+  # the method's kernels inside the measured call, as in a fresh `jaxal select`
+  # (--warmup=method: a call on 64 points first, whose freed compiler heap the
+  # measured call then partly reuses)
+  jax.block_until_ready(jax.jit(lambda a: a * 2)(jax.numpy.ones(64)))
   small = dict(budget=8, probs=np.asarray(probs[:64]), features=np.asarray(feats[:64]))
   if method.startswith("balancing"):
-    acquisition.select("entropy_inv_div", **small)
+    if args["warmup"] == "method":
+      acquisition.select("entropy_inv_div", **small)
     ranking = acquisition.rank("entropy_inv_div", probs=probs, labeled_mask=mask)
     reads = feats.nbytes
   else:
-    acquisition.select(method, **small)
+    if args["warmup"] == "method":
+      acquisition.select(method, **small)
     reads = {"random": 0, "coreset": feats.nbytes}.get(method, probs.nbytes)
   jax.block_until_ready(jax.numpy.zeros(1))
   oracle = np.asarray(labels)
@@ -318,7 +329,7 @@ def main(argv):
   for method in FLAGS.methods:
     budget = FLAGS.coreset_budget if method == "coreset" else FLAGS.budget
     job = {"method": method, "budget": budget, "classes": c,
-           "labeled": FLAGS.labeled, **paths}
+           "labeled": FLAGS.labeled, "warmup": FLAGS.warmup, **paths}
     r = run_worker("select", {**job, "rows": n})
     slope = ""
     if FLAGS.slope:
@@ -329,7 +340,7 @@ def main(argv):
                + (f" (the run at N={rows0:,}: {h['anon'] / 2**20:,.0f} MiB)"
                   if rows0 != n // 2 else ""))
     print(f"select {method:16s} N={n:,} d={d} C={c} b={budget} "
-          f"labeled={FLAGS.labeled:,}: {r['seconds']:.2f} s; "
+          f"labeled={FLAGS.labeled:,} warmup={FLAGS.warmup}: {r['seconds']:.2f} s; "
           f"peak RSS added {r['added'] / 2**20:,.0f} MiB (mapped arrays it reads: "
           f"{r['reads'] / 2**20:,.0f} MiB); own allocations (RssAnon) "
           f"{r['anon'] / 2**20:,.0f} MiB = {r['beyond_per_point']:.1f} bytes/point "
