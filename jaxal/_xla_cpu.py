@@ -52,6 +52,10 @@ _ELTWISE_FROM = 1024  # per-device batch x model width
 # Parameter initialisation compiled at LLVM level 1 (see `init_options`).
 _INIT = {"xla_backend_optimization_level": 1}
 _MIN_JAXLIB = (0, 10)
+# k-center's kernel compiled with XLA's older loop emitters (`kcenter_options`),
+# measured on jaxlib 0.10 only: the option may not exist in other releases.
+_KCENTER = {"xla_cpu_use_fusion_emitters": False}
+_KCENTER_JAXLIB = (0, 10)
 
 
 def _jaxlib_version() -> tuple[int, ...]:
@@ -163,6 +167,28 @@ def init_options(platform: str) -> dict | None:
   if platform != "cpu" or not _ours():
     return None
   return dict(_INIT)
+
+
+def kcenter_options(platform: str) -> dict | None:
+  """Compiler options for k-center's kernel (`jaxal.kcenter`) on `platform`, or
+  None (XLA's defaults).
+
+  The kernel is one computation of ~190 loop fusions. XLA:CPU's MLIR fusion
+  emitters (jaxlib 0.10's default) took +200 MiB of resident memory to compile
+  it in a fresh process, freed afterwards but not returned to the system, so a
+  first core-set call on 1M x 512 features came to 260 bytes per point beyond
+  the features, of which ~40 are the kernel's own state (issue 17, Intel Xeon
+  family 6 model 167). XLA's older loop emitters compile it in +37 MiB and
+  0.4-0.8 s faster; the same selections, warm calls within -2 to +14% across
+  three pools (`merge`'s wide path keeps them level: argmin's variadic reduce
+  is slower there). Only on CPU, only on the jaxlib measured, not with
+  JAXAL_KEEP_XLA_FLAGS=1 nor when XLA_FLAGS sets the option itself.
+  """
+  if (platform != "cpu" or os.environ.get("JAXAL_KEEP_XLA_FLAGS") == "1"
+      or _jaxlib_version()[:2] != _KCENTER_JAXLIB
+      or "xla_cpu_use_fusion_emitters" in os.environ.get("XLA_FLAGS", "")):
+    return None
+  return dict(_KCENTER)
 
 
 def apply() -> bool:

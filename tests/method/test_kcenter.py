@@ -1,9 +1,14 @@
 """Greedy k-center against a brute-force NumPy reference."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import numpy as np
 import pytest
 
+from jaxal import _xla_cpu
 from jaxal import kcenter
 from jaxal.acquisition import kcenter_greedy
 
@@ -170,13 +175,13 @@ def test_sharded_over_devices_equals_single_device():
 
 def test_no_recompilation_same_shapes():
   kcenter_greedy(_points(0, n=64), 5, seed=0)
-  before = kcenter._kcenter_kernel._cache_size()
+  before = kcenter._kernel(jax.default_backend())._cache_size()
   for s in range(3):
     mask = np.zeros(64, bool)
     mask[: 10 * s] = True  # the number of labeled points is not a shape,
     budget = 5 + 7 * s  # nor is the budget (up to its capacity bucket)
     kcenter_greedy(_points(s + 1, n=64), budget, labeled_mask=mask, seed=s)
-  assert kcenter._kcenter_kernel._cache_size() == before
+  assert kcenter._kernel(jax.default_backend())._cache_size() == before
 
 
 def test_budget_above_the_first_capacity_bucket_matches_brute_force():
@@ -211,7 +216,7 @@ def test_kernel_temporaries_stay_within_40_bytes_per_point():
   n, d = 100_000, 16
   s = jax.ShapeDtypeStruct
   with jax.enable_x64(True):
-    compiled = kcenter._kcenter_kernel.lower(
+    compiled = kcenter._kernel(jax.default_backend()).lower(
         s((n, d), np.float32), s((d,), np.float32), s((d,), np.float32),
         s((kcenter._round_up(n, kcenter._BLOCK),), np.int32), s((), np.int32),
         s((n,), bool), s((), np.int32), s((), np.int32), capacity=1024,
@@ -221,3 +226,50 @@ def test_kernel_temporaries_stay_within_40_bytes_per_point():
   if analysis is None:
     pytest.skip("this backend reports no memory analysis")
   assert analysis.temp_size_in_bytes / n < 40
+
+
+_COMPILE_MEMORY = r"""
+import threading, numpy as np, jax, jax.numpy as jnp
+import jaxal
+from jaxal import kcenter
+
+def anon():
+  with open("/proc/self/status") as f:
+    return next(int(l.split()[1]) for l in f if l.startswith("RssAnon")) * 1024
+
+jax.block_until_ready(jnp.ones(8) * 2)  # the backend, outside the measure
+n, d, s = 100_000, 512, jax.ShapeDtypeStruct
+before = peak = anon()
+done = threading.Event()
+def sample():
+  global peak
+  while not done.wait(0.002):
+    peak = max(peak, anon())
+t = threading.Thread(target=sample)
+t.start()
+with jax.enable_x64(True):
+  kcenter._kernel(jax.default_backend()).lower(
+      s((n, d), np.float32), s((d,), np.float32), s((d,), np.float32),
+      s((kcenter._round_up(n, kcenter._BLOCK),), np.int32), s((), np.int32),
+      s((n,), bool), s((), np.int32), s((), np.int32), capacity=128,
+      exact_dtype="float64", lam=kcenter._LAMBDA, rows=kcenter._ROWS,
+      pending=kcenter._PENDING).compile()
+done.set()
+t.join()
+print(max(peak, anon()) - before)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux only")
+@pytest.mark.skipif(_xla_cpu.kcenter_options("cpu") is None,
+                    reason="jaxal does not choose XLA:CPU's options here")
+def test_first_compilation_of_the_kernel_stays_under_100_mib():
+  # A fresh process's first core-set call compiles the kernel; with XLA:CPU's
+  # MLIR fusion emitters that took +200 MiB of resident memory (260 bytes per
+  # point at N = 1M, the kernel's own state being ~40), with `kcenter_options`
+  # +37 MiB. The pool's size is not part of it (shapes only).
+  out = subprocess.run([sys.executable, "-c", _COMPILE_MEMORY], check=True,
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  grown = int(out.stdout.strip().splitlines()[-1])
+  assert grown < 100 * 2**20, f"compiling the kernel took {grown / 2**20:.0f} MiB"
