@@ -26,6 +26,7 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxal import _sort
 from jaxal import _validation as V
 from jaxal.coldstart import maxherding, probcover, typiclust
 from jaxal.diversify import diversified_order, diversify, top1_classes  # noqa: F401 (API)
@@ -46,6 +47,9 @@ SEEDED = ("random", "coreset", "typiclust", "probcover")
 # Stage tag folded into the seed so that random selection and k-center's first
 # center use independent streams of the same seed.
 _RANDOM_STREAM = 1
+# jax.random.permutation's values without its stable-sort buffer, one compilation
+# per pool size
+_permutation = jax.jit(_sort.permutation, static_argnums=1)
 
 
 def _parse(method: str) -> tuple[str, bool, bool]:
@@ -91,6 +95,21 @@ def rank(method: str, *, probs: ArrayLike,
     raise ValueError("labeled_mask marks every sample as labeled; nothing is left "
                      "to rank.")
   return _rank(p, mask, base, inv, div)
+
+
+def _first_unlabeled(order: np.ndarray, mask: np.ndarray, budget: int,
+                     block: int = 65_536) -> np.ndarray:
+  """The first `budget` entries of `order` not labeled in `mask`, as int64,
+  reading `order` by blocks (no [N] temporaries)."""
+  out, need = [], budget
+  for start in range(0, len(order), block):
+    part = order[start:start + block]
+    part = part[~mask[part]][:need]
+    out.append(part.astype(np.int64))
+    need -= len(part)
+    if need == 0:
+      break
+  return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def _rank(p: np.ndarray, mask: np.ndarray, base: str, inv: bool,
@@ -161,8 +180,7 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
 
   if base == "random":
     key = jax.random.fold_in(jax.random.PRNGKey(seed), _RANDOM_STREAM)
-    perm = np.asarray(jax.random.permutation(key, n))
-    return perm[~mask[perm]][:budget].astype(np.int64)
+    return _first_unlabeled(np.asarray(_permutation(key, n)), mask, budget)
   if base == "coreset":
     return kcenter_greedy(features, budget, labeled_mask=mask, seed=seed)
   if base == "typiclust":
