@@ -21,9 +21,10 @@ index and the norms; never an N x N or N x b matrix (XLA's temporaries come to
 about 29 bytes per point, tested). Labeled centers are folded in the same way,
 block by block of rows, `_CHUNK` per matmul. Compiling the kernel is a fixed cost
 of +37 MiB on CPU with `_xla_cpu.kcenter_options` (+200 MiB with XLA:CPU's
-default emitters; tested in a fresh process). On CPU, pass a 64-byte-aligned array (`jaxal.models.hostmem`) or
-XLA copies the features once. Sharded over several devices, the kernel evaluates
-eagerly (one row-sharded matrix-vector product per step).
+default emitters; tested in a fresh process). On CPU, pass a 64-byte-aligned
+array (`jaxal.models.hostmem`) or XLA copies the features once. Sharded over
+several devices, the kernel evaluates eagerly (one row-sharded matrix-vector
+product per step).
 
 Exactness. Float32 rounding can flip a near-tie between the two farthest points.
 Each step therefore takes the float32 maximum v and every point within 2 * delta
