@@ -52,10 +52,11 @@ _ELTWISE_FROM = 1024  # per-device batch x model width
 # Parameter initialisation compiled at LLVM level 1 (see `init_options`).
 _INIT = {"xla_backend_optimization_level": 1}
 _MIN_JAXLIB = (0, 10)
-# k-center's kernel compiled with XLA's older loop emitters (`kcenter_options`),
-# measured on jaxlib 0.10 only: the option may not exist in other releases.
-_KCENTER = {"xla_cpu_use_fusion_emitters": False}
-_KCENTER_JAXLIB = (0, 10)
+# k-center's kernel and random selection's permutation compiled with XLA's older
+# loop emitters (`loop_emitter_options`), measured on jaxlib 0.10 only: the option
+# may not exist in other releases.
+_LOOP_EMITTERS = {"xla_cpu_use_fusion_emitters": False}
+_LOOP_EMITTERS_JAXLIB = (0, 10)
 
 
 def _jaxlib_version() -> tuple[int, ...]:
@@ -169,26 +170,31 @@ def init_options(platform: str) -> dict | None:
   return dict(_INIT)
 
 
-def kcenter_options(platform: str) -> dict | None:
-  """Compiler options for k-center's kernel (`jaxal.kcenter`) on `platform`, or
-  None (XLA's defaults).
+def loop_emitter_options(platform: str) -> dict | None:
+  """Compiler options for k-center's kernel (`jaxal.kcenter`) and random
+  selection's permutation (`jaxal.acquisition`) on `platform`, or None (XLA's
+  defaults): XLA:CPU's older loop emitters instead of its MLIR fusion emitters.
 
-  The kernel is one computation of ~190 loop fusions. XLA:CPU's MLIR fusion
-  emitters (jaxlib 0.10's default) took +200 MiB of resident memory to compile
-  it in a fresh process, freed afterwards but not returned to the system, so a
-  first core-set call on 1M x 512 features came to 260 bytes per point beyond
-  the features, of which ~40 are the kernel's own state (issue 17, Intel Xeon
-  family 6 model 167). XLA's older loop emitters compile it in +37 MiB and
-  0.4-0.8 s faster; the same selections, warm calls within -2 to +14% across
-  three pools (`merge`'s wide path keeps them level: argmin's variadic reduce
-  is slower there). Only on CPU, only on the jaxlib measured, not with
-  JAXAL_KEEP_XLA_FLAGS=1 nor when XLA_FLAGS sets the option itself.
+  Measured in fresh processes (issue 17, Intel Xeon family 6 model 167). The
+  k-center kernel is one computation of ~190 loop fusions. The MLIR emitters
+  took +200 MiB of resident memory to compile it, freed afterwards but not
+  returned to the system, so a first core-set call on 1M x 512 features came to
+  260 bytes per point beyond the features, of which ~40 are the kernel's own
+  state. The older emitters compile it in +37 MiB and 0.4-0.8 s faster, with the
+  same selections; warm calls are within -2 to +14% across three pools
+  (`merge`'s wide path keeps them level: argmin's variadic reduce is slower
+  there). The permutation at N = 1M: +17-30 MiB -> +2 MiB, 540-552 ms either way,
+  the same values. Not used elsewhere: with the older emitters entropy took 50-65
+  instead of 42 ms and margin 145 instead of 72-78 (50,000 x 1,000).
+
+  Only on CPU, only on the jaxlib measured, not with JAXAL_KEEP_XLA_FLAGS=1 nor
+  when XLA_FLAGS sets the option itself.
   """
   if (platform != "cpu" or os.environ.get("JAXAL_KEEP_XLA_FLAGS") == "1"
-      or _jaxlib_version()[:2] != _KCENTER_JAXLIB
+      or _jaxlib_version()[:2] != _LOOP_EMITTERS_JAXLIB
       or "xla_cpu_use_fusion_emitters" in os.environ.get("XLA_FLAGS", "")):
     return None
-  return dict(_KCENTER)
+  return dict(_LOOP_EMITTERS)
 
 
 def apply() -> bool:

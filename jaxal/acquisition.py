@@ -20,6 +20,7 @@ itself at import time.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import jax
@@ -28,6 +29,7 @@ from jax.typing import ArrayLike
 
 from jaxal import _sort
 from jaxal import _validation as V
+from jaxal import _xla_cpu
 from jaxal.coldstart import maxherding, probcover, typiclust
 from jaxal.diversify import diversified_order, diversify, top1_classes  # noqa: F401 (API)
 from jaxal.kcenter import kcenter_greedy
@@ -47,9 +49,14 @@ SEEDED = ("random", "coreset", "typiclust", "probcover")
 # Stage tag folded into the seed so that random selection and k-center's first
 # center use independent streams of the same seed.
 _RANDOM_STREAM = 1
-# jax.random.permutation's values without its stable-sort buffer, one compilation
-# per pool size
-_permutation = jax.jit(_sort.permutation, static_argnums=1)
+
+
+@functools.lru_cache(maxsize=None)
+def _permutation(platform: str):
+  """jax.random.permutation's values without its stable-sort buffer, jitted for
+  `platform` (one compilation per pool size; `_xla_cpu.loop_emitter_options`)."""
+  return jax.jit(_sort.permutation, static_argnums=1,
+                 compiler_options=_xla_cpu.loop_emitter_options(platform))
 
 
 def _parse(method: str) -> tuple[str, bool, bool]:
@@ -180,7 +187,8 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
 
   if base == "random":
     key = jax.random.fold_in(jax.random.PRNGKey(seed), _RANDOM_STREAM)
-    return _first_unlabeled(np.asarray(_permutation(key, n)), mask, budget)
+    order = _permutation(jax.default_backend())(key, n)
+    return _first_unlabeled(np.asarray(order), mask, budget)
   if base == "coreset":
     return kcenter_greedy(features, budget, labeled_mask=mask, seed=seed)
   if base == "typiclust":

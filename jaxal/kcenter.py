@@ -20,7 +20,7 @@ O(N): the distances to the nearest and second-nearest center, the nearest center
 index and the norms; never an N x N or N x b matrix (XLA's temporaries come to
 about 29 bytes per point, tested). Labeled centers are folded in the same way,
 block by block of rows, `_CHUNK` per matmul. Compiling the kernel is a fixed cost
-of +37 MiB on CPU with `_xla_cpu.kcenter_options` (+200 MiB with XLA:CPU's
+of +37 MiB on CPU with `_xla_cpu.loop_emitter_options` (+200 MiB with XLA:CPU's
 default emitters; tested in a fresh process). On CPU, pass a 64-byte-aligned
 array (`jaxal.models.hostmem`) or XLA copies the features once. Sharded over
 several devices, the kernel evaluates eagerly (one row-sharded matrix-vector
@@ -102,10 +102,10 @@ class _Blocks(NamedTuple):
 @functools.lru_cache(maxsize=None)
 def _kernel(platform: str):
   """`_kcenter_kernel` jitted for `platform` (on CPU with
-  `_xla_cpu.kcenter_options`: a compilation in 37 instead of 200 MiB)."""
+  `_xla_cpu.loop_emitter_options`: a compilation in 37 instead of 200 MiB)."""
   return jax.jit(_kcenter_kernel, static_argnames=("capacity", "exact_dtype", "lam",
                                                    "rows", "pending"),
-                 compiler_options=_xla_cpu.kcenter_options(platform))
+                 compiler_options=_xla_cpu.loop_emitter_options(platform))
 
 
 def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
@@ -165,7 +165,7 @@ def _kcenter_kernel(x, weights, mean, labeled_idx, num_labeled, excluded, first,
     if dist.shape[1] >= _WIDE:
       # Three plain reductions instead of argmin's variadic (value, index) one,
       # which XLA:CPU emits as a slow scalar loop: 165 against 231 us per
-      # [512, 128] block; 175 against 329 with `_xla_cpu.kcenter_options`.
+      # [512, 128] block; 175 against 329 with `_xla_cpu.loop_emitter_options`.
       is_min = dist == d1[:, None]
       col = jnp.min(jnp.where(is_min, jnp.arange(dist.shape[1], dtype=jnp.int32),
                               dist.shape[1]), axis=1)  # argmin's first occurrence

@@ -261,12 +261,12 @@ print(max(peak, anon()) - before)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux only")
-@pytest.mark.skipif(_xla_cpu.kcenter_options("cpu") is None,
+@pytest.mark.skipif(_xla_cpu.loop_emitter_options("cpu") is None,
                     reason="jaxal does not choose XLA:CPU's options here")
 def test_first_compilation_of_the_kernel_stays_under_100_mib():
   # A fresh process's first core-set call compiles the kernel; with XLA:CPU's
   # MLIR fusion emitters that took +200 MiB of resident memory (260 bytes per
-  # point at N = 1M, the kernel's own state being ~40), with `kcenter_options`
+  # point at N = 1M, the kernel's own state being ~40), with `loop_emitter_options`
   # +37 MiB. The pool's size is not part of it (shapes only).
   out = subprocess.run([sys.executable, "-c", _COMPILE_MEMORY], check=True,
                        capture_output=True, text=True, timeout=300,

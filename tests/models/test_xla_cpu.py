@@ -54,26 +54,26 @@ def test_this_xla_accepts_the_inference_options(monkeypatch):
   np.testing.assert_allclose(f(x), np.tanh(x @ x.T).sum(-1), rtol=1e-5)
 
 
-def test_kcenter_options_only_for_cpu_on_the_jaxlib_measured(monkeypatch):
+def test_loop_emitter_options_only_for_cpu_on_the_jaxlib_measured(monkeypatch):
   monkeypatch.delenv("JAXAL_KEEP_XLA_FLAGS", raising=False)
   monkeypatch.setenv("XLA_FLAGS", _xla_cpu.FLAG)
   monkeypatch.setattr(_xla_cpu, "_jaxlib_version", lambda: (0, 10, 2))
-  assert _xla_cpu.kcenter_options("cpu") == {"xla_cpu_use_fusion_emitters": False}
-  assert _xla_cpu.kcenter_options("gpu") is None
+  assert _xla_cpu.loop_emitter_options("cpu") == {"xla_cpu_use_fusion_emitters": False}
+  assert _xla_cpu.loop_emitter_options("gpu") is None
   monkeypatch.setattr(_xla_cpu, "_jaxlib_version", lambda: (0, 12, 0))
-  assert _xla_cpu.kcenter_options("cpu") is None  # the option may be gone there
+  assert _xla_cpu.loop_emitter_options("cpu") is None  # the option may be gone there
   monkeypatch.setattr(_xla_cpu, "_jaxlib_version", lambda: (0, 10, 2))
   monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
-  assert _xla_cpu.kcenter_options("cpu") is None  # the user's choice stands
+  assert _xla_cpu.loop_emitter_options("cpu") is None  # the user's choice stands
   monkeypatch.setenv("XLA_FLAGS", _xla_cpu.FLAG)
   monkeypatch.setenv("JAXAL_KEEP_XLA_FLAGS", "1")
-  assert _xla_cpu.kcenter_options("cpu") is None
+  assert _xla_cpu.loop_emitter_options("cpu") is None
 
 
-def test_this_xla_accepts_the_kcenter_options(monkeypatch):
+def test_this_xla_accepts_the_loop_emitter_options(monkeypatch):
   monkeypatch.setenv("XLA_FLAGS", _xla_cpu.FLAG)
   monkeypatch.delenv("JAXAL_KEEP_XLA_FLAGS", raising=False)
-  opts = _xla_cpu.kcenter_options("cpu")
+  opts = _xla_cpu.loop_emitter_options("cpu")
   if opts is None:
     pytest.skip("another jaxlib: jaxal passes no option there")
   f = jax.jit(lambda x: jnp.min(x @ x.T, axis=1), compiler_options=opts)
