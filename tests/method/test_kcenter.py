@@ -208,37 +208,39 @@ def test_lazy_blocks_match_brute_force(monkeypatch, rows, pending):
   np.testing.assert_array_equal(got, brute_force(x, 60, labeled=np.flatnonzero(mask).tolist()))
 
 
+def compile_kernel(n, d, capacity):
+  """The kernel compiled for an [n, d] float32 pool from shapes alone."""
+  s = jax.ShapeDtypeStruct
+  with jax.enable_x64(True):
+    return kcenter._kernel(jax.default_backend()).lower(
+        s((n, d), np.float32), s((d,), np.float32), s((d,), np.float32),
+        s((kcenter._round_up(n, kcenter._BLOCK),), np.int32), s((), np.int32),
+        s((n,), bool), s((), np.int32), s((), np.int32), capacity=capacity,
+        exact_dtype="float64", lam=kcenter._LAMBDA, rows=kcenter._ROWS,
+        pending=kcenter._PENDING).compile()
+
+
 def test_kernel_temporaries_stay_within_40_bytes_per_point():
   # XLA's buffer assignment for N = 100,000: md, md2, near, the norms and the
   # lazy blocks' state, about 29 bytes per point. Folding the labeled centers
   # over the whole pool at once took 100 (an [N, 16] distance matrix, [N] int64
   # indices under x64); block by block its temporaries are the block's size.
-  n, d = 100_000, 16
-  s = jax.ShapeDtypeStruct
-  with jax.enable_x64(True):
-    compiled = kcenter._kernel(jax.default_backend()).lower(
-        s((n, d), np.float32), s((d,), np.float32), s((d,), np.float32),
-        s((kcenter._round_up(n, kcenter._BLOCK),), np.int32), s((), np.int32),
-        s((n,), bool), s((), np.int32), s((), np.int32), capacity=1024,
-        exact_dtype="float64", lam=kcenter._LAMBDA, rows=kcenter._ROWS,
-        pending=kcenter._PENDING).compile()
-  analysis = compiled.memory_analysis()
+  analysis = compile_kernel(100_000, 16, capacity=1024).memory_analysis()
   if analysis is None:
     pytest.skip("this backend reports no memory analysis")
-  assert analysis.temp_size_in_bytes / n < 40
+  assert analysis.temp_size_in_bytes / 100_000 < 40
 
 
 _COMPILE_MEMORY = r"""
-import threading, numpy as np, jax, jax.numpy as jnp
+import threading, jax, jax.numpy as jnp
 import jaxal
-from jaxal import kcenter
+from tests.method.test_kcenter import compile_kernel
 
 def anon():
   with open("/proc/self/status") as f:
     return next(int(l.split()[1]) for l in f if l.startswith("RssAnon")) * 1024
 
 jax.block_until_ready(jnp.ones(8) * 2)  # the backend, outside the measure
-n, d, s = 100_000, 512, jax.ShapeDtypeStruct
 before = peak = anon()
 done = threading.Event()
 def sample():
@@ -247,13 +249,7 @@ def sample():
     peak = max(peak, anon())
 t = threading.Thread(target=sample)
 t.start()
-with jax.enable_x64(True):
-  kcenter._kernel(jax.default_backend()).lower(
-      s((n, d), np.float32), s((d,), np.float32), s((d,), np.float32),
-      s((kcenter._round_up(n, kcenter._BLOCK),), np.int32), s((), np.int32),
-      s((n,), bool), s((), np.int32), s((), np.int32), capacity=128,
-      exact_dtype="float64", lam=kcenter._LAMBDA, rows=kcenter._ROWS,
-      pending=kcenter._PENDING).compile()
+compile_kernel(100_000, 512, capacity=128)
 done.set()
 t.join()
 print(max(peak, anon()) - before)
@@ -268,8 +264,9 @@ def test_first_compilation_of_the_kernel_stays_under_100_mib():
   # MLIR fusion emitters that took +200 MiB of resident memory (260 bytes per
   # point at N = 1M, the kernel's own state being ~40), with `loop_emitter_options`
   # +37 MiB. The pool's size is not part of it (shapes only).
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   out = subprocess.run([sys.executable, "-c", _COMPILE_MEMORY], check=True,
-                       capture_output=True, text=True, timeout=300,
+                       capture_output=True, text=True, timeout=300, cwd=root,
                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
   grown = int(out.stdout.strip().splitlines()[-1])
   assert grown < 100 * 2**20, f"compiling the kernel took {grown / 2**20:.0f} MiB"
