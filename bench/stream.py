@@ -195,15 +195,14 @@ def worker_select(args):
   # (--warmup=method: a call on 64 points first, whose freed compiler heap the
   # measured call then partly reuses)
   jax.block_until_ready(jax.jit(lambda a: a * 2)(jax.numpy.ones(64)))
-  small = dict(budget=8, probs=np.asarray(probs[:64]), features=np.asarray(feats[:64]))
+  if args["warmup"] == "method":
+    acquisition.select("entropy_inv_div" if method.startswith("balancing") else method,
+                       budget=8, probs=np.asarray(probs[:64]),
+                       features=np.asarray(feats[:64]))
   if method.startswith("balancing"):
-    if args["warmup"] == "method":
-      acquisition.select("entropy_inv_div", **small)
     ranking = acquisition.rank("entropy_inv_div", probs=probs, labeled_mask=mask)
     reads = feats.nbytes
   else:
-    if args["warmup"] == "method":
-      acquisition.select(method, **small)
     reads = {"random": 0, "coreset": feats.nbytes}.get(method, probs.nbytes)
   jax.block_until_ready(jax.numpy.zeros(1))
   oracle = np.asarray(labels)
