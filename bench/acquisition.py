@@ -51,6 +51,10 @@ flags.DEFINE_integer("probs_c", 1_000, "Columns (source classes) of it.")
 flags.DEFINE_integer("gpu_n", 1_000_000, "GPU k-center pool size.")
 flags.DEFINE_integer("gpu_b", 10_000, "GPU k-center budget.")
 flags.DEFINE_integer("repeats", 5, "Repeats of the short timings (best is kept).")
+flags.DEFINE_list("sections", ["1", "2", "3", "4"], "Sections to run (numbered as "
+                  "above); e.g. --sections=1,3,4 on a GPU host skips the host-RSS run.")
+flags.DEFINE_bool("check_gpu_section", False, "Run section 4 on the default backend "
+                  "even if it is not a GPU (with --quick: checks its code).")
 flags.DEFINE_string("rss_child", "", "Internal: run the RSS measurement, print JSON.")
 
 
@@ -177,105 +181,112 @@ def main(argv):
   print(f"xla:cpu routing: {_xla_cpu.routing()}")
 
   # 1. k-center against the sklearn per-step loop.
-  n, d, b = FLAGS.n, FLAGS.d, FLAGS.b
-  x = hostmem.aligned(np.random.default_rng(0).standard_normal((n, d), np.float32))
-  t_first = time_kcenter(x, b)[2]  # compiles
-  runs = []  # jaxal timed between the reference's segments: same conditions
+  speedup = None
+  d = FLAGS.d
+  if "1" in FLAGS.sections:
+    n, d, b = FLAGS.n, FLAGS.d, FLAGS.b
+    x = hostmem.aligned(np.random.default_rng(0).standard_normal((n, d), np.float32))
+    t_first = time_kcenter(x, b)[2]  # compiles
+    runs = []  # jaxal timed between the reference's segments: same conditions
 
-  def jaxal_run():
-    runs.append(time_kcenter(x, b))
+    def jaxal_run():
+      runs.append(time_kcenter(x, b))
 
-  jaxal_run()
-  ref, t_ref = reference_kcenter(x, b, int(runs[0][0][0]), between=jaxal_run,
-                                 segments=4)
-  idx, stats = runs[0][0], runs[0][1]
-  assert all(np.array_equal(r[0], idx) for r in runs), "k-center not deterministic"
-  t_runs = [r[2] for r in runs]
-  t_jax = float(np.median(t_runs))
-  eager_idx, _, t_eager, _ = run_kcenter(x, b, runs=3, eager=True)
-  _, _, t_fast, _ = run_kcenter(x, b, runs=1, exact=False)
-  same = np.array_equal(idx, ref)
-  agree = int(np.argmax(idx != ref)) if not same else b
-  step_bytes = n * d * 4
-  bw_read = plain_read_bandwidth(jnp.asarray(x), FLAGS.repeats)
-  bw_eager = b * step_bytes / t_eager
-  bw_lazy = b * step_bytes / t_jax
-  speedup = t_ref / t_jax
-  print(f"\n[k-center] N={n} d={d} b={b} float32")
-  print(f"  sklearn per-step loop : {t_ref:9.3f} s  ({t_ref / b * 1e3:.2f} ms/step)")
-  print(f"  jaxal kcenter_greedy  : {t_jax:9.3f} s  ({t_jax / b * 1e3:.2f} ms/step, "
-        f"median of {len(t_runs)} runs interleaved with the reference's segments: "
-        f"{', '.join(f'{v:.3f}' for v in t_runs)} s; first call with compile "
-        f"{t_first:.3f} s)")
-  print(f"  identical indices     : {same}" +
-        ("" if same else f" (first difference at step {agree})"))
-  print(f"  exact tie-breaks      : {stats.refined_steps} of {b} steps "
-        f"(>{kcenter._FEW} in band, several passes: {stats.overflow_steps}); float32 error "
-        f"bound {stats.error_bound:.3g}")
-  print(f"  lazy evaluation       : {stats.block_refreshes} block refreshes of "
-        f"{kcenter._ROWS} rows = {stats.block_refreshes * kcenter._ROWS / (n * b):.3f}"
-        " of the rows an eager pass per step reads")
-  print(f"  plain read bytes/s    : {bw_read / 1e9:9.2f} GB/s (jitted row sum, same array)")
-  print(f"  eager evaluation      : {t_eager:9.3f} s  ({bw_eager / 1e9:.2f} GB/s = "
-        f"{bw_eager / bw_read:.2f} of the read floor; same indices: "
-        f"{np.array_equal(eager_idx, idx)})")
-  print(f"  lazy, eager-equivalent: {bw_lazy / 1e9:9.2f} GB/s = {bw_lazy / bw_read:.2f}x "
-        "the read floor (reads fewer bytes)")
-  print(f"  exact=False           : {t_fast:9.3f} s  (float32 order decides ties)")
-  t_bf16 = bf16_step_seconds(x, FLAGS.repeats)
-  print(f"  bf16 matvec, same pool: {t_bf16 * 1e3:9.2f} ms/step ({t_bf16 / (t_eager / b):.2f}x "
-        "the time of the eager float32 step; half the bytes, not exact)")
+    jaxal_run()
+    ref, t_ref = reference_kcenter(x, b, int(runs[0][0][0]), between=jaxal_run,
+                                   segments=4)
+    idx, stats = runs[0][0], runs[0][1]
+    assert all(np.array_equal(r[0], idx) for r in runs), "k-center not deterministic"
+    t_runs = [r[2] for r in runs]
+    t_jax = float(np.median(t_runs))
+    eager_idx, _, t_eager, _ = run_kcenter(x, b, runs=3, eager=True)
+    _, _, t_fast, _ = run_kcenter(x, b, runs=1, exact=False)
+    same = np.array_equal(idx, ref)
+    agree = int(np.argmax(idx != ref)) if not same else b
+    step_bytes = n * d * 4
+    bw_read = plain_read_bandwidth(jnp.asarray(x), FLAGS.repeats)
+    bw_eager = b * step_bytes / t_eager
+    bw_lazy = b * step_bytes / t_jax
+    speedup = t_ref / t_jax
+    print(f"\n[k-center] N={n} d={d} b={b} float32")
+    print(f"  sklearn per-step loop : {t_ref:9.3f} s  ({t_ref / b * 1e3:.2f} ms/step)")
+    print(f"  jaxal kcenter_greedy  : {t_jax:9.3f} s  ({t_jax / b * 1e3:.2f} ms/step, "
+          f"median of {len(t_runs)} runs interleaved with the reference's segments: "
+          f"{', '.join(f'{v:.3f}' for v in t_runs)} s; first call with compile "
+          f"{t_first:.3f} s)")
+    print(f"  identical indices     : {same}" +
+          ("" if same else f" (first difference at step {agree})"))
+    print(f"  exact tie-breaks      : {stats.refined_steps} of {b} steps "
+          f"(>{kcenter._FEW} in band, several passes: {stats.overflow_steps}); float32 error "
+          f"bound {stats.error_bound:.3g}")
+    print(f"  lazy evaluation       : {stats.block_refreshes} block refreshes of "
+          f"{kcenter._ROWS} rows = {stats.block_refreshes * kcenter._ROWS / (n * b):.3f}"
+          " of the rows an eager pass per step reads")
+    print(f"  plain read bytes/s    : {bw_read / 1e9:9.2f} GB/s (jitted row sum, same array)")
+    print(f"  eager evaluation      : {t_eager:9.3f} s  ({bw_eager / 1e9:.2f} GB/s = "
+          f"{bw_eager / bw_read:.2f} of the read floor; same indices: "
+          f"{np.array_equal(eager_idx, idx)})")
+    print(f"  lazy, eager-equivalent: {bw_lazy / 1e9:9.2f} GB/s = {bw_lazy / bw_read:.2f}x "
+          "the read floor (reads fewer bytes)")
+    print(f"  exact=False           : {t_fast:9.3f} s  (float32 order decides ties)")
+    t_bf16 = bf16_step_seconds(x, FLAGS.repeats)
+    print(f"  bf16 matvec, same pool: {t_bf16 * 1e3:9.2f} ms/step ({t_bf16 / (t_eager / b):.2f}x "
+          "the time of the eager float32 step; half the bytes, not exact)")
 
   # 2. Peak RSS at N=1M in a fresh process, and at N/2 for the per-point slope
   # (the difference removes what does not grow with N: the compiler, jaxlib).
-  def rss(num):
-    out = subprocess.run(
-        [sys.executable, os.path.abspath(__file__),
-         f"--rss_child={num},{d},{FLAGS.rss_b}"],
-        capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+  if "2" in FLAGS.sections:
+    def rss(num):
+      out = subprocess.run(
+          [sys.executable, os.path.abspath(__file__),
+           f"--rss_child={num},{d},{FLAGS.rss_b}"],
+          capture_output=True, text=True, check=True)
+      return json.loads(out.stdout.strip().splitlines()[-1])
 
-  r, half = rss(FLAGS.rss_n), rss(FLAGS.rss_n // 2)
-  extra = r["peak"] - r["after_features"]
-  extra_half = half["peak"] - half["after_features"]
-  slope = (extra - extra_half) / (FLAGS.rss_n - FLAGS.rss_n // 2)
-  print(f"\n[k-center memory] N={FLAGS.rss_n} d={d} b={FLAGS.rss_b} float32")
-  print(f"  features              : {r['features'] / 2**30:9.3f} GiB")
-  print(f"  RSS baseline (jax up) : {r['base'] / 2**30:9.3f} GiB")
-  print(f"  RSS with features     : {r['after_features'] / 2**30:9.3f} GiB")
-  print(f"  peak RSS              : {r['peak'] / 2**30:9.3f} GiB")
-  print(f"  peak beyond features  : {extra / 2**20:9.1f} MiB "
-        f"({extra / r['features']:.3f} x features)")
-  print(f"  same at N={FLAGS.rss_n // 2:<9d}: {extra_half / 2**20:9.1f} MiB -> "
-        f"{slope:.1f} bytes per extra pool point (features: {4 * d} B/point)")
-  print(f"  time                  : {r['seconds']:9.3f} s (incl. compile)")
+    r, half = rss(FLAGS.rss_n), rss(FLAGS.rss_n // 2)
+    extra = r["peak"] - r["after_features"]
+    extra_half = half["peak"] - half["after_features"]
+    slope = (extra - extra_half) / (FLAGS.rss_n - FLAGS.rss_n // 2)
+    print(f"\n[k-center memory] N={FLAGS.rss_n} d={d} b={FLAGS.rss_b} float32")
+    print(f"  features              : {r['features'] / 2**30:9.3f} GiB")
+    print(f"  RSS baseline (jax up) : {r['base'] / 2**30:9.3f} GiB")
+    print(f"  RSS with features     : {r['after_features'] / 2**30:9.3f} GiB")
+    print(f"  peak RSS              : {r['peak'] / 2**30:9.3f} GiB")
+    print(f"  peak beyond features  : {extra / 2**20:9.1f} MiB "
+          f"({extra / r['features']:.3f} x features)")
+    print(f"  same at N={FLAGS.rss_n // 2:<9d}: {extra_half / 2**20:9.1f} MiB -> "
+          f"{slope:.1f} bytes per extra pool point (features: {4 * d} B/point)")
+    print(f"  time                  : {r['seconds']:9.3f} s (incl. compile)")
 
   # 3. Uncertainty scores.
-  pn, pc = FLAGS.probs_n, FLAGS.probs_c
-  rng = np.random.default_rng(1)
-  logits = rng.standard_normal((pn, pc), np.float32) * 3
-  probs = jnp.asarray(jax.nn.softmax(logits, axis=1))
-  pbytes = pn * pc * 4
-  bw_read_p = plain_read_bandwidth(probs, FLAGS.repeats)
-  print(f"\n[uncertainty] {pn} x {pc} float32 ({pbytes / 1e6:.0f} MB); plain read "
-        f"{bw_read_p / 1e9:.2f} GB/s")
-  host = np.asarray(probs)
-  t_np = best_time(lambda: np.log(host), 1)
-  print(f"  (numpy log of the same array: {t_np * 1e3:.1f} ms: this CPU's log "
-        "throughput bounds entropy)")
-  mask = jnp.zeros((pn,), bool)
-  for name, fn in (("entropy", uncertainty.entropy),
-                   ("least_confidence", uncertainty.least_confidence),
-                   ("margin", uncertainty.margin)):
-    jf = jax.jit(fn)
-    ts = best_time(lambda: jf(probs).block_until_ready(), FLAGS.repeats)
-    tr = best_time(lambda: uncertainty.rank_by_uncertainty(
-        probs, mask, kind=name).block_until_ready(), FLAGS.repeats)
-    print(f"  {name:17s}: score {ts * 1e3:7.2f} ms, {pbytes / ts / 1e9:6.2f} GB/s "
-          f"({pbytes / ts / bw_read_p:.2f} of read); score+rank {tr * 1e3:7.2f} ms")
+  if "3" in FLAGS.sections:
+    pn, pc = FLAGS.probs_n, FLAGS.probs_c
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((pn, pc), np.float32) * 3
+    probs = jnp.asarray(jax.nn.softmax(logits, axis=1))
+    pbytes = pn * pc * 4
+    bw_read_p = plain_read_bandwidth(probs, FLAGS.repeats)
+    print(f"\n[uncertainty] {pn} x {pc} float32 ({pbytes / 1e6:.0f} MB); plain read "
+          f"{bw_read_p / 1e9:.2f} GB/s")
+    host = np.asarray(probs)
+    t_np = best_time(lambda: np.log(host), 1)
+    print(f"  (numpy log of the same array: {t_np * 1e3:.1f} ms: this CPU's log "
+          "throughput bounds entropy)")
+    mask = jnp.zeros((pn,), bool)
+    for name, fn in (("entropy", uncertainty.entropy),
+                     ("least_confidence", uncertainty.least_confidence),
+                     ("margin", uncertainty.margin)):
+      jf = jax.jit(fn)
+      ts = best_time(lambda: jf(probs).block_until_ready(), FLAGS.repeats)
+      tr = best_time(lambda: uncertainty.rank_by_uncertainty(
+          probs, mask, kind=name).block_until_ready(), FLAGS.repeats)
+      print(f"  {name:17s}: score {ts * 1e3:7.2f} ms, {pbytes / ts / 1e9:6.2f} GB/s "
+            f"({pbytes / ts / bw_read_p:.2f} of read); score+rank {tr * 1e3:7.2f} ms")
 
   # 4. GPU only.
-  if backend == "gpu":
+  if "4" not in FLAGS.sections:
+    pass
+  elif backend == "gpu" or FLAGS.check_gpu_section:
     gn, gb = FLAGS.gpu_n, FLAGS.gpu_b
     xg = np.random.default_rng(2).standard_normal((gn, d), np.float32)
     _, _, tg, tg_first = run_kcenter(xg, gb, runs=1)
@@ -293,7 +304,10 @@ def main(argv):
   else:
     print(f"\n[k-center GPU] skipped: backend is {backend}; run on a GPU host.")
 
-  print(f"kcenter_speedup_vs_sklearn_per_step: {speedup:.2f}")
+  if speedup is None:
+    print("kcenter_speedup_vs_sklearn_per_step: unavailable (section 1 skipped)")
+  else:
+    print(f"kcenter_speedup_vs_sklearn_per_step: {speedup:.2f}")
 
 
 if __name__ == "__main__":

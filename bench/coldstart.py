@@ -25,6 +25,7 @@ dimensions, so that clusters and delta-balls mean something.
 
 from __future__ import annotations
 
+import os
 import time
 
 import jax
@@ -43,6 +44,11 @@ flags.DEFINE_list("large", [], "Pool sizes for jaxal alone (e.g. 200000,1000000)
 flags.DEFINE_integer("large_budget", 1000, "Budget at the large sizes.")
 flags.DEFINE_list("methods", ["typiclust", "probcover", "maxherding"], "Methods.")
 flags.DEFINE_bool("reference", True, "Run the reference implementations.")
+flags.DEFINE_bool("compare", True, "Run the comparison at --n (--nocompare: only the "
+                  "--large sizes).")
+flags.DEFINE_string("pool_dir", None, "Keep the --large pools here as .npy and reuse "
+                    "them (several runs, e.g. one method per process, generate each "
+                    "pool once).")
 
 
 def pool(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -209,15 +215,35 @@ def compare(n: int, d: int, b: int) -> dict:
   return ratios
 
 
-def large(n: int, d: int, b: int) -> None:
+def large_pool(n: int, d: int) -> np.ndarray:
+  """The pool of the --large runs, read from --pool_dir when kept there."""
+  if not FLAGS.pool_dir:
+    return pool(n, d, seed=1)
+  path = os.path.join(FLAGS.pool_dir, f"coldstart_pool_{n}_{d}.npy")
+  if os.path.exists(path):
+    return np.load(path)
   x = pool(n, d, seed=1)
+  os.makedirs(FLAGS.pool_dir, exist_ok=True)
+  tmp = f"{path}.{os.getpid()}.tmp.npy"
+  np.save(tmp, x)
+  os.replace(tmp, path)  # a killed run leaves no truncated pool behind
+  return x
+
+
+def large(n: int, d: int, b: int) -> None:
+  x = large_pool(n, d)
   print(f"\n== N={n}, d={d}, b={b}: jaxal alone ==")
   for m in FLAGS.methods:
     fn = {"typiclust": lambda: typiclust.typiclust(x, b, seed=0),
           "probcover": lambda: probcover.probcover(x, b, num_classes=100, seed=0),
           "maxherding": lambda: maxherding.maxherding(x, b)}[m]
     _, t, mem = timed(fn)
-    print(f"{m}: {t:.1f} s, {mem / n:.0f} bytes/point beyond the features")
+    if jax.default_backend() == "cpu":
+      print(f"{m}: {t:.1f} s, {mem / n:.0f} bytes/point beyond the features")
+    else:  # the device's peak holds its copy of the features
+      print(f"{m}: {t:.1f} s (first call, compilation included), peak device memory "
+            f"{mem / 2**30:.2f} GiB = features {x.nbytes / 2**30:.2f} GiB + "
+            f"{(mem - x.nbytes) / n:.0f} bytes/point")
 
 
 def main(argv):
@@ -226,7 +252,7 @@ def main(argv):
   print(f"device: {dev.device_kind} ({jax.default_backend()}), "
         f"{len(jax.devices())} device(s); jax {jax.__version__}")
   print(f"cpu: {_xla_cpu.cpu_description()}")
-  ratios = compare(FLAGS.n, FLAGS.d, FLAGS.budget)
+  ratios = compare(FLAGS.n, FLAGS.d, FLAGS.budget) if FLAGS.compare else {}
   for n in FLAGS.large:
     large(int(n), FLAGS.d, FLAGS.large_budget)
   if ratios:

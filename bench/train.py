@@ -33,6 +33,9 @@ flags.DEFINE_integer("steps", 5, "Timed steps per round (after one warm step).")
 flags.DEFINE_bool("check_gpu_section", False, "Run the GPU section on the default "
                   "backend even if it is not a GPU (with --quick: checks its code).")
 flags.DEFINE_integer("rounds", 5, "Rounds; jaxal and PyTorch alternate within each.")
+flags.DEFINE_bool("cpu_section", True, "Run the CPU section (jaxal on the CPU backend "
+                  "against PyTorch on the CPU). --nocpu_section on a GPU host spends "
+                  "its time on the GPU section alone; the last line then says so.")
 flags.DEFINE_bool("compare_polyphase", True, "Also time jaxal's training with XLA's "
                   "own stride-2 input gradients (polyphase_grads=False).")
 
@@ -223,6 +226,36 @@ def main(argv):
             else "torch not installed (pip install -r bench/requirements-torch.txt)"))
   print(f"cpu: {_xla_cpu.cpu_description()}")
   print(f"xla:cpu routing: {_xla_cpu.routing()}")
+  jt = tt = None
+  if FLAGS.cpu_section:
+    jt, tt = cpu_section(torch)
+  pipe = pipeline_speed(FLAGS.batch, FLAGS.steps)
+  print(f"\n[input pipeline] batch {FLAGS.batch}, this host's CPU cores")
+  for name, ips in pipe.items():
+    rel = (f" ({ips / jt:.1f}x the 32 px CPU training step)"
+           if name.startswith("numpy") and jt else
+           "" if name.startswith("numpy") else
+           " (compare with the 224 px training step of the GPU section)")
+    print(f"  {name:22s}: {ips:8.1f} images/s{rel}")
+  if "tf.data JPEG 224 px" not in pipe:
+    print("  tf.data JPEG 224 px   : skipped (no TensorFlow here)")
+  if jax.default_backend() == "gpu" or FLAGS.check_gpu_section:
+    gpu_section(torch, pipe)
+  else:
+    print("[GPU] skipped: backend is not gpu.")
+  if not FLAGS.cpu_section:
+    print("train_speed_ratio_vs_torch: unavailable (CPU section skipped: "
+          "--nocpu_section)")
+  elif tt:
+    print(f"train_speed_ratio_vs_torch: {jt / tt:.2f}")
+  else:
+    print("train_speed_ratio_vs_torch: unavailable (PyTorch not installed)")
+    raise SystemExit(1)
+
+
+def cpu_section(torch):
+  """jaxal on the CPU backend against PyTorch on the CPU: (jaxal, torch) training
+  images/s (torch None without PyTorch)."""
   args = (FLAGS.size, FLAGS.batch, FLAGS.width, "cifar")
   runners = {"jaxal": jax_runner(*args, platform="cpu")}
   if FLAGS.compare_polyphase:
@@ -250,47 +283,37 @@ def main(argv):
     xt, _, xts, _ = res["jaxal, XLA's stride-2 gradients"]
     print(f"  training with XLA's own stride-2 input gradients: {xt:8.1f} images/s "
           f"[{fmt(xts)}]; polyphase gradients gain {jt / xt:.2f}x")
-  pipe = pipeline_speed(FLAGS.batch, FLAGS.steps)
-  print(f"\n[input pipeline] batch {FLAGS.batch}, this host's CPU cores")
-  for name, ips in pipe.items():
-    rel = (f" ({ips / jt:.1f}x the 32 px CPU training step)" if name.startswith("numpy")
-           else " (compare with the 224 px training step of the GPU section)")
-    print(f"  {name:22s}: {ips:8.1f} images/s{rel}")
-  if "tf.data JPEG 224 px" not in pipe:
-    print("  tf.data JPEG 224 px   : skipped (no TensorFlow here)")
-  if jax.default_backend() == "gpu" or FLAGS.check_gpu_section:
-    torch_device = "cuda" if jax.default_backend() == "gpu" else "cpu"
-    gpu_torch = torch is not None and (torch_device == "cpu" or torch.cuda.is_available())
-    big = FLAGS.batch if FLAGS.quick else 256
-    print(f"\n[GPU] {jax.devices()[0].device_kind}, ResNet-18 width {FLAGS.width}; "
-          f"median of {FLAGS.rounds} rounds of {FLAGS.steps} steps")
-    for size, stem, batch in ((224, "imagenet", big), (32, "cifar", FLAGS.batch)):
-      for dtype in ("float32", "bfloat16"):
-        runners = {"jaxal": jax_runner(size, batch, FLAGS.width, stem,
-                                       getattr(jnp, dtype))}
-        if gpu_torch:
-          runners["torch"] = torch_runner(size, batch, FLAGS.width, stem, torch_device,
-                                          dtype)
-        res = interleaved(runners, FLAGS.steps, FLAGS.rounds)
-        line = (f"  {size:3d} px {dtype:8s} batch {batch:3d}: jaxal train "
-                f"{res['jaxal'][0]:8.0f}, inference {res['jaxal'][1]:8.0f} images/s")
-        if gpu_torch:
-          line += (f"; torch train {res['torch'][0]:8.0f}, inference "
-                   f"{res['torch'][1]:8.0f}; train ratio "
-                   f"{res['jaxal'][0] / res['torch'][0]:.2f}")
-        print(line)
-        if size == 224 and dtype == "float32":
-          for name, ips in pipe.items():
-            print(f"      {name} pipeline: {ips / res['jaxal'][0]:.2f}x this training step")
-    if not gpu_torch:
-      print("  torch on this GPU: not installed, no reference")
-  else:
-    print("[GPU] skipped: backend is not gpu.")
-  if torch:
-    print(f"train_speed_ratio_vs_torch: {jt / tt:.2f}")
-  else:
-    print("train_speed_ratio_vs_torch: unavailable (PyTorch not installed)")
-    raise SystemExit(1)
+  return jt, (res["torch"][0] if torch else None)
+
+
+def gpu_section(torch, pipe):
+  """ResNet-18 at 224 px (ImageNet stem) and 32 px, float32 and bfloat16, jaxal
+  on the default backend against PyTorch on CUDA."""
+  torch_device = "cuda" if jax.default_backend() == "gpu" else "cpu"
+  gpu_torch = torch is not None and (torch_device == "cpu" or torch.cuda.is_available())
+  big = FLAGS.batch if FLAGS.quick else 256
+  print(f"\n[GPU] {jax.devices()[0].device_kind}, ResNet-18 width {FLAGS.width}; "
+        f"median of {FLAGS.rounds} rounds of {FLAGS.steps} steps")
+  for size, stem, batch in ((224, "imagenet", big), (32, "cifar", FLAGS.batch)):
+    for dtype in ("float32", "bfloat16"):
+      runners = {"jaxal": jax_runner(size, batch, FLAGS.width, stem,
+                                     getattr(jnp, dtype))}
+      if gpu_torch:
+        runners["torch"] = torch_runner(size, batch, FLAGS.width, stem, torch_device,
+                                        dtype)
+      res = interleaved(runners, FLAGS.steps, FLAGS.rounds)
+      line = (f"  {size:3d} px {dtype:8s} batch {batch:3d}: jaxal train "
+              f"{res['jaxal'][0]:8.0f}, inference {res['jaxal'][1]:8.0f} images/s")
+      if gpu_torch:
+        line += (f"; torch train {res['torch'][0]:8.0f}, inference "
+                 f"{res['torch'][1]:8.0f}; train ratio "
+                 f"{res['jaxal'][0] / res['torch'][0]:.2f}")
+      print(line)
+      if size == 224 and dtype == "float32":
+        for name, ips in pipe.items():
+          print(f"      {name} pipeline: {ips / res['jaxal'][0]:.2f}x this training step")
+  if not gpu_torch:
+    print("  torch on this GPU: not installed, no reference")
 
 
 if __name__ == "__main__":
