@@ -7,6 +7,14 @@ the axis is absent and `psum` is the identity; on several the kernel runs under
 `jax.shard_map` with the pool split by rows, as `jaxal.kcenter` shards it. Rows
 are processed in blocks of `rows`, so no temporary grows with the pool beyond
 O(rows x columns) and a few [N] vectors.
+
+Block sizes depend on the platform (`rows_for`). On a CPU, blocks of a few
+thousand rows keep a block's product in cache. On a GPU every iteration of a loop
+over blocks costs its own kernel launches, and XLA:GPU reads the loop's condition
+back to the host each time: at 1,024 rows a pass over a pool of 10^6 points was
+~1,000 iterations of products too small to amortise them (the first GPU run,
+bench/results/gpu_h200.txt). There a block is as large as a float32 temporary of
+`ACCEL_BLOCK_BYTES` allows.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jaxal import distances
 
 AXIS = "pool"
+ACCEL_BLOCK_BYTES = 1 << 28  # off the CPU: largest [rows, columns] float32 block
+ACCEL_MAX_ROWS = 1 << 17
 
 
 def round_up(n: int, k: int) -> int:
@@ -46,10 +56,36 @@ class Layout:
     return self.local * self.shards
 
 
-def layout(n: int, devices: Optional[Sequence[jax.Device]], rows: int) -> Layout:
+def platform(devices: Optional[Sequence[jax.Device]]) -> str:
+  """The platform the pool will be on: the devices', else the default backend's."""
+  return devices[0].platform if devices else jax.default_backend()
+
+
+def rows_for(devices: Optional[Sequence[jax.Device]], cpu_rows: int,
+             columns: int) -> int:
+  """Rows per block of a pass that forms [rows, columns] temporaries: `cpu_rows`
+  on a CPU; elsewhere the largest power of two whose float32 block fits in
+  `ACCEL_BLOCK_BYTES`, between 1,024 and `ACCEL_MAX_ROWS` (module docstring)."""
+  if platform(devices) == "cpu":
+    return cpu_rows
+  fit = ACCEL_BLOCK_BYTES // (4 * max(int(columns), 1))
+  return max(1024, min(ACCEL_MAX_ROWS, 1 << (max(fit, 1).bit_length() - 1)))
+
+
+def square_rows_for(devices: Optional[Sequence[jax.Device]], cpu_rows: int) -> int:
+  """Rows of a [rows, rows] tile: `cpu_rows` on a CPU; elsewhere the largest
+  power of two whose float32 tile fits in `ACCEL_BLOCK_BYTES` (8,192)."""
+  if platform(devices) == "cpu":
+    return cpu_rows
+  return 1 << ((ACCEL_BLOCK_BYTES // 4).bit_length() - 1) // 2
+
+
+def layout(n: int, devices: Optional[Sequence[jax.Device]], rows: int,
+           align: int = 8) -> Layout:
+  """`rows` per block, or fewer for a small pool: its rows rounded up to `align`."""
   shards = len(devices) if devices is not None and len(devices) > 1 else 1
   per = -(-n // shards)
-  return Layout(n, shards, min(rows, round_up(per, 8)))
+  return Layout(n, shards, min(rows, round_up(per, align)))
 
 
 def pad_rows(a: np.ndarray, size: int, value=0) -> np.ndarray:
@@ -59,11 +95,12 @@ def pad_rows(a: np.ndarray, size: int, value=0) -> np.ndarray:
   return np.concatenate([a, pad])
 
 
-def split(features: np.ndarray, devices: Optional[Sequence[jax.Device]], rows: int):
+def split(features: np.ndarray, devices: Optional[Sequence[jax.Device]], rows: int,
+          align: int = 8):
   """(Layout, the padded float32 pool, [padded] bool of its real rows, the
   devices as a hashable tuple or None on one device)."""
   n = features.shape[0]
-  lay = layout(n, devices, rows)
+  lay = layout(n, devices, rows, align)
   x = pad_rows(np.asarray(features, np.float32), lay.padded)
   return lay, x, np.arange(lay.padded) < n, (tuple(devices) if lay.shards > 1 else None)
 

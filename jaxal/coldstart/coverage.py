@@ -100,7 +100,7 @@ def _kernel(kind: str, s: jax.Array, param) -> jax.Array:
 
 
 def _greedy_local(x, real, excluded, labeled_idx, num_labeled, param, slack, axis, *,
-                  kind: str, budget: int, lazy: bool, rows: int):
+                  kind: str, budget: int, lazy: bool, rows: int, tile: int):
   """The greedy over this device's rows `x` [local, d]; see `greedy`."""
   local, d = x.shape
   padded = excluded.shape[0]
@@ -166,12 +166,12 @@ def _greedy_local(x, real, excluded, labeled_idx, num_labeled, param, slack, axi
     return jax.lax.fori_loop(0, padded // evals, body,
                              jnp.full((padded,), -jnp.inf, x.dtype))
 
-  if lazy:  # first bounds: all pairs by [rows, rows] tiles, loosened kernel
+  if lazy:  # first bounds: all pairs by [rows, tile] tiles, loosened kernel
     def col(j, ub):
-      ids = j * rows + jnp.arange(rows)
+      ids = j * tile + jnp.arange(tile)
       g = gains(cur_l, _pool.gather(x, ids, axis), ~excluded[ids], loose=True)
-      return jax.lax.dynamic_update_slice_in_dim(ub, g, j * rows, 0)
-    ub0 = jax.lax.fori_loop(0, padded // rows, col,
+      return jax.lax.dynamic_update_slice_in_dim(ub, g, j * tile, 0)
+    ub0 = jax.lax.fori_loop(0, padded // tile, col,
                             jnp.full((padded,), -jnp.inf, x.dtype))
     if kind == "gaussian":  # the bound's sum runs in another order than a gain's
       ub0 = ub0 * (1 + _GAUSS_BOUND)
@@ -238,16 +238,17 @@ def _greedy_local(x, real, excluded, labeled_idx, num_labeled, param, slack, axi
 
 @functools.lru_cache(maxsize=32)
 def _compiled(lay: _pool.Layout, devices: Optional[tuple], kind: str, budget: int,
-              lazy: bool):
+              lazy: bool, tile: int):
   fn = functools.partial(_greedy_local, kind=kind, budget=budget, lazy=lazy,
-                         rows=lay.rows)
+                         rows=lay.rows, tile=tile)
   return _pool.sharded_jit(fn, lay, devices, out_row=(False, False, False, False))
 
 
 def greedy(features: np.ndarray, budget: int, *, kind: str, param: float,
            labeled_mask: np.ndarray, lazy: bool = True,
            devices: Optional[Sequence[jax.Device]] = None,
-           rows: int = _ROWS) -> tuple[np.ndarray, CoverageStats]:
+           rows: Optional[int] = None,
+           tile: Optional[int] = None) -> tuple[np.ndarray, CoverageStats]:
   """Greedy coverage maximisation on validated inputs.
 
   Args:
@@ -258,13 +259,23 @@ def greedy(features: np.ndarray, budget: int, *, kind: str, param: float,
       picked.
     lazy: lazy greedy (default) or plain greedy (every gain every step).
     devices: shard the pool by rows over these devices.
-    rows: rows per block.
+    rows: rows per block of a step's pass (default: `_pool.rows_for` the
+      platform: 1,024 on a CPU, 2^17 on a GPU).
+    tile: columns per block of the first bounds' all-pairs pass, dividing
+      `rows` (default: on a CPU the block's rows, [rows, rows] tiles; elsewhere
+      as many as a float32 [rows, tile] block of `_pool.ACCEL_BLOCK_BYTES` holds).
 
   Returns:
     ([budget] int64 picks in order, `CoverageStats`).
   """
   n = features.shape[0]
-  lay, x, real, devs = _pool.split(features, devices, rows)
+  rows = rows or _pool.rows_for(devices, _ROWS, _EVAL + 1)
+  if tile is None and _pool.platform(devices) != "cpu":
+    tile = max(_EVAL, _pool.ACCEL_BLOCK_BYTES // (4 * rows))
+  if tile is not None and (tile < 1 or tile & (tile - 1) or rows % tile):
+    raise ValueError(f"tile must be a power of two dividing rows={rows}, got {tile}.")
+  lay, x, real, devs = _pool.split(features, devices, rows, align=tile or 8)
+  tile = tile or lay.rows
   excluded = ~real | _pool.pad_rows(np.asarray(labeled_mask, bool), lay.padded)
   slack = 0.0
   if kind == "tophat":  # about the mean the kernel centers on (float32 there)
@@ -272,7 +283,7 @@ def greedy(features: np.ndarray, budget: int, *, kind: str, param: float,
   labeled = np.flatnonzero(labeled_mask).astype(np.int32)
   idx = np.zeros((_pool.round_up(max(labeled.size, 1), _CHUNK),), np.int32)
   idx[:labeled.size] = labeled
-  out = _compiled(lay, devs, kind, int(budget), bool(lazy))(
+  out = _compiled(lay, devs, kind, int(budget), bool(lazy), int(tile))(
       x, real, excluded, idx, np.int32(labeled.size), np.float32(param),
       np.float32(slack))
   picks = np.asarray(out[0]).astype(np.int64)

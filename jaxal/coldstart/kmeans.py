@@ -138,7 +138,7 @@ def _compiled(lay: _pool.Layout, devices: Optional[tuple], k: int, max_iter: int
 
 def kmeans(features, num_clusters: int, *, seed: int = 0, max_iter: int = 100,
            tol: float = 1e-4, devices: Optional[Sequence[jax.Device]] = None,
-           rows: int = _ROWS) -> KMeansResult:
+           rows: Optional[int] = None) -> KMeansResult:
   """Clusters the rows of `features` [N, d] into `num_clusters` groups.
 
   Args:
@@ -149,6 +149,7 @@ def kmeans(features, num_clusters: int, *, seed: int = 0, max_iter: int = 100,
     tol: stop when the centers' total squared shift is below tol times the
       mean per-dimension variance of the features (scikit-learn's rule).
     devices: shard the pool by rows over these devices.
+    rows: rows per block (default: `_pool.rows_for` the platform).
 
   Returns:
     `KMeansResult`.
@@ -170,6 +171,7 @@ def kmeans(features, num_clusters: int, *, seed: int = 0, max_iter: int = 100,
   if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
     raise ValueError(f"tol must be a finite float >= 0, got {tol!r}.")
   seed = V.check_seed(seed)
+  rows = rows or _pool.rows_for(devices, _ROWS, num_clusters)
   lay, x, real, devs = _pool.split(f, devices, rows)
   var = float(np.mean(f.var(axis=0, dtype=np.float64)))
   labels, centers, it, inertia = _compiled(lay, devs, int(num_clusters),

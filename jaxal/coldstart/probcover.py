@@ -89,9 +89,11 @@ def _nearest_other_compiled(lay: _pool.Layout, devices: Optional[tuple]):
 
 def nearest_other_label(features: np.ndarray, labels: np.ndarray, *,
                         devices: Optional[Sequence[jax.Device]] = None,
-                        rows: int = _ROWS) -> np.ndarray:
-  """[N] distance from each point to its nearest point with another label."""
+                        rows: Optional[int] = None) -> np.ndarray:
+  """[N] distance from each point to its nearest point with another label, by
+  [rows, rows] tiles (default rows: `_pool.rows_for` the platform)."""
   n = features.shape[0]
+  rows = rows or _pool.square_rows_for(devices, _ROWS)
   lay, x, real, devs = _pool.split(features, devices, rows)
   lab = _pool.pad_rows(np.asarray(labels, np.int32), lay.padded, -1)
   out = _nearest_other_compiled(lay, devs)(x, real, lab)

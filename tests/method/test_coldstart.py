@@ -50,18 +50,20 @@ def blobs(sizes, spread, seed=0, d=8, gap=10.0):
   return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
 
 
+@pytest.mark.parametrize("tile", [None, 16])  # the first bounds by [64, 16] tiles
 @pytest.mark.parametrize("kind,param,budget", [("tophat", 0.5 ** 2, 90),
                                                ("gaussian", 1.0, 30),
                                                ("gaussian", 4.0, 30)])
-def test_coverage_greedy_equals_float64_definition_lazy_and_plain(kind, param, budget):
+def test_coverage_greedy_equals_float64_definition_lazy_and_plain(kind, param, budget,
+                                                                  tile):
   x = sphere(240, 8, 1)
   mask = np.zeros(240, bool)
   mask[[3, 50, 200]] = True
   want = brute_greedy(x, budget, kind, param, mask)
   lazy, st = coverage.greedy(x, budget, kind=kind, param=param, labeled_mask=mask,
-                             rows=64)
+                             rows=64, tile=tile)
   plain, st_plain = coverage.greedy(x, budget, kind=kind, param=param,
-                                    labeled_mask=mask, lazy=False, rows=64)
+                                    labeled_mask=mask, lazy=False, rows=64, tile=tile)
   np.testing.assert_array_equal(lazy, want)
   np.testing.assert_array_equal(plain, want)
   assert st.evaluations < st_plain.evaluations  # lazy did less work
@@ -82,6 +84,39 @@ def test_lazy_equals_plain_on_many_exact_ties():
     np.testing.assert_array_equal(lazy, plain)
     if kind == "tophat":
       np.testing.assert_array_equal(lazy, brute_greedy(x, 40, kind, param, mask))
+
+
+def test_accelerator_block_sizes_give_the_same_picks(monkeypatch):
+  """Off the CPU the passes take large blocks and the first bounds [rows, tile]
+  tiles (`_pool.rows_for`); run here with the platform reported as a GPU, the
+  functions must still give the float64 definition's picks (top-hat) and
+  k-means the same clusters."""
+  from jaxal.coldstart import _pool  # pylint: disable=import-outside-toplevel
+  x = sphere(700, 8, 4)
+  mask = np.zeros(700, bool)
+  mask[[5, 600]] = True
+  blobs_x, _ = blobs([60, 40, 25], 0.3)
+  cpu_km = kmeans.kmeans(blobs_x, 3, seed=0).labels
+  cpu_pc = probcover.probcover(x, 30, num_classes=5, seed=0, normalize=False)
+  monkeypatch.setattr(_pool, "platform", lambda devices: "gpu")
+  assert _pool.rows_for(None, 1024, 17) == _pool.ACCEL_MAX_ROWS
+  assert _pool.square_rows_for(None, 1024) == 8192
+  got, _ = coverage.greedy(x, 40, kind="tophat", param=0.7, labeled_mask=mask)
+  np.testing.assert_array_equal(got, brute_greedy(x, 40, "tophat", 0.7, mask))
+  lazy, _ = coverage.greedy(x, 20, kind="gaussian", param=2.0, labeled_mask=mask)
+  plain, _ = coverage.greedy(x, 20, kind="gaussian", param=2.0, labeled_mask=mask,
+                             lazy=False)
+  np.testing.assert_array_equal(lazy, plain)
+  np.testing.assert_array_equal(kmeans.kmeans(blobs_x, 3, seed=0).labels, cpu_km)
+  np.testing.assert_array_equal(
+      probcover.probcover(x, 30, num_classes=5, seed=0, normalize=False), cpu_pc)
+
+
+def test_tile_must_divide_rows():
+  x = sphere(50, 4, 0)
+  with pytest.raises(ValueError, match="tile must be a power of two dividing rows"):
+    coverage.greedy(x, 3, kind="tophat", param=0.5, labeled_mask=np.zeros(50, bool),
+                    rows=64, tile=48)
 
 
 def test_sharded_equals_one_device():
