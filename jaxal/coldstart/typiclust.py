@@ -29,7 +29,8 @@ lowest pool index. k-means is
 
 Cost: one k-means, then per pick the K nearest neighbours inside one cluster
 (O(n_c^2 d) on device in float64, by blocks of rows), so memory beyond the
-features is O(N) plus one cluster's features.
+features is O(N) plus one cluster's features. The pool is put on the device once;
+each pick sends only the cluster's indices (the rows are gathered there).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import numpy as np
 
 from jaxal import _validation as V
 from jaxal import distances
-from jaxal.coldstart import _inputs, kmeans as kmeans_lib
+from jaxal.coldstart import _inputs, _pool, kmeans as kmeans_lib
 
 NEIGHBOR_RULES = ("half", "all_but_one")
 _ROWS = 256
@@ -60,26 +61,39 @@ def typicality(features: np.ndarray, *, neighbors: int = 20,
   typicality 1.
   """
   m = features.shape[0]
+  with jax.enable_x64(True):
+    pool = jnp.asarray(np.asarray(features, np.float64))
+  return _typicality_of(pool, np.arange(m), neighbors, neighbor_rule, squared)
+
+
+def _typicality_of(pool: jax.Array, idx: np.ndarray, neighbors: int,
+                   neighbor_rule: str, squared: bool) -> np.ndarray:
+  """`typicality` of the rows `idx` of `pool` [N, d] (on the device: only the
+  indices travel)."""
+  m = idx.size
   k = min(neighbors, m // 2 if neighbor_rule == "half" else m - 1)
   if m == 1 or k == 0:
     return np.ones((m,))
   size = max(8, 1 << (m - 1).bit_length())  # bucketed shapes: few compilations
+  rows = min(size, _pool.rows_for(list(pool.devices()), _ROWS, 2 * size))
+  ids = np.zeros((size,), np.int32)
+  ids[:m] = idx
   # float64: in a small cluster of high-dimensional features the mean neighbour
   # distances of its points differ by less than float32 resolves, and the argmax
   # would follow rounding (a cluster is small, so this costs little).
-  x = np.zeros((size, features.shape[1]), np.float64)
-  x[:m] = features
   with jax.enable_x64(True):
-    return np.asarray(_typicality(x, np.int32(m), np.int32(k),
-                                  kmax=min(neighbors, size), squared=squared))[:m]
+    return np.asarray(_typicality(pool, ids, np.int32(m), np.int32(k),
+                                  kmax=min(neighbors, size), squared=squared,
+                                  rows=rows))[:m]
 
 
-@functools.partial(jax.jit, static_argnames=("kmax", "squared"))
-def _typicality(x, m, k, *, kmax, squared):
-  size, d = x.shape
-  rows = min(_ROWS, size)
-  ones = jnp.ones((d,), x.dtype)
+@functools.partial(jax.jit, static_argnames=("kmax", "squared", "rows"))
+def _typicality(pool, ids, m, k, *, kmax, squared, rows):
+  size = ids.shape[0]
+  d = pool.shape[1]
   valid = jnp.arange(size) < m
+  x = jnp.where(valid[:, None], pool[ids].astype(jnp.float64), 0)
+  ones = jnp.ones((d,), x.dtype)
   mean = jnp.sum(jnp.where(valid[:, None], x, 0), axis=0) / m
   x_sq = distances.centered_sq_norms(x, mean, ones)
 
@@ -184,6 +198,7 @@ def _select(f, clusters, mask, budget, *, min_cluster_size, neighbors, neighbor_
   cycle = [int(c) for c, s in zip(ids, sizes) if s > min_cluster_size]
   small = [int(c) for c, s in zip(ids, sizes) if s <= min_cluster_size]
   live = sum(members[c].size > 0 for c in cycle)  # clusters of the cycle not exhausted
+  pool = jnp.asarray(f)  # once: each pick then sends only indices
   picks: list[int] = []
   pos = 0
   while len(picks) < budget:
@@ -196,8 +211,7 @@ def _select(f, clusters, mask, budget, *, min_cluster_size, neighbors, neighbor_
     idx = members[c]
     if idx.size == 0:
       continue
-    t = typicality(f[idx], neighbors=neighbors, neighbor_rule=neighbor_rule,
-                   squared=squared)
+    t = _typicality_of(pool, idx, neighbors, neighbor_rule, squared)
     # Ties go to the lowest pool index, also where rounding alone separates
     # them (two points of a 2-point cluster are each other's only neighbour,
     # but their distances come out of different rows of a matrix product).
