@@ -12,9 +12,10 @@
 #                d = 512, b = 10,000 (issue 16's GPU section: goal < 60 s each)
 #   tests        the exactness tests of k-center, the cold-start functions and
 #                the uncertainty scores (float64 references) on the GPU backend
+#   acquisition  uncertainty scores against the device's read bandwidth; k-center
+#                at N = 1M, b = 10,000 against its copy bandwidth (sklearn's CPU
+#                loop, section 1, is left out: it measured the host, not the GPU)
 #   train        ResNet-18 at 224 and 32 px, float32 and bfloat16, against PyTorch
-#   acquisition  k-center against sklearn's per-step loop; uncertainty scores
-#                against the device's read bandwidth; k-center at 1M, b = 10,000
 #   quickstart   README's main job on this GPU (cells.csv and the tables kept)
 # Each section writes OUTDIR/<section>.txt as it runs (a killed section keeps
 # what it printed; the three cold-start runs end in one coldstart.txt); this
@@ -118,8 +119,8 @@ section tests 60 env JAX_PLATFORMS= "$py" -m pytest -q -p no:cacheprovider \
   tests/method/test_uncertainty.py \
   -k "brute_force or float64 or exact or tie or by_hand or hand_computed or densest or definition or purity or margin_matches"
 
+section acquisition 60 "$py" bench/acquisition.py --sections=3,4 "${acq[@]}"
 section train 110 "$py" bench/train.py --nocpu_section "${train[@]}"
-section acquisition 60 "$py" bench/acquisition.py --sections=1,3,4 "${acq[@]}"
 if [[ "${QUICK:-0}" != 1 ]]; then
   section quickstart 600 "$py" experiments/quickstart.py --workdir=/tmp/jaxal-quickstart
   [[ -f /tmp/jaxal-quickstart/cells.csv ]] &&
