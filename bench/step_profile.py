@@ -61,7 +61,7 @@ def main(argv):
   print(f"cpu: {_xla_cpu.cpu_description()}")
   print(f"xla:cpu routing: {_xla_cpu.routing()}")
   batch, width, size = FLAGS.batch, FLAGS.width, FLAGS.size
-  train_rate, _ = train_bench.jax_runner(size, batch, width, "cifar")
+  train_rate = train_bench.jax_runner(size, batch, width, "cifar")[0]
   train_rate(3)
   rates = [train_rate(FLAGS.profile_steps) for _ in range(3)]
   print(f"ResNet-18 width {width}, {size} px, batch {batch}: "

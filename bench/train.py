@@ -53,10 +53,12 @@ def _rate(fn, steps, batch, sync):
 
 def jax_runner(size, batch, width, stem, dtype=jnp.float32, platform=None,
                polyphase_grads=True):
-  """(train(steps), infer(steps)) -> images/s of jaxal on the first device (of
-  `platform`, default the default backend): the pmapped `train.train_step` with
-  donated state, and `inference.predict` (the library's inference path, host
-  arrays in and out) over `steps` batches."""
+  """(train(steps), infer(steps), infer_on_device(steps)) -> images/s of jaxal on
+  the first device (of `platform`, default the default backend): the pmapped
+  `train.train_step` with donated state; `inference.predict` (the library's
+  inference path, host arrays in and out) over `steps` batches; and predict's
+  compiled function on one batch already on the device (what PyTorch's number
+  measures)."""
   model = models.ResNet18(num_classes=100, width=width, stem=stem,
                           polyphase_grads=polyphase_grads)
   config = train.TrainConfig(batch_size=batch, schedule="constant",
@@ -87,7 +89,12 @@ def jax_runner(size, batch, width, stem, dtype=jnp.float32, platform=None,
     inference.predict(infer_model, variables, pool, batch_size=batch, devices=dev)
     return steps * batch / (time.perf_counter() - t)
 
-  return train_rate, infer_rate
+  def infer_device_rate(steps):  # the batch already on the device, as PyTorch's
+    run, replicated, sharded = inference._jitted_outputs(infer_model, tuple(dev))
+    v, xb = jax.device_put(variables, replicated), jax.device_put(images, sharded)
+    return _rate(lambda: run(v, xb), steps, batch, jax.block_until_ready)
+
+  return train_rate, infer_rate, infer_device_rate
 
 
 def torch_runner(size, batch, width, stem, device="cpu", dtype="float32"):
@@ -296,14 +303,16 @@ def gpu_section(torch, pipe):
         f"median of {FLAGS.rounds} rounds of {FLAGS.steps} steps")
   for size, stem, batch in ((224, "imagenet", big), (32, "cifar", FLAGS.batch)):
     for dtype in ("float32", "bfloat16"):
-      runners = {"jaxal": jax_runner(size, batch, FLAGS.width, stem,
-                                     getattr(jnp, dtype))}
+      jr = jax_runner(size, batch, FLAGS.width, stem, getattr(jnp, dtype))
+      runners = {"jaxal": jr[:2], "jaxal on device": (lambda steps: 0.0, jr[2])}
       if gpu_torch:
         runners["torch"] = torch_runner(size, batch, FLAGS.width, stem, torch_device,
                                         dtype)
       res = interleaved(runners, FLAGS.steps, FLAGS.rounds)
       line = (f"  {size:3d} px {dtype:8s} batch {batch:3d}: jaxal train "
-              f"{res['jaxal'][0]:8.0f}, inference {res['jaxal'][1]:8.0f} images/s")
+              f"{res['jaxal'][0]:8.0f}, inference {res['jaxal'][1]:8.0f} images/s "
+              f"(host to host; {res['jaxal on device'][1]:8.0f} on a batch on the "
+              "device)")
       if gpu_torch:
         line += (f"; torch train {res['torch'][0]:8.0f}, inference "
                  f"{res['torch'][1]:8.0f}; train ratio "
