@@ -10,11 +10,12 @@ O(rows x columns) and a few [N] vectors.
 
 Block sizes depend on the platform (`rows_for`). On a CPU, blocks of a few
 thousand rows keep a block's product in cache. On a GPU every iteration of a loop
-over blocks costs its own kernel launches, and XLA:GPU reads the loop's condition
-back to the host each time: at 1,024 rows a pass over a pool of 10^6 points was
-~1,000 iterations of products too small to amortise them (the first GPU run,
-bench/results/gpu_h200.txt). There a block is as large as a float32 temporary of
-`ACCEL_BLOCK_BYTES` allows.
+over blocks costs its own kernel launches (and XLA:GPU may read the loop's
+condition back to the host): at 1,024 rows a pass over 10^6 points is ~1,000
+iterations whose products are too small to amortise that. The first GPU run
+(bench/results/gpu_h200.txt) took 47-73 s at 2 x 10^5 points, which such costs
+would explain. Off the CPU a block is therefore as large as a float32 temporary of
+`ACCEL_BLOCK_BYTES` allows (not yet re-measured on a GPU).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def square_rows_for(devices: Optional[Sequence[jax.Device]], cpu_rows: int) -> i
   power of two whose float32 tile fits in `ACCEL_BLOCK_BYTES` (8,192)."""
   if platform(devices) == "cpu":
     return cpu_rows
-  return 1 << ((ACCEL_BLOCK_BYTES // 4).bit_length() - 1) // 2
+  log2_elements = (ACCEL_BLOCK_BYTES // 4).bit_length() - 1
+  return 1 << (log2_elements // 2)
 
 
 def layout(n: int, devices: Optional[Sequence[jax.Device]], rows: int,

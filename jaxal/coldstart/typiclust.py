@@ -29,8 +29,10 @@ lowest pool index. k-means is
 
 Cost: one k-means, then per pick the K nearest neighbours inside one cluster
 (O(n_c^2 d) on device in float64, by blocks of rows), so memory beyond the
-features is O(N) plus one cluster's features. The pool is put on the device once;
-each pick sends only the cluster's indices (the rows are gathered there).
+features is O(N) plus one cluster's features. Off the CPU the pool is put on the
+device once and each pick sends only the cluster's indices (the rows are gathered
+there); on a CPU each pick's cluster is gathered on the host as before, so that
+no second copy of the pool is made.
 """
 
 from __future__ import annotations
@@ -60,40 +62,50 @@ def typicality(features: np.ndarray, *, neighbors: int = 20,
   m // 2) ("half") or min(neighbors, m - 1) ("all_but_one"); a single row has
   typicality 1.
   """
-  m = features.shape[0]
-  with jax.enable_x64(True):
-    pool = jnp.asarray(np.asarray(features, np.float64))
-  return _typicality_of(pool, np.arange(m), neighbors, neighbor_rule, squared)
+  return _cluster_typicality(features.shape[0], neighbors, neighbor_rule, squared,
+                             host=np.asarray(features))
 
 
-def _typicality_of(pool: jax.Array, idx: np.ndarray, neighbors: int,
-                   neighbor_rule: str, squared: bool) -> np.ndarray:
-  """`typicality` of the rows `idx` of `pool` [N, d] (on the device: only the
-  indices travel)."""
-  m = idx.size
+def _cluster_typicality(m: int, neighbors: int, neighbor_rule: str, squared: bool,
+                        *, host: Optional[np.ndarray] = None,
+                        pool: Optional[jax.Array] = None,
+                        idx: Optional[np.ndarray] = None) -> np.ndarray:
+  """`typicality` of one cluster of m points: its rows `host` [m, d], or the rows
+  `idx` [m] of `pool` [N, d] on the device (then only the indices travel)."""
   k = min(neighbors, m // 2 if neighbor_rule == "half" else m - 1)
   if m == 1 or k == 0:
     return np.ones((m,))
   size = max(8, 1 << (m - 1).bit_length())  # bucketed shapes: few compilations
-  rows = min(size, _pool.rows_for(list(pool.devices()), _ROWS, 2 * size))
-  ids = np.zeros((size,), np.int32)
-  ids[:m] = idx
+  static = dict(kmax=min(neighbors, size), squared=squared)
   # float64: in a small cluster of high-dimensional features the mean neighbour
   # distances of its points differ by less than float32 resolves, and the argmax
   # would follow rounding (a cluster is small, so this costs little).
   with jax.enable_x64(True):
-    return np.asarray(_typicality(pool, ids, np.int32(m), np.int32(k),
-                                  kmax=min(neighbors, size), squared=squared,
-                                  rows=rows))[:m]
+    if pool is None:
+      x = np.zeros((size, host.shape[1]), np.float64)
+      x[:m] = host
+      out = _typicality(x, np.int32(m), np.int32(k), rows=min(_ROWS, size), **static)
+    else:
+      ids = np.zeros((size,), np.int32)
+      ids[:m] = idx
+      rows = min(size, _pool.rows_for(list(pool.devices()), _ROWS, 2 * size))
+      out = _typicality_gathered(pool, ids, np.int32(m), np.int32(k), rows=rows,
+                                 **static)
+    return np.asarray(out)[:m]
 
 
 @functools.partial(jax.jit, static_argnames=("kmax", "squared", "rows"))
-def _typicality(pool, ids, m, k, *, kmax, squared, rows):
-  size = ids.shape[0]
-  d = pool.shape[1]
-  valid = jnp.arange(size) < m
+def _typicality_gathered(pool, ids, m, k, *, kmax, squared, rows):
+  valid = jnp.arange(ids.shape[0]) < m
   x = jnp.where(valid[:, None], pool[ids].astype(jnp.float64), 0)
+  return _typicality(x, m, k, kmax=kmax, squared=squared, rows=rows)
+
+
+@functools.partial(jax.jit, static_argnames=("kmax", "squared", "rows"))
+def _typicality(x, m, k, *, kmax, squared, rows):
+  size, d = x.shape
   ones = jnp.ones((d,), x.dtype)
+  valid = jnp.arange(size) < m
   mean = jnp.sum(jnp.where(valid[:, None], x, 0), axis=0) / m
   x_sq = distances.centered_sq_norms(x, mean, ones)
 
@@ -198,7 +210,8 @@ def _select(f, clusters, mask, budget, *, min_cluster_size, neighbors, neighbor_
   cycle = [int(c) for c, s in zip(ids, sizes) if s > min_cluster_size]
   small = [int(c) for c, s in zip(ids, sizes) if s <= min_cluster_size]
   live = sum(members[c].size > 0 for c in cycle)  # clusters of the cycle not exhausted
-  pool = jnp.asarray(f)  # once: each pick then sends only indices
+  on_device = _pool.platform(None) != "cpu"
+  pool = jnp.asarray(f) if on_device else None  # once: a pick sends only indices
   picks: list[int] = []
   pos = 0
   while len(picks) < budget:
@@ -211,7 +224,12 @@ def _select(f, clusters, mask, budget, *, min_cluster_size, neighbors, neighbor_
     idx = members[c]
     if idx.size == 0:
       continue
-    t = _typicality_of(pool, idx, neighbors, neighbor_rule, squared)
+    if on_device:
+      t = _cluster_typicality(idx.size, neighbors, neighbor_rule, squared,
+                              pool=pool, idx=idx)
+    else:
+      t = _cluster_typicality(idx.size, neighbors, neighbor_rule, squared,
+                              host=f[idx])
     # Ties go to the lowest pool index, also where rounding alone separates
     # them (two points of a 2-point cluster are each other's only neighbour,
     # but their distances come out of different rows of a matrix product).

@@ -89,8 +89,8 @@ def test_lazy_equals_plain_on_many_exact_ties():
 def test_accelerator_block_sizes_give_the_same_picks(monkeypatch):
   """Off the CPU the passes take large blocks and the first bounds [rows, tile]
   tiles (`_pool.rows_for`); run here with the platform reported as a GPU, the
-  functions must still give the float64 definition's picks (top-hat) and
-  k-means the same clusters."""
+  functions must still give the float64 definition's picks (top-hat), k-means
+  the same clusters and TypiClust (pool on the device) the same picks."""
   from jaxal.coldstart import _pool  # pylint: disable=import-outside-toplevel
   x = sphere(700, 8, 4)
   mask = np.zeros(700, bool)
@@ -98,6 +98,7 @@ def test_accelerator_block_sizes_give_the_same_picks(monkeypatch):
   blobs_x, _ = blobs([60, 40, 25], 0.3)
   cpu_km = kmeans.kmeans(blobs_x, 3, seed=0).labels
   cpu_pc = probcover.probcover(x, 30, num_classes=5, seed=0, normalize=False)
+  cpu_tc = typiclust.typiclust(x, 12, max_clusters=4, seed=0)
   monkeypatch.setattr(_pool, "platform", lambda devices: "gpu")
   assert _pool.rows_for(None, 1024, 17) == _pool.ACCEL_MAX_ROWS
   assert _pool.square_rows_for(None, 1024) == 8192
@@ -110,6 +111,9 @@ def test_accelerator_block_sizes_give_the_same_picks(monkeypatch):
   np.testing.assert_array_equal(kmeans.kmeans(blobs_x, 3, seed=0).labels, cpu_km)
   np.testing.assert_array_equal(
       probcover.probcover(x, 30, num_classes=5, seed=0, normalize=False), cpu_pc)
+  # TypiClust's typicalities from the pool kept on the device, rows gathered there
+  np.testing.assert_array_equal(typiclust.typiclust(x, 12, max_clusters=4, seed=0),
+                                cpu_tc)
 
 
 def test_tile_must_divide_rows():
