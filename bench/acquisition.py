@@ -36,7 +36,7 @@ import numpy as np
 from absl import app, flags
 from sklearn.metrics import pairwise_distances
 
-from jaxal import _xla_cpu, kcenter, uncertainty
+from jaxal import _native, _xla_cpu, kcenter, uncertainty
 from jaxal.models import hostmem
 
 FLAGS = flags.FLAGS
@@ -282,6 +282,13 @@ def main(argv):
           probs, mask, kind=name).block_until_ready(), FLAGS.repeats)
       print(f"  {name:17s}: score {ts * 1e3:7.2f} ms, {pbytes / ts / 1e9:6.2f} GB/s "
             f"({pbytes / ts / bw_read_p:.2f} of read); score+rank {tr * 1e3:7.2f} ms")
+    jx = jax.jit(uncertainty._margin_xla)
+    tx = best_time(lambda: jx(probs).block_until_ready(), FLAGS.repeats)
+    same = np.array_equal(np.asarray(jax.jit(uncertainty.margin)(probs)),
+                          np.asarray(jx(probs)))
+    print(f"  margin, XLA only : score {tx * 1e3:7.2f} ms, {pbytes / tx / 1e9:6.2f} GB/s "
+          f"({pbytes / tx / bw_read_p:.2f} of read); margin above: "
+          f"{_native.status().get('margin', 'XLA')}; same values: {same}")
 
   # 4. GPU only.
   if "4" not in FLAGS.sections:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxal import _native
 from jaxal._sort import stable_order
 
 
@@ -102,6 +103,19 @@ def margin(probs: ArrayLike) -> jax.Array:
   p = jnp.asarray(probs)
   if p.shape[-1] == 1:
     return jnp.ones(p.shape[:-1], p.dtype)
+  target = (_native.margin_target()
+            if p.dtype == jnp.float32 and jax.default_backend() == "cpu" else None)
+  if target is None:
+    return _margin_xla(p)
+  # On CPU a native custom call with the same values (`jaxal._native`); other
+  # platforms, should this be lowered for one, keep XLA's formulation.
+  native = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(p.shape[:-1], p.dtype),
+                            vmap_method="broadcast_all")
+  return jax.lax.platform_dependent(p, cpu=native, default=_margin_xla)
+
+
+def _margin_xla(p: jax.Array) -> jax.Array:
+  """`margin` in XLA's operations (every platform)."""
   # One pass of a variadic reduce that carries the two largest values seen (the
   # machinery of argmax). lax.top_k is ~100x slower on CPU, and argmax followed by
   # a masked max ~2.4x slower. Two equal maxima give a margin of 0.

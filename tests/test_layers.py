@@ -1,6 +1,6 @@
 """The architecture, read from the source: which part of jaxal may import which.
 
-    base         jaxal._validation, jaxal.io, jaxal._xla_cpu
+    base         jaxal._validation, jaxal.io, jaxal._xla_cpu, jaxal._native
     method       jaxal (the package) and the paper's method at its top:
                  acquisition, uncertainty, diversify, _sort, kcenter,
                  distances, balancing, metrics, rounds; jaxal.coldstart.* (the methods
@@ -23,7 +23,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, "jaxal")
 ORDER = ("base", "method", "datasets", "models", "experiments", "cli")
-BASE = {"jaxal._validation", "jaxal.io", "jaxal._xla_cpu"}
+BASE = {"jaxal._validation", "jaxal.io", "jaxal._xla_cpu", "jaxal._native"}
 METHOD = {"jaxal", "jaxal.acquisition", "jaxal.uncertainty", "jaxal.diversify",
           "jaxal._sort", "jaxal.kcenter", "jaxal.distances", "jaxal.balancing", "jaxal.metrics",
           "jaxal.rounds"} | {f"jaxal.coldstart{m}" for m in (
