@@ -92,7 +92,8 @@ def margin(probs: ArrayLike) -> jax.Array:
   r"""Margin :math:`p_{(1)} - p_{(2)}` between the two largest probabilities.
 
   Unlike the two functions above, a *small* margin means uncertain. With a single
-  class the margin is 1.
+  class the margin is 1. On CPU, float32 margins come from a native kernel with
+  the same values (`jaxal._native`), where one could be built.
 
   Args:
     probs: [N, C] probabilities.
@@ -103,8 +104,8 @@ def margin(probs: ArrayLike) -> jax.Array:
   p = jnp.asarray(probs)
   if p.shape[-1] == 1:
     return jnp.ones(p.shape[:-1], p.dtype)
-  target = (_native.margin_target()
-            if p.dtype == jnp.float32 and jax.default_backend() == "cpu" else None)
+  target = (_native.margin_target() if p.dtype == jnp.float32 and p.shape[-1] > 1
+            and jax.default_backend() == "cpu" else None)
   if target is None:
     return _margin_xla(p)
   # On CPU a native custom call with the same values (`jaxal._native`); other
