@@ -33,6 +33,8 @@ from typing import Optional
 
 import jax
 
+from jaxal import _xla_cpu
+
 _SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
 MARGIN_TARGET = "jaxal_margin_f32"
 _status: dict[str, str] = {}
@@ -54,12 +56,8 @@ def cache_dir() -> str:
 
 def _cpu_key() -> str:
   """The CPU's model and flags (a library built with -march=native is theirs)."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      lines = [line for line in f.read().splitlines()
-               if line.startswith(("model name", "flags", "cpu family", "model\t"))]
-  except OSError:
-    lines = []
+  lines = [line for line in (_xla_cpu.read_cpuinfo() or "").splitlines()
+           if line.startswith(("model name", "flags", "cpu family", "model\t"))]
   return "\n".join(sorted(set(lines))) or platform.processor() or platform.machine()
 
 

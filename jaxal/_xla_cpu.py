@@ -88,16 +88,23 @@ def cpu_isa(cpuinfo: str) -> str:
   return "other"
 
 
+def read_cpuinfo() -> str | None:
+  """This machine's /proc/cpuinfo text, or None where there is none."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      return f.read()
+  except OSError:
+    return None
+
+
 def cpu_description(cpuinfo: str | None = None) -> str:
   """"<model name> (family F, model M), <ISA>, <n> logical CPUs" from
   /proc/cpuinfo text (read from the machine when None), e.g. "AMD EPYC (family
   25, model 17), AVX-512, 2 logical CPUs": the family alone does not tell Zen 3
   (AVX2) from Zen 4 (AVX-512). "+ AMX" follows the ISA where the CPU has tiles."""
   if cpuinfo is None:
-    try:
-      with open("/proc/cpuinfo") as f:
-        cpuinfo = f.read()
-    except OSError:
+    cpuinfo = read_cpuinfo()
+    if cpuinfo is None:
       return "unknown CPU (no /proc/cpuinfo)"
   fields = {}
   for line in cpuinfo.splitlines():
