@@ -42,6 +42,8 @@ _SUFFIXES = ("", "_inv", "_div", "_inv_div")
 COLD_START = ("typiclust", "probcover", "maxherding")
 METHODS: tuple[str, ...] = ("random", "coreset") + tuple(
     base + suffix for base in _UNCERTAINTY for suffix in _SUFFIXES) + COLD_START
+# Methods that need only features (no source-model probabilities).
+FEATURES_ONLY = ("random", "coreset") + COLD_START
 # Methods whose selection depends on the seed (k-means seeding for TypiClust and
 # ProbCover's pseudo-labels); the others are deterministic given their inputs.
 SEEDED = ("random", "coreset", "typiclust", "probcover")

@@ -3,7 +3,11 @@ to label, with the annotators in the loop. Flags only; each step is a function
 of its own module (`jaxal.cli.embed`, `select_balance`, `train_predict`,
 `report`), imported when its subcommand runs so that `--help` stays fast.
 
-    jaxal embed   --workdir=W --images=DIR --source=TRAIN_SOURCE_DIR [--ensemble]
+    jaxal import-source --workdir=SRC --arch=resnet18 --weights=resnet18.pth
+                  (torchvision/timm weights -> a source for embed)
+    jaxal embed   --workdir=W --images=DIR --source=SRC [--ensemble]
+    jaxal embed   --workdir=W --images=DIR --features=emb.npy --paths=paths.txt
+                  (embeddings from any model; also .npz, .csv, .parquet)
     jaxal select  --workdir=W --method=entropy_inv_div --budget=500 [--rounds=R]
     jaxal balance --workdir=W --labels=labels.csv --classes=classes.txt --batch=50
     jaxal label   --workdir=W --classes=classes.txt [--method=... --budget=500]
@@ -70,8 +74,18 @@ def _define_embed(fv):
                       "dataset (jaxal.datasets; e.g. cifar100:train); its images are "
                       "named NAME:SPLIT/INDEX.", flag_values=fv)
   flags.DEFINE_string("data_dir", None, "TFDS data_dir for --tfds.", flag_values=fv)
-  flags.DEFINE_string("source", None, "A train_source work directory (M_S).",
+  flags.DEFINE_string("source", None, "The source model M_S: a train_source work "
+                      "directory, or one written by `jaxal import-source`.",
                       flag_values=fv)
+  flags.DEFINE_string("features", None, "Instead of --source: embeddings computed by "
+                      "any model, one row per image (.npy with --paths, .npz, .csv "
+                      "with a path column, Lightly's custom-embeddings CSV, "
+                      ".parquet).", flag_values=fv)
+  flags.DEFINE_string("paths", None, "With a .npy --features: the image paths, one "
+                      "a line, in row order (relative to --images).", flag_values=fv)
+  flags.DEFINE_string("probs", None, "With --features: an [N, C] .npy of class "
+                      "probabilities in the same row order (needed by the "
+                      "uncertainty methods).", flag_values=fv)
   flags.DEFINE_bool("ensemble", False, "Average M_S's snapshots (the paper's +ens).",
                     flag_values=fv)
   flags.DEFINE_integer("chunk", 256, "Images per saved chunk (the resume unit).",
@@ -85,6 +99,28 @@ def _define_embed(fv):
                        flag_values=fv)
   flags.DEFINE_integer("process_id", None, "Multi-host: this process's rank.",
                        flag_values=fv)
+
+
+def _define_import_source(fv):
+  flags.DEFINE_enum("arch", None, ["resnet18", "resnet50"], "The weights' "
+                    "architecture (torchvision's or timm's layout).", flag_values=fv)
+  flags.DEFINE_string("weights", None, "A .safetensors file, or a PyTorch "
+                      "state_dict (.pth; needs torch installed).", flag_values=fv)
+  flags.DEFINE_string("classes", None, "Names of the head's classes, one a line; "
+                      "default ImageNet's for a 1,000-class head.", flag_values=fv)
+  flags.DEFINE_integer("resize", None, "Evaluation transform: the shorter side "
+                       "after resizing (default: torchvision's for the arch's "
+                       "reference weights, 256 for resnet18, 232 for resnet50).",
+                       flag_values=fv)
+  flags.DEFINE_integer("crop", None, "Evaluation transform: the centre crop "
+                       "(default 224).", flag_values=fv)
+  flags.DEFINE_enum("interpolation", None, ["bilinear", "bicubic", "nearest"],
+                    "Evaluation transform: the resize filter (default bilinear; "
+                    "many timm weights use bicubic).", flag_values=fv)
+  flags.DEFINE_list("mean", None, "Evaluation transform: 3 channel means on [0, 1] "
+                    "(default ImageNet's).", flag_values=fv)
+  flags.DEFINE_list("std", None, "Evaluation transform: 3 channel standard "
+                    "deviations (default ImageNet's).", flag_values=fv)
 
 
 def _define_select(fv):
@@ -177,8 +213,43 @@ def _require(fv, *names):
       raise ValueError(f"--{n} is required.")
 
 
+def _run_import_source(wd, fv):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from jaxal.cli import labels  # pylint: disable=g-import-not-at-top
+  from jaxal.models import pretrained  # pylint: disable=g-import-not-at-top
+  _require(fv, "arch", "weights")
+  prep = pretrained.DEFAULT_PREPROCESS[fv.arch]
+  given = {k: fv[k].value for k in ("resize", "crop", "interpolation", "mean", "std")
+           if fv[k].value is not None}
+  try:
+    for k in ("mean", "std"):
+      if k in given:
+        given[k] = tuple(float(x) for x in given[k])
+  except ValueError:
+    raise ValueError("--mean and --std take 3 numbers, e.g. --mean=0.5,0.5,0.5.")         from None
+  prep = dataclasses.replace(prep, **given)
+  classes = labels.read_classes(fv.classes) if fv.classes else None
+  cfg = pretrained.import_source(fv.arch, fv.weights, wd.path, classes=classes,
+                                 preprocess=prep)
+  print(f"import-source: {fv.arch} with {cfg['num_classes']} classes from "
+        f"{fv.weights} -> {wd.path} (resize {prep.resize}, crop {prep.crop}, "
+        f"{prep.interpolation}); use it as `jaxal embed --source={wd.path}`")
+
+
 def _run_embed(wd, fv):
   from jaxal.cli import embed  # pylint: disable=g-import-not-at-top
+  if fv.features:
+    from jaxal.cli import import_features  # pylint: disable=g-import-not-at-top
+    for other in ("source", "tfds", "coordinator_address"):
+      if fv[other].value:
+        raise ValueError(f"--features and --{other} do not go together: the "
+                         "features were computed elsewhere.")
+    import_features.import_features(wd, features=fv.features, images_dir=fv.images,
+                                    paths_file=fv.paths, probs=fv.probs)
+    return
+  for only in ("paths", "probs"):
+    if fv[only].value:
+      raise ValueError(f"--{only} goes with --features.")
   _require(fv, "source")
   if fv.coordinator_address:
     from jaxal.models import distributed  # pylint: disable=g-import-not-at-top
@@ -233,6 +304,8 @@ def _run_label(wd, fv):
 
 
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
+    "import-source": (_define_import_source, _run_import_source,
+                      "torchvision/timm ResNet weights -> a source for embed."),
     "embed": (_define_embed, _run_embed,
               "M_S's features and probabilities of an image folder (resumable)."),
     "select": (_define_select, _run_select,
@@ -251,7 +324,7 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
 
 def usage() -> str:
   lines = [_DOC.strip(), "", "commands:"]
-  lines += [f"  {name:8s} {doc}" for name, (_, _, doc) in COMMANDS.items()]
+  lines += [f"  {name:13s} {doc}" for name, (_, _, doc) in COMMANDS.items()]
   return "\n".join(lines) + "\n"
 
 
@@ -288,9 +361,9 @@ def main(argv: list[str]) -> int:
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
   from jaxal.cli.workdir import Workdir  # pylint: disable=g-import-not-at-top
   try:
-    if cmd == "embed" and fv.selection is not None:
-      raise ValueError("--selection: the embedding is shared by every selection of "
-                       "a work directory; embed without --selection.")
+    if cmd in ("embed", "import-source") and fv.selection is not None:
+      raise ValueError(f"--selection: not a flag of {cmd} (the embedding and the "
+                       "source are shared by every selection).")
     run(Workdir(fv.workdir, fv.selection), fv)
   except ValueError as e:  # WorkdirError, LabelsError and argument checks
     sys.stderr.write(f"error: jaxal {cmd}: {e}\n")

@@ -1,8 +1,11 @@
 """`jaxal embed`: M_S over an image folder or a TFDS split (METHOD.md section 1).
 
-M_S is a `train_source` run; with `ensemble`, its snapshot average (the paper's
-+ens) gives the acquisition's features and probabilities while the final model's
-features feed the SVM target, as in the experiments. Chunk by chunk, each saved
+M_S is a `train_source` run, or weights imported with `jaxal import-source`
+(torchvision/timm ResNets, whose recorded evaluation transform is applied); with
+`ensemble`, a trained run's snapshot average (the paper's +ens) gives the
+acquisition's features and probabilities while the final model's features feed
+the SVM target, as in the experiments. (`embed --features` imports embeddings
+computed elsewhere instead: `jaxal.cli.import_features`.) Chunk by chunk, each saved
 atomically: a killed run resumes from its last finished chunk.
 """
 
@@ -31,8 +34,10 @@ def _signals(trained: source.Trained, ensemble: bool, batch: np.ndarray,
              batch_size: int):
   """(features, probs, target features) of one uint8 batch."""
   variables = trained.snapshots if ensemble else [trained.final]
+  norm = pipeline.normalize if trained.preprocess is None else \
+      trained.preprocess.normalize
   outs = [inference.predict(trained.model, v, batch, batch_size=batch_size,
-                            transform=pipeline.normalize) for v in variables]
+                            transform=norm) for v in variables]
   feats = sum(f for f, _ in outs) / len(outs)
   probs = sum(p for _, p in outs) / len(outs)
   if not ensemble:
@@ -40,7 +45,7 @@ def _signals(trained: source.Trained, ensemble: bool, batch: np.ndarray,
   at = trained.final_in_snapshots
   final = outs[at][0] if at is not None else inference.predict(
       trained.model, trained.final, batch, batch_size=batch_size,
-      transform=pipeline.normalize)[0]
+      transform=norm)[0]
   return feats, probs, final
 
 
@@ -65,7 +70,17 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
     trained = source.load_workdir(source_dir)
   except ValueError as e:
     raise WorkdirError(f"--source: {e}") from None
-  size = trained.image_size
+  size, prep = trained.image_size, trained.preprocess
+  if trained.imported and ensemble:
+    raise WorkdirError(f"--ensemble: the source {source_dir} holds imported "
+                       "weights, one model without training snapshots, so there is "
+                       "no snapshot ensemble (+ens) to average; embed without "
+                       "--ensemble.")
+  if tfds and prep is not None:
+    raise WorkdirError(f"--tfds with the imported source {source_dir}: its "
+                       "torchvision transform is applied to image files only (a "
+                       "TFDS split is resized by tf.data); embed the split's images "
+                       "as a folder (--images).")
   if tfds:
     from_tfds = pixels.tfds_images(tfds, data_dir, size)
     paths, images_dir = from_tfds.paths, tfds
@@ -77,7 +92,8 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
     paths = images.scan(images_dir)
 
     def load(s):
-      return images.load_batch(images_dir, paths[s:s + chunk], size)
+      return images.load_batch(images_dir, paths[s:s + chunk], size,
+                               preprocess=prep)
 
     def chunks(starts):  # a thread pool decodes the next chunk during this one's M_S
       with concurrent.futures.ThreadPoolExecutor(1) as ahead:
@@ -97,6 +113,8 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
            "source_digest": trained.digest, "ensemble": bool(ensemble),
            "image_size": size, "chunk": int(chunk), "data_dir": data_dir,
            "paths_digest": digest("\n".join(paths))}
+  if prep is not None:  # absent for trained sources, as work directories always were
+    setup["preprocess"] = prep.to_json()
   old = wd.recorded("embed") or {}
   # Flags first (saying which differs), then the folder's contents.
   wd.check("embed", {**setup, "paths_digest": old.get("paths_digest")},
@@ -130,7 +148,8 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
       + (f"; process {rank} of {procs} embeds {len(todo)}" if procs > 1 else "")
       + "; M_S "
       f"{'ensemble of ' + str(len(trained.snapshots)) if ensemble else 'final model'}"
-      f" at {size} px")
+      f" at {size} px" + (f" ({trained.config['arch']}, imported)"
+                          if trained.imported else ""))
   t0, done = time.perf_counter(), 0
   total = sum(len(paths[s:s + chunk]) for s in todo)
   for s, batch, ok, errors in chunks(todo):

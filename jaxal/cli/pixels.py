@@ -13,7 +13,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from jaxal.cli.workdir import Workdir, WorkdirError
-from jaxal.datasets import images
+from jaxal.datasets import images, pipeline
 from jaxal.datasets.split_images import SplitImages
 
 
@@ -66,13 +66,32 @@ class TfdsImages:
       raise WorkdirError(f"--tfds {self.prefix[:-1]}: {e}") from None
 
 
+def preprocess_of(setup: dict) -> Optional[images.Preprocess]:
+  """The evaluation transform recorded by embed (an imported source's), or None
+  for jaxal's own (`images.load`, `pipeline.normalize`)."""
+  p = setup.get("preprocess")
+  return None if p is None else images.Preprocess.from_json(p)
+
+
+def normalizer(setup: dict):
+  """uint8 images -> the model's float input, as embed normalised them."""
+  p = preprocess_of(setup)
+  return pipeline.normalize if p is None else p.normalize
+
+
+def load_folder(setup: dict, root: str, paths: Sequence[str]):
+  """`images.load_batch` of `paths` under `root` at the recorded size and
+  transform."""
+  return images.load_batch(root, list(paths), setup["image_size"],
+                           preprocess=preprocess_of(setup))
+
+
 def load_pixels(wd: Workdir, paths: Sequence[str]):
   setup = wd.recorded("embed")
   if setup["tfds"]:
     src = tfds_images(setup["images"], setup.get("data_dir"), setup["image_size"])
     return src.load(list(paths))[0]
-  imgs, ok, errors = images.load_batch(setup["images"], list(paths),
-                                       setup["image_size"])
+  imgs, ok, errors = load_folder(setup, setup["images"], paths)
   if errors:
     p, e = next(iter(errors.items()))
     raise WorkdirError(f"cannot read {p} ({e}), which was readable when embedded; "

@@ -63,6 +63,13 @@ def _pick_distances(f: np.ndarray, picks: np.ndarray, labeled: np.ndarray,
 HEADER = ["path", "rank", "score", "predicted_class", "predicted_name"]
 
 
+def no_probs(method: str) -> str:
+  """Why `method` cannot run on imported features without probabilities."""
+  return (f"--method {method} ranks by the source model's probabilities, and this "
+          "work directory's features were imported without --probs; methods on "
+          f"features alone: {', '.join(acquisition.FEATURES_ONLY)}.")
+
+
 def source_namer(wd: Workdir):
   """Source-class index (as text) -> M_S's class name, or the index itself."""
   names = wd.source_names()
@@ -108,6 +115,8 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
   if method not in acquisition.METHODS:
     raise WorkdirError(f"--method: unknown method {method!r}; valid methods: "
                        f"{', '.join(acquisition.METHODS)}.")
+  if pool.probs is None and acquisition.ranks_whole_pool(method):
+    raise WorkdirError(no_probs(method))
   try:
     V.check_seed(seed)
     V.check_budget(budget, len(pool.paths), what="embedded images")
@@ -147,8 +156,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
     return picks[-1]
 
   if not picks:
-    feats, probs, preds = pool.features, pool.probs, pool.guesses()
-    pred_names = [str(int(p)) for p in preds]
+    feats, probs, pred_names = pool.features, pool.probs, pool.guess_text()
   else:
     classes, have = workdir.labeled(wd, pool, labels_csv, classes_file)
     missing = [i for i in done if i not in have]
@@ -197,7 +205,7 @@ def _round_signals(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, 
   y = np.asarray([have[i] for i in idx], np.int64)
   if np.unique(y).size < 2:
     log("select: fewer than 2 classes labeled so far; this round uses M_S's signals")
-    return pool.features, pool.probs, [str(int(p)) for p in pool.guesses()]
+    return pool.features, pool.probs, pool.guess_text()
   if settings.kind == "svm":
     feats, probs = target.svm_signals(pool.target_features, idx, y, C=settings.svm_c)
     found = np.unique(y)
@@ -272,9 +280,9 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
     wd.write("balance.json", state)
   k = state["batches"].index(nxt)
   before = sum(len(b) for b in state["batches"][:k])
-  preds = pool.guesses()
+  preds = pool.guess_text()
   name = source_namer(wd)
-  rows = [(i, before + j + 1, "", str(int(preds[i])), name(str(int(preds[i]))))
+  rows = [(i, before + j + 1, "", preds[i], name(preds[i]))
           for j, i in enumerate(nxt) if i not in have]
   write_to_label(wd, pool, rows)
   log(f"balance: batch {k + 1} ({before + len(nxt)} of {budget} images): "

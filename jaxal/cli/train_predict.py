@@ -17,7 +17,7 @@ import numpy as np
 from jaxal import io
 from jaxal.cli import pixels, workdir
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError, digest
-from jaxal.datasets import images, pipeline
+from jaxal.datasets import images
 from jaxal.models import inference, source, target, train
 from jaxal.models.checkpoint import Snapshots
 
@@ -46,8 +46,14 @@ class TargetSettings:
     return self
 
 
-def load_source(wd: Workdir) -> source.Trained:
+def load_source(wd: Workdir, why: str = "this step") -> source.Trained:
   setup = wd.recorded("embed")
+  if setup.get("source") is None:
+    raise WorkdirError(f"{why} needs the model that computed the features, and "
+                       f"this work directory's were imported from "
+                       f"{setup.get('features')}; no model is known here. "
+                       "(train --target=svm, select, balance, label and report "
+                       "without a test set work on imported features.)")
   trained = source.load_workdir(setup["source"])
   if trained.digest != setup["source_digest"]:
     raise WorkdirError(f"the source model in {setup['source']} changed since embed; "
@@ -92,7 +98,7 @@ def fit_target(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, int]
       target.fit_svm(pool.target_features[idx], y, C=settings.svm_c).save(path)
     model, variables = None, target.LinearSVM.load(path)
   else:
-    trained = load_source(wd)
+    trained = load_source(wd, "--target=finetune")
     if meta is None:
       cfg = train.TrainConfig(num_epochs=settings.epochs,
                               batch_size=settings.batch_size,
@@ -103,7 +109,8 @@ def fit_target(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, int]
       _, variables = target.finetune(
           trained.model, trained.final, len(classes), pixels.load_pixels(
               wd, [pool.paths[i] for i in idx]), y, cfg,
-          workdir=os.path.join(folder, "fit"), transform=pipeline.normalize,
+          workdir=os.path.join(folder, "fit"),
+          transform=pixels.normalizer(wd.recorded("embed")),
           log=lambda m: log(f"train: epoch {m['epoch']}/{m['epochs']}, loss "
                             f"{m['loss']:.4f}, {m['seconds_left']:.0f} s left"))
       Snapshots(os.path.join(folder, "model"), 0).save(1, variables)
@@ -116,11 +123,12 @@ def fit_target(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, int]
 
 
 def finetuned_outputs(wd: Workdir, pool: Pool, model, variables, chunk: int = 512):
+  norm = pixels.normalizer(wd.recorded("embed"))
   feats, probs = [], []
   for s in range(0, len(pool.paths), chunk):
     part = pixels.load_pixels(wd, pool.paths[s:s + chunk])
     f, p = inference.predict(model, variables, part,
-                             transform=pipeline.normalize, batch_size=128)
+                             transform=norm, batch_size=128)
     feats.append(f)
     probs.append(p)
   return np.concatenate(feats), np.concatenate(probs)
@@ -163,25 +171,26 @@ def predict_folder(wd: Workdir, images_dir: str, *, chunk: int = 256,
   image under `images_dir` by the current target model."""
   meta, model, target_model = current_target(wd)
   setup = wd.recorded("embed")
+  trained = load_source(wd, "predicting new images") if model is None else None
+  norm = pixels.normalizer(setup)
   paths = images.scan(images_dir)
   names, scores, errors = [], [], {}
-  trained = load_source(wd) if model is None else None
   for s in range(0, len(paths), chunk):
     part = paths[s:s + chunk]
-    imgs, ok, errs = images.load_batch(images_dir, part, setup["image_size"])
+    imgs, ok, errs = pixels.load_folder(setup, images_dir, part)
     errors.update(errs)
     pred = np.full(len(part), -1)
     score = np.full(len(part), np.nan)
     if ok.any():
       if model is None:
         f, _ = inference.predict(trained.model, trained.final, imgs,
-                                 transform=pipeline.normalize, batch_size=128)
+                                 transform=norm, batch_size=128)
         d = target_model.decision(f)
         pred[ok] = target_model.classes[np.argmax(d, 1)]
         score[ok] = d.max(1)
       else:
         _, p = inference.predict(model, target_model, imgs,
-                                 transform=pipeline.normalize, batch_size=128)
+                                 transform=norm, batch_size=128)
         pred[ok], score[ok] = np.argmax(p, 1), p.max(1)
     names += [meta["classes"][k] if k >= 0 else "" for k in pred]
     scores += score.tolist()

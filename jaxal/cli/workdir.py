@@ -60,7 +60,9 @@ class Pool:
   """The embedded, readable images: pool index i is `paths[i]`."""
   paths: list[str]
   features: np.ndarray  # [N, D] acquisition features (snapshot average with +ens)
-  probs: np.ndarray  # [N, C] source-class probabilities (idem)
+  # [N, C] source-class probabilities (idem); None for imported features given
+  # without probabilities
+  probs: Optional[np.ndarray]
   target_features: np.ndarray  # [N, D] the final M_S's features (SVM target)
 
   @property
@@ -68,8 +70,16 @@ class Pool:
     return {p: i for i, p in enumerate(self.paths)}
 
   def guesses(self) -> np.ndarray:
-    """[N] M_S's top-1 source class (read by blocks of the mapped array)."""
+    """[N] M_S's top-1 source class (read by blocks of the mapped array); -1
+    everywhere when the pool has no probabilities."""
+    if self.probs is None:
+      return np.full(len(self.paths), -1, np.int64)
     return diversify.top1_classes(self.probs)
+
+  def guess_text(self) -> list[str]:
+    """M_S's top-1 source class of each image as text ("" without probabilities),
+    as to_label.csv's predicted_class column holds it."""
+    return [str(int(g)) if g >= 0 else "" for g in self.guesses()]
 
 
 SHARED = frozenset({"paths.txt", "embedding", "embedding.npz", "embed",
@@ -142,11 +152,18 @@ class Workdir:
 
   def embedding(self) -> dict[str, np.ndarray]:
     """{index, features, probs, target_features} of the finished embedding,
-    memory-mapped read-only (an embedding.npz of older versions is read)."""
+    memory-mapped read-only (an embedding.npz of older versions is read).
+    Imported features (`jaxal embed --features`) keep no target_features.npy
+    (the features are the SVM's too) and no probs.npy when none were given
+    (probs is then None)."""
     folder = self.file("embedding")
     if os.path.isdir(folder):
-      return {k: np.load(os.path.join(folder, k + ".npy"), mmap_mode="r")
-              for k in ARRAYS}
+      out = {k: np.load(os.path.join(folder, k + ".npy"), mmap_mode="r")
+             if os.path.exists(os.path.join(folder, k + ".npy")) else None
+             for k in ARRAYS}
+      if out["target_features"] is None:
+        out["target_features"] = out["features"]
+      return out
     path = self.file("embedding.npz")
     if not os.path.exists(path):
       raise WorkdirError(f"{self.path} has no finished embedding; run `jaxal embed "
@@ -167,6 +184,8 @@ class Workdir:
     catalog's names of its dataset when they need no download), or None."""
     setup = self.recorded("embed")
     if setup is None:
+      return None
+    if setup.get("source") is None:  # imported features
       return None
     path = os.path.join(setup["source"], "classes.txt")
     if os.path.exists(path):

@@ -8,6 +8,12 @@ size is used as is; any other is resized (antialiased) so that its shorter side 
 size / 0.875 and centre-cropped to size x size. Greyscale, palette and alpha images
 become RGB; the EXIF orientation of camera JPEGs is applied.
 
+A source imported from torchvision or timm weights (`jaxal.models.pretrained`)
+records its own evaluation transform instead, a `Preprocess`: torchvision's
+`Resize(resize)` of the shorter side, `CenterCrop(crop)` and `Normalize(mean,
+std)` on a PIL image, reproduced pixel for pixel (the same Pillow resampling, the
+same integer rounding of the resized side and of the crop offset).
+
 An image that cannot be read is reported with its path and reason, never fatal:
 `load_batch` returns a mask of what decoded.
 """
@@ -15,6 +21,7 @@ An image that cannot be read is reported with its path and reason, never fatal:
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 from typing import Optional, Sequence
 
@@ -47,6 +54,79 @@ def scan(root: str) -> list[str]:
   return sorted(out)
 
 
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocess:
+  """torchvision's evaluation transform: `Resize(resize, interpolation)`,
+  `CenterCrop(crop)`, `ToTensor()`, `Normalize(mean, std)`.
+
+  Attributes:
+    resize: the shorter side after resizing (torchvision's int `size`): the
+      longer one becomes `int(resize * long / short)`, truncated, as torchvision
+      computes it; an image already at that size is not resampled.
+    crop: the side of the centre crop, at offsets `int(round((side - crop) /
+      2))` (Python's rounding, halves to even, as torchvision's `center_crop`).
+    interpolation: Pillow's filter for the resize ("bilinear", "bicubic" or
+      "nearest"), antialiased when shrinking as Pillow always does; torchvision
+      runs the same Pillow call on PIL images (its tensor path is a different
+      implementation and may differ by a grey level).
+    mean, std: per channel, on [0, 1] values.
+  """
+  resize: int
+  crop: int
+  interpolation: str = "bilinear"
+  mean: tuple = IMAGENET_MEAN
+  std: tuple = IMAGENET_STD
+
+  def __post_init__(self):
+    if int(self.crop) < 1 or int(self.resize) < int(self.crop):
+      raise ValueError(f"preprocess: need resize >= crop >= 1, got resize="
+                       f"{self.resize}, crop={self.crop}.")
+    if self.interpolation not in INTERPOLATIONS:
+      raise ValueError(f"preprocess: interpolation must be one of {INTERPOLATIONS}, "
+                       f"got {self.interpolation!r}.")
+    for name in ("mean", "std"):
+      v = tuple(float(x) for x in getattr(self, name))
+      if len(v) != 3 or not all(np.isfinite(v)) or (name == "std" and min(v) <= 0):
+        raise ValueError(f"preprocess: {name} must be 3 finite numbers"
+                         f"{' > 0' if name == 'std' else ''}, got {v}.")
+      object.__setattr__(self, name, v)
+    object.__setattr__(self, "resize", int(self.resize))
+    object.__setattr__(self, "crop", int(self.crop))
+
+  def to_json(self) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(self).items()}
+
+  @classmethod
+  def from_json(cls, d: dict) -> "Preprocess":
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+  def apply(self, img):
+    """The PIL image resized and centre-cropped (uint8 pixels, not normalised)."""
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(self.resize * long / short)
+    size = (self.resize, new_long) if w <= h else (new_long, self.resize)
+    if size != (w, h):
+      img = img.resize(size, getattr(Image.Resampling, self.interpolation.upper()))
+    w, h = size
+    top = int(round((h - self.crop) / 2.0))
+    left = int(round((w - self.crop) / 2.0))
+    return img.crop((left, top, left + self.crop, top + self.crop))
+
+  def normalize(self, images: np.ndarray) -> np.ndarray:
+    """uint8 [..., 3] -> float32 (x / 255 - mean) / std, in torchvision's order
+    of operations."""
+    x = np.asarray(images, np.float32) / np.float32(255)
+    return (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+
+
 def _resize_crop(img, size: int):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   w, h = img.size
@@ -60,8 +140,10 @@ def _resize_crop(img, size: int):
   return img.crop((left, top, left + size, top + size))
 
 
-def load(path: str, size: int) -> np.ndarray:
-  """uint8 [size, size, 3] of the image at `path`.
+def load(path: str, size: int, preprocess: Optional[Preprocess] = None
+         ) -> np.ndarray:
+  """uint8 [size, size, 3] of the image at `path`, by `preprocess` when given
+  (its crop is then the size), else by jaxal's own evaluation transform.
 
   Raises OSError or ValueError (Pillow's) when the file is not a readable image.
   """
@@ -72,12 +154,13 @@ def load(path: str, size: int) -> np.ndarray:
     if img.mode != "RGB":
       img = img.convert("RGBA").convert("RGB") if "transparency" in img.info \
           else img.convert("RGB")
-    return np.asarray(_resize_crop(img, size), np.uint8)
+    out = preprocess.apply(img) if preprocess is not None else _resize_crop(img, size)
+    return np.asarray(out, np.uint8)
 
 
-def _try_load(path: str, size: int):
+def _try_load(path: str, size: int, preprocess: Optional[Preprocess]):
   try:
-    return load(path, size), None
+    return load(path, size, preprocess), None
   # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError... for
   # bad files; whatever one file raises, it is reported and the run goes on.
   except Exception as e:  # noqa: BLE001
@@ -85,16 +168,19 @@ def _try_load(path: str, size: int):
 
 
 def load_batch(root: str, paths: Sequence[str], size: int, *,
-               threads: Optional[int] = None
+               threads: Optional[int] = None,
+               preprocess: Optional[Preprocess] = None
                ) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
-  """Decodes `paths` (relative to `root`) in parallel threads.
+  """Decodes `paths` (relative to `root`) in parallel threads (by `preprocess`
+  when given, see `load`).
 
   Returns (images uint8 [n_ok, size, size, 3] in the order of `paths`, ok mask
   [len(paths)] bool, {path: reason} of the images that could not be read).
   """
   threads = threads or min(8, os.cpu_count() or 1)
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-    results = list(pool.map(lambda p: _try_load(os.path.join(root, p), size), paths))
+    results = list(pool.map(
+        lambda p: _try_load(os.path.join(root, p), size, preprocess), paths))
   ok = np.array([img is not None for img, _ in results], bool)
   errors = {p: err for p, (_, err) in zip(paths, results) if err is not None}
   images = np.stack([img for img, _ in results if img is not None]) if ok.any() \

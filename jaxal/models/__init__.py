@@ -1,6 +1,7 @@
 """The models and how they are trained and run (METHOD.md sections 1 and 5).
 
-    resnet        ResNet-18, the source model M_S (and the fine-tuned target)
+    resnet        ResNet-18, the source model M_S (and the fine-tuned target); ResNet-50
+    pretrained    torchvision/timm weights into a source work directory, exactly
     strided_conv  stride-2 convolutions whose input gradient runs by phases on CPU
     train         optax training under `pmap`: steps, schedules, `fit`
     inference     features and probabilities of a pool, batch by batch
@@ -15,6 +16,8 @@ Models import the method's base (`jaxal.io`, `jaxal._validation`) and the
 datasets' pipelines, never the experiments or the command.
 """
 
-from jaxal.models.resnet import STEMS, BasicBlock, ResNet, ResNet18, num_params
+from jaxal.models.resnet import (ARCHS, STEMS, BasicBlock, BottleneckBlock, ResNet,
+                                 ResNet18, ResNet50, num_params)
 
-__all__ = ["STEMS", "BasicBlock", "ResNet", "ResNet18", "num_params"]
+__all__ = ["ARCHS", "STEMS", "BasicBlock", "BottleneckBlock", "ResNet", "ResNet18",
+           "ResNet50", "num_params"]

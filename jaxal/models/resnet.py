@@ -1,10 +1,13 @@
-"""ResNet-18, the paper's source model M_S (METHOD.md section 1).
+"""ResNet-18, the paper's source model M_S (METHOD.md section 1), and ResNet-50.
 
 A Flax linen ResNet in the layout of torchvision's (explicit symmetric padding,
 BatchNorm momentum 0.1 in PyTorch's convention, no conv biases), so that at the
 default width and 1000 classes it has torchvision ResNet-18's 11,689,512 trainable
-parameters. `apply` returns `(logits, features)`, features being the global-average-
-pooled penultimate activations f that acquisition uses.
+parameters, and ResNet-50 (bottleneck blocks with the stride on the 3x3
+convolution, torchvision's "v1.5") its 25,557,032: torchvision's and timm's
+weights load into them exactly (`jaxal.models.pretrained`). `apply` returns
+`(logits, features)`, features being the global-average-pooled penultimate
+activations f that acquisition uses.
 
     model = ResNet18(num_classes=100, width=16, stem="cifar")  # CPU-sized
     variables = model.init(key, jnp.zeros((1, 32, 32, 3)), train=False)
@@ -50,14 +53,37 @@ class BasicBlock(nn.Module):
     return nn.relu(x + y)
 
 
+class BottleneckBlock(nn.Module):
+  """1x1, 3x3 (strided) and 1x1 convolutions, 4x wider out, with a residual
+  connection: torchvision's ResNet-50 block ("v1.5": the stride on the 3x3, not
+  on the first 1x1 as in He et al. 2016)."""
+  filters: int
+  strides: int
+  conv: Callable[..., nn.Module]
+  norm: Callable[..., nn.Module]
+
+  @nn.compact
+  def __call__(self, x):
+    s = (self.strides, self.strides)
+    y = nn.relu(self.norm()(self.conv(self.filters, (1, 1), padding="VALID")(x)))
+    y = self.conv(self.filters, (3, 3), s, padding=_pad(3))(y)
+    y = nn.relu(self.norm()(y))
+    y = self.norm()(self.conv(4 * self.filters, (1, 1), padding="VALID")(y))
+    if x.shape != y.shape:
+      x = self.norm()(self.conv(4 * self.filters, (1, 1), s, padding="VALID")(x))
+    return nn.relu(x + y)
+
+
 class ResNet(nn.Module):
-  """ResNet with basic blocks.
+  """ResNet with basic (ResNet-18) or bottleneck (ResNet-50) blocks.
 
   Attributes:
-    stage_sizes: blocks per stage ([2, 2, 2, 2] for ResNet-18).
+    stage_sizes: blocks per stage ([2, 2, 2, 2] for ResNet-18, [3, 4, 6, 3] for
+      ResNet-50).
     num_classes: classes of the classification head.
     width: channels of the first stage (64 in the paper); stages use width x
-      1, 2, 4, 8, so features have 8 * width dimensions.
+      1, 2, 4, 8, so features have 8 * width dimensions (32 * width with
+      bottleneck blocks, whose outputs are 4x wider).
     stem: "imagenet" (7x7/2 convolution and 3x3/2 max-pool, for 224 px) or
       "cifar" (one 3x3/1 convolution, for 32 px).
     dtype: computation dtype (e.g. jnp.bfloat16 on accelerators); parameters
@@ -75,6 +101,7 @@ class ResNet(nn.Module):
   dtype: Any = jnp.float32
   bn_axis_name: Optional[str] = None
   polyphase_grads: bool = True
+  block: Callable[..., nn.Module] = BasicBlock
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -97,7 +124,7 @@ class ResNet(nn.Module):
       x = nn.relu(norm(name="stem_bn")(x))
     for i, blocks in enumerate(self.stage_sizes):
       for j in range(blocks):
-        x = BasicBlock(self.width * 2 ** i, 2 if (i > 0 and j == 0) else 1,
+        x = self.block(self.width * 2 ** i, 2 if (i > 0 and j == 0) else 1,
                        conv=conv, norm=norm)(x)
     features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
     logits = nn.Dense(self.num_classes, name="head")(features)
@@ -105,6 +132,8 @@ class ResNet(nn.Module):
 
 
 ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2))
+ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block=BottleneckBlock)
+ARCHS = {"resnet18": ResNet18, "resnet50": ResNet50}
 
 
 def num_params(params) -> int:

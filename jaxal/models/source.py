@@ -25,8 +25,9 @@ import flax.linen as nn
 import numpy as np
 
 from jaxal import io
+from jaxal.datasets import images as images_lib
 from jaxal.datasets import pipeline
-from jaxal.models import inference, resnet, train
+from jaxal.models import inference, pretrained, resnet, train
 from jaxal.models.checkpoint import Snapshots
 
 
@@ -90,6 +91,19 @@ class Trained:
     return int(self.config["image_size"])
 
   @property
+  def imported(self) -> bool:
+    """Whether the weights were imported (`jaxal.models.pretrained`): one model,
+    no training snapshots."""
+    return self.config.get("kind") == pretrained.KIND
+
+  @property
+  def preprocess(self) -> Optional[images_lib.Preprocess]:
+    """The recorded evaluation transform of an imported source; None for a
+    trained one (jaxal's own: `images.load` and `pipeline.normalize`)."""
+    p = self.config.get("preprocess")
+    return None if p is None else images_lib.Preprocess.from_json(p)
+
+  @property
   def final_in_snapshots(self) -> Optional[int]:
     """Position of the final model among `snapshots`, or None."""
     epochs = list(self.snapshot_epochs)
@@ -104,7 +118,8 @@ def config_digest(*parts) -> str:
 
 
 def load_workdir(workdir: str) -> Trained:
-  """M_S from a finished `experiments/train_source.py` run in `workdir`.
+  """M_S from a finished `experiments/train_source.py` run in `workdir`, or
+  from weights imported there (`jaxal import-source`, `pretrained.import_source`).
 
   Raises ValueError (naming the directory and the fix) when it holds no run, or
   a run that has not finished all its epochs.
@@ -112,7 +127,11 @@ def load_workdir(workdir: str) -> Trained:
   cfg = io.read_json(os.path.join(workdir, "config.json"))
   if cfg is None:
     raise ValueError(f"source {workdir} has no config.json; train M_S there first "
-                     "with `python3 run.py exp train_source --workdir=...`.")
+                     "with `python3 run.py exp train_source --workdir=...`, or "
+                     "import weights with `jaxal import-source`.")
+  if cfg.get("kind") == pretrained.KIND:
+    model, final = pretrained.load_variables(os.path.abspath(workdir), cfg)
+    return Trained(model, final, [final], (), cfg, config_digest(cfg, []))
   from jaxal.datasets import catalog  # pylint: disable=g-import-not-at-top
   ckpt = os.path.join(os.path.abspath(workdir), "checkpoints")
   model = resnet.ResNet18(num_classes=catalog.num_classes(cfg["dataset"]),

@@ -103,9 +103,10 @@ class Session:
     self.ranking = acquisition.rank(self.method, probs=pool.probs) \
         if acquisition.ranks_whole_pool(self.method) else np.asarray(picks)
     self.offered = set(wd.offered())
-    self.top1 = pool.guesses()  # M_S's source class of each image, and its name
+    # M_S's source class of each image ("" without probabilities), and its name
+    self.top1 = pool.guess_text()
     namer = select_balance.source_namer(wd)
-    self.guess = [namer(str(int(g))) for g in self.top1]
+    self.guess = [namer(g) for g in self.top1]
 
     self.cond = threading.Condition()
     self.generation = 0
@@ -191,7 +192,7 @@ class Session:
         counts, self.budget - len(earlier)) else "acquisition"
     before = len(earlier)
     select_balance.write_to_label(self.wd, self.pool, [
-        (i, before + j + 1, "", str(int(self.top1[i])), self.guess[i])
+        (i, before + j + 1, "", self.top1[i], self.guess[i])
         for j, i in enumerate(idx) if i not in have])
     self.cond.notify_all()
 

@@ -1,0 +1,394 @@
+"""`jaxal embed --features=FILE`: a work directory from embeddings computed by
+any model (CLIP, DINOv2, a timm or Hugging Face model, your own).
+
+The files read, one row per image:
+
+    .npy      [N, D] array, with --paths=FILE (one image path a line, row order)
+    .npz      arrays `features` (or `embeddings`), `paths` (strings) and
+              optionally `probs`
+    .csv      a `path` column (or Lightly's `filenames`), the features in
+              columns `embedding_0 .. embedding_{D-1}` (Lightly's custom-embeddings
+              layout; a `labels` column is ignored) or else every other column,
+              and optionally probabilities in `prob_0 .. prob_{C-1}`
+    .parquet  the same columns as the CSV, or one list column `embedding` (or
+              `features`); needs pyarrow
+    --probs   an [N, C] .npy of class probabilities in the features' row order
+
+Paths are relative to --images (absolute ones inside it are accepted) and must
+name images of that folder; every row must be finite and of one width. A
+duplicate path, a missing image or a bad row is refused as `FILE:LINE:` (the
+CSV's line, or the paths file's), and nothing is written.
+
+The arrays go to the same memory-mapped store as `embed` (WORKDIR/embedding/),
+block by block: a 1M x 768 import never holds a second copy in memory. The
+features serve both the acquisition and the SVM target. Without probabilities,
+the methods that rank by them (the uncertainty functions and their _inv/_div
+variants) are refused, naming those that need features alone; the balancing
+step, the labeling page, `train --target=svm`, `report` and `--rounds` work
+(later rounds take their probabilities from the SVM). There is no model here, so
+`predict` and `report --test_images` (which need features of new images) and
+`train --target=finetune` are refused with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import zipfile
+from typing import Iterator, Optional
+
+import numpy as np
+
+from jaxal import io
+from jaxal.cli.labels import _normalize
+from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError, digest
+from jaxal.datasets import images
+
+BLOCK_BYTES = 4 << 20  # float64 rows read, checked and written at a time
+
+
+def _block_rows(width: int) -> int:
+  return max(1, BLOCK_BYTES // (8 * max(1, width)))
+_RESULTS = ("paths_digest", "dims", "classes")  # recorded once imported
+FORMATS = (".npy", ".npz", ".csv", ".parquet")
+
+
+class _Rows:
+  """One feature file: its paths (with the line each came from) and its array
+  as blocks of rows."""
+
+  def __init__(self, path: str, paths_file: Optional[str]):
+    self.path = path
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+      raise WorkdirError(f"--features {path}: unknown format {ext!r}; use one of "
+                         f"{', '.join(FORMATS)}.")
+    if not os.path.isfile(path):
+      raise WorkdirError(f"--features {path} is not a file.")
+    if (ext == ".npy") != bool(paths_file):
+      raise WorkdirError("--paths (one image path a line) goes with a .npy "
+                         "--features file, and only with it: the other formats "
+                         "carry their paths.")
+    self.ext = ext
+    self.probs_cols: list[str] = []
+    if ext == ".npy":
+      self._array = _npy(path)
+      with open(paths_file, encoding="utf-8-sig") as f:
+        names = f.read().splitlines()
+      self.names = [(n.strip(), f"{paths_file}:{i + 1}") for i, n in enumerate(names)
+                    if n.strip()]
+      if len(self.names) != self._array.shape[0]:
+        raise WorkdirError(f"--paths {paths_file}: {len(self.names)} paths for "
+                           f"{self._array.shape[0]} rows of {path}.")
+    elif ext == ".npz":
+      self._open_npz()
+    elif ext == ".csv":
+      self._open_csv()
+    else:
+      self._open_parquet()
+
+  # ------------------------------------------------------------ formats
+  def _open_npz(self):
+    with np.load(self.path) as z:
+      key = next((k for k in ("features", "embeddings") if k in z.files), None)
+      if key is None or "paths" not in z.files:
+        raise WorkdirError(f"--features {self.path}: an .npz needs arrays "
+                           f"'features' (or 'embeddings') and 'paths'; it has "
+                           f"{z.files}.")
+      self.names = [(str(p), f"{self.path}:row {i}") for i, p in enumerate(z["paths"])]
+      self._npz_keys = {"features": key, "probs": "probs" if "probs" in z.files else None}
+    _npz_header(self.path, key)
+
+  def _open_csv(self):
+    with open(self.path, newline="", encoding="utf-8-sig") as f:
+      header = next(csv.reader(f), None)
+      if not header:
+        raise WorkdirError(f"--features {self.path}:1: empty file; the first line "
+                           "names the columns (path, embedding_0, ...).")
+      self.names = []
+      col = _path_column(header, self.path)
+      for i, row in enumerate(csv.reader(f)):
+        if row:
+          self.names.append((row[col] if col < len(row) else "",
+                             f"{self.path}:{i + 2}"))
+    self._set_columns(header)
+
+  def _set_columns(self, header):
+    col = _path_column(header, self.path)
+    emb = [i for i, h in enumerate(header) if h.startswith("embedding_")]
+    self.probs_cols = [i for i, h in enumerate(header) if h.startswith("prob_")]
+    skip = {col, *self.probs_cols} | {i for i, h in enumerate(header)
+                                      if h in ("label", "labels")}
+    self.feat_cols = emb or [i for i in range(len(header)) if i not in skip]
+    if not self.feat_cols:
+      raise WorkdirError(f"--features {self.path}:1: no feature columns besides "
+                         f"{header[col]!r}.")
+    self.header = header
+
+  def _open_parquet(self):
+    try:
+      import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      raise WorkdirError(f"--features {self.path}: reading Parquet needs pyarrow "
+                         "(pip install pyarrow), or write a .npy/.csv.") from None
+    self._pq = pq.ParquetFile(self.path)
+    header = self._pq.schema_arrow.names
+    col = _path_column(header, self.path)
+    self.list_col = next((h for h in ("embedding", "features") if h in header), None)
+    if self.list_col is None:
+      self._set_columns(header)
+    self.header = header
+    paths = self._pq.read(columns=[header[col]]).column(0).to_pylist()
+    self.names = [(str(p), f"{self.path}:row {i}") for i, p in enumerate(paths)]
+    self.probs_cols = [i for i, h in enumerate(header) if h.startswith("prob_")]
+
+  # ------------------------------------------------------------- blocks
+  def blocks(self) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
+    """(float64 features [b, D], probs [b, C] or None) in row order."""
+    if self.ext == ".npy":
+      b = _block_rows(self._array.shape[1])
+      for s in range(0, self._array.shape[0], b):
+        yield np.asarray(self._array[s:s + b], np.float64), None
+    elif self.ext == ".npz":
+      keys = self._npz_keys
+      (n, d), _ = _npz_header(self.path, keys["features"])
+      if len(self.names) != n:
+        raise WorkdirError(f"--features {self.path}: {len(self.names)} paths for "
+                           f"{n} rows of '{keys['features']}'.")
+      if keys["probs"] and _npz_header(self.path, keys["probs"])[0][0] != n:
+        raise WorkdirError(f"--features {self.path}: 'probs' has other rows than "
+                           f"'{keys['features']}'.")
+      rows = _block_rows(d)
+      probs = _npz_blocks(self.path, keys["probs"], rows) if keys["probs"] else None
+      for f in _npz_blocks(self.path, keys["features"], rows):
+        yield f, None if probs is None else next(probs)
+    elif self.ext == ".csv":
+      yield from self._csv_blocks()
+    else:
+      yield from self._parquet_blocks()
+
+  def _parse(self, cells, cols, where):
+    try:
+      return [float(cells[c]) for c in cols]
+    except (ValueError, IndexError):
+      raise WorkdirError(f"{where}: a value is not a number, or the row has "
+                         f"{len(cells)} columns where the header has "
+                         f"{len(self.header)}.") from None
+
+  def _csv_blocks(self):
+    with open(self.path, newline="", encoding="utf-8-sig") as f:
+      reader = csv.reader(f)
+      next(reader)
+      feats, probs, k = [], [], 0
+      for row in reader:
+        if not row:
+          continue
+        where = self.names[k][1]
+        if len(row) != len(self.header):
+          raise WorkdirError(f"{where}: {len(row)} columns where the header has "
+                             f"{len(self.header)}.")
+        feats.append(self._parse(row, self.feat_cols, where))
+        if self.probs_cols:
+          probs.append(self._parse(row, self.probs_cols, where))
+        k += 1
+        if len(feats) == _block_rows(len(self.feat_cols)):
+          yield np.asarray(feats), np.asarray(probs) if probs else None
+          feats, probs = [], []
+      if feats:
+        yield np.asarray(feats), np.asarray(probs) if probs else None
+
+  def _parquet_blocks(self):
+    for batch in self._pq.iter_batches(batch_size=1024):
+      if self.list_col is not None:
+        col = batch.column(batch.schema.get_field_index(self.list_col))
+        try:
+          f = np.asarray(col.to_pylist(), np.float64)
+        except ValueError:
+          raise WorkdirError(f"--features {self.path}: column {self.list_col!r} "
+                             "holds lists of different lengths.") from None
+      else:
+        f = np.stack([batch.column(c).to_numpy(zero_copy_only=False)
+                      for c in self.feat_cols], 1).astype(np.float64)
+      p = (np.stack([batch.column(c).to_numpy(zero_copy_only=False)
+                     for c in self.probs_cols], 1).astype(np.float64)
+           if self.probs_cols else None)
+      yield f, p
+
+
+def _path_column(header, where) -> int:
+  for name in ("path", "filenames", "filename"):
+    if name in header:
+      return header.index(name)
+  raise WorkdirError(f"--features {where}:1: no 'path' column (or Lightly's "
+                     f"'filenames'); columns: {header[:5]}...")
+
+
+def _npy(path: str) -> np.ndarray:
+  try:
+    a = np.load(path, mmap_mode="r")
+  except (ValueError, OSError) as e:
+    raise WorkdirError(f"{path}: not a readable .npy file ({e}).") from None
+  if a.ndim != 2 or not np.issubdtype(a.dtype, np.number):
+    raise WorkdirError(f"{path}: expected a 2-d numeric array [N, D], found "
+                       f"{a.dtype} {a.shape}.")
+  return a
+
+
+def _npz_header(path: str, key: str):
+  with zipfile.ZipFile(path) as zf, zf.open(key + ".npy") as f:
+    version = np.lib.format.read_magic(f)
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = read(f)
+  if len(shape) != 2 or fortran or not np.issubdtype(dtype, np.number):
+    raise WorkdirError(f"--features {path}: '{key}' must be a 2-d numeric C-order "
+                       f"array, found {dtype} {shape}.")
+  return shape, dtype
+
+
+def _npz_blocks(path: str, key: str, rows: int) -> Iterator[np.ndarray]:
+  """Rows of an .npz member, `rows` at a time, decompressed as a stream."""
+  (n, d), dtype = _npz_header(path, key)
+  with zipfile.ZipFile(path) as zf, zf.open(key + ".npy") as f:
+    version = np.lib.format.read_magic(f)
+    (np.lib.format.read_array_header_1_0 if version == (1, 0)
+     else np.lib.format.read_array_header_2_0)(f)
+    for s in range(0, n, rows):
+      m = min(rows, n - s)
+      buf = f.read(m * d * dtype.itemsize)
+      if len(buf) != m * d * dtype.itemsize:
+        raise WorkdirError(f"--features {path}: '{key}' is truncated.")
+      yield np.frombuffer(buf, dtype).reshape(m, d).astype(np.float64)
+
+
+def _file_digest(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      h.update(chunk)
+  return h.hexdigest()[:16]
+
+
+def _check_paths(rows: _Rows, images_dir: str) -> list[str]:
+  """The rows' paths relative to `images_dir`, refusing duplicates and paths
+  that name no image of the folder (by FILE:LINE)."""
+  known = set(images.scan(images_dir))
+  root = os.path.abspath(images_dir)
+  out, seen = [], {}
+  for raw, where in rows.names:
+    p = _normalize(raw.strip(), root)
+    if not p:
+      raise WorkdirError(f"{where}: empty path.")
+    if p in seen:
+      raise WorkdirError(f"{where}: {p!r} is a duplicate of {seen[p]}.")
+    if p not in known:
+      raise WorkdirError(f"{where}: {p!r} is not an image under --images "
+                         f"{images_dir} (JPEG or PNG).")
+    seen[p] = where
+    out.append(p)
+  if not out:
+    raise WorkdirError(f"--features {rows.path} holds no row.")
+  return out
+
+
+def import_features(wd: Workdir, *, features: str, images_dir: str,
+                    paths_file: Optional[str] = None, probs: Optional[str] = None,
+                    log: Log = print) -> Pool:
+  """Fills `wd`'s embedding from a feature file (see the module docstring);
+  returns the pool. Rerunning with the same files finds it done."""
+  if not images_dir:
+    raise WorkdirError("--images is required with --features: the folder the "
+                       "rows' paths are relative to (the labeling page shows its "
+                       "images).")
+  setup = {"images": os.path.abspath(images_dir), "tfds": False, "source": None,
+           "features": os.path.abspath(features),
+           "features_digest": _file_digest(features) if os.path.isfile(features) else None,
+           "probs": os.path.abspath(probs) if probs else None,
+           "probs_digest": _file_digest(probs) if probs and os.path.isfile(probs) else None}
+  old = wd.recorded("embed")
+  if old is not None:
+    wd.check("embed", {**setup, **{k: old.get(k) for k in _RESULTS}},
+             hint="Use a new --workdir for other features.")
+    if wd.embedded():
+      log(f"embed: already done ({wd.file('embedding')})")
+      return wd.pool()
+  elif os.path.isdir(wd.path) and os.listdir(wd.path):
+    raise WorkdirError(f"--workdir {wd.path} is not empty and holds no jaxal "
+                       "embedding; pass a new or empty directory.")
+  rows = _Rows(features, paths_file)
+  paths = _check_paths(rows, images_dir)
+  n = len(paths)
+  extra = _npy(probs) if probs else None
+  if extra is not None and extra.shape[0] != n:
+    raise WorkdirError(f"--probs {probs}: {extra.shape[0]} rows for the {n} rows "
+                       f"of {features}.")
+  os.makedirs(wd.path, exist_ok=True)
+  tmp = wd.file("embedding") + ".tmp"
+  if os.path.isdir(tmp):
+    shutil.rmtree(tmp)
+  os.makedirs(tmp)
+  try:
+    pool_arrays = _write(rows, extra, probs, n, tmp)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    if not os.listdir(wd.path):
+      os.rmdir(wd.path)
+    raise
+  io.write_text(wd.file("paths.txt"), "\n".join(paths) + "\n")
+  io.write_text(wd.file("skipped.csv"), "path,reason\n")
+  wd.record("embed", {**setup, "paths_digest": digest("\n".join(paths)),
+                      **pool_arrays})
+  os.replace(tmp, wd.file("embedding"))
+  log(f"embed: {n} images' features imported from {features} "
+      f"({pool_arrays['dims']} dimensions"
+      + (f", probabilities over {pool_arrays['classes']} classes" if
+         pool_arrays["classes"] else ", no probabilities") + ")")
+  return wd.pool()
+
+
+def _write(rows: _Rows, extra: Optional[np.ndarray], probs_path: Optional[str],
+           n: int, tmp: str) -> dict:
+  """Checks and writes index/features/probs .npy under `tmp`, block by block."""
+  out: dict[str, np.ndarray] = {}
+  at = 0
+  for f, p in rows.blocks():
+    if extra is not None:
+      p = np.asarray(extra[at:at + len(f)], np.float64)
+    if not out:
+      out["features"] = np.lib.format.open_memmap(
+          os.path.join(tmp, "features.npy"), mode="w+", dtype=np.float32,
+          shape=(n, f.shape[1]))
+      if p is not None:
+        out["probs"] = np.lib.format.open_memmap(
+            os.path.join(tmp, "probs.npy"), mode="w+", dtype=np.float32,
+            shape=(n, p.shape[1]))
+    for name, a in (("features", f), ("probs", p)):
+      if a is None:
+        continue
+      bad = np.flatnonzero(~np.isfinite(a).all(1))
+      if bad.size:
+        where = (rows.names[at + bad[0]][1] if name == "features"
+                 else f"{probs_path or rows.path}:row {at + bad[0]}")
+        raise WorkdirError(f"{where}: {name} not finite.")
+      if name == "probs" and ((a < 0).any() or
+                              (np.abs(a.sum(1) - 1) > 1e-3).any()):
+        k = int(np.flatnonzero((a < 0).any(1) | (np.abs(a.sum(1) - 1) > 1e-3))[0])
+        raise WorkdirError(f"{probs_path or rows.names[at + k][1]}: row {at + k}'s "
+                           "probabilities are negative or do not sum to 1; pass "
+                           "softmax outputs.")
+      out[name][at:at + len(a)] = a
+    at += len(f)
+  index = np.lib.format.open_memmap(os.path.join(tmp, "index.npy"), mode="w+",
+                                    dtype=np.int64, shape=(n,))
+  index[:] = np.arange(n)
+  for a in (index, *out.values()):
+    a.flush()
+  dims = int(out["features"].shape[1])
+  classes = int(out["probs"].shape[1]) if "probs" in out else 0
+  del index, out
+  for name in os.listdir(tmp):
+    with open(os.path.join(tmp, name), "rb") as fh:
+      os.fsync(fh.fileno())
+  return {"dims": dims, "classes": classes}
