@@ -5,6 +5,9 @@
     python3 run.py test [pytest args ...]          the test suite (CPU, 4 devices;
                                                    installs Debian's chromium
                                                    for the labeling page's tests)
+    python3 run.py test --torch [pytest args ...]  only the comparisons with a live
+                                                   PyTorch/torchvision (installs
+                                                   them into .venv first: ~5.5 GB)
     python3 run.py bench NAME [--flag=value ...]   a benchmark in bench/
     python3 run.py exp NAME [--flag=value ...]     a script in experiments/
 
@@ -77,6 +80,23 @@ def ensure_browser() -> None:
                    "chromium"], env=env, stdout=subprocess.DEVNULL)
 
 
+# torch and torchvision that work together on CPU (PyPI's torchvision fails to
+# load beside the CPU-only torch 2.13.0 wheel); on aarch64 a smaller CPU pair.
+TORCH = {"x86_64": ("torch==2.14.1", "torchvision==0.29.1"),
+         "aarch64": ("torch==2.9.1", "torchvision==0.24.1")}
+
+
+def ensure_torch() -> None:
+  """torch and torchvision in .venv, for `test --torch` (never for CI)."""
+  if subprocess.call([PY, "-c", "import torch, torchvision"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
+    return
+  pins = TORCH.get(os.uname().machine, TORCH["x86_64"])
+  print(f"[run.py] installing {' '.join(pins)} into {VENV} for --torch ...", flush=True)
+  subprocess.check_call([PY, "-m", "pip", "install", "--quiet",
+                         "--disable-pip-version-check", *pins])
+
+
 def main(argv) -> int:
   if len(argv) < 2 or argv[1] not in ("quickstart", "test", "bench", "exp"):
     print(__doc__)
@@ -85,6 +105,9 @@ def main(argv) -> int:
   cmd, rest = argv[1], argv[2:]
   env = dict(os.environ)
   env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  if cmd == "test" and "--torch" in rest:
+    rest = [a for a in rest if a != "--torch"] + ["-m", "torch"]
+    ensure_torch()
   if cmd == "test":
     ensure_browser()
     env.setdefault("JAX_PLATFORMS", "cpu")

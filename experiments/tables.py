@@ -43,7 +43,11 @@ flags.DEFINE_list("seeds", None, "Seeds of random and core-set (default 0-4).")
 flags.DEFINE_string("target", None, "svm or finetune for every dataset (default: "
                     "each dataset's, both in Table 12).")
 flags.DEFINE_string("data_dir", None, "TFDS data_dir of the real datasets.")
-flags.DEFINE_string("source_workdir", None, "--data=real: a train_source workdir.")
+flags.DEFINE_string("source_workdir", None, "--data=real: a train_source workdir, "
+                    "or weights imported with `jaxal import-source`.")
+flags.DEFINE_bool("allow_source_seen_target", False, "--data=real: run IMN-100 on "
+                  "an imported ImageNet-1k source, which has seen IMN-100's classes "
+                  "(refused otherwise: not the paper's setting).")
 flags.DEFINE_string("workdir", None, "Results (default: workdir/tables_<data>).")
 flags.DEFINE_string("shard", "0/1", "i/n: run every n-th cell starting at i.")
 flags.DEFINE_bool("render_only", False, "Only render what has finished.")
@@ -140,7 +144,8 @@ def table_run(table: int, tables: tuple) -> runner.TableRun:
       targets=runner.default_targets(datasets, table, FLAGS.target),
       settings=settings, workdir=FLAGS.workdir or os.path.join("workdir",
                                                                 f"tables_{data}"),
-      shard=shard, plots=FLAGS.plots, rounds=FLAGS.rounds, pixels=FLAGS.pixels)
+      shard=shard, plots=FLAGS.plots, rounds=FLAGS.rounds, pixels=FLAGS.pixels,
+      allow_source_seen_target=FLAGS.allow_source_seen_target)
 
 
 def main(argv, table=None, run_tables=None):

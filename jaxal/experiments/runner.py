@@ -48,6 +48,9 @@ class TableRun:
   plots: bool = True
   rounds: int = 1  # > 1: iterative selection (jaxal.rounds) in the method cells
   pixels: str = "auto"  # protocol.PIXELS: how pools are read (results unchanged)
+  # An imported ImageNet-1k source has seen IMN-100's classes (and images); the
+  # paper's M_S is trained on the other 900 only. Refused for imn100 unless set.
+  allow_source_seen_target: bool = False
 
 
 def default_targets(datasets: Sequence[str], table: int,
@@ -179,6 +182,23 @@ def _check_real(run: TableRun) -> None:
   elif not os.path.exists(os.path.join(s.source_workdir, "config.json")):
     problems.append(f"--source_workdir {s.source_workdir} holds no trained M_S "
                     "(config.json missing): run train_source with --workdir there.")
+  else:
+    cfg = io.read_json(os.path.join(s.source_workdir, "config.json"), {})
+    if (cfg.get("kind") == "pretrained" and "imn100" in run.datasets
+        and not run.allow_source_seen_target):
+      raise SetupError(
+          f"--source_workdir {s.source_workdir} holds imported ImageNet-pretrained "
+          "weights, which were trained on IMN-100's 100 classes (its pool is part "
+          "of ImageNet's training set): the paper's M_S is trained on the other 900 "
+          "classes only (train_source --dataset=imagenet_source). Pass "
+          "--allow_source_seen_target to run IMN-100 on it anyway, knowing its "
+          "cells are not the paper's setting.")
+    ens = [n for n in run.tables if True in tables.SPECS[n].ensemble]
+    if cfg.get("kind") == "pretrained" and ens:
+      problems.append(f"Table {ens[0]} has snapshot-ensemble (+ens) rows, and "
+                      f"--source_workdir {s.source_workdir} holds imported weights: "
+                      "one model, no training snapshots to average. Use a "
+                      "train_source run for the +ens tables.")
   for d in run.datasets:
     try:
       catalog.check_prepared(d, data_dir=s.data_dir)

@@ -209,6 +209,22 @@ def convert(arch: str, state_dict: dict[str, np.ndarray], *, image_size: int = 2
   return model, variables
 
 
+def to_state_dict(model: resnet.ResNet, variables: dict) -> dict[str, np.ndarray]:
+  """The inverse of `convert`: torchvision's state_dict of jaxal's ResNet-18/50
+  `variables` (ImageNet stem), e.g. to run the same weights in PyTorch."""
+  out = {}
+  for key, (col, path, _) in _layout(model, 32).items():
+    a = variables[col]
+    for p in path:
+      a = a[p]
+    a = np.asarray(a, np.float32)
+    out[key] = a.transpose(3, 2, 0, 1) if a.ndim == 4 else (
+        a.T if key == "fc.weight" else a)
+    if key.endswith(".running_var"):
+      out[key[:-len("running_var")] + _UNUSED] = np.zeros((), np.int64)
+  return out
+
+
 def _from_flax_shape(key: str, shape: tuple) -> tuple:
   if len(shape) == 4:
     return (shape[3], shape[2], shape[0], shape[1])

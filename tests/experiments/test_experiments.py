@@ -237,6 +237,29 @@ def test_real_data_message_says_what_to_get(tmp_path):
   assert "TrainImages.txt" in out.stderr  # MIT-67's manual files
 
 
+def test_an_imported_imagenet_source_is_refused_for_imn100_and_ens(tmp_path):
+  """An ImageNet-1k model has seen IMN-100's classes; one imported model has no
+  snapshots for +ens. Both refused before any work, saying why and how."""
+  src = tmp_path / "src"
+  src.mkdir()
+  (src / "config.json").write_text(json.dumps({"kind": "pretrained", "arch": "resnet18",
+                                               "image_size": 224}))
+  common = ["--data=real", f"--source_workdir={src}", "--data_dir=/nonexistent/x"]
+  out = run(str(tmp_path / "w"), "--table=2", "--datasets=imn100", *common,
+            check=False)
+  assert out.returncode == 2 and "--allow_source_seen_target" in out.stderr, \
+      out.stderr[-2000:]
+  assert "trained on IMN-100's 100 classes" in out.stderr
+  out = run(str(tmp_path / "w"), "--table=6", "--datasets=cifar100", *common,
+            check=False)
+  assert out.returncode == 2 and "no training snapshots" in out.stderr
+  out = run(str(tmp_path / "w"), "--table=2", "--datasets=imn100", *common,
+            "--allow_source_seen_target", check=False)
+  assert out.returncode == 2 and "--allow_source_seen_target" not in out.stderr
+  assert "imagenet2012" in out.stderr or "ILSVRC" in out.stderr  # data missing next
+  assert not os.path.exists(tmp_path / "w")
+
+
 def test_real_data_path_end_to_end_on_tfds_mock_data(tmp_path, monkeypatch):
   """--data=real through TFDS (mocked CIFAR-100), with M_S from a real
   train_source workdir and its snapshots for +ens; published numbers beside ours."""

@@ -218,3 +218,12 @@ def test_against_live_torchvision(golden, arch, tmp_path):
   logits, _ = trained.model.apply(trained.final, x, train=False)
   close(np.asarray(logits), want, f"{arch} logits")
   assert jax.numpy.argmax(logits[0]) == int(np.argmax(want[0]))
+
+
+def test_to_state_dict_inverts_convert(golden):
+  sd = weights(golden, "resnet50")
+  model, variables = pretrained.convert("resnet50", sd)
+  back = pretrained.to_state_dict(model, variables)
+  assert set(back) == set(sd)
+  for k, v in sd.items():
+    np.testing.assert_array_equal(back[k], v if not k.endswith("tracked") else 0)
