@@ -8,6 +8,7 @@ file or the new one, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -32,6 +33,15 @@ def write_text(path: str, text: str) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def file_sha256(path: str) -> str:
+  """Hex SHA-256 of a file's bytes, read 1 MiB at a time."""
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      h.update(chunk)
+  return h.hexdigest()
 
 
 def _fsync_dir(folder: str) -> None:

@@ -33,7 +33,6 @@ step, the labeling page, `train --target=svm`, `report` and `--rounds` work
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import shutil
 import zipfile
@@ -263,14 +262,6 @@ def _npz_blocks(path: str, key: str, rows: int) -> Iterator[np.ndarray]:
       yield np.frombuffer(buf, dtype).reshape(m, d).astype(np.float64)
 
 
-def _file_digest(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()[:16]
-
-
 def _check_paths(rows: _Rows, images_dir: str) -> list[str]:
   """The rows' paths relative to `images_dir`, refusing duplicates and paths
   that name no image of the folder (by FILE:LINE)."""
@@ -304,9 +295,9 @@ def import_features(wd: Workdir, *, features: str, images_dir: str,
                        "images).")
   setup = {"images": os.path.abspath(images_dir), "tfds": False, "source": None,
            "features": os.path.abspath(features),
-           "features_digest": _file_digest(features) if os.path.isfile(features) else None,
+           "features_digest": io.file_sha256(features)[:16] if os.path.isfile(features) else None,
            "probs": os.path.abspath(probs) if probs else None,
-           "probs_digest": _file_digest(probs) if probs and os.path.isfile(probs) else None}
+           "probs_digest": io.file_sha256(probs)[:16] if probs and os.path.isfile(probs) else None}
   old = wd.recorded("embed")
   if old is not None:
     wd.check("embed", {**setup, **{k: old.get(k) for k in _RESULTS}},

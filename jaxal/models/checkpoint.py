@@ -17,7 +17,6 @@ is ever loaded.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from typing import Any, Optional
@@ -34,11 +33,7 @@ def _manifest(step_dir: str) -> dict:
   for root, _, files in os.walk(step_dir):
     for name in sorted(files):
       path = os.path.join(root, name)
-      h = hashlib.sha256()
-      with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-          h.update(chunk)
-      out[os.path.relpath(path, step_dir)] = h.hexdigest()
+      out[os.path.relpath(path, step_dir)] = io.file_sha256(path)
   return out
 
 

@@ -41,7 +41,6 @@ paper's "+ens" (supplement section 1) cannot be formed from it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -231,14 +230,6 @@ def _from_flax_shape(key: str, shape: tuple) -> tuple:
   return tuple(shape[::-1]) if key == "fc.weight" else tuple(shape)
 
 
-def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
-
-
 def import_source(arch: str, weights: str, workdir: str, *,
                   classes: Optional[Sequence[str]] = None,
                   preprocess: Optional[Preprocess] = None) -> dict:
@@ -274,7 +265,7 @@ def import_source(arch: str, weights: str, workdir: str, *,
   cfg = {"kind": KIND, "arch": arch, "num_classes": model.num_classes,
          "width": model.width, "stem": model.stem, "image_size": preprocess.crop,
          "preprocess": preprocess.to_json(), "epochs": 0, "snapshot_every": 0,
-         "weights": {"file": os.path.abspath(weights), "sha256": _sha256(weights)}}
+         "weights": {"file": os.path.abspath(weights), "sha256": io.file_sha256(weights)}}
   parent = os.path.dirname(workdir)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=os.path.basename(workdir) + ".importing-", dir=parent)

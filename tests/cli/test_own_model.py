@@ -2,7 +2,6 @@
 or timm weights as M_S) and `jaxal embed --features` (embeddings of any model),
 each through the command's steps."""
 
-import csv
 import json
 import os
 import subprocess
