@@ -16,7 +16,8 @@ Safe by default:
 - Class names, paths and messages reach the page as JSON and are inserted as
   text, never as HTML; a Content-Security-Policy allows only the page's own
   script and style.
-- Request bodies over `MAX_BODY` bytes are refused (413) before they are read.
+- Request bodies over `MAX_BODY` bytes are refused (413) before the app sees them,
+  with a Content-Length or chunked (read up to the limit, then refused).
 """
 
 from __future__ import annotations
@@ -75,21 +76,27 @@ class _Guard:
     refusal = self._refusal(scope, headers)
     if refusal is not None:
       return await _error(*refusal)(scope, receive, send)
-    seen = 0
-
-    async def limited():
-      nonlocal seen
+    # The whole body (at most MAX_BODY bytes) is read here, before the app runs,
+    # whatever its framing: a chunked body carries no Content-Length, so its size
+    # is only known by reading it, and refusing it from inside the app would let
+    # Starlette's error middleware answer 500 first.
+    parts, size, more = [], 0, True
+    while more:
       message = await receive()
-      if message["type"] == "http.request":
-        seen += len(message.get("body", b""))
-        if seen > MAX_BODY:
-          raise _TooLarge()
-      return message
+      if message["type"] != "http.request":  # the client went away
+        return None
+      parts.append(message.get("body", b""))
+      size += len(parts[-1])
+      if size > MAX_BODY:
+        return await _error(f"request body over {MAX_BODY} bytes", 413)(
+            scope, receive, send)
+      more = message.get("more_body", False)
+    pending = [{"type": "http.request", "body": b"".join(parts), "more_body": False}]
 
-    try:
-      await self.app(scope, limited, send)
-    except _TooLarge:
-      await _error(f"request body over {MAX_BODY} bytes", 413)(scope, receive, send)
+    async def replay():
+      return pending.pop() if pending else await receive()
+
+    await self.app(scope, replay, send)
 
   def _refusal(self, scope, headers):
     length = headers.get("content-length")
@@ -118,10 +125,6 @@ def _cookie(header: str, name: str) -> Optional[str]:
     if k == name:
       return v
   return None
-
-
-class _TooLarge(Exception):
-  pass
 
 
 def _hostname(host: str) -> str:
