@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from jaxal import io
-from jaxal.cli import pixels
+from jaxal.cli import labels, pixels
 from jaxal.cli.workdir import (ARRAYS, NEW_WORKDIR, Log, Pool, Workdir, WorkdirError,
                                 digest)
 from jaxal.datasets import images, pipeline
@@ -222,7 +222,7 @@ def _consolidate(wd: Workdir, paths: list[str], chunk: int, log: Log) -> Pool:
   buf = _io.StringIO()
   w = csv.writer(buf, lineterminator="\n")
   w.writerow(["path", "reason"])
-  w.writerows(skipped)
+  w.writerows([labels.to_cell(p), labels.to_cell(r)] for p, r in skipped)
   io.write_text(wd.file("skipped.csv"), buf.getvalue())
   os.replace(tmp, wd.file("embedding"))
   for i in range(len(ok_all)):

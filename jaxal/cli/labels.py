@@ -29,6 +29,25 @@ class LabelsError(ValueError):
   """A classes or labels file that cannot be used; the message says where."""
 
 
+# A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV
+# Injection"); jaxal prefixes such cells with "'" (and cells starting with "'",
+# so that reading undoes exactly the prefix).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def to_cell(text: str) -> str:
+  """User-controlled text (a path, class or annotator name, a message) as a CSV
+  cell that a spreadsheet shows as text and never evaluates: "'" before a
+  leading =, +, -, @, tab, carriage return or '. `from_cell` undoes it."""
+  return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def from_cell(cell: str) -> str:
+  """A cell of a CSV jaxal wrote (or a person saved): `to_cell`'s "'" removed.
+  Spreadsheets drop that prefix when they save, so both read the same."""
+  return cell[1:] if cell.startswith("'") else cell
+
+
 def read_classes(path: str) -> list[str]:
   """Class names of the classes file at `path`, in file order."""
   if not path:
@@ -150,7 +169,7 @@ def _csv_rows(path: str):
         continue
       if len(row) < 2:
         raise LabelsError(f"{path}:{line}: expected path,label, got {row!r}.")
-      yield line, line, row[0], row[1]
+      yield line, line, from_cell(row[0]), from_cell(row[1])
   except csv.Error as e:
     raise LabelsError(f"{path}:{reader.line_num}: not valid CSV ({e}).") from None
 

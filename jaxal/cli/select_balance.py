@@ -88,7 +88,8 @@ def write_to_label(wd: Workdir, pool: Pool, rows: list[tuple]) -> None:
   w.writerow(HEADER)
   dicts = []
   for idx, rank, score, pred, name in rows:
-    w.writerow([pool.paths[idx], rank, score, pred, name])
+    w.writerow([labels.to_cell(pool.paths[idx]), rank, score, labels.to_cell(pred),
+                labels.to_cell(name)])
     dicts.append(dict(zip(HEADER, (pool.paths[idx], rank, score, pred, name))))
   io.write_text(wd.file("to_label.csv"), buf.getvalue())
   if not wd.recorded("embed")["tfds"]:

@@ -611,3 +611,31 @@ def test_a_tfds_pool_serves_its_images(tmp_path):
     assert bad[0] == 404
   finally:
     srv.stop()
+
+
+def test_csv_cells_are_spreadsheet_safe_and_round_trip(tmp_path):
+  """OWASP CSV injection: user text that a spreadsheet would evaluate is written
+  with a leading ' and read back exactly, through the page's store and through
+  `--labels` (paths and class names that begin with '-' included)."""
+  from jaxal.cli import labels as labels_lib  # pylint: disable=g-import-not-at-top
+  from jaxal.cli.labeling import store  # pylint: disable=g-import-not-at-top
+  texts = ['=HYPERLINK("http://x")', "+1", "-dir/a.png", "@SUM(A1)", "\tcat",
+           "\rdog", "'quoted", "''", "plain", "", "a=b", "-"]
+  for t in texts:
+    assert labels_lib.from_cell(labels_lib.to_cell(t)) == t
+    assert not labels_lib.to_cell(t).startswith(("=", "+", "-", "@", "\t", "\r"))
+  st = store.Store(str(tmp_path / "labels.csv"), str(tmp_path / "conflicts.csv"))
+  evil = store.Answer("-dir/a b.png", "-minus", '=HYPERLINK("http://x")', store.now())
+  st.add(evil)
+  st.add_conflict(store.Answer("-dir/a b.png", "@at", "+plus", store.now()), evil)
+  for name in ("labels.csv", "conflicts.csv"):
+    with open(tmp_path / name, newline="") as f:
+      cells = [c for row in __import__("csv").reader(f) for c in row]
+    assert not any(c.startswith(("=", "+", "-", "@")) for c in cells), (name, cells)
+  again = store.Store(str(tmp_path / "labels.csv"), str(tmp_path / "conflicts.csv"))
+  assert again.answers == [evil]
+  assert again.conflicts[0][1:3] == ("@at", "+plus")
+  got = labels_lib.read_labels(str(tmp_path / "labels.csv"),
+                               pool={"-dir/a b.png": 0}, classes=["-minus"],
+                               offered=[0])
+  assert got == {0: "-minus"}

@@ -7,7 +7,8 @@ labels.csv is the `path,label` CSV every command reads (`--labels`), with two
 more columns, `annotator` and `time` (UTC, ISO 8601), in answer order.
 conflicts.csv keeps a second, different answer for an already labeled image
 (`path,label,annotator,time,kept_label,kept_annotator`): the first answer is
-never overwritten.
+never overwritten. Every cell is written spreadsheet-safe (`labels.to_cell`: a
+cell that would be a formula gets a leading "'", removed again on reading).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import io as _io
 import os
 
 from jaxal import io
+from jaxal.cli.labels import from_cell, to_cell
 
 LABELS_HEADER = ("path", "label", "annotator", "time")
 CONFLICTS_HEADER = ("path", "label", "annotator", "time", "kept_label",
@@ -38,10 +40,12 @@ def now() -> str:
 
 
 def _csv(header, rows) -> str:
+  """The rows as CSV, every cell spreadsheet-safe (`labels.to_cell`): paths,
+  labels and annotator names are user text; the times are jaxal's."""
   buf = _io.StringIO()
   w = csv.writer(buf, lineterminator="\n")
   w.writerow(header)
-  w.writerows(rows)
+  w.writerows([to_cell(c) for c in r] for r in rows)
   return buf.getvalue()
 
 
@@ -64,7 +68,8 @@ class Store:
   def _rows(path):
     with open(path, encoding="utf-8-sig", newline="") as f:
       rows = list(csv.reader(f))
-    return [r for r in rows[1:] if r and any(c.strip() for c in r)]
+    return [[from_cell(c) for c in r] for r in rows[1:]
+            if r and any(c.strip() for c in r)]
 
   def by_path(self) -> dict[str, Answer]:
     return {a.path: a for a in self.answers}
