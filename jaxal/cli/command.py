@@ -361,9 +361,12 @@ def main(argv: list[str]) -> int:
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
   from jaxal.cli.workdir import Workdir  # pylint: disable=g-import-not-at-top
   try:
-    if cmd in ("embed", "import-source") and fv.selection is not None:
-      raise ValueError(f"--selection: not a flag of {cmd} (the embedding and the "
-                       "source are shared by every selection).")
+    if cmd == "embed" and fv.selection is not None:
+      raise ValueError("--selection: the embedding is shared by every selection of "
+                       "a work directory; embed without --selection.")
+    if cmd == "import-source" and fv.selection is not None:
+      raise ValueError("--selection: import-source writes a source (--workdir), "
+                       "which has no selections.")
     run(Workdir(fv.workdir, fv.selection), fv)
   except ValueError as e:  # WorkdirError, LabelsError and argument checks
     sys.stderr.write(f"error: jaxal {cmd}: {e}\n")
