@@ -1,4 +1,4 @@
-"""ResNet-18, the paper's source model M_S (METHOD.md section 1), and ResNet-50.
+"""ResNet-18, the paper's source model M_S (supplement section 1), and ResNet-50.
 
 A Flax linen ResNet in the layout of torchvision's (explicit symmetric padding,
 BatchNorm momentum 0.1 in PyTorch's convention, no conv biases), so that at the
