@@ -226,7 +226,8 @@ def _run_import_source(wd, fv):
       if k in given:
         given[k] = tuple(float(x) for x in given[k])
   except ValueError:
-    raise ValueError("--mean and --std take 3 numbers, e.g. --mean=0.5,0.5,0.5.")         from None
+    raise ValueError(
+        "--mean and --std take 3 numbers, e.g. --mean=0.5,0.5,0.5.") from None
   prep = dataclasses.replace(prep, **given)
   classes = labels.read_classes(fv.classes) if fv.classes else None
   cfg = pretrained.import_source(fv.arch, fv.weights, wd.path, classes=classes,

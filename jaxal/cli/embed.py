@@ -26,7 +26,7 @@ from jaxal import io
 from jaxal.cli import labels, pixels
 from jaxal.cli.workdir import (ARRAYS, NEW_WORKDIR, Log, Pool, Workdir, WorkdirError,
                                 digest)
-from jaxal.datasets import images, pipeline
+from jaxal.datasets import images
 from jaxal.models import distributed, inference, source
 
 
@@ -34,8 +34,7 @@ def _signals(trained: source.Trained, ensemble: bool, batch: np.ndarray,
              batch_size: int):
   """(features, probs, target features) of one uint8 batch."""
   variables = trained.snapshots if ensemble else [trained.final]
-  norm = pipeline.normalize if trained.preprocess is None else \
-      trained.preprocess.normalize
+  norm = images.normalizer(trained.preprocess)
   outs = [inference.predict(trained.model, v, batch, batch_size=batch_size,
                             transform=norm) for v in variables]
   feats = sum(f for f, _ in outs) / len(outs)

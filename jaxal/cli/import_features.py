@@ -106,25 +106,28 @@ class _Rows:
       if not header:
         raise WorkdirError(f"--features {self.path}:1: empty file; the first line "
                            "names the columns (path, embedding_0, ...).")
-      self.names = []
-      col = _path_column(header, self.path)
+      self._set_columns(header)
+      col, self.names = self.path_col, []
       for i, row in enumerate(csv.reader(f)):
         if row:
           self.names.append((row[col] if col < len(row) else "",
                              f"{self.path}:{i + 2}"))
-    self._set_columns(header)
 
-  def _set_columns(self, header):
-    col = _path_column(header, self.path)
-    emb = [i for i, h in enumerate(header) if h.startswith("embedding_")]
+  def _set_columns(self, header, list_col: Optional[str] = None):
+    """The path, feature and probability columns of `header` (features in
+    `list_col`, one list a row, when given)."""
+    col = self.path_col = _path_column(header, self.path)
+    self.header = header
     self.probs_cols = [i for i, h in enumerate(header) if h.startswith("prob_")]
+    if list_col is not None:
+      return
+    emb = [i for i, h in enumerate(header) if h.startswith("embedding_")]
     skip = {col, *self.probs_cols} | {i for i, h in enumerate(header)
                                       if h in ("label", "labels")}
     self.feat_cols = emb or [i for i in range(len(header)) if i not in skip]
     if not self.feat_cols:
       raise WorkdirError(f"--features {self.path}:1: no feature columns besides "
                          f"{header[col]!r}.")
-    self.header = header
 
   def _open_parquet(self):
     try:
@@ -134,14 +137,10 @@ class _Rows:
                          "(pip install pyarrow), or write a .npy/.csv.") from None
     self._pq = pq.ParquetFile(self.path)
     header = self._pq.schema_arrow.names
-    col = _path_column(header, self.path)
     self.list_col = next((h for h in ("embedding", "features") if h in header), None)
-    if self.list_col is None:
-      self._set_columns(header)
-    self.header = header
-    paths = self._pq.read(columns=[header[col]]).column(0).to_pylist()
+    self._set_columns(header, self.list_col)
+    paths = self._pq.read(columns=[header[self.path_col]]).column(0).to_pylist()
     self.names = [(str(p), f"{self.path}:row {i}") for i, p in enumerate(paths)]
-    self.probs_cols = [i for i, h in enumerate(header) if h.startswith("prob_")]
 
   # ------------------------------------------------------------- blocks
   def blocks(self) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
@@ -235,25 +234,27 @@ def _npy(path: str) -> np.ndarray:
   return a
 
 
-def _npz_header(path: str, key: str):
-  with zipfile.ZipFile(path) as zf, zf.open(key + ".npy") as f:
-    version = np.lib.format.read_magic(f)
-    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-            else np.lib.format.read_array_header_2_0)
-    shape, fortran, dtype = read(f)
+def _read_header(f, path: str, key: str):
+  """(shape, dtype) of the .npy stream `f`, left at its first data byte."""
+  version = np.lib.format.read_magic(f)
+  read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+          else np.lib.format.read_array_header_2_0)
+  shape, fortran, dtype = read(f)
   if len(shape) != 2 or fortran or not np.issubdtype(dtype, np.number):
     raise WorkdirError(f"--features {path}: '{key}' must be a 2-d numeric C-order "
                        f"array, found {dtype} {shape}.")
   return shape, dtype
 
 
+def _npz_header(path: str, key: str):
+  with zipfile.ZipFile(path) as zf, zf.open(key + ".npy") as f:
+    return _read_header(f, path, key)
+
+
 def _npz_blocks(path: str, key: str, rows: int) -> Iterator[np.ndarray]:
   """Rows of an .npz member, `rows` at a time, decompressed as a stream."""
-  (n, d), dtype = _npz_header(path, key)
   with zipfile.ZipFile(path) as zf, zf.open(key + ".npy") as f:
-    version = np.lib.format.read_magic(f)
-    (np.lib.format.read_array_header_1_0 if version == (1, 0)
-     else np.lib.format.read_array_header_2_0)(f)
+    (n, d), dtype = _read_header(f, path, key)
     for s in range(0, n, rows):
       m = min(rows, n - s)
       buf = f.read(m * d * dtype.itemsize)
@@ -293,11 +294,13 @@ def import_features(wd: Workdir, *, features: str, images_dir: str,
     raise WorkdirError("--images is required with --features: the folder the "
                        "rows' paths are relative to (the labeling page shows its "
                        "images).")
+  def file_digest(path):
+    return io.file_sha256(path)[:16] if path and os.path.isfile(path) else None
   setup = {"images": os.path.abspath(images_dir), "tfds": False, "source": None,
            "features": os.path.abspath(features),
-           "features_digest": io.file_sha256(features)[:16] if os.path.isfile(features) else None,
+           "features_digest": file_digest(features),
            "probs": os.path.abspath(probs) if probs else None,
-           "probs_digest": io.file_sha256(probs)[:16] if probs and os.path.isfile(probs) else None}
+           "probs_digest": file_digest(probs)}
   old = wd.recorded("embed")
   if old is not None:
     wd.check("embed", {**setup, **{k: old.get(k) for k in _RESULTS}},
@@ -363,9 +366,10 @@ def _write(rows: _Rows, extra: Optional[np.ndarray], probs_path: Optional[str],
         where = (rows.names[at + bad[0]][1] if name == "features"
                  else f"{probs_path or rows.path}:row {at + bad[0]}")
         raise WorkdirError(f"{where}: {name} not finite.")
-      if name == "probs" and ((a < 0).any() or
-                              (np.abs(a.sum(1) - 1) > 1e-3).any()):
-        k = int(np.flatnonzero((a < 0).any(1) | (np.abs(a.sum(1) - 1) > 1e-3))[0])
+      off = ((a < 0).any(1) | (np.abs(a.sum(1) - 1) > 1e-3)) if name == "probs" \
+          else np.zeros(0, bool)
+      if off.any():
+        k = int(np.flatnonzero(off)[0])
         raise WorkdirError(f"{probs_path or rows.names[at + k][1]}: row {at + k}'s "
                            "probabilities are negative or do not sum to 1; pass "
                            "softmax outputs.")

@@ -13,7 +13,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from jaxal.cli.workdir import Workdir, WorkdirError
-from jaxal.datasets import images, pipeline
+from jaxal.datasets import images
 from jaxal.datasets.split_images import SplitImages
 
 
@@ -75,8 +75,7 @@ def preprocess_of(setup: dict) -> Optional[images.Preprocess]:
 
 def normalizer(setup: dict):
   """uint8 images -> the model's float input, as embed normalised them."""
-  p = preprocess_of(setup)
-  return pipeline.normalize if p is None else p.normalize
+  return images.normalizer(preprocess_of(setup))
 
 
 def load_folder(setup: dict, root: str, paths: Sequence[str]):

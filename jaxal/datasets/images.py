@@ -127,6 +127,13 @@ class Preprocess:
     return (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
 
 
+def normalizer(preprocess: Optional[Preprocess]):
+  """uint8 images -> the model's float input: `preprocess.normalize`, or jaxal's
+  own `pipeline.normalize` for a trained source (no recorded transform)."""
+  from jaxal.datasets import pipeline  # pylint: disable=g-import-not-at-top
+  return pipeline.normalize if preprocess is None else preprocess.normalize
+
+
 def _resize_crop(img, size: int):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   w, h = img.size
