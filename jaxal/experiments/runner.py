@@ -194,11 +194,11 @@ def _check_real(run: TableRun) -> None:
           "--allow_source_seen_target to run IMN-100 on it anyway, knowing its "
           "cells are not the paper's setting.")
     ens = [n for n in run.tables if True in tables.SPECS[n].ensemble]
-    if cfg.get("kind") == "pretrained" and ens:
-      problems.append(f"Table {ens[0]} has snapshot-ensemble (+ens) rows, and "
-                      f"--source_workdir {s.source_workdir} holds imported weights: "
-                      "one model, no training snapshots to average. Use a "
-                      "train_source run for the +ens tables.")
+    if cfg.get("kind") == "pretrained" and ens:  # a refusal, not missing data
+      raise SetupError(f"Table {ens[0]} has snapshot-ensemble (+ens) rows, and "
+                       f"--source_workdir {s.source_workdir} holds imported weights: "
+                       "one model, no training snapshots to average. Use a "
+                       "train_source run for the +ens tables.")
   for d in run.datasets:
     try:
       catalog.check_prepared(d, data_dir=s.data_dir)
