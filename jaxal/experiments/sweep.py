@@ -192,8 +192,11 @@ def run(cells: Sequence[Cell], store: ResultStore, compute: Callable[[Cell], dic
   """Computes every cell not yet in `store`; returns how many this call computed.
 
   One line per finished cell with the elapsed time and an estimate of what is
-  left: the mean time of finished cells of the same kind (target model, Full or
-  not), since a Full fine-tuning costs far more than a 40-image one.
+  left from the cells' own rate, by kind of cell (target model, Full or not:
+  a Full fine-tuning costs far more than a 40-image one). A kind's first cell
+  also pays its compilations, and the run's first cell the source model's
+  training, so they are left out of the rate; until every remaining kind has a
+  rate the line says "estimating" instead of a number (`_estimate`).
   """
   todo = [c for c in cells if not store.done(c)]
   skipped = len(cells) - len(todo)
@@ -202,6 +205,7 @@ def run(cells: Sequence[Cell], store: ResultStore, compute: Callable[[Cell], dic
   env = environment() if todo else {}
   t0 = time.perf_counter()
   times: dict = {}
+  first_kind = None
   computed = 0
   for k, cell in enumerate(todo, 1):
     if store.done(cell):  # another shard or process finished it meanwhile
@@ -211,13 +215,15 @@ def run(cells: Sequence[Cell], store: ResultStore, compute: Callable[[Cell], dic
     result = compute(cell)
     result = {**result, "seconds": time.perf_counter() - start, "env": env}
     store.write(cell, result)
+    if first_kind is None:
+      first_kind = _kind(cell)
     times.setdefault(_kind(cell), []).append(result["seconds"])
-    left = _estimate(todo[k:], times)
+    left = _progress(todo[k:], times, first_kind)
     log(f"[{k}/{len(todo)}] {cell.key}: acc_t {result.get('acc_t', float('nan')):.2f} "
         f"classes {result.get('classes_found')} ir "
         f"{result.get('imbalance_ratio', float('nan')):.3f} "
         f"({result['seconds']:.1f} s; elapsed {_hms(time.perf_counter() - t0)}, "
-        f"~{_hms(left)} left)")
+        f"{left})")
   return computed
 
 
@@ -225,13 +231,43 @@ def _kind(cell: Cell) -> tuple:
   return cell.target, cell.method == FULL
 
 
-def _estimate(remaining: Sequence[Cell], times: dict) -> float:
-  """Seconds left: per kind of cell, the mean of finished ones of that kind
-  (of any kind where none has finished yet)."""
-  every = [t for ts in times.values() for t in ts]
-  fallback = float(np.mean(every)) if every else 0.0
-  mean = {k: float(np.mean(v)) for k, v in times.items()}
-  return sum(mean.get(_kind(c), fallback) for c in remaining)
+def _estimate(remaining: Sequence[Cell], times: dict,
+              first_kind: Optional[tuple] = None) -> tuple[float, int]:
+  """(seconds left for the timed cells of `remaining`, how many are untimed).
+
+  `times` maps a kind of cell (`_kind`) to the seconds of its finished cells, in
+  order. A kind's rate is the median of its cells after the first, which also
+  paid that kind's compilations; with one finished cell, that cell's time,
+  except for the run's first kind (`first_kind`), whose first cell also paid
+  for training or loading the source model. A cell of a kind without a rate is
+  counted as untimed, not guessed from another kind: such a guess was off by 20x
+  on a first run (M_S's training counted as every cell's cost).
+  """
+  rate = {}
+  for kind, ts in times.items():
+    if len(ts) >= 2:
+      rate[kind] = float(np.median(ts[1:]))
+    elif len(ts) == 1 and kind != first_kind:
+      rate[kind] = float(ts[0])
+  total, untimed = 0.0, 0
+  for c in remaining:
+    kind = _kind(c)
+    if kind in rate:
+      total += rate[kind]
+    else:
+      untimed += 1
+  return total, untimed
+
+
+def _progress(remaining: Sequence[Cell], times: dict,
+              first_kind: Optional[tuple] = None) -> str:
+  """The time-left part of a progress line (`_estimate`, in words)."""
+  seconds, untimed = _estimate(remaining, times, first_kind)
+  if remaining and untimed == len(remaining):
+    return "estimating time left"
+  if untimed:
+    return f"~{_hms(seconds)} left + {untimed} cells of a kind not yet timed"
+  return f"~{_hms(seconds)} left"
 
 
 def _hms(seconds: float) -> str:

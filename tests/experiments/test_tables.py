@@ -128,8 +128,42 @@ def test_time_left_is_estimated_per_kind_of_cell():
   small = [sweep.Cell("a", "imbalanced", "finetune", 5, "random", False, False, s)
            for s in range(4)]
   svm = sweep.Cell("a", "imbalanced", "svm", 5, "random", False, False, 0)
-  times = {sweep._kind(full): [80.0], sweep._kind(small[0]): [2.0, 4.0]}
-  # 4 fine-tuning cells at 3 s; the SVM kind is unseen: the mean of all (28.67)
-  assert sweep._estimate(small + [svm], times) == pytest.approx(12 + 86 / 3)
-  assert sweep._estimate([], times) == 0
-  assert sweep._estimate(small, {}) == 0
+  svm_kind, ft_kind = sweep._kind(svm), sweep._kind(small[0])
+  # A kind's first cell (compilations) is left out: the median of 2, 4, 3 is 3.
+  times = {sweep._kind(full): [80.0], ft_kind: [50.0, 2.0, 4.0, 3.0]}
+  assert sweep._estimate(small, times) == (pytest.approx(12), 0)
+  assert sweep._estimate(small + [full], times, first_kind=ft_kind) == \
+      (pytest.approx(92), 0)
+  # The SVM kind has no finished cell: counted as untimed, not guessed.
+  assert sweep._estimate(small + [svm], times) == (pytest.approx(12), 1)
+  assert sweep._progress(small + [svm], times) == \
+      "~0:12 left + 1 cells of a kind not yet timed"
+  # The run's first cell paid for M_S: alone it gives no rate for its kind.
+  assert sweep._progress([svm], {svm_kind: [300.0]}, first_kind=svm_kind) == \
+      "estimating time left"
+  assert sweep._progress([svm], {svm_kind: [300.0, 1.0]},
+                         first_kind=svm_kind) == "~0:01 left"
+  assert sweep._estimate([], times) == (0, 0)
+  assert sweep._progress(small, {}) == "estimating time left"
+
+
+def test_first_run_progress_says_estimating_until_the_rate_is_known(tmp_path,
+                                                                    monkeypatch):
+  """A first run: the first cell trains M_S (100 s), the others take 1 s each;
+  the time left must come from the 1 s cells, not from the first one."""
+  cells = [sweep.Cell("a", "imbalanced", "svm", 5, "random", False, False, s)
+           for s in range(6)]
+  costs = iter([100.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+  now = [0.0]
+  monkeypatch.setattr(sweep.time, "perf_counter", lambda: now[0])
+
+  def compute(cell):
+    now[0] += next(costs)
+    return {"acc_t": 1.0, "classes_found": 1, "imbalance_ratio": 1.0}
+
+  lines = []
+  sweep.run(cells, sweep.ResultStore(str(tmp_path)), compute, log=lines.append)
+  assert lines[0].endswith("estimating time left)"), lines[0]
+  assert lines[1].endswith("~0:04 left)"), lines[1]  # 4 cells at 1 s
+  assert lines[2].endswith("~0:03 left)"), lines[2]
+  assert lines[-1].endswith("~0:00 left)"), lines[-1]
