@@ -85,7 +85,7 @@ flags.DEFINE_integer("offline_test_per_class", 50, "offline: test images per cla
 flags.DEFINE_integer("width", 8, "offline: ResNet-18 width of M_S.")
 flags.DEFINE_integer("epochs", 8, "offline: M_S training epochs.")
 flags.DEFINE_integer("snapshot_every", 2, "offline: epochs between snapshots (+ens).")
-flags.DEFINE_integer("batch_size", 128, "offline: M_S training batch size.")
+flags.DEFINE_integer("batch_size", 32, "offline: M_S training batch size.")
 flags.DEFINE_float("learning_rate", 0.1, "offline: M_S peak learning rate (cosine).")
 
 

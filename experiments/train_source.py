@@ -9,7 +9,7 @@ every 15 epochs, batch 256 over all devices):
 Offline (CPU-sized, the quickstart's source):
 
     python3 run.py exp train_source --dataset=offline_source --width=8 --epochs=8 \
-        --snapshot_every=2 --batch_size=128 --workdir=work/ms_offline
+        --snapshot_every=2 --batch_size=32 --workdir=work/ms_offline
 
 A killed run started again with the same flags resumes from its latest good
 checkpoint. 32 px datasets are held in memory and augmented in numpy; others
