@@ -1,7 +1,7 @@
 """Native XLA:CPU kernels, compiled on first use, for what XLA:CPU's own code runs
 far below the memory floor.
 
-`margin` (`jaxal.uncertainty.margin`, METHOD.md section 3): XLA:CPU (jaxlib 0.10)
+`margin` (`jaxal.uncertainty.margin`, method guide §3): XLA:CPU (jaxlib 0.10)
 lowers every formulation of a row's top two that was tried (variadic reduce,
 top_k, sort, masked max, halving tournaments) through its loop emitter at 1.5-3
 GB/s, 10-11x the time of a plain read of the probabilities on a 2-core AVX-512

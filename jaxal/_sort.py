@@ -9,7 +9,7 @@ allocated 36-40 bytes per point beyond its operands (a merge buffer and index
 copies), the unstable sort with the position as a second key 0-4, at the same
 speed (255-300 ms). The rankings of `uncertainty` and `diversify` are such sorts
 over the whole pool, so this is what keeps selection at N = 1M under 100 bytes
-per point (issue 17). `permutation` does the same for random selection's shuffle.
+per point. `permutation` does the same for random selection's shuffle.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def permutation(key: jax.Array, n: int) -> jax.Array:
   keys (the rounds make colliding keys improbable). Here each round is the
   unstable sort by (random key, current position), which is that stable sort.
   At n = 1,000,000 (two rounds) random selection's first call took 55-65 bytes
-  per point of growth with JAX's permutation (issue 17).
+  per point of growth with JAX's permutation.
   """
   exponent = 3  # JAX's `_shuffle` (jax/_src/random/core.py), as in jaxlib 0.10.2
   rounds = int(np.ceil(exponent * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))

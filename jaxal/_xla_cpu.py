@@ -1,6 +1,6 @@
 """XLA:CPU convolution routing, set before JAX starts its CPU backend.
 
-Why (issue 3, measured on this project's 2-core x86 CPU, jaxlib 0.10.2): XLA:CPU
+Why (measured on this project's 2-core x86 CPU, jaxlib 0.10.2): XLA:CPU
 hands convolutions to YNNPACK by default (its fusion types individual_dot,
 reduce and individual_convolution). For ResNet-18's 3x3 convolutions that path
 runs at 60 GFLOP/s forward and 7 GFLOP/s for the kernel gradient (a convolution
@@ -24,7 +24,7 @@ inference pass (130 -> 95 images/s at the same size), so jaxal's inference
 computations are compiled with `inference_options` (the same routing without
 `eltwise`), a per-computation override of the process-wide flag.
 
-The training trade depends on size (issue 18, Intel Xeon family 6 model 167,
+The training trade depends on size (Intel Xeon family 6 model 167,
 AVX-512 + AMX, jaxlib 0.10.2; ms per ResNet-18 train step, eltwise / without):
 per-device batch x width 256 (width 8, batch 32: the quickstart's fine-tuning)
 40.3 / 27.8; 1024 (8x128, 16x64, 32x32) 146/140, 141/147, 193/184; 2048
@@ -165,7 +165,7 @@ def init_options(platform: str) -> dict | None:
   XLA:CPU unrolls into a large module that LLVM spends seconds optimising for a
   computation run once per model. At optimisation level 1 instead of XLA's
   default the compilation of the quickstart's width-8 ResNet-18 takes 2.2 s
-  instead of 6.6 s (issue 18, Intel Xeon family 6 model 167, jaxlib 0.10.2),
+  instead of 6.6 s (Intel Xeon family 6 model 167, jaxlib 0.10.2),
   and the parameters came out bit for bit the same for the three ResNet-18
   configurations tried (widths 8 and 16, both stems, 20-100 classes; a test
   keeps checking one). The module is integer hashing plus a few float operations per
@@ -182,7 +182,7 @@ def loop_emitter_options(platform: str) -> dict | None:
   selection's permutation (`jaxal.acquisition`) on `platform`, or None (XLA's
   defaults): XLA:CPU's older loop emitters instead of its MLIR fusion emitters.
 
-  Measured in fresh processes (issue 17, Intel Xeon family 6 model 167). The
+  Measured in fresh processes (Intel Xeon family 6 model 167). The
   k-center kernel is one computation of ~190 loop fusions. The MLIR emitters
   took +200 MiB of resident memory to compile it, freed afterwards but not
   returned to the system, so a first core-set call on 1M x 512 features came to

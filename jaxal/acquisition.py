@@ -1,6 +1,6 @@
 """Single-shot acquisition: one call returns the pool indices to label.
 
-Implements METHOD.md section 3 (main paper section 3.2): random, the uncertainty
+Implements method guide §3 (main paper section 3.2): random, the uncertainty
 functions (entropy, least confidence, margin) with their inverse (`_inv`) and
 diversified (`_div`, supplement Algorithm 1) variants, and core-set (greedy
 k-center). All signals come from the source model before any target label exists;

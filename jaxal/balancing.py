@@ -1,6 +1,6 @@
 """The balancing step: spend the end of the budget on the rarest classes.
 
-Implements METHOD.md section 4 (main paper section 3.3, Eq. 9; reconstructed [R]).
+Implements method guide §4 (main paper section 3.3, Eq. 9; reconstructed [R]).
 Selection is sequential with the annotator in the loop. With n_c the labeled count
 of class c over all N_t target classes and m their mean, classes with n_c <= m are
 the minority, the others the majority. While the remaining budget r satisfies
@@ -25,7 +25,7 @@ code (2020) subtracts plain Euclidean distances, and so does jaxal.
 
 `majority_distance="farthest"` replaces the min over majority centroids by the max,
 as in Emam et al.'s `BalancingSampler` (the other public implementation of this
-step, squared distances and the ratio); METHOD.md and the default take the
+step, squared distances and the ratio); the method guide §4 and the default take the
 nearest majority centroid, which is what "far from every majority class" needs.
 
 Distances to centroids live in an [N, N_t] matrix on device and only the column of
@@ -131,7 +131,7 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
                     majority_distance: str = "nearest",
                     batch_size: int = 1,
                     cache_distances: Optional[bool] = None) -> np.ndarray:
-  """Acquisition ranking followed by the balancing step (METHOD.md section 4).
+  """Acquisition ranking followed by the balancing step (method guide §4).
 
   Args:
     ranking: unlabeled pool indices, best first, at least `budget` of them (e.g.
@@ -147,7 +147,7 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
       n_c and the centroids and are never selected.
     rule: "ratio" (default, squared distances) or "difference" (plain
       Euclidean distances, the co-author's code).
-    majority_distance: "nearest" (default, METHOD.md: the min over majority
+    majority_distance: "nearest" (default, method guide §4: the min over majority
       centroids) or "farthest" (the max, Emam et al.'s `BalancingSampler`).
     batch_size: samples decided per annotator round trip. 1 (default) is the
       exact sequential rule; larger batches decide a batch from the state at its

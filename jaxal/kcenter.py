@@ -1,6 +1,6 @@
 """Greedy k-center (farthest-first traversal), the core-set acquisition function.
 
-Implements METHOD.md section 3 "core-set" (Sener & Savarese 2018, as used by the
+Implements method guide §3 "core-set" (Sener & Savarese 2018, as used by the
 paper): repeatedly add the pool point farthest from its nearest center. Labeled
 points are the initial centers; with none, the first center is drawn from the seed
 and counts toward the budget. Distances are Euclidean on the source embedding f,
@@ -358,7 +358,7 @@ def kcenter_greedy(features: ArrayLike, budget: int, *,
                    normalize: bool = False,
                    devices: Optional[Sequence[jax.Device]] = None,
                    exact: bool = True, return_stats: bool = False):
-  """Greedy k-center selection (farthest-first traversal), METHOD.md section 3.
+  """Greedy k-center selection (farthest-first traversal), method guide §3.
 
   Args:
     features: [N, d] pool embeddings (the source model's pooled features f).

@@ -1,4 +1,4 @@
-"""The paper's evaluation metrics (METHOD.md section 6, supplement section 5).
+"""The paper's evaluation metrics (method guide §6, supplement section 5).
 
 - `classes_found`: N_f, the number of target classes present in a labeled subset.
 - `imbalance_ratio`: std / mean of the per-class counts over all N_t classes

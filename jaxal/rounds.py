@@ -5,7 +5,7 @@ label exists. In rounds, the budget B is split into R rounds; round 1 is that
 single-shot selection of its share, and every later round re-selects from the
 *target* model trained on the labels gathered so far:
 
-- SVM target (METHOD.md section 5; `jaxal.models.target.svm_signals`): its
+- SVM target (method guide §5; `jaxal.models.target.svm_signals`): its
   features are the source features f it reads, and its probabilities the softmax
   of its decision scores over the classes found so far (a linear SVM has no
   probabilities; the softmax keeps the order of its scores, which is what the

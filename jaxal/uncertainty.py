@@ -1,6 +1,6 @@
 """Uncertainty scores of source-model probabilities and the rankings built on them.
 
-Implements METHOD.md section 3 (main paper section 3.2): entropy, least confidence
+Implements method guide §3 (main paper section 3.2): entropy, least confidence
 and margin computed from the source model's softmax over its *source* classes, and
 the classic (most uncertain first) and inverse (`inv`, most confident first)
 rankings. Every function is a pure array function that runs under `jax.jit` with
@@ -153,7 +153,7 @@ def rank_by_uncertainty(probs: ArrayLike, labeled_mask: ArrayLike, *, kind: str,
   """Orders the whole pool by uncertainty, labeled samples last.
 
   The classic ranking puts the most uncertain sample first; `inverse=True` (the
-  paper's `inv`, METHOD.md section 3) puts the most confident first. Ties keep
+  paper's `inv`, method guide §3) puts the most confident first. Ties keep
   the lower pool index first, so the ranking is deterministic.
 
   Args:

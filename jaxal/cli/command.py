@@ -145,7 +145,7 @@ def _define_balance(fv):
   flags.DEFINE_enum("rule", "ratio", ["ratio", "difference"], "Balancing rule.",
                     flag_values=fv)
   flags.DEFINE_enum("majority_distance", "nearest", ["nearest", "farthest"],
-                    "Distance to the nearest majority centroid (METHOD.md) or the "
+                    "Distance to the nearest majority centroid (the paper) or the "
                     "farthest (Emam et al.).", flag_values=fv)
 
 

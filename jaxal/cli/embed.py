@@ -1,4 +1,4 @@
-"""`jaxal embed`: M_S over an image folder or a TFDS split (METHOD.md section 1).
+"""`jaxal embed`: M_S over an image folder or a TFDS split (method guide §1).
 
 M_S is a `train_source` run, or weights imported with `jaxal import-source`
 (torchvision/timm ResNets, whose recorded evaluation transform is applied); with

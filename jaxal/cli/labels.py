@@ -2,7 +2,7 @@
 
 - Classes file: one target class name a line (blank lines and `#` comments
   ignored). The balancing step needs every target class, found or not, from the
-  start (METHOD.md section 4: n_c runs over all N_t classes).
+  start (method guide §4: n_c runs over all N_t classes).
 - Labels CSV: a header starting `path,label`, then one row per labeled image:
   its path as written in `to_label.csv` (relative to the image folder; an absolute
   path inside it is accepted) and its class name. Further columns (the labeling

@@ -3,7 +3,7 @@
     select   single-shot acquisition (main paper section 3.2) of `budget`
              images -> to_label.csv; with `rounds` > 1, later rounds re-select
              from the target model trained on the labels so far (`jaxal.rounds`)
-    balance  the balancing step (section 3.3, METHOD.md section 4) with the
+    balance  the balancing step (section 3.3, method guide §4) with the
              annotators in the loop: from the labels returned so far, the next
              batch to label, until the budget is spent
 """

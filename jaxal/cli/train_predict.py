@@ -1,4 +1,4 @@
-"""`jaxal train` and `jaxal predict`: the target model M_T (METHOD.md section 5)
+"""`jaxal train` and `jaxal predict`: the target model M_T (method guide §5)
 on the labeled images, and its predictions for a folder.
 
 A target model is cached under WORKDIR/target/<digest of the labeled images,

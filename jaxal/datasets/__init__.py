@@ -1,4 +1,4 @@
-"""Datasets of the paper and of the project (METHOD.md sections 1-2).
+"""Datasets of the paper and of the project (method guide §1-2).
 
 The only part of jaxal that imports TensorFlow or TFDS, and only inside the
 functions that need them: `import jaxal.datasets` works where only JAX is

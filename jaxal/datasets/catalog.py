@@ -1,4 +1,4 @@
-"""The datasets of the paper and the project's own, by name (METHOD.md sections 1-2).
+"""The datasets of the paper and the project's own, by name (method guide §1-2).
 
 Targets: food101, cifar100, imn100 (100 ImageNet classes, list shipped in
 `imn100_classes.txt`), mit67 (project builder, manual files). Source:
@@ -37,7 +37,7 @@ class DatasetSpec:
   tfds_splits: tuple  # TFDS split names of our ("train", "test")
   image_size: int  # training resolution of the paper's setting
   balanced_per_class: Optional[int]  # supplement section 2
-  target_model: Optional[str]  # METHOD.md section 5 default
+  target_model: Optional[str]  # method guide §5 default
   how_to_get: str
 
 

@@ -1,4 +1,4 @@
-"""Imbalance induction and balanced subsets (METHOD.md section 2).
+"""Imbalance induction and balanced subsets (method guide §2).
 
 The paper (supplement section 4) transfers a reference class-size profile, full
 ImageNet's (imbalance ratio ir = std/mean = 0.813), onto each target: sort the

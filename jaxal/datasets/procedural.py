@@ -4,7 +4,7 @@ What it is: 32 px RGB images of one object on a cluttered background. An object
 is drawn from visual primitives: a shape, a colour and a surface texture. A class
 is one (shape, colour, texture) triple. Three parts, with different transfer from
 the source, as the paper's targets differ (CIFAR-100 and IMN-100 transfer well from
-the ImageNet source, Food-101 poorly; METHOD.md section 1, supplement section 1):
+the ImageNet source, Food-101 poorly; method guide §1, supplement section 1):
 
 - "source": triples of the shared primitives (8 shapes, 8 colours, 6 textures);
   M_S is trained on it.

@@ -1,5 +1,5 @@
 """The pixels of a pool or a test split: an array in memory, or rows of a TFDS
-split streamed on demand (METHOD.md sections 1-6).
+split streamed on demand (method guide §1-6).
 
 The paper's protocol reads a pool's pixels three times: once for M_S's outputs
 over the whole pool (section 1), again for the selected images when a target is

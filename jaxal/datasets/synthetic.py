@@ -1,6 +1,6 @@
 """Generated source-model outputs for an imbalanced pool, for demos and tests.
 
-Stands in for M_S's outputs (METHOD.md section 1) where no image data or trained
+Stands in for M_S's outputs (method guide §1) where no image data or trained
 model is at hand: each target class has a centroid in a d-dimensional embedding,
 embeddings are ReLU(centroid + noise) like pooled CNN features, and the "source
 model" is a fixed random softmax layer over `num_source_classes` classes applied to

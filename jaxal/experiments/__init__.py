@@ -1,4 +1,4 @@
-"""The paper's experiments: Tables 2-12 as sweeps of cells (METHOD.md section 6).
+"""The paper's experiments: Tables 2-12 as sweeps of cells (method guide §6).
 
     protocol   one cell: pools, M_S's outputs, selection, oracle, target, metrics
     sweep      cells, shards, the atomic per-cell store, cells.csv, progress

@@ -5,7 +5,7 @@
   balancing side by side.
 - `class_counts`: labeled images per class chosen by one method before and after
   balancing, classes sorted by their size in the pool (the imbalance the
-  balancing step corrects, METHOD.md section 4).
+  balancing step corrects, method guide §4).
 - `labeled_per_class`: one selection's labeled images per class, largest first
   (the `jaxal report` chart).
 """

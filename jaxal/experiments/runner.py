@@ -56,7 +56,7 @@ class TableRun:
 def default_targets(datasets: Sequence[str], table: int,
                     target: Optional[str] = None) -> dict:
   """dataset -> target models: `target` if given, both for Table 12, else the
-  dataset's default (METHOD.md section 5: Food-101 and MIT-67 fine-tuning,
+  dataset's default (method guide §5: Food-101 and MIT-67 fine-tuning,
   CIFAR-100 and IMN-100 the SVM; the offline far target fine-tuning)."""
   out = {}
   for d in datasets:

@@ -8,7 +8,7 @@ best value of each column is marked (bold; highest accuracy and classes found,
 lowest imbalance ratio). With `paper=True` the supplement's published number
 stands beside ours in brackets wherever it has one (`jaxal.experiments.paper`).
 
-Tables (METHOD.md; main-paper Tables 2-5 through the rows 6 and 7 copy):
+Tables (method guide §6; main-paper Tables 2-5 through the rows 6 and 7 copy):
 2/3 ACC_t on the imbalanced pools before/after balancing; 4/5 classes found and
 imbalance ratio there; 6/7 as 2/3 with "+ens"; 8/9 ACC_t on the balanced subsets;
 10/11 classes found and imbalance ratio on them; 12 SVM against fine-tuning.

@@ -1,4 +1,4 @@
-"""The models and how they are trained and run (METHOD.md sections 1 and 5).
+"""The models and how they are trained and run (method guide §1 and §5).
 
     resnet        ResNet-18, the source model M_S (and the fine-tuned target); ResNet-50
     pretrained    torchvision/timm weights into a source work directory, exactly

@@ -1,6 +1,6 @@
 """Training snapshots with orbax-checkpoint, verified before they are loaded.
 
-The paper's ensemble (METHOD.md section 3, "+ens"; supplement section 1) trains
+The paper's ensemble (method guide §3, "+ens"; supplement section 1) trains
 M_S for 90 epochs and keeps a snapshot every 15. `Snapshots` keeps two series
 under one directory:
 

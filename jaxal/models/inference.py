@@ -1,6 +1,6 @@
 """Features and probabilities of a whole pool, over all local devices.
 
-M_S's outputs are every signal acquisition uses (METHOD.md sections 1 and 3): the
+M_S's outputs are every signal acquisition uses (method guide §1 and §3): the
 pooled features f and the softmax over the source classes. `predict` runs the
 model in inference mode over a pool in batches split across devices (one jitted
 computation, batch sharded over a mesh of the local devices, variables

@@ -1,6 +1,6 @@
 """The source model M_S end to end: train on a source dataset, keep snapshots,
-and give the pool's features f and source-class probabilities (METHOD.md
-sections 1 and 3; supplement section 1 for the snapshot ensemble "+ens").
+and give the pool's features f and source-class probabilities (method guide
+§1 and 3; supplement section 1 for the snapshot ensemble "+ens").
 
     model, state = source.train_model(images, labels, num_classes, width=8,
                                       stem="cifar",

@@ -1,6 +1,6 @@
 """Stride-2 convolutions whose gradients XLA:CPU computes without wasted work.
 
-Why (issue 11, measured on a 2-core AMD EPYC Zen 5 with AVX-512, jaxlib 0.10.2):
+Why (measured on a 2-core AMD EPYC Zen 5 with AVX-512, jaxlib 0.10.2):
 XLA computes the input gradient of a stride-2 convolution as a convolution over
 the output gradient dilated with zeros, and Eigen (XLA:CPU's convolution path)
 multiplies those zeros: for ResNet-18's 3x3/2 convolution at 32 px, width 64,

@@ -1,4 +1,4 @@
-"""Target models M_T trained on the labeled subset (METHOD.md section 5).
+"""Target models M_T trained on the labeled subset (method guide §5).
 
 - `svm_predict`: a linear one-vs-rest SVM (scikit-learn) on L2-normalised
   source features f ([R]: linear, OvR, C configurable).
@@ -63,7 +63,7 @@ class LinearSVM:
 
 def fit_svm(train_features, train_labels, *, C: float = 1.0,
             max_iter: int = 5000) -> LinearSVM:
-  """A linear OvR SVM on L2-normalised f (METHOD.md section 5, [R])."""
+  """A linear OvR SVM on L2-normalised f (method guide §5, [R])."""
   f = V.check_features(train_features, "train_features")
   y = np.asarray(train_labels)
   V.check_same_length(train_features=f, train_labels=y)

@@ -5,7 +5,7 @@ gradients, metrics and BatchNorm statistics are averaged over the device axis
 (BatchNorm uses the statistics of the whole global batch, so N devices give the
 update of one device on the same batch). Optimiser: optax SGD with momentum and
 decoupled-from-loss L2 weight decay on the kernels, with a constant, step or
-warmup-cosine learning-rate schedule (METHOD.md section 1: ResNet-18 on the
+warmup-cosine learning-rate schedule (method guide §1: ResNet-18 on the
 source classes; supplement section 1: 90 epochs, snapshots every 15).
 
 Across hosts the same code runs under `jax.distributed` (see

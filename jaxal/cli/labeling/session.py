@@ -1,6 +1,6 @@
 """The labeling loop behind `jaxal label`: which image each annotator sees next,
 their answers, and the balancing step deciding live (main paper section 3.3,
-METHOD.md section 4).
+method guide §4).
 
 The order is `jaxal balance`'s: `balancing.balanced_select` over the
 selection's acquisition ranking runs in a background thread whose oracle waits
