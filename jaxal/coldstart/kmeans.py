@@ -35,6 +35,7 @@ _ROWS = 2048
 
 @dataclasses.dataclass(frozen=True)
 class KMeansResult:
+  """A k-means run: each point's cluster, the centers, iterations and inertia."""
   labels: np.ndarray  # [N] int64 cluster of each point (nearest final center)
   centers: np.ndarray  # [K, d] float32
   iterations: int  # Lloyd iterations run

@@ -47,6 +47,7 @@ _ROWS = 1024
 
 @dataclasses.dataclass(frozen=True)
 class ProbCoverInfo:
+  """What `probcover` chose its radius from and how much of the pool the picks cover."""
   delta: float  # the radius used
   purity: Optional[float]  # purity of that radius (None when delta was given)
   coverage: float  # fraction of the pool covered by labeled + selected balls

@@ -31,6 +31,8 @@ class DatasetNotFoundError(FileNotFoundError):
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
+  """One dataset of the paper or the project: its TFDS name, classes, splits, the
+  paper's image size, balanced subset size and target model, and how to get it."""
   name: str
   tfds_name: Optional[str]
   num_classes: int
@@ -82,12 +84,14 @@ class ArraySplit:
 
 
 def spec(name: str) -> DatasetSpec:
+  """The `DatasetSpec` of dataset `name`; an unknown name raises `ValueError`."""
   if name not in SPECS:
     raise ValueError(f"dataset must be one of {', '.join(SPECS)}; got {name!r}.")
   return SPECS[name]
 
 
 def num_classes(name: str, offline: Optional[procedural.OfflineConfig] = None) -> int:
+  """The number of classes of dataset `name` (offline parts: from `offline`)."""
   s = spec(name)
   if s.name.startswith("offline_"):
     return (offline or procedural.OfflineConfig()).num_classes(_offline_part(name))

@@ -99,11 +99,13 @@ class Preprocess:
     object.__setattr__(self, "crop", int(self.crop))
 
   def to_json(self) -> dict:
+    """This transform as a JSON-ready dict (`from_json` reads it back)."""
     return {k: list(v) if isinstance(v, tuple) else v
             for k, v in dataclasses.asdict(self).items()}
 
   @classmethod
   def from_json(cls, d: dict) -> "Preprocess":
+    """The transform `to_json` wrote."""
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
   def apply(self, img):

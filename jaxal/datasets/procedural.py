@@ -79,6 +79,7 @@ class OfflineConfig:
   seed: int = 0
 
   def validate(self) -> "OfflineConfig":
+    """Checks every size and class count; returns self or raises `ValueError`."""
     total = len(SHAPES) * len(COLOURS) * len(TEXTURES)
     for f in dataclasses.fields(self):
       v = getattr(self, f.name)
@@ -96,10 +97,12 @@ class OfflineConfig:
     return self
 
   def num_classes(self, part: str) -> int:
+    """Classes of part "source", "target" or "far"."""
     return getattr(self, {"source": "num_source_classes", "target":
                           "num_target_classes", "far": "num_far_classes"}[part])
 
   def per_class(self, part: str, split: str) -> int:
+    """Images per class of `part`'s `split` ("train" or "test")."""
     return getattr(self, f"{part}_{split}_per_class")
 
 
@@ -127,6 +130,7 @@ def class_triples(config: OfflineConfig, part: str) -> np.ndarray:
 
 
 def class_names(config: OfflineConfig, part: str) -> list[str]:
+  """Readable names (`colour_texture_shape`) of an offline part's classes, in label order."""
   shapes, colours = SHAPES + NOVEL_SHAPES, list(COLOURS) + list(NOVEL_COLOURS)
   textures = TEXTURES + NOVEL_TEXTURES
   return [f"{colours[c]}_{textures[t]}_{shapes[s]}"

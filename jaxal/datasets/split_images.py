@@ -51,6 +51,7 @@ class SplitImages:
 
   @classmethod
   def in_memory(cls, images: np.ndarray) -> "SplitImages":
+    """A split held as a uint8 [N, H, W, 3] array."""
     images = np.asarray(images)
     if images.ndim != 4 or images.dtype != np.uint8:
       raise ValueError(f"images must be uint8 [N, H, W, 3], got {images.dtype} "
@@ -72,6 +73,7 @@ class SplitImages:
 
   @property
   def is_streamed(self) -> bool:
+    """Whether the pixels are read from the TFDS split on demand."""
     return self.array is None
 
   def __len__(self) -> int:
@@ -79,6 +81,7 @@ class SplitImages:
 
   @property
   def image_shape(self) -> tuple:
+    """(height, width, 3) of every image."""
     if self.array is not None:
       return tuple(self.array.shape[1:])
     return (self.image_size, self.image_size, 3)

@@ -18,6 +18,7 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class SourceOutputs:
+  """Stand-ins for M_S's outputs on a pool: features, probabilities and the labels."""
   features: np.ndarray  # [N, d] float32 embeddings f
   probs: np.ndarray  # [N, S] float32 source-class probabilities
   labels: np.ndarray  # [N] int64 target labels (the oracle)

@@ -91,6 +91,7 @@ class Settings:
   majority_distance: str = "nearest"
 
   def as_dict(self) -> dict:
+    """The settings as plain JSON values (saved beside each cell's result)."""
     return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
 

@@ -55,11 +55,13 @@ class Cell:
 
   @property
   def key(self) -> str:
+    """The cell's unique name, also its result file's name."""
     return (f"{self.dataset}__{self.pool}__{self.target}__b{self.budget}__"
             f"{self.method}__bal{int(self.balancing)}__ens{int(self.ensemble)}__"
             f"s{self.seed}" + (f"__r{self.rounds}" if self.rounds > 1 else ""))
 
   def as_dict(self) -> dict:
+    """The cell's fields as JSON values (booleans as 0/1)."""
     d = dataclasses.asdict(self)
     d["balancing"], d["ensemble"] = int(self.balancing), int(self.ensemble)
     return d
@@ -127,15 +129,19 @@ class ResultStore:
     self.dir = os.path.join(workdir, "cells")
 
   def path(self, cell: Cell) -> str:
+    """The result file of `cell`."""
     return os.path.join(self.dir, cell.key + ".json")
 
   def done(self, cell: Cell) -> bool:
+    """Whether `cell`'s result is saved."""
     return os.path.exists(self.path(cell))
 
   def write(self, cell: Cell, result: dict) -> None:
+    """Saves `cell`'s result with the cell's fields, atomically."""
     io.write_json(self.path(cell), {**cell.as_dict(), **result})
 
   def read(self, cell: Cell) -> Optional[dict]:
+    """`cell`'s saved result, or None."""
     return io.read_json(self.path(cell))
 
   def all(self) -> list[dict]:

@@ -33,6 +33,7 @@ from jaxal.experiments import paper, sweep
 
 @dataclasses.dataclass(frozen=True)
 class TableSpec:
+  """What one of the paper's tables shows: its pool, statistic, rows and columns."""
   number: int
   caption: str
   pool: str
@@ -43,6 +44,7 @@ class TableSpec:
 
   @property
   def summary(self) -> Optional[str]:
+    """The summary column's name ("G_AL", "Average" or both), or None (Table 12)."""
     if self.compare_targets:
       return None
     if self.stats == _ALL:
@@ -91,6 +93,7 @@ _LOWER_IS_BETTER = {"imbalance_ratio"}
 
 @dataclasses.dataclass
 class Entry:
+  """One cell of a rendered table: mean and std over seeds, and how many there were."""
   mean: Optional[float]
   std: Optional[float]
   n: int
@@ -99,6 +102,7 @@ class Entry:
 
 
 class Column(NamedTuple):
+  """A column of a table: one dataset (and target) at one budget."""
   label: str  # "dataset budget", or "dataset:target budget" in Table 12
   group: str  # the column group: the paper's column name (`paper.published`)
   dataset: str
@@ -107,6 +111,7 @@ class Column(NamedTuple):
 
 
 class Row(NamedTuple):
+  """A row of a table: one method, with or without +ens and the balancing step."""
   label: str  # method, with " +ens" for ensemble rows, " +bal" in Table 13; "Full"
   method: str
   ensemble: bool
@@ -125,6 +130,7 @@ class Table:
   rows: list  # [Row]
 
   def markdown(self) -> str:
+    """The table in Markdown, with the paper's numbers in brackets where given."""
     head = ["method", "stat"] + [c.label for c in self.columns]
     if self.spec.summary:
       head.append(self.spec.summary)
@@ -141,6 +147,7 @@ class Table:
     return "\n".join(out) + "\n"
 
   def latex(self) -> str:
+    """The table as a LaTeX `tabular` (booktabs)."""
     n = len(self.columns) + (1 if self.spec.summary else 0)
     out = [r"% needs \usepackage{booktabs}", r"\begin{table}", r"\centering", r"\small",
            r"\begin{tabular}{ll" + "r" * n + "}", r"\toprule"]

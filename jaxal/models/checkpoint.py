@@ -132,9 +132,11 @@ class Snapshots:
     return None
 
   def snapshot_epochs(self) -> list[int]:
+    """The epochs that have a saved, verified snapshot, in order."""
     return self.snapshots.steps()
 
   def restore_snapshot(self, epoch: int, target: Any) -> Any:
+    """The snapshot of `epoch` restored into the structure of `target`."""
     tree = self.snapshots.restore(epoch, target)
     if tree is None:
       raise ValueError(f"snapshot of epoch {epoch} under {self.snapshots.dir} is "

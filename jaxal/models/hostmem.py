@@ -39,6 +39,7 @@ def aligned_empty(shape, dtype=np.float32) -> np.ndarray:
 
 
 def is_aligned(array: np.ndarray) -> bool:
+  """Whether `array`'s data starts on an `ALIGNMENT`-byte boundary."""
   return array.ctypes.data % ALIGNMENT == 0
 
 

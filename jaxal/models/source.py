@@ -88,6 +88,7 @@ class Trained:
 
   @property
   def image_size(self) -> int:
+    """The image size M_S was trained (or imported) at."""
     return int(self.config["image_size"])
 
   @property

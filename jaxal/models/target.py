@@ -25,6 +25,7 @@ from jaxal.models import inference, train
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
+  """Rows of `x` scaled to unit L2 norm (float32; an all-zero row stays zero)."""
   x = np.asarray(x, np.float32)
   return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
@@ -50,13 +51,16 @@ class LinearSVM:
     return np.concatenate([-s, s], axis=1) if self.classes.size == 2 else s
 
   def predict(self, features) -> np.ndarray:
+    """The class of each row of `features` (argmax of `decision`)."""
     return self.classes[np.argmax(self.decision(features), axis=1)]
 
   def save(self, path: str) -> None:
+    """Saves the SVM as arrays in an .npz file (no pickle), atomically."""
     io.save_npz(path, classes=self.classes, coef=self.coef, intercept=self.intercept)
 
   @classmethod
   def load(cls, path: str) -> "LinearSVM":
+    """The SVM `save` wrote."""
     with np.load(path) as z:
       return cls(z["classes"], z["coef"], z["intercept"])
 
@@ -138,6 +142,7 @@ def finetune_predict(model: nn.Module, variables, images, *, batch_size=256,
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
+  """Row-wise softmax of `scores`, computed in float64 and returned as float32."""
   s = np.asarray(scores, np.float64)
   s = np.exp(s - s.max(axis=1, keepdims=True))
   return (s / s.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -51,6 +51,7 @@ class TrainConfig:
   seed: int = 0
 
   def validate(self) -> "TrainConfig":
+    """Checks the schedule, dtype and sizes; returns self or raises `ValueError`."""
     if self.schedule not in SCHEDULES:
       raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
     if self.compute_dtype not in ("float32", "bfloat16"):
@@ -67,10 +68,12 @@ class TrainConfig:
 
 
 class TrainState(train_state.TrainState):
+  """Flax's `TrainState` with the model's BatchNorm statistics beside the parameters."""
   batch_stats: Any = None
 
 
 def make_schedule(config: TrainConfig, steps_per_epoch: int) -> optax.Schedule:
+  """The learning-rate schedule of `config` (warmup, then cosine or constant) in steps."""
   lr, total = config.learning_rate, config.num_epochs * steps_per_epoch
   warmup = config.warmup_epochs * steps_per_epoch
   if config.schedule == "constant":
