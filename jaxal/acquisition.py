@@ -12,7 +12,7 @@ Beyond the paper, the cold-start functions that followed it, on features alone
 is their greedy order, so `select(..., budget=b)` is also the ranking that
 `jaxal.balancing.balanced_select` walks.
 
-    >>> idx = select("entropy_inv_div", budget=1000, probs=probs)
+    idx = select("entropy_inv_div", budget=1000, probs=probs)
 
 Method names map to functions in one fixed table (`METHODS`); nothing registers
 itself at import time.
@@ -90,6 +90,13 @@ def rank(method: str, *, probs: ArrayLike,
 
   Returns:
     numpy int64 array of every unlabeled pool index, best first.
+
+  Example:
+    >>> import numpy as np
+    >>> from jaxal import acquisition
+    >>> probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.99, 0.01]])
+    >>> acquisition.rank("least_confidence", probs=probs)
+    array([1, 2, 0, 3])
   """
   base, inv, div = _parse(method)
   if base not in _UNCERTAINTY:
@@ -162,6 +169,18 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
   Returns:
     numpy int64 array of `budget` unique unlabeled pool indices, in selection
     order.
+
+  Example:
+    >>> import numpy as np
+    >>> from jaxal import acquisition
+    >>> probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.99, 0.01]])
+    >>> acquisition.select("entropy", budget=2, probs=probs)  # most uncertain first
+    array([1, 2])
+    >>> acquisition.select("entropy_inv", budget=2, probs=probs)  # most confident
+    array([3, 0])
+    >>> feats = np.array([[0., 0.], [1., 0.], [0., 1.], [5., 5.]])
+    >>> acquisition.select("coreset", budget=2, features=feats)
+    array([1, 3])
   """
   base, inv, div = _parse(method)
   n = V.check_same_length(probs=probs, features=features, labeled_mask=labeled_mask)

@@ -165,6 +165,17 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
 
   Returns:
     numpy int64 array of `budget` pool indices in selection order.
+
+  Example:
+    The first two labels are both class 0; the rule then switches to balancing
+    and takes the points nearest class 1's centroid:
+
+    >>> import numpy as np
+    >>> from jaxal import balancing
+    >>> feats = np.array([[0, 0], [.1, 0], [0, .1], [5, 5], [.2, 0], [5.1, 5]])
+    >>> truth = np.array([0, 0, 0, 1, 0, 1])  # the oracle: ground-truth labels
+    >>> balancing.balanced_select(np.arange(6), feats, truth, 4, num_classes=2)
+    array([0, 1, 5, 3])
   """
   f = V.check_features(features)
   n = f.shape[0]

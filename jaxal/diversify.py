@@ -77,7 +77,11 @@ def diversify(ranking: ArrayLike, top1: ArrayLike, budget: int) -> np.ndarray:
     numpy int64 array of b pool indices in selection order.
 
   Example:
-    >>> diversify([0, 1, 2, 3], top1=[7, 7, 8, 8], budget=3)  # -> [0, 2, 1]
+    Samples 0 and 1 share predicted class 7, so the first pass takes 0 and 2:
+
+    >>> from jaxal import diversify
+    >>> diversify.diversify([0, 1, 2, 3], top1=[7, 7, 8, 8], budget=3)
+    array([0, 2, 1])
   """
   top1 = np.asarray(top1)
   if top1.ndim != 1 or not np.issubdtype(top1.dtype, np.integer):

@@ -381,7 +381,11 @@ def kcenter_greedy(features: ArrayLike, budget: int, *,
     when `return_stats`).
 
   Example:
-    >>> kcenter_greedy(np.array([[0.], [1.], [10.]]), 2, seed=0)
+    >>> import numpy as np
+    >>> from jaxal import kcenter
+    >>> feats = np.array([[0., 0.], [1., 0.], [0., 1.], [5., 5.]])
+    >>> kcenter.kcenter_greedy(feats, 2)
+    array([1, 3])
   """
   f = V.check_features(features)
   n, d = f.shape

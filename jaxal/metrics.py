@@ -29,7 +29,10 @@ def class_counts(labels: ArrayLike, num_classes: int) -> np.ndarray:
 def classes_found(labels: ArrayLike, num_classes: int) -> int:
   """N_f: how many of the `num_classes` classes have at least one label.
 
-  >>> classes_found([0, 0, 2], num_classes=4)  # 2
+  Example:
+    >>> from jaxal import metrics
+    >>> metrics.classes_found([0, 0, 2], num_classes=3)
+    2
   """
   return int(np.count_nonzero(class_counts(labels, num_classes)))
 
@@ -37,7 +40,10 @@ def classes_found(labels: ArrayLike, num_classes: int) -> int:
 def imbalance_ratio_of_counts(counts: ArrayLike) -> float:
   """ir = std / mean of per-class counts (population std).
 
-  >>> imbalance_ratio_of_counts([3, 1])  # 1/2
+  Example:
+    >>> from jaxal import metrics
+    >>> metrics.imbalance_ratio_of_counts([3, 1])  # std 1, mean 2
+    0.5
   """
   counts = np.asarray(counts, np.float64)
   if counts.sum() == 0:
@@ -50,7 +56,10 @@ def imbalance_ratio(labels: ArrayLike, num_classes: int) -> float:
 
   Undiscovered classes count as 0. A perfectly balanced subset has ir = 0.
 
-  >>> imbalance_ratio([0, 0, 0, 1], num_classes=2)  # std(3, 1)/mean = 1/2
+  Example:
+    >>> from jaxal import metrics
+    >>> metrics.imbalance_ratio([0, 0, 0, 1], num_classes=2)  # counts 3 and 1
+    0.5
   """
   counts = class_counts(labels, num_classes)
   if counts.sum() == 0:
@@ -74,6 +83,14 @@ def accuracy_all_classes(y_true: ArrayLike, y_pred: ArrayLike,
 
   Returns:
     ACC_t in percent.
+
+  Example:
+    Class 0 half right, class 1 right, class 2 never found (scored 0):
+
+    >>> from jaxal import metrics
+    >>> metrics.accuracy_all_classes([0, 0, 1, 2], [0, 1, 1, 2], found_classes=[0, 1],
+    ...                              num_classes=3)
+    50.0
   """
   num_classes = V.check_num_classes(num_classes)
   y_true = V.check_labels(y_true, num_classes, name="y_true")
@@ -108,6 +125,11 @@ def global_score(acc: ArrayLike, full: ArrayLike) -> float:
 
   Returns:
     G_AL (0 when every cell reaches Full; negative below it).
+
+  Example:
+    >>> from jaxal import metrics
+    >>> metrics.global_score([[60.0, 70.0]], full=[80.0])  # one dataset, two budgets
+    -0.75
   """
   a = np.asarray(acc, np.float64)
   full = np.asarray(full, np.float64)

@@ -31,7 +31,11 @@ def entropy(probs: ArrayLike) -> jax.Array:
     [N] entropies; higher means more uncertain.
 
   Example:
-    >>> entropy(jnp.array([[0.5, 0.5], [1.0, 0.0]]))  # [log 2, 0]
+    >>> import numpy as np
+    >>> from jaxal import uncertainty
+    >>> h = uncertainty.entropy([[0.5, 0.5], [0.9, 0.1]])  # log 2 for a coin flip
+    >>> np.asarray(h, np.float64).round(4).tolist()
+    [0.6931, 0.3251]
   """
   return _by_row_blocks(_entropy_rows, jnp.asarray(probs))
 
@@ -59,7 +63,7 @@ ROW_BLOCK = 8192
 
 
 def by_row_blocks(fn, *arrays: jax.Array, rows: int = ROW_BLOCK) -> jax.Array:
-  """fn(*arrays) [N] for a row-wise `fn` of arrays with N rows each, computed
+  """``fn(*arrays)`` [N] for a row-wise `fn` of arrays with N rows each, computed
   `rows` rows at a time in a loop, so its temporaries are [rows, ...] whatever
   N. The same rows give the same values; the last block is moved back to end
   at N, recomputing a few rows identically."""
@@ -84,6 +88,13 @@ def least_confidence(probs: ArrayLike) -> jax.Array:
 
   Returns:
     [N] scores; higher means more uncertain.
+
+  Example:
+    >>> import numpy as np
+    >>> from jaxal import uncertainty
+    >>> lc = uncertainty.least_confidence([[0.7, 0.2, 0.1]])
+    >>> np.asarray(lc, np.float64).round(4).tolist()
+    [0.3]
   """
   return 1.0 - jnp.max(jnp.asarray(probs), axis=-1)
 
@@ -100,6 +111,13 @@ def margin(probs: ArrayLike) -> jax.Array:
 
   Returns:
     [N] margins in [0, 1].
+
+  Example:
+    >>> import numpy as np
+    >>> from jaxal import uncertainty
+    >>> m = uncertainty.margin([[0.7, 0.2, 0.1]])
+    >>> np.asarray(m, np.float64).round(4).tolist()
+    [0.5]
   """
   p = jnp.asarray(probs)
   if p.shape[-1] == 1:

@@ -15,6 +15,7 @@ In the authors' code (`deep-al/pycls/al/typiclust.py`), which is the default her
     `IndexFlatL2`, whose distances are *squared* (`squared=True`); the paper's
     formula uses plain distances (`squared=False`);
   * features L2-normalised (`normalize=True`).
+
 scikit-activeml's `TypiClust` differs: no cap on K, no size threshold, k = 5 with
 K = min(k, n_c - 1) (`neighbor_rule="all_but_one"`), plain distances, and the
 largest uncovered cluster next (the same order on a first pass).

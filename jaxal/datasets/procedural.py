@@ -11,7 +11,9 @@ the ImageNet source, Food-101 poorly; method guide §1, supplement section 1):
 - "target": other triples of the same shared primitives: M_S's detectors of
   shapes, colours and textures transfer (the near target).
 - "far": triples of primitives the source never shows (4 shapes, 6 colours, 4
-  textures, `NOVEL_*`): the far target, which M_S's features describe poorly. Instances vary in position, size,
+  textures, `NOVEL_*`): the far target, which M_S's features describe poorly.
+
+Instances vary in position, size,
 rotation, colour, stripe phase, background and noise, so raw pixels are a poor
 representation and learned features are needed.
 

@@ -5,7 +5,7 @@ The paper's protocol reads a pool's pixels three times: once for M_S's outputs
 over the whole pool (section 1), again for the selected images when a target is
 fine-tuned (supplement section 6), and for the test split at every evaluation.
 `SplitImages` serves all three in memory bounded by a few batches when the split
-is streamed:
+is streamed::
 
     pool = SplitImages.streamed("food101", "train", rows=keep, image_size=224,
                                 split_size=75750)

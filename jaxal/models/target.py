@@ -4,9 +4,10 @@
   source features f ([R]: linear, OvR, C configurable).
 - `finetune`: M_S with a new classification head over the target classes,
   trained on the same machinery as M_S (`jaxal.models.train.fit`).
-Both give test-set predictions for `jaxal.metrics.accuracy_all_classes`.
 - `svm_signals`: the SVM's view of the pool (features, softmax of its decision
   scores) that later selection rounds rank by (`jaxal.rounds`).
+
+The first two give test-set predictions for `jaxal.metrics.accuracy_all_classes`.
 """
 
 from __future__ import annotations
