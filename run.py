@@ -8,6 +8,9 @@
     python3 run.py test --torch [pytest args ...]  only the comparisons with a live
                                                    PyTorch/torchvision (installs
                                                    them into .venv first: ~5.5 GB)
+    python3 run.py docs [sphinx-build args ...]    the documentation site, into
+                                                   docs/_build/html (warnings are
+                                                   errors)
     python3 run.py bench NAME [--flag=value ...]   a benchmark in bench/
     python3 run.py exp NAME [--flag=value ...]     a script in experiments/
 
@@ -98,7 +101,7 @@ def ensure_torch() -> None:
 
 
 def main(argv) -> int:
-  if len(argv) < 2 or argv[1] not in ("quickstart", "test", "bench", "exp"):
+  if len(argv) < 2 or argv[1] not in ("quickstart", "test", "docs", "bench", "exp"):
     print(__doc__)
     return 2
   ensure_venv()
@@ -115,6 +118,11 @@ def main(argv) -> int:
     if "xla_force_host_platform_device_count" not in flags:
       env["XLA_FLAGS"] = (flags + " --xla_force_host_platform_device_count=4").strip()
     args = [PY, "-m", "pytest", "-q", os.path.join(ROOT, "tests")] + rest
+  elif cmd == "docs":
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    args = [PY, "-m", "sphinx", "-W", "--keep-going", "-q", "-E", "-b", "html",
+            os.path.join(ROOT, "docs"), os.path.join(ROOT, "docs", "_build", "html")
+            ] + rest
   elif cmd == "quickstart":
     args = [PY, os.path.join(ROOT, "experiments", "quickstart.py")] + rest
   else:
