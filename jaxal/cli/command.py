@@ -11,7 +11,8 @@ of its own module (`jaxal.cli.embed`, `select_balance`, `train_predict`,
     jaxal select  --workdir=W --method=entropy_inv_div --budget=500 [--rounds=R]
     jaxal balance --workdir=W --labels=labels.csv --classes=classes.txt --batch=50
     jaxal label   --workdir=W --classes=classes.txt [--method=... --budget=500]
-                  (a page at http://localhost:8000/; answers -> W/labels.csv)
+                  (a page at http://localhost:8000/; answers -> W/labels.sqlite,
+                  written to W/labels.csv at each batch end; --export: now)
     jaxal train   --workdir=W --labels=labels.csv --classes=classes.txt --target=svm
     jaxal predict --workdir=W --images=NEW_DIR --out=predictions.csv
     jaxal report  --workdir=W --labels=labels.csv --classes=classes.txt \\
@@ -198,6 +199,10 @@ def _define_label(fv):
                       "?token=); required off loopback.", flag_values=fv)
   flags.DEFINE_float("lease", 120.0, "Seconds an image stays reserved for the "
                      "annotator it is shown to.", flag_values=fv)
+  flags.DEFINE_bool("export", False, "Write the selection's labels.csv from its "
+                    "answer database now and exit, without serving (the server "
+                    "writes it at every batch end and when it stops).",
+                    flag_values=fv)
 
 
 def _settings(fv):
@@ -301,7 +306,7 @@ def _run_label(wd, fv):
   label.label(wd, classes_file=fv.classes, method=fv.method, budget=fv.budget,
               batch=fv.batch, host=fv.host, port=fv.port, token=fv.token,
               lease_s=fv.lease, rule=fv.rule, majority_distance=fv.majority_distance,
-              seed=fv.seed, num_classes=fv.num_classes)
+              seed=fv.seed, num_classes=fv.num_classes, export_only=fv.export)
 
 
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {

@@ -3,14 +3,17 @@ choosing the next images as answers arrive (`jaxal.cli.labeling`).
 
 On a work directory that `embed` has filled: makes the selection first when
 there is none (`--method`, `--budget`, as `jaxal select`), then serves the page
-until interrupted. Answers go to the selection's labels.csv, which `train`,
-`report` and `balance` read as they read any labels file.
+until interrupted. Answers go to the selection's answer database
+(labels.sqlite, one durable transaction per answer) and from it to labels.csv at
+every batch end and when the server stops; `train`, `report` and `balance` read
+labels.csv as they read any labels file. `--export` writes it now.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import signal
 import shlex
 from typing import Optional
 
@@ -58,8 +61,10 @@ def label(wd: Workdir, *, classes_file: Optional[str], method: Optional[str] = N
           host: str = "127.0.0.1", port: int = 8000, token: Optional[str] = None,
           lease_s: float = 120.0, rule: str = "ratio",
           majority_distance: str = "nearest", seed: int = 0,
-          num_classes: Optional[int] = None, log: Log = print) -> None:
-  """Serves the labeling page until interrupted."""
+          num_classes: Optional[int] = None, export_only: bool = False,
+          log: Log = print) -> None:
+  """Serves the labeling page until interrupted (then writes labels.csv a last
+  time); with `export_only`, writes labels.csv from the answers and returns."""
   from jaxal.cli.labeling import server, session  # pylint: disable=g-import-not-at-top
   loopback = server.is_loopback(host)
   if not loopback and not token:
@@ -76,6 +81,10 @@ def label(wd: Workdir, *, classes_file: Optional[str], method: Optional[str] = N
   sess = session.Session(wd, classes_file=classes_file, batch=batch, rule=rule,
                          majority_distance=majority_distance, lease_s=lease_s,
                          log=log)
+  if export_only:
+    sess.close()
+    log(f"label: {len(sess.store)} answers -> {wd.file('labels.csv')}")
+    return
   app = server.create_app(sess, token=token, loopback=loopback,
                           commands=commands(wd, classes_file))
   import uvicorn  # pylint: disable=g-import-not-at-top
@@ -89,4 +98,17 @@ def label(wd: Workdir, *, classes_file: Optional[str], method: Optional[str] = N
   log(f"label: {p['labeled']} of {p['budget']} labeled; answers -> "
       f"{wd.file('labels.csv')}")
   log(f"label: serving {url}  (Ctrl-C to stop; answers are saved as they come)")
-  srv.run()
+  # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with
+  # the handler it found: make that handler an exception, so that the answers'
+  # last export below runs before the process ends.
+  previous = signal.signal(signal.SIGTERM, _terminated)
+  try:
+    srv.run()
+  finally:
+    sess.close()
+    signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame):
+  del frame
+  raise SystemExit(128 + signum)

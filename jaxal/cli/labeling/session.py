@@ -9,7 +9,7 @@ images shown to an annotator who answers like an oracle are exactly
 `balanced_select`'s sequence with that oracle and `batch_size=batch`, and the
 work directory stays usable by `jaxal balance`, `train` and `report`: the
 batches offered are recorded in balance.json as `balance` records them, and the
-answers go to the selection's labels.csv (`store.py`).
+answers go to the selection's answer database and labels.csv (`store.py`).
 
 Several annotators share the current batch: each image is leased to one
 annotator at a time (`lease_s` seconds, renewed while it is on their screen), so
@@ -87,14 +87,22 @@ class Session:
     self.class_id = {c: k for k, c in enumerate(classes)}
     self.root = wd.recorded("embed")["images"]
     self.index = pool.index
-    self.store = store.Store(wd.file("labels.csv"), wd.file("conflicts.csv"))
-    if os.path.exists(self.store.labels_path):  # as every command would read it
-      labels.read_labels(self.store.labels_path, pool=self.index, classes=classes,
+    labels_path = wd.file("labels.csv")
+    if os.path.exists(labels_path):  # as every command would read it
+      labels.read_labels(labels_path, pool=self.index, classes=classes,
                          offered=wd.offered(), root=self.root)
+    self.store = store.Store(labels_path, wd.file("conflicts.csv"), log=log)
+    # Kept up to date answer by answer, so no request costs O(labels).
+    self.have = {self.index[a.path]: a.label for a in self.store.answers}
+    self.counts = np.zeros(len(classes), np.int64)
+    for c in self.have.values():
+      self.counts[self.class_id[c]] += 1
     setup = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
     if not wd.check("balance", setup, hint="Rerun with the recorded flags "
                     "(--batch, --rule, --majority_distance)."):
       wd.record("balance", setup)
+    self.balance_state = wd.read("balance.json", {"batches": []})
+    self.recorded_batches = {tuple(b) for b in self.balance_state["batches"]}
     workdir.remember_classes(wd, classes, classes_file)
     self.batch_size, self.rule, self.majority_distance = int(batch), rule, \
         majority_distance
@@ -111,6 +119,9 @@ class Session:
     self.cond = threading.Condition()
     self.generation = 0
     self.batches: list[list[int]] = []  # offered in this replay, in order
+    self.batch_of: dict[int, tuple[int, int]] = {}  # image -> (batch, rank)
+    self.used_counts = np.zeros(len(classes), np.int64)  # labels the step consumed
+    self.used = 0
     self.batch: Optional[list[int]] = None  # the batch the oracle waits on
     self.mode = "acquisition"  # what chose the current batch
     self.finished: Optional[list[int]] = None
@@ -130,6 +141,8 @@ class Session:
       with self.cond:
         gen = self.generation
         self.batches, self.batch, self.finished = [], None, None
+        self.batch_of, self.used = {}, 0
+        self.used_counts[:] = 0
       try:
         chosen = balancing.balanced_select(
             self.ranking, self.pool.features, lambda idx: self._oracle(idx, gen),
@@ -147,9 +160,11 @@ class Session:
         if gen != self.generation:
           continue
         self.finished = [int(i) for i in chosen]
-        state = self.wd.read("balance.json", {"batches": []})
+        state = self.balance_state
         if state.get("done") != self.finished:
-          self.wd.write("balance.json", {**state, "done": self.finished})
+          state["done"] = self.finished
+          self.wd.write("balance.json", state)
+        self.store.request_export()
         select_balance.write_to_label(self.wd, self.pool, [])
         self.log(f"label: budget spent: {len(self.finished)} images labeled")
         self.cond.notify_all()
@@ -157,7 +172,8 @@ class Session:
           self.cond.wait()
 
   def _answered(self) -> dict[int, str]:
-    return {self.index[a.path]: a.label for a in self.store.answers}
+    """Pool index -> label of every answer (the live dict: do not modify)."""
+    return self.have
 
   def _oracle(self, idx: np.ndarray, gen: int) -> np.ndarray:
     idx = [int(i) for i in idx]
@@ -171,26 +187,29 @@ class Session:
         have = self._answered()
         if all(i in have for i in idx):
           self.batch = None  # being consumed: the next comes from these answers
-          return np.asarray([self.class_id[have[i]] for i in idx], np.int64)
+          y = np.asarray([self.class_id[have[i]] for i in idx], np.int64)
+          np.add.at(self.used_counts, y, 1)
+          self.used += len(idx)
+          self.store.request_export()  # a batch end: labels.csv catches up
+          return y
         self.cond.wait()
 
   def _offer(self, idx: list[int]) -> None:
     """Makes `idx` the current batch, recorded as `jaxal balance` records it."""
-    state = self.wd.read("balance.json", {"batches": []})
-    if idx not in state["batches"]:
-      state["batches"].append(idx)
-      self.wd.write("balance.json", state)
+    if tuple(idx) not in self.recorded_batches:
+      self.balance_state["batches"].append(idx)
+      self.recorded_batches.add(tuple(idx))
+      self.wd.write("balance.json", self.balance_state)
     self.offered.update(idx)
+    before = self.used  # every earlier batch is answered and consumed
+    for j, i in enumerate(idx):
+      self.batch_of[i] = (len(self.batches), before + j + 1)
     self.batches.append(idx)
     self.batch = idx
     have = self._answered()
-    earlier = [i for b in self.batches[:-1] for i in b]
-    counts = np.bincount([self.class_id[have[i]] for i in earlier],
-                         minlength=len(self.classes))
     # What chose this batch: Eq. 9's switch, as balanced_select evaluates it.
     self.mode = "balancing" if balancing.switch_to_balancing(
-        counts, self.budget - len(earlier)) else "acquisition"
-    before = len(earlier)
+        self.used_counts, self.budget - before) else "acquisition"
     select_balance.write_to_label(self.wd, self.pool, [
         (i, before + j + 1, "", self.top1[i], self.guess[i])
         for j, i in enumerate(idx) if i not in have])
@@ -203,8 +222,7 @@ class Session:
                     "log, then restart `jaxal label`.", 500)
 
   def _image(self, i: int) -> dict:
-    k = next(n for n, b in enumerate(self.batches) if i in b)
-    rank = sum(len(b) for b in self.batches[:k]) + self.batches[k].index(i) + 1
+    k, rank = self.batch_of[i]
     return {"path": self.pool.paths[i], "rank": rank, "guess": self.guess[i],
             "batch": k + 1}
 
@@ -270,7 +288,7 @@ class Session:
       if not isinstance(label, str) or label not in self.class_id:
         raise Refused(f"label: {str(label)[:200]!r} is not one of the target classes.")
       new = store.Answer(path, label, annotator, store.now())
-      first = self.store.by_path().get(path)
+      first = self.store.get(path)
       if first is not None:
         if first.label == label:
           return {"saved": False, "same_as": first.annotator,
@@ -281,6 +299,8 @@ class Session:
                       f"{first.annotator or 'someone'}; your answer {label!r} is kept "
                       "aside in conflicts.csv, the first stays.", 409)
       self.store.add(new)
+      self.have[i] = label
+      self.counts[self.class_id[label]] += 1
       if self.leases.get(i, ("",))[0] == annotator:
         del self.leases[i]
       self.skipped[annotator].discard(i)
@@ -302,12 +322,11 @@ class Session:
     annotator = check_annotator(annotator)
     with self.cond:
       self._check_ready()
-      mine = [a for a in self.store.answers if a.annotator == annotator]
-      if not mine:
+      last = self.store.last_of(annotator)
+      if last is None:
         raise Refused("nothing to undo: you have no answer saved.", 409)
-      last = mine[-1]
       i = self.index[last.path]
-      k = next((n for n, b in enumerate(self.batches) if i in b), None)
+      k = self.batch_of.get(i, (None,))[0]
       have = self._answered()
       later = [j for b in self.batches[k + 1:] for j in b if j in have] \
           if k is not None else []
@@ -316,6 +335,8 @@ class Session:
                       f"the next images from it and {len(later)} of them are "
                       "answered. Fix it in labels.csv after labeling instead.", 409)
       self.store.remove(last.path)
+      del self.have[i]
+      self.counts[self.class_id[last.label]] -= 1
       current = self.batch is not None and i in self.batch
       if not current and k is not None:  # its batch was used: replay
         self.generation += 1
@@ -337,20 +358,22 @@ class Session:
           del self.leases[j]
       self.cond.notify_all()
 
+  def close(self) -> None:
+    """Writes labels.csv a last time and closes the answers' database."""
+    self.store.close()
+
   # -------------------------------------------------------------- progress
   def progress(self) -> dict:
     with self.cond:
       return self._progress()
 
   def _progress(self) -> dict:
-    have = self._answered()
-    y = np.asarray([self.class_id[c] for c in have.values()], np.int64)
-    k = len(self.classes)
-    counts = metrics.class_counts(y, k) if y.size else np.zeros(k, np.int64)
+    counts, k = self.counts, len(self.classes)
     return {
-        "labeled": len(have), "budget": self.budget,
+        "labeled": len(self.have), "budget": self.budget,
         "classes_found": int((counts > 0).sum()), "classes": k,
-        "imbalance_ratio": metrics.imbalance_ratio_of_counts(counts) if y.size else None,
+        "imbalance_ratio": metrics.imbalance_ratio_of_counts(counts)
+                           if self.have else None,
         "counts": [[c, int(n)] for c, n in zip(self.classes, counts)],
         "conflicts": len(self.store.conflicts),
         "done": self.finished is not None,
