@@ -268,6 +268,8 @@ def greedy(features: np.ndarray, budget: int, *, kind: str, param: float,
   Returns:
     ([budget] int64 picks in order, `CoverageStats`).
   """
+  if kind not in KINDS:
+    raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}.")
   n = features.shape[0]
   rows = rows or _pool.rows_for(devices, _ROWS, _EVAL + 1)
   if tile is None and _pool.platform(devices) != "cpu":

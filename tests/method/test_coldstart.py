@@ -297,6 +297,10 @@ def test_through_acquisition_seeded_and_deterministic(method):
     (lambda x: typiclust.typiclust(x, 5, neighbor_rule="third"), "neighbor_rule"),
     (lambda x: acquisition.select("maxherding", budget=5, probs=np.full((200, 2), .5)),
      "needs features"),
+    # a typo of the kernel's name is refused, not run as the Gaussian kernel
+    (lambda x: coverage.greedy(x, 5, kind="top-hat", param=0.1,
+                               labeled_mask=np.zeros(200, bool)),
+     "kind must be one of tophat, gaussian, got 'top-hat'"),
 ])
 def test_bad_inputs_name_the_argument(call, message):
   x = sphere(200, 4, 9)
