@@ -3,6 +3,12 @@
 Reimplements Aggarwal, Popescu and Hudelot, "Active Learning for Imbalanced
 Datasets" (WACV 2020). Importing jaxal never imports TensorFlow or TFDS; only
 `jaxal.datasets` does, lazily, inside its functions.
+
+Docstrings cite the paper's sections and the method guide's, "method guide §N":
+the numbered sections of the documentation site's "The method" page
+(`docs/guides/method.md` in the source tree), which states each definition as
+jaxal implements it and whether the paper states it, its numbers confirm it, or
+jaxal reconstructed it.
 """
 
 from jaxal import _xla_cpu
