@@ -23,7 +23,13 @@ def test_outputs(stem, size, spatial):
   logits, feats = model.apply(variables, x, train=False)
   assert logits.shape == (2, 7) and feats.shape == (2, 32)  # 8 * width
   assert feats.dtype == jnp.float32 and bool(jnp.all(feats >= 0))  # pooled ReLU
-  del spatial
+  # the last stage's feature maps (8 x width channels) before the pooling:
+  # the stem and three stride-2 stages divide the image by 8 (cifar) or 32
+  _, state = model.apply(variables, x, train=False, capture_intermediates=True,
+                         mutable=["intermediates"])
+  maps = [v.shape for v in jax.tree_util.tree_leaves(state["intermediates"])
+          if v.ndim == 4 and v.shape[-1] == 32]
+  assert maps and set(maps) == {(2, spatial, spatial, 32)}, maps
 
 
 def test_bfloat16_compute_keeps_float32_params_and_outputs():

@@ -1,6 +1,7 @@
 """XLA:CPU routing chosen by jaxal (jaxal/_xla_cpu.py, issue 3)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -101,7 +102,16 @@ def test_cpu_description_names_model_and_isa_of_either_kind():
       "AMD EPYC (family 25, model 2), AVX2, 2 logical CPUs"
   assert _xla_cpu.cpu_description(XEON_AMX) == \
       "Intel(R) Xeon(R) Processor (family 6, model 167), AVX-512 + AMX, 2 logical CPUs"
-  assert "AVX" in _xla_cpu.cpu_description() or "other" in _xla_cpu.cpu_description()
+  # this machine's, whatever it is: the same form, its ISA as cpu_isa reads it
+  live = _xla_cpu.read_cpuinfo()
+  here = _xla_cpu.cpu_description()
+  if live is None:
+    assert here == "unknown CPU (no /proc/cpuinfo)"
+  else:
+    m = re.fullmatch(r".+, (AVX-512|AVX2|other)( \+ AMX)?, ([1-9]\d*) logical CPUs", here)
+    assert m, here
+    assert m.group(1) == _xla_cpu.cpu_isa(live)
+    assert int(m.group(3)) == sum(1 for l in live.splitlines() if l.startswith("processor"))
 
 
 def test_train_options_by_size_only_for_cpu_and_only_when_ours(monkeypatch):
