@@ -34,13 +34,13 @@ then resume from its checkpoint); with `data="real"` it is read from a
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import functools
 import hashlib
 import json
 import os
 import shutil
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -129,6 +129,43 @@ def _digest(*parts) -> str:
 PIXELS = ("auto", "memory", "stream")
 
 
+class SettingsError(ValueError):
+  """A setting that cannot work; `field` names the `Settings` field, so that a
+  command line can name its own flag for it."""
+
+  def __init__(self, field: str, message: str):
+    super().__init__(f"{field}: {message}")
+    self.field, self.reason = field, message
+
+
+class SourceModel(NamedTuple):
+  """M_S as the cells use it."""
+  model: Any  # the Flax module
+  final: Any  # variables after the last epoch
+  snapshots: list  # variables of each snapshot, oldest first (+ens)
+  source_id: str  # digest of what determines M_S: the outputs' cache key
+
+
+class _Bounded:
+  """A dict of at most `size` entries, the least recently used dropped first.
+
+  The protocol keeps what a sweep's cells share (pools, M_S, its outputs) here,
+  keyed by what each depends on, instead of `functools.lru_cache` on methods,
+  which keys on `self` too and keeps every Protocol it saw alive."""
+
+  def __init__(self, size: int):
+    self.size, self.items = int(size), collections.OrderedDict()
+
+  def get(self, key, make):
+    if key in self.items:
+      self.items.move_to_end(key)
+      return self.items[key]
+    value = self.items[key] = make()
+    while len(self.items) > self.size:
+      self.items.popitem(last=False)
+    return value
+
+
 class Protocol:
   """Runs cells of the paper's protocol; see the module docstring."""
 
@@ -148,6 +185,13 @@ class Protocol:
     self.max_pixel_bytes = int(max_pixel_bytes)
     self.output_batch = int(output_batch)
     self.output_chunk_batches = int(output_chunk_batches)
+    # What the cells share, keyed by what it depends on. Sizes: a table has at
+    # most 4 datasets x 2 pool kinds; one M_S per Protocol (its settings fix
+    # it); outputs: pool and test split of each pool, single and ensemble.
+    self._pools = _Bounded(8)
+    self._source = _Bounded(1)
+    self._outputs = _Bounded(32)
+    self._config = None
 
   # ---------------------------------------------------------------- data
   def _load(self, dataset: str, split: str) -> catalog.ArraySplit:
@@ -183,9 +227,12 @@ class Protocol:
         data_dir=s.data_dir, offline=offline)
     return labels, images, catalog.num_classes(dataset, offline)
 
-  @functools.lru_cache(maxsize=8)
   def pool(self, dataset: str, kind: str) -> Pool:
-    """The imbalanced or balanced pool of `dataset`, and its test split."""
+    """The imbalanced or balanced pool of `dataset`, and its test split (kept
+    for the next cells: the settings are fixed, so (dataset, kind) is the key)."""
+    return self._pools.get((dataset, kind), lambda: self._make_pool(dataset, kind))
+
+  def _make_pool(self, dataset: str, kind: str) -> Pool:
     s = self.settings
     train_labels, train_images, k = self._split(dataset, "train")
     test_labels, test_images, _ = self._split(dataset, "test")
@@ -197,63 +244,77 @@ class Protocol:
                 _digest(dataset, kind, keep, labels, test_labels))
 
   # ---------------------------------------------------------- source model
-  @functools.lru_cache(maxsize=1)
   def source_config(self) -> dict:
     """What determines M_S (its train_source config, or the offline settings)."""
-    s = self.settings
-    if s.data == "real":
-      cfg = io.read_json(os.path.join(s.source_workdir, "config.json"))
-      if cfg is None:
-        raise ValueError(f"--source_workdir {s.source_workdir} has no config.json; "
-                         "train M_S first with `python3 run.py exp train_source`.")
-      return cfg
-    return {"dataset": "offline_source", "stem": "cifar", "image_size":
-            s.offline.image_size, "offline": dataclasses.asdict(s.offline),
-            "seed": s.data_seed, **dataclasses.asdict(s.source)}
+    if self._config is None:
+      s = self.settings
+      if s.data == "real":
+        cfg = io.read_json(os.path.join(s.source_workdir, "config.json"))
+        if cfg is None:
+          raise SettingsError("source_workdir", f"{s.source_workdir} has no "
+                              "config.json; train M_S first with `python3 run.py "
+                              "exp train_source`.")
+      else:
+        cfg = {"dataset": "offline_source", "stem": "cifar", "image_size":
+               s.offline.image_size, "offline": dataclasses.asdict(s.offline),
+               "seed": s.data_seed, **dataclasses.asdict(s.source)}
+      self._config = cfg
+    return self._config
 
-  @functools.lru_cache(maxsize=1)
-  def source_model(self):
-    """(model, final variables, snapshot variables (oldest first), source id)."""
-    s = self.settings
+  def source_model(self) -> SourceModel:
+    """M_S: trained here on the offline source, or read from
+    `settings.source_workdir`; kept for the next cells under its config's
+    digest."""
     cfg = self.source_config()
-    if s.data == "offline":
-      ckpt = os.path.abspath(os.path.join(
-          self.workdir, "source", _digest(cfg)))
-      io.write_json(os.path.join(ckpt, "config.json"), cfg)
-      tcfg = train.TrainConfig(num_epochs=s.source.epochs,
-                               batch_size=s.source.batch_size,
-                               learning_rate=s.source.learning_rate, schedule="cosine",
-                               warmup_epochs=1, snapshot_every=s.source.snapshot_every,
-                               seed=s.data_seed)
-      with io.file_lock(ckpt + ".lock"):
-        src = self._load("offline_source", "train")
-        self.log(f"M_S: ResNet-18 width {s.source.width} on {len(src.labels)} images "
-                 f"of {src.num_classes} source classes, {s.source.epochs} epochs "
-                 f"({ckpt})")
-        model, state = source.train_model(src.images, src.labels, src.num_classes,
-                                          width=s.source.width, stem="cifar",
-                                          config=tcfg, workdir=ckpt)
-      every = s.source.snapshot_every
-    else:
-      try:
-        trained = source.load_workdir(s.source_workdir)
-      except ValueError as e:
-        raise ValueError(f"--source_workdir: {e}") from None
-      return (trained.model, trained.final, trained.snapshots,
-              _digest(cfg, list(trained.snapshot_epochs)))
+    make = (self._offline_source if self.settings.data == "offline"
+            else self._workdir_source)
+    return self._source.get(_digest(cfg), lambda: make(cfg))
+
+  def _offline_source(self, cfg: dict) -> SourceModel:
+    """Trains M_S on the offline source part (resumable, under a file lock so
+    that shards share one training) and reads its snapshots."""
+    s = self.settings
+    ckpt = os.path.abspath(os.path.join(self.workdir, "source", _digest(cfg)))
+    io.write_json(os.path.join(ckpt, "config.json"), cfg)
+    tcfg = train.TrainConfig(num_epochs=s.source.epochs, batch_size=s.source.batch_size,
+                             learning_rate=s.source.learning_rate, schedule="cosine",
+                             warmup_epochs=1, snapshot_every=s.source.snapshot_every,
+                             seed=s.data_seed)
+    with io.file_lock(ckpt + ".lock"):
+      src = self._load("offline_source", "train")
+      self.log(f"M_S: ResNet-18 width {s.source.width} on {len(src.labels)} images "
+               f"of {src.num_classes} source classes, {s.source.epochs} epochs ({ckpt})")
+      model, state = source.train_model(src.images, src.labels, src.num_classes,
+                                        width=s.source.width, stem="cifar",
+                                        config=tcfg, workdir=ckpt)
+    every = s.source.snapshot_every
     final = train.variables_of(state)
     epochs = Snapshots(ckpt, every).snapshot_epochs()
     snapshots = source.snapshot_variables(state, ckpt, every) if epochs else [final]
-    return model, final, snapshots, _digest(cfg, epochs)
+    return SourceModel(model, final, snapshots, _digest(cfg, epochs))
 
-  @functools.lru_cache(maxsize=16)
+  def _workdir_source(self, cfg: dict) -> SourceModel:
+    """M_S from a train_source (or import-source) work directory."""
+    try:
+      trained = source.load_workdir(self.settings.source_workdir)
+    except ValueError as e:
+      raise SettingsError("source_workdir", str(e)) from None
+    return SourceModel(trained.model, trained.final, trained.snapshots,
+                       _digest(cfg, list(trained.snapshot_epochs)))
+
   def outputs(self, dataset: str, kind: str, split: str, ensemble: bool):
     """(features, probs) of M_S (or its snapshot average) on the pool or test
     split; cached in WORKDIR/cache, never recomputed for the same inputs, and
-    kept in memory so that a sweep's cells do not read them again."""
+    kept in memory (keyed by the same digest) so that a sweep's cells do not
+    read them again."""
     pool = self.pool(dataset, kind)
-    model, final, snapshots, source_id = self.source_model()
+    source_id = self.source_model().source_id
     key = _digest(dataset, kind, split, pool.digest, source_id, bool(ensemble))
+    return self._outputs.get(key, lambda: self._make_outputs(
+        dataset, kind, split, ensemble, pool, key))
+
+  def _make_outputs(self, dataset, kind, split, ensemble, pool, key):
+    model, final, snapshots, _ = self.source_model()
     path = os.path.join(self.workdir, "cache", f"{dataset}_{kind}_{split}_"
                         f"{'ens' if ensemble else 'single'}_{key}.npz")
     parts = f"{path[:-len('.npz')]}.parts"

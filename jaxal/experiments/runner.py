@@ -239,7 +239,10 @@ def run_table(run: TableRun, log: Callable[[str], None] = print, *,
     log(f"tables {', '.join(map(str, run.tables))}: {len(todo)} cells in shard "
         f"{run.shard[0]}/{run.shard[1]} ({run.settings.data} data, workdir "
         f"{run.workdir})")
-    computed = sweep.run(todo, store, proto.compute, log=log)
+    try:
+      computed = sweep.run(todo, store, proto.compute, log=log)
+    except protocol.SettingsError as e:  # the protocol names its settings' fields,
+      raise SetupError(f"--{e.field}: {e.reason}") from None  # the flags share them
   out = {"computed": computed, "tables": {}, "plots": []}
   if not run.render:
     return out

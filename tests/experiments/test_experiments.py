@@ -2,6 +2,7 @@
 SIGKILL, concurrent shards, and bad flags stopped before any work."""
 
 import contextlib
+import dataclasses
 import csv
 import io
 import json
@@ -383,6 +384,46 @@ def test_killed_outputs_resume_from_their_last_chunk(tables_workdir, tmp_path,
   for a, b in zip(got, want):
     assert np.array_equal(a, b)
   assert [f for f in os.listdir(parts) if not f.endswith(".npz")] == []  # parts gone
+
+
+def test_protocol_caches_are_bounded_keyed_and_keep_no_protocol_alive(tables_workdir,
+                                                                      tmp_path):
+  """The cells' shared state is cached by what it depends on, in caches of a
+  stated size, and a Protocol that is dropped is freed (functools.lru_cache on
+  its methods kept every Protocol and its pools alive)."""
+  import gc  # pylint: disable=g-import-not-at-top
+  import weakref  # pylint: disable=g-import-not-at-top
+  from jaxal.experiments import protocol  # pylint: disable=g-import-not-at-top
+  made = []
+  cache = protocol._Bounded(2)
+  for key in ("a", "b", "a", "c", "b"):
+    cache.get(key, lambda k=key: made.append(k) or k.upper())
+  assert made == ["a", "b", "c", "b"]  # "a" was used again, so "b" went first
+  assert list(cache.items) == ["c", "b"]
+  workdir, _ = tables_workdir
+  flags.FLAGS(command(workdir, "--table=2")[1:])
+  try:
+    settings = tables_command.table_run(2, (2,)).settings
+  finally:
+    flags.FLAGS.unparse_flags()
+  shutil.copytree(os.path.join(workdir, "source"), str(tmp_path / "source"))
+  proto = protocol.Protocol(settings, str(tmp_path), log=lambda _: None)
+  pool = proto.pool("offline_target", "imbalanced")
+  assert proto.pool("offline_target", "imbalanced") is pool
+  feats, _ = proto.outputs("offline_target", "imbalanced", "train", False)
+  assert proto.outputs("offline_target", "imbalanced", "train", False)[0] is feats
+  src = proto.source_model()
+  assert isinstance(src, protocol.SourceModel) and proto.source_model() is src
+  ref = weakref.ref(proto)
+  del proto, pool, src
+  gc.collect()
+  assert ref() is None
+  # a setting that cannot work names the settings' field; the runner adds "--"
+  bad = protocol.Protocol(dataclasses.replace(settings, data="real",
+                                              source_workdir=str(tmp_path / "none")),
+                          str(tmp_path / "w"))
+  with pytest.raises(protocol.SettingsError, match=r"^source_workdir: .*config\.json"):
+    bad.source_config()
 
 
 def test_rounds_beside_single_shot_in_one_workdir(tables_workdir):
