@@ -112,16 +112,12 @@ def time_kcenter(x_host, budget, exact=True, eager=False):
   `eager` sets one block spanning the pool (every step reads all features once),
   the evaluation that the memory-bandwidth floor applies to.
   """
+  tuning = kcenter.DEFAULT_TUNING
   if eager:
-    saved = kcenter._ROWS, kcenter._PENDING
-    kcenter._ROWS, kcenter._PENDING = x_host.shape[0], 1
-    try:
-      return time_kcenter(x_host, budget, exact)
-    finally:
-      kcenter._ROWS, kcenter._PENDING = saved
+    tuning = tuning._replace(rows=x_host.shape[0], pending=1)
   t = time.perf_counter()
   idx, stats = kcenter.kcenter_greedy(x_host, budget, seed=0, exact=exact,
-                                      return_stats=True)
+                                      return_stats=True, tuning=tuning)
   return idx, stats, time.perf_counter() - t
 
 
@@ -217,10 +213,11 @@ def main(argv):
     print(f"  identical indices     : {same}" +
           ("" if same else f" (first difference at step {agree})"))
     print(f"  exact tie-breaks      : {stats.refined_steps} of {b} steps "
-          f"(>{kcenter._FEW} in band, several passes: {stats.overflow_steps}); float32 error "
+          f"(>{kcenter.DEFAULT_TUNING.few} in band, several passes: {stats.overflow_steps}); float32 error "
           f"bound {stats.error_bound:.3g}")
     print(f"  lazy evaluation       : {stats.block_refreshes} block refreshes of "
-          f"{kcenter._ROWS} rows = {stats.block_refreshes * kcenter._ROWS / (n * b):.3f}"
+          f"{kcenter.DEFAULT_TUNING.rows} rows = "
+          f"{stats.block_refreshes * kcenter.DEFAULT_TUNING.rows / (n * b):.3f}"
           " of the rows an eager pass per step reads")
     print(f"  plain read bytes/s    : {bw_read / 1e9:9.2f} GB/s (jitted row sum, same array)")
     print(f"  eager evaluation      : {t_eager:9.3f} s  ({bw_eager / 1e9:.2f} GB/s = "

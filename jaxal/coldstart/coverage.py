@@ -63,7 +63,6 @@ KINDS = ("tophat", "gaussian")
 _ROWS = 1024  # pool rows per block (the first bounds: [_ROWS, _ROWS] tiles)
 _EVAL = 16  # candidates whose exact gain is computed together
 _CHUNK = 16  # labeled points folded into the coverage per matrix product
-_LAMBDA = 8.0  # confidence factor of the rounding bound (as `jaxal.kcenter`)
 _GAUSS_BOUND = 1e-4  # relative slack of the first gaussian bounds (sum order)
 
 
@@ -76,20 +75,16 @@ class CoverageStats:
 
 
 def rounding_slack(x: np.ndarray, mean: np.ndarray) -> float:
-  """Bound on the float32 error of a squared distance of `sq_dists_to`.
-
-  Higham & Mary's probabilistic inner-product bound, as `jaxal.kcenter` uses it:
-  with R the largest centered norm and M the norm of the centering vector,
-  |error| <= g (2 R^2 + 2 (R + 2M) R), g = lambda sqrt(d + 4) u.
-  """
+  """Bound on the float32 error of a squared distance of `sq_dists_to` about
+  `mean` (`distances.sq_dist_error_bound`, the bound `jaxal.kcenter` uses), with
+  the largest centered norm measured in float64 here."""
   d = x.shape[1]
   r2 = 0.0
   for s in range(0, x.shape[0], 16384):
     c = x[s:s + 16384].astype(np.float64) - mean
     r2 = max(r2, float(np.max(np.sum(c * c, axis=1))))
-  r, m = np.sqrt(r2), float(np.linalg.norm(mean))
-  g = _LAMBDA * np.sqrt(d + 4.0) * np.finfo(np.float32).eps / 2
-  return float(g * (2 * r * r + 2 * (r + 2 * m) * r))
+  return float(distances.sq_dist_error_bound(np.sqrt(r2), float(np.linalg.norm(mean)),
+                                             d, eps=float(np.finfo(np.float32).eps)))
 
 
 def _kernel(kind: str, s: jax.Array, param) -> jax.Array:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxal import _xla_cpu
-from jaxal import kcenter
+from jaxal import distances, kcenter
 from jaxal.acquisition import kcenter_greedy
 
 
@@ -52,7 +52,7 @@ def test_first_center_comes_from_seed():
 
 @pytest.mark.parametrize("num_labeled", [1, 15, 16, 17, 50, 127, 128, 129, 300])
 def test_matches_brute_force_with_labeled_centers(num_labeled):
-  # around the chunk of labeled centers folded per matmul (kcenter._CHUNK)
+  # around the chunk of labeled centers folded per matmul (Tuning.chunk, 128)
   x = _points(num_labeled, n=600)
   labeled = np.random.default_rng(9).choice(len(x), num_labeled, replace=False)
   mask = np.zeros(len(x), bool)
@@ -193,31 +193,30 @@ def test_budget_above_the_first_capacity_bucket_matches_brute_force():
 
 
 @pytest.mark.parametrize("rows,pending", [(64, 16), (100, 3), (7, 1)])
-def test_lazy_blocks_match_brute_force(monkeypatch, rows, pending):
+def test_lazy_blocks_match_brute_force(rows, pending):
   # Small blocks: many refreshes, an overlapping last block (700 % rows != 0),
-  # and several pending centers per refresh, with and without labeled centers.
-  monkeypatch.setattr(kcenter, "_ROWS", rows)
-  monkeypatch.setattr(kcenter, "_PENDING", pending)
+  # and several pending centers per refresh, with and without labeled centers;
+  # labeled centers folded 8 at a time, re-scored 16 at a time.
+  tuning = kcenter.Tuning(rows=rows, pending=pending, chunk=8, block=16)
   x = _points(11, n=700, d=12)
-  got, stats = kcenter_greedy(x, 60, seed=4, return_stats=True)
+  got, stats = kcenter_greedy(x, 60, seed=4, return_stats=True, tuning=tuning)
   np.testing.assert_array_equal(got, brute_force(x, 60, first=int(got[0])))
   assert stats.block_refreshes > 0
   mask = np.zeros(len(x), bool)
   mask[np.random.default_rng(2).choice(len(x), 37, replace=False)] = True
-  got = kcenter_greedy(x, 60, labeled_mask=mask)
+  got = kcenter_greedy(x, 60, labeled_mask=mask, tuning=tuning)
   np.testing.assert_array_equal(got, brute_force(x, 60, labeled=np.flatnonzero(mask).tolist()))
 
 
-def compile_kernel(n, d, capacity):
+def compile_kernel(n, d, capacity, tuning=kcenter.DEFAULT_TUNING):
   """The kernel compiled for an [n, d] float32 pool from shapes alone."""
   s = jax.ShapeDtypeStruct
   with jax.enable_x64(True):
     return kcenter._kernel(jax.default_backend()).lower(
         s((n, d), np.float32), s((d,), np.float32), s((d,), np.float32),
-        s((kcenter._round_up(n, kcenter._BLOCK),), np.int32), s((), np.int32),
+        s((kcenter._round_up(n, tuning.block),), np.int32), s((), np.int32),
         s((n,), bool), s((), np.int32), s((), np.int32), capacity=capacity,
-        exact_dtype="float64", lam=kcenter._LAMBDA, rows=kcenter._ROWS,
-        pending=kcenter._PENDING).compile()
+        exact_dtype="float64", lam=distances.LAMBDA, tuning=tuning).compile()
 
 
 def test_kernel_temporaries_stay_within_40_bytes_per_point():
@@ -270,3 +269,28 @@ def test_first_compilation_of_the_kernel_stays_under_100_mib():
                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
   grown = int(out.stdout.strip().splitlines()[-1])
   assert grown < 100 * 2**20, f"compiling the kernel took {grown / 2**20:.0f} MiB"
+
+
+def test_bad_tuning_is_refused_naming_the_field():
+  x = _points(0, n=50)
+  with pytest.raises(ValueError, match=r"tuning\.rows must be a positive int"):
+    kcenter_greedy(x, 3, tuning=kcenter.Tuning(rows=0))
+  with pytest.raises(ValueError, match=r"tuning\.chunk \(256\) must be <= tuning\.block"):
+    kcenter_greedy(x, 3, tuning=kcenter.Tuning(chunk=256))
+  with pytest.raises(ValueError, match="tuning must be a kcenter.Tuning"):
+    kcenter_greedy(x, 3, tuning=(512, 16))
+
+
+def test_one_rounding_bound_for_kcenter_and_the_coverage_greedy():
+  """k-center's delta and the coverage greedy's slack are the same formula,
+  delta = g (2 R^2 + 2 (R + 2M) R) with g = lam sqrt(d + 4) u, by hand."""
+  from jaxal.coldstart import coverage  # pylint: disable=g-import-not-at-top
+  x = _points(3, n=300, d=7) + 5.0
+  mean = x.mean(axis=0, dtype=np.float64)
+  r = np.sqrt(np.max(np.sum((x - mean) ** 2, axis=1)))
+  m = np.linalg.norm(mean)
+  g = 8.0 * np.sqrt(7 + 4.0) * 2.0 ** -24
+  by_hand = g * (2 * r * r + 2 * (r + 2 * m) * r)
+  assert coverage.rounding_slack(x, mean) == pytest.approx(by_hand, rel=1e-12)
+  _, stats = kcenter_greedy(x, 3, return_stats=True)
+  assert stats.error_bound == pytest.approx(by_hand, rel=1e-4)  # float32 R and M
