@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -92,6 +92,25 @@ def _kernel(kind: str, s: jax.Array, param) -> jax.Array:
   if kind == "tophat":
     return (s < param).astype(s.dtype)
   return jnp.exp(-s * param)
+
+
+class _State(NamedTuple):
+  """The greedy's loop state, on this device's rows (bounds are over all rows)."""
+  cur: jax.Array  # [local] coverage of each point: max over picks and labeled of k
+  ub: jax.Array  # [padded] upper bound of each candidate's gain (-inf: not a candidate)
+  fresh: jax.Array  # [padded] bool: ub is the exact gain for `cur`
+  excluded: jax.Array  # [padded] bool: labeled, padding or picked
+  selected: jax.Array  # [budget] int32 picks in order
+  evaluated: jax.Array  # int32: exact gains computed so far
+  resets: jax.Array  # int32: restarts from the labeled coverage (all covered)
+
+
+class _Search(NamedTuple):
+  """Lazy greedy's search for the best candidate: refresh the top bounds until
+  the largest is exact."""
+  ub: jax.Array
+  fresh: jax.Array
+  evaluated: jax.Array
 
 
 def _greedy_local(x, real, excluded, labeled_idx, num_labeled, param, slack, axis, *,
@@ -180,39 +199,37 @@ def _greedy_local(x, real, excluded, labeled_idx, num_labeled, param, slack, axi
       ub = all_gains(cur, excluded)
       return ub, jnp.argmax(ub), jnp.sum(~excluded)
 
-    def stale(c):
-      ub, fresh, _ = c
-      j = jnp.argmax(ub)
-      return ~fresh[j] & (ub[j] > -jnp.inf)
+    def stale(c: _Search):
+      j = jnp.argmax(c.ub)
+      return ~c.fresh[j] & (c.ub[j] > -jnp.inf)
 
-    def refresh(c):
-      ub, fresh, count = c
-      vals, ids = jax.lax.top_k(ub, evals)
+    def refresh(c: _Search):
+      vals, ids = jax.lax.top_k(c.ub, evals)
       alive = vals > -jnp.inf
       g = gains(cur, _pool.gather(x, ids, axis), alive)
-      return (ub.at[ids].set(g), fresh.at[ids].set(fresh[ids] | alive),
-              count + jnp.sum(alive))
+      return _Search(c.ub.at[ids].set(g), c.fresh.at[ids].set(c.fresh[ids] | alive),
+                     c.evaluated + jnp.sum(alive))
 
-    ub, _, count = jax.lax.while_loop(stale, refresh,
-                                      (ub, fresh, jnp.zeros((), jnp.int32)))
-    return ub, jnp.argmax(ub), count
+    found = jax.lax.while_loop(stale, refresh,
+                               _Search(ub, fresh, jnp.zeros((), jnp.int32)))
+    return found.ub, jnp.argmax(found.ub), found.evaluated
 
   zero = jnp.zeros((), jnp.int32)
   none_fresh = jnp.zeros((padded,), bool)
 
-  def step(i, carry):
-    cur, ub, fresh, excluded, selected, count, resets = carry
-    ub, j, n1 = find(cur, ub, fresh, excluded)
+  def step(i, st: _State) -> _State:
+    ub, j, n1 = find(st.cur, st.ub, st.fresh, st.excluded)
     full = ub[j] <= 0  # nothing left to cover: restart from the labeled points
 
     def restart(_):
-      ub2, j2, n2 = find(cur_l, jnp.where(excluded, -jnp.inf, ub0), none_fresh,
-                         excluded)
+      ub2, j2, n2 = find(cur_l, jnp.where(st.excluded, -jnp.inf, ub0), none_fresh,
+                         st.excluded)
       return cur_l, ub2, j2, n2
 
-    cur, ub, j, n2 = jax.lax.cond(full, restart, lambda _: (cur, ub, j, zero), None)
-    ub, excluded = ub.at[j].set(-jnp.inf), excluded.at[j].set(True)
+    cur, ub, j, n2 = jax.lax.cond(full, restart, lambda _: (st.cur, ub, j, zero), None)
+    ub, excluded = ub.at[j].set(-jnp.inf), st.excluded.at[j].set(True)
     pick = _pool.gather(x, j[None], axis)
+    fresh = st.fresh
     if lazy:  # the pick's coverage and the next step's first refresh, one pass
       vals, ids = jax.lax.top_k(ub, evals)
       alive = vals > -jnp.inf
@@ -221,14 +238,14 @@ def _greedy_local(x, real, excluded, labeled_idx, num_labeled, param, slack, axi
       n2 = n2 + jnp.sum(alive)
     else:
       cur = fold(cur, pick, jnp.ones((1,), bool))
-    return (cur, ub, fresh, excluded, selected.at[i].set(j.astype(jnp.int32)),
-            count + n1 + n2, resets + full.astype(jnp.int32))
+    return _State(cur, ub, fresh, excluded, st.selected.at[i].set(j.astype(jnp.int32)),
+                  st.evaluated + n1 + n2, st.resets + full.astype(jnp.int32))
 
-  init = (cur_l, ub0, none_fresh, excluded, jnp.zeros((budget,), jnp.int32), zero,
-          zero)
-  cur, _, _, _, selected, count, resets = jax.lax.fori_loop(0, budget, step, init)
-  covered = _pool.psum(jnp.sum(jnp.where(real, cur, 0)), axis)
-  return selected, count, resets, covered
+  init = _State(cur_l, ub0, none_fresh, excluded, jnp.zeros((budget,), jnp.int32),
+                zero, zero)
+  out = jax.lax.fori_loop(0, budget, step, init)
+  covered = _pool.psum(jnp.sum(jnp.where(real, out.cur, 0)), axis)
+  return out.selected, out.evaluated, out.resets, covered
 
 
 @functools.lru_cache(maxsize=32)
