@@ -1,15 +1,41 @@
-"""Test setup: CPU backend with 4 fake devices, so multi-device paths run.
+"""Test setup shared by every test module.
 
-XLA reads XLA_FLAGS when the backend starts, so this must run before any test
-imports jax; `python3 run.py test` sets the same flags.
+- The CPU backend with 4 fake devices, so multi-device paths run. XLA reads
+  XLA_FLAGS when the backend starts, so this runs before any test imports jax;
+  `python3 run.py test` sets the same flags.
+- A persistent compilation cache for the session (`JAX_COMPILATION_CACHE_DIR`
+  under pytest's cache folder, `.pytest_cache/jax_compilation_cache`), set in
+  the environment so that the many subprocesses the tests start (the `jaxal`
+  command, the experiments, the benchmarks' smoke runs) reuse what an earlier
+  process compiled instead of paying XLA's compilation again. A cached
+  executable is the one XLA would compile: the same numbers. Set
+  JAX_COMPILATION_CACHE_DIR yourself to move it; delete the folder to drop it.
+- `ROOT` and `subprocess_env()`, the paths and environment the tests share.
 """
 
 import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                              " --xla_force_host_platform_device_count=4").strip()
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(ROOT, ".pytest_cache", "jax_compilation_cache"))
+# Every compilation is worth keeping here: the tests compile small kernels many
+# times over in separate processes.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+def subprocess_env(**extra) -> dict:
+  """This process's environment (the flags and cache above included) with the
+  repository first on PYTHONPATH, plus `extra`."""
+  e = dict(os.environ)
+  e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
+  e.update(extra)
+  return e
 
 
 def pytest_configure(config):

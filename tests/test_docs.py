@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import ROOT  # noqa: E402
 
 # The modules of the API reference (docs/api/*.md), public by name.
 API_MODULES = (

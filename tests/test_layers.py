@@ -20,7 +20,7 @@ import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import ROOT  # noqa: E402
 PKG = os.path.join(ROOT, "jaxal")
 ORDER = ("base", "method", "datasets", "models", "experiments", "cli")
 BASE = {"jaxal._validation", "jaxal.io", "jaxal._xla_cpu", "jaxal._native"}

@@ -5,7 +5,7 @@ import re
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import ROOT  # noqa: E402
 
 
 def test_import_jaxal_loads_no_tensorflow():

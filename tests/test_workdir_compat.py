@@ -21,7 +21,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import ROOT  # noqa: E402
 DATA = os.path.join(ROOT, "tests", "data")
 sys.path.insert(0, DATA)
 import make_workdirs  # noqa: E402  pylint: disable=g-import-not-at-top

@@ -17,7 +17,7 @@ from PIL import Image
 
 from jaxal.datasets import procedural
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import ROOT, subprocess_env  # noqa: E402
 XSS = "<script>alert(1)</script>"
 CLASSES = ["cat", "dog", "bird", XSS]  # the last is rare
 SOURCE_NAMES = [f"source_{c}" for c in "abcdef"]
@@ -80,10 +80,7 @@ def free_port():
 
 
 def env():
-  e = dict(os.environ)
-  e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
-  e["JAX_PLATFORMS"] = "cpu"
-  return e
+  return subprocess_env(JAX_PLATFORMS="cpu")
 
 
 class Server:

@@ -24,15 +24,13 @@ from jaxal.cli.workdir import Workdir
 from jaxal.datasets import images
 from jaxal.datasets import procedural
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import ROOT, subprocess_env  # noqa: E402
 K = 5  # target classes
 RARE = 4  # kept at a quarter of its images: the pool is imbalanced
 
 
 def env():
-  e = dict(os.environ)
-  e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
-  return e
+  return subprocess_env()
 
 
 def jaxal(*args):

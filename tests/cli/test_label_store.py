@@ -13,7 +13,7 @@ import textwrap
 
 from jaxal.cli.labeling import store
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import ROOT  # noqa: E402
 
 
 def db_rows(labels_csv):

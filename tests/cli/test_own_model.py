@@ -17,7 +17,7 @@ from jaxal.models import pretrained, source
 from tests.cli import label_fixture as F
 from tests.cli.test_cli import jaxal, ok, read_csv, write_csv
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import ROOT  # noqa: E402
 sys.path.insert(0, os.path.join(ROOT, "tests", "data"))
 import pretrained_fixture as fx  # noqa: E402  pylint: disable=g-import-not-at-top
 

@@ -19,7 +19,7 @@ from absl import flags
 
 from experiments import tables as tables_command
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import ROOT, subprocess_env  # noqa: E402
 TINY = ["--offline_source_classes=8", "--offline_target_classes=5",
         "--offline_source_per_class=24", "--offline_target_per_class=24",
         "--offline_test_per_class=6", "--epochs=2", "--snapshot_every=1", "--width=4",
@@ -34,9 +34,7 @@ def command(workdir, *flags):
 
 
 def env():
-  e = dict(os.environ)
-  e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
-  return e
+  return subprocess_env()
 
 
 def run(workdir, *flags, check=True):

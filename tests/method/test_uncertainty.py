@@ -12,7 +12,7 @@ import pytest
 
 from jaxal import uncertainty as U
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import ROOT  # noqa: E402
 
 PROBS = np.array([[0.5, 0.5, 0.0],
                   [1.0, 0.0, 0.0],

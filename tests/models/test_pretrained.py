@@ -31,7 +31,7 @@ from PIL import Image
 from jaxal.datasets import images
 from jaxal.models import pretrained, resnet, source
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import ROOT  # noqa: E402
 DATA = os.path.join(ROOT, "tests", "data")
 sys.path.insert(0, DATA)
 import pretrained_fixture as fx  # noqa: E402  pylint: disable=g-import-not-at-top
