@@ -1,4 +1,4 @@
-"""The offline data really transfers (issue 4): a linear probe on the features
+"""The offline data really transfers: a linear probe on the features
 of a source model trained on the source part separates the target classes
 clearly better than one on raw pixels."""
 
