@@ -121,7 +121,6 @@ class Session:
     self.batches: list[list[int]] = []  # offered in this replay, in order
     self.batch_of: dict[int, tuple[int, int]] = {}  # image -> (batch, rank)
     self.used_counts = np.zeros(len(classes), np.int64)  # labels the step consumed
-    self.used = 0
     self.batch: Optional[list[int]] = None  # the batch the oracle waits on
     self.mode = "acquisition"  # what chose the current batch
     self.finished: Optional[list[int]] = None
@@ -141,7 +140,7 @@ class Session:
       with self.cond:
         gen = self.generation
         self.batches, self.batch, self.finished = [], None, None
-        self.batch_of, self.used = {}, 0
+        self.batch_of = {}
         self.used_counts[:] = 0
       try:
         chosen = balancing.balanced_select(
@@ -189,7 +188,6 @@ class Session:
           self.batch = None  # being consumed: the next comes from these answers
           y = np.asarray([self.class_id[have[i]] for i in idx], np.int64)
           np.add.at(self.used_counts, y, 1)
-          self.used += len(idx)
           self.store.request_export()  # a batch end: labels.csv catches up
           return y
         self.cond.wait()
@@ -201,7 +199,7 @@ class Session:
       self.recorded_batches.add(tuple(idx))
       self.wd.write("balance.json", self.balance_state)
     self.offered.update(idx)
-    before = self.used  # every earlier batch is answered and consumed
+    before = int(self.used_counts.sum())  # every earlier batch is answered and used
     for j, i in enumerate(idx):
       self.batch_of[i] = (len(self.batches), before + j + 1)
     self.batches.append(idx)

@@ -167,11 +167,14 @@ class Store:
       raise
     db.execute("COMMIT")
 
-  def _select(self, db: Optional[sqlite3.Connection] = None, after: int = 0):
-    rows = (db or self._db).execute(
+  def _rows_after(self, db: Optional[sqlite3.Connection] = None, after: int = 0):
+    """(path, label, annotator, time) of the answers after seq `after`, in order."""
+    return (db or self._db).execute(
         "SELECT path, label, annotator, time FROM answers WHERE seq > ? ORDER BY seq",
         (after,)).fetchall()
-    return [Answer(*r) for r in rows]
+
+  def _select(self, db: Optional[sqlite3.Connection] = None, after: int = 0):
+    return [Answer(*r) for r in self._rows_after(db, after)]
 
   def _meta(self, key: str, db: Optional[sqlite3.Connection] = None) -> Optional[str]:
     row = (db or self._db).execute("SELECT value FROM meta WHERE key = ?",
@@ -238,9 +241,7 @@ class Store:
     try:
       removals = int(self._meta("removals", db) or 0)
       cached = self._cache if self._cache and self._cache[0] == removals else None
-      rows = db.execute(
-          "SELECT path, label, annotator, time FROM answers WHERE seq > ? ORDER BY seq",
-          (cached[1] if cached else 0,)).fetchall()
+      rows = self._rows_after(db, cached[1] if cached else 0)
       last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM answers").fetchone()[0]
     finally:
       db.execute("COMMIT")
@@ -267,8 +268,9 @@ class Store:
         self._wanted.wait()
         if self._closed:
           return
-        # At most one export per `export_every_s`: writing 50,000 rows holds
-        # Python's lock for tens of milliseconds, which answers would wait on.
+        # At most one export per `export_every_s`: each writes the whole file,
+        # and the first after an undo formats every row again, holding Python's
+        # lock for tens of milliseconds at 50,000 labels.
         self._closed_event.wait(self.export_every_s)
         if self._closed:
           return
