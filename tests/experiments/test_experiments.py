@@ -333,6 +333,15 @@ def test_streamed_pools_give_the_cells_of_pools_in_memory(tables_workdir, tmp_pa
       ("offline_far", "test"), ("offline_target", "test")}
 
 
+def table_settings(workdir, table):
+  """The `protocol.Settings` that `tables.py --table=N` builds for `workdir`."""
+  flags.FLAGS(command(workdir, f"--table={table}")[1:])
+  try:
+    return tables_command.table_run(table, (table,)).settings
+  finally:
+    flags.FLAGS.unparse_flags()
+
+
 def test_killed_outputs_resume_from_their_last_chunk(tables_workdir, tmp_path,
                                                      monkeypatch):
   """M_S's outputs are saved chunk by chunk: killed after 2 chunks of 2 batches,
@@ -341,11 +350,7 @@ def test_killed_outputs_resume_from_their_last_chunk(tables_workdir, tmp_path,
   from jaxal.experiments import protocol  # pylint: disable=g-import-not-at-top
   from jaxal.models import source  # pylint: disable=g-import-not-at-top
   workdir, _ = tables_workdir
-  flags.FLAGS(command(workdir, "--table=6")[1:])
-  try:
-    settings = tables_command.table_run(6, (6,)).settings
-  finally:
-    flags.FLAGS.unparse_flags()
+  settings = table_settings(workdir, 6)
   real, batches = source.outputs_by_batch, []
 
   class Killed(Exception):
@@ -399,11 +404,7 @@ def test_protocol_caches_are_bounded_keyed_and_keep_no_protocol_alive(tables_wor
   assert made == ["a", "b", "c", "b"]  # "a" was used again, so "b" went first
   assert list(cache.items) == ["c", "b"]
   workdir, _ = tables_workdir
-  flags.FLAGS(command(workdir, "--table=2")[1:])
-  try:
-    settings = tables_command.table_run(2, (2,)).settings
-  finally:
-    flags.FLAGS.unparse_flags()
+  settings = table_settings(workdir, 2)
   shutil.copytree(os.path.join(workdir, "source"), str(tmp_path / "source"))
   proto = protocol.Protocol(settings, str(tmp_path), log=lambda _: None)
   pool = proto.pool("offline_target", "imbalanced")
