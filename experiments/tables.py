@@ -33,7 +33,8 @@ from jaxal.experiments import runner, protocol, sweep
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("table", None, "Paper table to regenerate, 2-12; 13: the "
-                     "cold-start functions that followed the paper beside its own.")
+                     "cold-start functions that followed the paper beside its own; "
+                     "14: the same on SimCLR features of each pool.")
 flags.DEFINE_enum("data", "offline", ["real", "offline"],
                   "real: the paper's datasets (TFDS); offline: the project's data.")
 flags.DEFINE_list("datasets", None, "Datasets (default: the config's for --data).")
@@ -87,6 +88,13 @@ flags.DEFINE_integer("epochs", 8, "offline: M_S training epochs.")
 flags.DEFINE_integer("snapshot_every", 2, "offline: epochs between snapshots (+ens).")
 flags.DEFINE_integer("batch_size", 32, "offline: M_S training batch size.")
 flags.DEFINE_float("learning_rate", 0.1, "offline: M_S peak learning rate (cosine).")
+# Table 14: SimCLR pretrained on each pool (jaxal.models.simclr)
+flags.DEFINE_integer("ssl_width", 8, "Table 14: ResNet-18 width of the SimCLR encoder.")
+flags.DEFINE_integer("ssl_epochs", 30, "Table 14: SimCLR epochs on each pool.")
+flags.DEFINE_integer("ssl_batch_size", 256, "Table 14: SimCLR batch size.")
+flags.DEFINE_float("ssl_temperature", 0.2, "Table 14: NT-Xent temperature.")
+flags.DEFINE_float("ssl_learning_rate", None, "Table 14: SimCLR peak learning rate "
+                   "(default 0.4 x batch / 512).")
 
 
 def _ints(values, flag):
@@ -98,8 +106,8 @@ def _ints(values, flag):
 
 def table_run(table: int, tables: tuple) -> runner.TableRun:
   """Flags over the table's config -> TableRun (validated later, before work)."""
-  if table is None or not 2 <= table <= 13:
-    raise runner.SetupError(f"--table must be one of 2-13, got {table}.")
+  if table is None or not 2 <= table <= 14:
+    raise runner.SetupError(f"--table must be one of 2-14, got {table}.")
   config = importlib.import_module(f"experiments.configs.table_{table}").get_config()
   data = FLAGS.data
   datasets = tuple(FLAGS.datasets or config[data]["datasets"])
@@ -131,6 +139,10 @@ def table_run(table: int, tables: tuple) -> runner.TableRun:
                                      snapshot_every=FLAGS.snapshot_every,
                                      batch_size=FLAGS.batch_size,
                                      learning_rate=FLAGS.learning_rate),
+      ssl=protocol.SSLSettings(width=FLAGS.ssl_width, epochs=FLAGS.ssl_epochs,
+                               batch_size=FLAGS.ssl_batch_size,
+                               temperature=FLAGS.ssl_temperature,
+                               learning_rate=FLAGS.ssl_learning_rate),
       targets=targets, data_seed=FLAGS.data_seed,
       balanced_per_class=FLAGS.balanced_per_class, rule=FLAGS.rule,
       majority_distance=FLAGS.majority_distance)

@@ -77,6 +77,19 @@ def ranks_whole_pool(method: str) -> bool:
   return _parse(method)[0] in _UNCERTAINTY
 
 
+def needs_probs(method: str) -> bool:
+  """True for the methods that need M_S's source-class probabilities (the
+  uncertainty methods and their variants); False for those that work from
+  features alone (random, core-set, the cold-start functions).
+
+  Example:
+    >>> from jaxal import acquisition
+    >>> acquisition.needs_probs("entropy_inv_div"), acquisition.needs_probs("typiclust")
+    (True, False)
+  """
+  return _parse(method)[0] in _UNCERTAINTY
+
+
 def rank(method: str, *, probs: ArrayLike,
          labeled_mask: Optional[ArrayLike] = None) -> np.ndarray:
   """Full ranking of the unlabeled pool for an uncertainty method.

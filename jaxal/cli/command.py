@@ -5,6 +5,8 @@ of its own module (`jaxal.cli.embed`, `select_balance`, `train_predict`,
 
     jaxal import-source --workdir=SRC --arch=resnet18 --weights=resnet18.pth
                   (torchvision/timm weights -> a source for embed)
+    jaxal pretrain --workdir=SSL --images=DIR [--epochs=200]
+                  (SimCLR on your unlabeled images -> a source for embed)
     jaxal embed   --workdir=W --images=DIR --source=SRC [--ensemble]
     jaxal embed   --workdir=W --images=DIR --features=emb.npy --paths=paths.txt
                   (embeddings from any model; also .npz, .csv, .parquet)
@@ -122,6 +124,34 @@ def _define_import_source(fv):
                     "(default ImageNet's).", flag_values=fv)
   flags.DEFINE_list("std", None, "Evaluation transform: 3 channel standard "
                     "deviations (default ImageNet's).", flag_values=fv)
+
+
+def _define_pretrain(fv):
+  flags.DEFINE_string("images", None, "Folder of unlabeled images (JPEG/PNG, "
+                      "nested folders).", flag_values=fv)
+  flags.DEFINE_string("tfds", None, "Instead of --images: NAME:SPLIT of a prepared "
+                      "dataset (jaxal.datasets).", flag_values=fv)
+  flags.DEFINE_string("data_dir", None, "TFDS data_dir for --tfds.", flag_values=fv)
+  flags.DEFINE_integer("image_size", 32, "Side the images are resized to (and "
+                       "embedded at).", flag_values=fv)
+  flags.DEFINE_enum("arch", "resnet18", ["resnet18", "resnet50"], "Encoder.",
+                    flag_values=fv)
+  flags.DEFINE_integer("width", 64, "ResNet width (64 = torchvision's).",
+                       flag_values=fv)
+  flags.DEFINE_enum("stem", None, ["imagenet", "cifar"], "Default: cifar below "
+                    "64 px.", flag_values=fv)
+  flags.DEFINE_integer("epochs", 200, "Epochs (SCAN's CIFAR recipe: 500).",
+                       flag_values=fv)
+  flags.DEFINE_integer("batch_size", 512, "Global batch (>= 2; its other images "
+                       "are each view's negatives).", flag_values=fv)
+  flags.DEFINE_float("temperature", 0.1, "NT-Xent temperature (> 0).",
+                     flag_values=fv)
+  flags.DEFINE_float("learning_rate", None, "Peak learning rate (default 0.4 x "
+                     "batch / 512).", flag_values=fv)
+  flags.DEFINE_enum("optimizer", "sgd", ["sgd", "lars"], "Optimizer.",
+                    flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Seed (order, augmentations, initialisation).",
+                       flag_values=fv)
 
 
 def _define_select(fv):
@@ -242,6 +272,22 @@ def _run_import_source(wd, fv):
         f"{prep.interpolation}); use it as `jaxal embed --source={wd.path}`")
 
 
+def _run_pretrain(wd, fv):
+  from jaxal.cli import pretrain  # pylint: disable=g-import-not-at-top
+  from jaxal.models import simclr  # pylint: disable=g-import-not-at-top
+  try:
+    config = simclr.SimCLRConfig(
+        epochs=fv.epochs, batch_size=fv.batch_size, temperature=fv.temperature,
+        learning_rate=fv.learning_rate, optimizer=fv.optimizer,
+        seed=fv.seed).validate()
+  except ValueError as e:  # the config names its field, the flag shares the name
+    name = str(e).split(" ", 1)[0]
+    raise ValueError(f"--{e}" if name in fv else str(e)) from None
+  pretrain.pretrain(wd.path, images_dir=fv.images, tfds=fv.tfds,
+                    data_dir=fv.data_dir, image_size=fv.image_size, width=fv.width,
+                    stem=fv.stem, arch=fv.arch, config=config)
+
+
 def _run_embed(wd, fv):
   from jaxal.cli import embed  # pylint: disable=g-import-not-at-top
   if fv.features:
@@ -312,6 +358,8 @@ def _run_label(wd, fv):
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "import-source": (_define_import_source, _run_import_source,
                       "torchvision/timm ResNet weights -> a source for embed."),
+    "pretrain": (_define_pretrain, _run_pretrain,
+                 "SimCLR on unlabeled images -> a self-supervised source for embed."),
     "embed": (_define_embed, _run_embed,
               "M_S's features and probabilities of an image folder (resumable)."),
     "select": (_define_select, _run_select,
@@ -370,8 +418,8 @@ def main(argv: list[str]) -> int:
     if cmd == "embed" and fv.selection is not None:
       raise ValueError("--selection: the embedding is shared by every selection of "
                        "a work directory; embed without --selection.")
-    if cmd == "import-source" and fv.selection is not None:
-      raise ValueError("--selection: import-source writes a source (--workdir), "
+    if cmd in ("import-source", "pretrain") and fv.selection is not None:
+      raise ValueError(f"--selection: {cmd} writes a source (--workdir), "
                        "which has no selections.")
     run(Workdir(fv.workdir, fv.selection), fv)
   except ValueError as e:  # WorkdirError, LabelsError and argument checks

@@ -75,6 +75,11 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
                        "weights, one model without training snapshots, so there is "
                        "no snapshot ensemble (+ens) to average; embed without "
                        "--ensemble.")
+  if trained.self_supervised and ensemble:
+    raise WorkdirError(f"--ensemble: the source {source_dir} is a SimCLR encoder "
+                       "(jaxal pretrain): its snapshots' feature spaces are not "
+                       "aligned, so there is no ensemble to average; embed without "
+                       "--ensemble.")
   if tfds and prep is not None:
     raise WorkdirError(f"--tfds with the imported source {source_dir}: its "
                        "torchvision transform is applied to image files only (a "
@@ -148,7 +153,9 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
       + "; M_S "
       f"{'ensemble of ' + str(len(trained.snapshots)) if ensemble else 'final model'}"
       f" at {size} px" + (f" ({trained.config['arch']}, imported)"
-                          if trained.imported else ""))
+                          if trained.imported else "")
+      + (" (SimCLR encoder: features, no probabilities)"
+         if trained.self_supervised else ""))
   t0, done = time.perf_counter(), 0
   total = sum(len(paths[s:s + chunk]) for s in todo)
   for s, batch, ok, errors in chunks(todo):
@@ -188,7 +195,8 @@ def _consolidate(wd: Workdir, paths: list[str], chunk: int, log: Log) -> Pool:
       ok_all.append(z["ok"])
       skipped += [tuple(e.split("\t", 1)) for e in z["errors"]]
       if dims is None and z["ok"].any():
-        dims = {k: z[k].shape[1] for k in ARRAYS[1:]}
+        # A self-supervised source has no probabilities (width 0): no probs.npy.
+        dims = {k: z[k].shape[1] for k in ARRAYS[1:] if z[k].shape[1]}
   ok = np.concatenate(ok_all)
   if not ok.any():
     raise WorkdirError(f"none of the {len(paths)} images could be read; see "

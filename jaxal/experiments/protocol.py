@@ -26,6 +26,12 @@ its labeled images, and each evaluation streams the test split again. The
 offline data are generated here and held in memory ("auto" or "memory");
 "stream" reads them through their TFDS builder instead, with identical results.
 
+Table 14 selects from, and scores with, a second feature space too: SimCLR
+(`jaxal.models.simclr`) pretrained on each pool's images without their labels,
+once per (pool, `SSLSettings`), under WORKDIR/ssl, its features cached like
+M_S's. A cell's `features` ("source" or "ssl") says what it selects and
+balances on; the target "svm_ssl" is the SVM on SimCLR's features.
+
 With `data="offline"`, M_S is trained here on the offline source part (once per
 source config, under a lock so that concurrent shards wait for one training and
 then resume from its checkpoint); with `data="real"` it is read from a
@@ -47,7 +53,8 @@ import numpy as np
 from jaxal import acquisition, balancing, io, metrics, rounds
 from jaxal.datasets import catalog, imbalance, pipeline, procedural, split_images
 from jaxal.experiments import sweep
-from jaxal.models import hostmem, inference, source, target, train
+from jaxal.models import (hostmem, inference, simclr, source, ssl_source, target,
+                          train)
 from jaxal.models.checkpoint import Snapshots
 
 
@@ -64,6 +71,27 @@ class SourceSettings:
   snapshot_every: int = 2
   batch_size: int = 32
   learning_rate: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class SSLSettings:
+  """SimCLR pretrained on each pool for Table 14 (`jaxal.models.simclr`).
+
+  CPU-sized defaults for the offline pools; the SCAN recipe the cold-start
+  papers' code uses is width 64, 500 epochs, batch 512, temperature 0.1. The
+  offline defaults are the project's: temperature 0.2 and 30 epochs [R].
+  """
+  width: int = 8
+  epochs: int = 30
+  batch_size: int = 256
+  temperature: float = 0.2
+  learning_rate: Optional[float] = None  # None: 0.4 x batch_size / 512
+
+  def config(self, seed: int) -> simclr.SimCLRConfig:
+    """The SimCLR config of a pool's pretraining."""
+    return simclr.SimCLRConfig(epochs=self.epochs, batch_size=self.batch_size,
+                               temperature=self.temperature,
+                               learning_rate=self.learning_rate, seed=seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +112,7 @@ class Settings:
   source_workdir: Optional[str] = None  # data="real": a train_source workdir
   offline: procedural.OfflineConfig = procedural.OfflineConfig()
   source: SourceSettings = SourceSettings()
+  ssl: SSLSettings = SSLSettings()
   targets: TargetSettings = TargetSettings()
   data_seed: int = 0  # the pools (imbalance induction, balanced subsets)
   balanced_per_class: Optional[int] = None  # None: the dataset's (supplement 2)
@@ -91,8 +120,13 @@ class Settings:
   majority_distance: str = "nearest"
 
   def as_dict(self) -> dict:
-    """The settings as plain JSON values (saved beside each cell's result)."""
-    return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+    """The settings as plain JSON values (saved beside each cell's result).
+    `ssl` is left out while it has its defaults, so that work directories
+    written before Table 14 existed still hold these settings."""
+    d = json.loads(json.dumps(dataclasses.asdict(self), default=str))
+    if self.ssl == SSLSettings():
+      del d["ssl"]
+    return d
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +224,7 @@ class Protocol:
     # it); outputs: pool and test split of each pool, single and ensemble.
     self._pools = _Bounded(8)
     self._source = _Bounded(1)
+    self._ssl = _Bounded(8)  # a SimCLR encoder per pool
     self._outputs = _Bounded(32)
     self._config = None
 
@@ -317,20 +352,70 @@ class Protocol:
     model, final, snapshots, _ = self.source_model()
     path = os.path.join(self.workdir, "cache", f"{dataset}_{kind}_{split}_"
                         f"{'ens' if ensemble else 'single'}_{key}.npz")
+    images = pool.images if split == "train" else pool.test_images
+    variables = snapshots if ensemble else [final]
+    what = (f"M_S outputs: {dataset} {kind} {split} "
+            f"({'ensemble of ' + str(len(variables)) if ensemble else 'single model'}"
+            f", {len(images)} images)")
+    return self._cached(path, what, model, variables, images)
+
+  def _cached(self, path: str, what: str, model, variables, images):
+    """(features, probs) of `model` over `images`, read from the .npz `path`
+    if a run saved it, else computed chunk by chunk (resumable) and saved."""
     parts = f"{path[:-len('.npz')]}.parts"
     if os.path.exists(path):
       shutil.rmtree(parts, ignore_errors=True)  # killed after the cache was saved
       with np.load(path) as z:
         return z["features"], z["probs"]
-    images = pool.images if split == "train" else pool.test_images
-    variables = snapshots if ensemble else [final]
-    self.log(f"M_S outputs: {dataset} {kind} {split} "
-             f"({'ensemble of ' + str(len(variables)) if ensemble else 'single model'}, "
-             f"{len(images)} images)")
+    self.log(what)
     feats, probs = self._outputs_by_chunk(parts, model, variables, images)
     io.save_npz(path, features=feats, probs=probs)
     shutil.rmtree(parts, ignore_errors=True)
     return feats, probs
+
+  # ------------------------------------------------- self-supervised (Table 14)
+  def ssl_encoder(self, dataset: str, kind: str):
+    """(encoder, variables, run id) of SimCLR pretrained on the images of the
+    pool (`dataset`, `kind`), without its labels: trained once into
+    WORKDIR/ssl/<dataset>_<kind>_<digest> (resumable, under a file lock so
+    that shards share one training), then kept for the next cells."""
+    pool = self.pool(dataset, kind)
+    s = self.settings
+    cfg = s.ssl.config(seed=s.data_seed)
+    key = _digest(dataset, kind, pool.digest, dataclasses.asdict(s.ssl), s.data_seed)
+    return self._ssl.get(key, lambda: self._make_ssl(dataset, kind, pool, cfg, key))
+
+  def _make_ssl(self, dataset, kind, pool, cfg, key):
+    s = self.settings
+    run = os.path.abspath(os.path.join(self.workdir, "ssl", f"{dataset}_{kind}_{key}"))
+    with io.file_lock(run + ".lock"):
+      if io.read_json(os.path.join(run, "result.json")) is None:
+        images = pool.images.take(np.arange(len(pool.images)),
+                                  spill_dir=os.path.join(self.workdir, "cache"),
+                                  max_bytes=self.max_pixel_bytes)
+        self.log(f"SimCLR: ResNet-18 width {s.ssl.width} on the {len(pool.labels)} "
+                 f"images of the {dataset} {kind} pool (no labels), {cfg.epochs} "
+                 f"epochs ({run})")
+        try:
+          ssl_source.pretrain_workdir(np.asarray(images), run, width=s.ssl.width,
+                                      stem="cifar", config=cfg, images_id=key,
+                                      log=lambda _: None)
+        except ValueError as e:
+          raise SettingsError("ssl", str(e)) from None
+      trained = source.load_workdir(run)
+    return trained.model, trained.final, key
+
+  def ssl_features(self, dataset: str, kind: str, split: str) -> np.ndarray:
+    """Features of the pool's SimCLR encoder on the pool ("train") or the test
+    split; cached in WORKDIR/cache like M_S's outputs."""
+    pool = self.pool(dataset, kind)
+    model, variables, run_id = self.ssl_encoder(dataset, kind)
+    key = _digest(dataset, kind, split, pool.digest, run_id, "ssl")
+    path = os.path.join(self.workdir, "cache", f"{dataset}_{kind}_{split}_ssl_{key}.npz")
+    images = pool.images if split == "train" else pool.test_images
+    what = f"SimCLR features: {dataset} {kind} {split} ({len(images)} images)"
+    return self._outputs.get(key, lambda: self._cached(
+        path, what, model, [variables], images))[0]
 
   def _outputs_by_chunk(self, parts: str, model, variables, images):
     """M_S's outputs over `images`, each finished chunk saved atomically in
@@ -383,7 +468,10 @@ class Protocol:
     pool = self.pool(cell.dataset, cell.pool)
     if cell.method == sweep.FULL:
       return np.arange(len(pool.labels))
-    feats, probs = self.outputs(cell.dataset, cell.pool, "train", cell.ensemble)
+    if cell.features == "ssl":  # Table 14: SimCLR's features, no probabilities
+      feats, probs = self.ssl_features(cell.dataset, cell.pool, "train"), None
+    else:
+      feats, probs = self.outputs(cell.dataset, cell.pool, "train", cell.ensemble)
     kw = dict(probs=probs, features=feats, seed=cell.seed,
               num_classes=pool.num_classes)
     if cell.rounds > 1:
@@ -418,8 +506,8 @@ class Protocol:
   def _target_signals(self, cell: sweep.Cell, idx: np.ndarray):
     """(features, probs) of the pool by the target model trained on `idx`."""
     pool = self.pool(cell.dataset, cell.pool)
-    if cell.target == "svm":
-      f_pool, _ = self.outputs(cell.dataset, cell.pool, "train", False)
+    if cell.target in ("svm", "svm_ssl"):
+      f_pool = self._svm_features(cell, "train")
       return target.svm_signals(f_pool, idx, pool.labels[idx],
                                 C=self.settings.targets.svm_c)
     tmodel, tvars = self._finetune(cell, idx)
@@ -443,14 +531,21 @@ class Protocol:
                            pool.labels[idx], cfg, log=lambda _: None,
                            transform=pipeline.normalize)
 
+  def _svm_features(self, cell: sweep.Cell, split: str) -> np.ndarray:
+    """The SVM target's features: M_S's final model's ("svm"), or those of
+    SimCLR pretrained on the pool ("svm_ssl", Table 14)."""
+    if cell.target == "svm_ssl":
+      return self.ssl_features(cell.dataset, cell.pool, split)
+    return self.outputs(cell.dataset, cell.pool, split, False)[0]
+
   def predict(self, cell: sweep.Cell, idx: np.ndarray) -> np.ndarray:
     """The target model trained on the labeled subset; its test predictions."""
     pool = self.pool(cell.dataset, cell.pool)
     y = pool.labels[idx]
     t = self.settings.targets
-    if cell.target == "svm":
-      f_pool, _ = self.outputs(cell.dataset, cell.pool, "train", False)
-      f_test, _ = self.outputs(cell.dataset, cell.pool, "test", False)
+    if cell.target in ("svm", "svm_ssl"):
+      f_pool = self._svm_features(cell, "train")
+      f_test = self._svm_features(cell, "test")
       return target.svm_predict(f_pool[idx], y, f_test, C=t.svm_c)
     tmodel, tvars = self._finetune(cell, idx)
     return target.finetune_predict(tmodel, tvars, pool.test_images,

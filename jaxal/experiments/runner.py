@@ -35,7 +35,7 @@ class SetupError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class TableRun:
   """What one table command runs (flags land here, `experiments/configs`)."""
-  tables: tuple  # table numbers (2-12) whose cells to run and render
+  tables: tuple  # table numbers (2-14) whose cells to run and render
   datasets: tuple
   budgets: tuple
   methods: tuple
@@ -57,10 +57,14 @@ def default_targets(datasets: Sequence[str], table: int,
                     target: Optional[str] = None) -> dict:
   """dataset -> target models: `target` if given, both for Table 12, else the
   dataset's default (method guide §5: Food-101 and MIT-67 fine-tuning,
-  CIFAR-100 and IMN-100 the SVM; the offline far target fine-tuning)."""
+  CIFAR-100 and IMN-100 the SVM; the offline far target fine-tuning). Table
+  14 always has its own: the SVM on M_S's and on SimCLR's features."""
+  fixed = tables.SPECS[table].fixed_targets if table in tables.SPECS else ()
   out = {}
   for d in datasets:
-    if target:
+    if fixed:
+      out[d] = fixed
+    elif target:
       out[d] = (target,)
     elif table == 12:
       out[d] = sweep.TARGETS
@@ -74,10 +78,13 @@ def cells(run: TableRun) -> list:
   out = set()
   for n in run.tables:
     spec = tables.SPECS[n]
+    targets = ({d: spec.fixed_targets for d in run.datasets} if spec.fixed_targets
+               else run.targets)
     out.update(sweep.expand(
         datasets=run.datasets, pool=spec.pool, budgets=run.budgets,
         methods=run.methods, balancing=spec.balancing, ensemble=spec.ensemble,
-        targets=run.targets, seeds=run.seeds, rounds=run.rounds))
+        targets=targets, seeds=run.seeds, rounds=run.rounds,
+        features=spec.features))
   return sorted(out)
 
 
@@ -101,8 +108,9 @@ def check(run: TableRun) -> None:
   s = run.settings
   for n in run.tables:
     if n not in tables.SPECS:
-      raise SetupError(f"--table: {n} is not a table of the paper; use 2-12, or 13 "
-                       "(the cold-start functions beside the paper's).")
+      raise SetupError(f"--table: {n} is not a table of the paper; use 2-12, 13 "
+                       "(the cold-start functions beside the paper's) or 14 (the "
+                       "same on SimCLR features of each pool).")
     if run.rounds != 1 and True in tables.SPECS[n].balancing:
       raise SetupError(f"--rounds={run.rounds}: table {n} uses the balancing step, "
                        "which is single-shot; use --rounds with a table without "
@@ -162,15 +170,32 @@ def check(run: TableRun) -> None:
     if s.source.epochs < 1 or s.source.snapshot_every < 1 or s.source.width < 1:
       raise SetupError("--epochs, --snapshot_every and --width must be >= 1.")
   kinds = sorted({tables.SPECS[n].pool for n in run.tables})
+  uses_ssl = any("ssl" in tables.SPECS[n].features for n in run.tables) or any(
+      "svm_ssl" in ts for ts in run.targets.values())
+  if uses_ssl:
+    _check_ssl(s)
   for d in run.datasets:
     available = available_counts(s, d)  # one label scan per dataset
     for kind in kinds:
       size = int(protocol.pool_counts(s, d, kind, available).sum())
+      if uses_ssl and s.ssl.batch_size > size:
+        raise SetupError(f"--ssl_batch_size={s.ssl.batch_size} exceeds the {kind} "
+                         f"pool of {d} ({size} images) SimCLR trains on; lower it.")
       too_big = [b for b in run.budgets if int(b) > size]
       if too_big:
         raise SetupError(f"--budgets: {too_big[0]} is larger than the {kind} pool of "
                          f"{d} ({size} images); pass budgets <= {size}.")
   _check_workdir(run)
+
+
+def _check_ssl(s: protocol.Settings) -> None:
+  """The SimCLR settings of Table 14, each error naming its --ssl_ flag."""
+  if s.ssl.width < 1:
+    raise SetupError(f"--ssl_width must be >= 1, got {s.ssl.width}.")
+  try:
+    s.ssl.config(seed=s.data_seed).validate()
+  except ValueError as e:
+    raise SetupError(f"--ssl_{e}") from None
 
 
 def _check_real(run: TableRun) -> None:

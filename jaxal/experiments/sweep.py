@@ -32,12 +32,13 @@ import numpy as np
 
 from jaxal import acquisition, io
 
-TARGETS = ("svm", "finetune")
+TARGETS = ("svm", "finetune", "svm_ssl")  # svm_ssl: the SVM on SimCLR features
+FEATURES = ("source", "ssl")  # what a cell selects from: M_S's outputs or SimCLR's
 STOCHASTIC = acquisition.SEEDED  # selection depends on the seed
 FULL = "full"
 CSV_COLUMNS = ("dataset", "pool", "budget", "method", "balancing", "ensemble",
                "target", "seed", "acc_t", "classes_found", "imbalance_ratio",
-               "labeled", "seconds", "rounds")
+               "labeled", "seconds", "rounds", "features")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -52,13 +53,17 @@ class Cell:
   ensemble: bool
   seed: int
   rounds: int = 1  # > 1: iterative selection (`jaxal.rounds`), not the paper's
+  # "source": select (and balance) on M_S's features and probabilities; "ssl":
+  # on the features of SimCLR pretrained on the pool itself (Table 14).
+  features: str = "source"
 
   @property
   def key(self) -> str:
     """The cell's unique name, also its result file's name."""
     return (f"{self.dataset}__{self.pool}__{self.target}__b{self.budget}__"
             f"{self.method}__bal{int(self.balancing)}__ens{int(self.ensemble)}__"
-            f"s{self.seed}" + (f"__r{self.rounds}" if self.rounds > 1 else ""))
+            f"s{self.seed}" + (f"__r{self.rounds}" if self.rounds > 1 else "")
+            + (f"__f{self.features}" if self.features != "source" else ""))
 
   def as_dict(self) -> dict:
     """The cell's fields as JSON values (booleans as 0/1)."""
@@ -70,12 +75,15 @@ class Cell:
 def expand(*, datasets: Sequence[str], pool: str, budgets: Sequence[int],
            methods: Sequence[str], balancing: Sequence[bool],
            ensemble: Sequence[bool], targets: Mapping[str, Sequence[str]],
-           seeds: Sequence[int], rounds: int = 1) -> list[Cell]:
+           seeds: Sequence[int], rounds: int = 1,
+           features: Sequence[str] = ("source",)) -> list[Cell]:
   """All cells of a table, sorted, with one Full cell per (dataset, target).
 
   Random selection does not use the source model, so its "+ens" variant is the
   plain one (the supplement copies it) and is not run twice. `rounds` > 1 makes
   the method cells iterative (the Full cell does not select and stays shared).
+  `features` lists the spaces methods select from; the uncertainty methods,
+  which need M_S's probabilities, only from "source".
   """
   cells = set()
   for d in datasets:
@@ -87,9 +95,12 @@ def expand(*, datasets: Sequence[str], pool: str, budgets: Sequence[int],
             for ens in ensemble:
               if ens and m == "random":
                 continue
-              for s in (seeds if m in STOCHASTIC else seeds[:1]):
-                cells.add(Cell(d, pool, t, int(b), m, bool(bal), bool(ens), int(s),
-                               int(rounds)))
+              for f in features:
+                if f != "source" and (ens or acquisition.needs_probs(m)):
+                  continue
+                for s in (seeds if m in STOCHASTIC else seeds[:1]):
+                  cells.add(Cell(d, pool, t, int(b), m, bool(bal), bool(ens),
+                                 int(s), int(rounds), f))
   return sorted(cells)
 
 
@@ -163,11 +174,14 @@ class ResultStore:
     w = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-      # Cells written before `rounds` existed were single-shot.
-      w.writerow({k: _fmt(r.get(k, 1 if k == "rounds" else None)) for k in CSV_COLUMNS})
+      w.writerow({k: _fmt(r.get(k, _OLD_DEFAULTS.get(k))) for k in CSV_COLUMNS})
     path = os.path.join(self.workdir, "cells.csv")
     io.write_text(path, buf.getvalue())
     return path
+
+
+# Cells written before `rounds` and `features` existed were single-shot, on M_S.
+_OLD_DEFAULTS = {"rounds": 1, "features": "source"}
 
 
 def _fmt(v):

@@ -15,7 +15,11 @@ imbalance ratio there; 6/7 as 2/3 with "+ens"; 8/9 ACC_t on the balanced subsets
 Beyond the paper, 13 sets the cold-start functions that followed it (TypiClust,
 ProbCover, MaxHerding) beside random, the paper's two best and core-set, each
 before and after the balancing step ("+bal" rows), with ACC_t, classes found and
-imbalance ratio in one table.
+imbalance ratio in one table. 14 asks the same in the cold-start functions' own
+setting: random, core-set and the cold-start functions select (and the
+balancing step balances) on the features of SimCLR pretrained on each pool
+("[SSL]" rows, `jaxal.models.simclr`) beside every method on M_S's, and each
+selection is scored by the SVM on M_S's features and on SimCLR's.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from jaxal import metrics
+from jaxal import acquisition, metrics
 from jaxal.experiments import paper, sweep
 
 
@@ -41,6 +45,11 @@ class TableSpec:
   ensemble: tuple  # which ensemble settings have rows
   stats: tuple  # ("acc_t",), ("classes_found", "imbalance_ratio") or all three
   compare_targets: bool = False  # Table 12: columns dataset:target
+  # Table 14: the feature spaces rows select from ("source": M_S, "ssl": SimCLR
+  # on the pool), and the targets every dataset is shown with, as columns
+  # dataset:target (the SVM on M_S's features and on SimCLR's), with G_AL.
+  features: tuple = ("source",)
+  fixed_targets: tuple = ()
 
   @property
   def summary(self) -> Optional[str]:
@@ -86,6 +95,11 @@ SPECS = {s.number: s for s in (
     TableSpec(13, "Beyond the paper: cold-start functions (TypiClust, ProbCover, "
               "MaxHerding) against the paper's, imbalanced pools, before and after "
               "(+bal) balancing", "imbalanced", (False, True), (False,), _ALL),
+    TableSpec(14, "Beyond the paper: selection on SimCLR features of each pool "
+              "([SSL] rows) against M_S's, imbalanced pools, before and after "
+              "(+bal) balancing; columns: the SVM target on M_S's features (svm) "
+              "and on SimCLR's (svm_ssl)", "imbalanced", (False, True), (False,),
+              _ALL, features=("source", "ssl"), fixed_targets=("svm", "svm_ssl")),
 )}
 _DIGITS = {"acc_t": 2, "classes_found": 1, "imbalance_ratio": 3}
 _LOWER_IS_BETTER = {"imbalance_ratio"}
@@ -120,6 +134,7 @@ class Row(NamedTuple):
   summary: Optional[float]  # G_AL or Average
   paper_summary: Optional[float]
   balancing: bool = False
+  features: str = "source"
 
 
 @dataclasses.dataclass
@@ -174,11 +189,12 @@ class Table:
     buf = _io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     both = self.spec.both_balancing  # a balancing column only where rows differ by it
+    spaces = len(self.spec.features) > 1  # and a features column likewise
     w.writerow(["table", "method", "ensemble", "stat", "column", "dataset", "target",
                 "budget", "mean", "std", "n", "paper", "best"]
-               + (["balancing"] if both else []))
+               + (["balancing"] if both else []) + (["features"] if spaces else []))
     for r in self.rows:
-      extra = [int(r.balancing)] if both else []
+      extra = ([int(r.balancing)] if both else []) + ([r.features] if spaces else [])
       for c, e in zip(self.columns, r.entries):
         w.writerow([self.spec.number, r.method, int(r.ensemble), r.stat, c.label,
                     c.dataset, c.target, c.budget, _num(e.mean), _num(e.std), e.n,
@@ -223,8 +239,10 @@ def _tex_escape(s: str) -> str:
   return s.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
 
 
-def _label(method: str, ensemble: bool, balancing: bool = False) -> str:
-  return method + (" +ens" if ensemble else "") + (" +bal" if balancing else "")
+def _label(method: str, ensemble: bool, balancing: bool = False,
+           features: str = "source") -> str:
+  return (method + (" [SSL]" if features == "ssl" else "")
+          + (" +ens" if ensemble else "") + (" +bal" if balancing else ""))
 
 
 def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
@@ -242,20 +260,24 @@ def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
       describe the paper's datasets).
   """
   spec = SPECS[number]
-  groups = [(f"{d}:{t}" if spec.compare_targets else d, d, t)
-            for d in datasets
-            for t in (targets[d] if spec.compare_targets else targets[d][:1])]
+  if spec.fixed_targets:
+    groups = [(f"{d}:{t}", d, t) for d in datasets for t in spec.fixed_targets]
+  else:
+    groups = [(f"{d}:{t}" if spec.compare_targets else d, d, t)
+              for d in datasets
+              for t in (targets[d] if spec.compare_targets else targets[d][:1])]
   columns = [Column(f"{g} {b}", g, d, t, int(b)) for g, d, t in groups
              for b in budgets]
 
   index: dict = {}
   for r in rows:
     key = (r["dataset"], r["pool"], r["target"], int(r["budget"]), r["method"],
-           bool(int(r["balancing"])), bool(int(r["ensemble"])))
+           bool(int(r["balancing"])), bool(int(r["ensemble"])),
+           r.get("features") or "source")
     index.setdefault(key, []).append(r)
 
-  def entry(d, t, b, method, bal, ens, stat, group):
-    found = index.get((d, spec.pool, t, b, method, bal, ens), [])
+  def entry(d, t, b, method, bal, ens, stat, group, features="source"):
+    found = index.get((d, spec.pool, t, b, method, bal, ens, features), [])
     vals = [float(r[stat]) for r in found if r.get(stat) not in (None, "")]
     pub = None
     if published:
@@ -271,18 +293,22 @@ def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
     fulls[stat] = [entry(d, t, 0, sweep.FULL, False, False, stat, g)
                    for g, d, t in groups]
   for method in methods:
-    for ens in spec.ensemble:
-      if ens and method == "random":
+    for feats in spec.features:
+      if feats != "source" and acquisition.needs_probs(method):
         continue
-      for bal in spec.balancing:
-        for stat in spec.stats:
-          entries = [entry(c.dataset, c.target, c.budget, method, bal, ens, stat,
-                           c.group) for c in columns]
-          summ = _summary(spec, stat, entries, fulls[stat], len(budgets))
-          psumm = (paper.published_summary(number, method, ensemble=ens, stat=stat)
-                   if published and spec.summary else None)
-          out_rows.append(Row(_label(method, ens, spec.both_balancing and bal),
-                              method, ens, stat, entries, summ, psumm, bal))
+      for ens in spec.ensemble:
+        if ens and method == "random":
+          continue
+        for bal in spec.balancing:
+          for stat in spec.stats:
+            entries = [entry(c.dataset, c.target, c.budget, method, bal, ens, stat,
+                             c.group, feats) for c in columns]
+            summ = _summary(spec, stat, entries, fulls[stat], len(budgets))
+            psumm = (paper.published_summary(number, method, ensemble=ens, stat=stat)
+                     if published and spec.summary and feats == "source" else None)
+            out_rows.append(Row(_label(method, ens, spec.both_balancing and bal,
+                                       feats), method, ens, stat, entries, summ,
+                                psumm, bal, feats))
   _mark_best(out_rows)
   for stat in spec.stats:  # Full: one value per group, shown under each budget
     entries = [dataclasses.replace(fulls[stat][i // len(budgets)])

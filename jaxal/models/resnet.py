@@ -80,7 +80,8 @@ class ResNet(nn.Module):
   Attributes:
     stage_sizes: blocks per stage ([2, 2, 2, 2] for ResNet-18, [3, 4, 6, 3] for
       ResNet-50).
-    num_classes: classes of the classification head.
+    num_classes: classes of the classification head; 0: no head (an encoder,
+      e.g. SimCLR's), the logits then have shape [N, 0].
     width: channels of the first stage (64 in the paper); stages use width x
       1, 2, 4, 8, so features have 8 * width dimensions (32 * width with
       bottleneck blocks, whose outputs are 4x wider).
@@ -127,6 +128,8 @@ class ResNet(nn.Module):
         x = self.block(self.width * 2 ** i, 2 if (i > 0 and j == 0) else 1,
                        conv=conv, norm=norm)(x)
     features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+    if self.num_classes == 0:  # an encoder only (self-supervised, `simclr`)
+      return jnp.zeros((x.shape[0], 0), jnp.float32), features
     logits = nn.Dense(self.num_classes, name="head")(features)
     return logits, features
 

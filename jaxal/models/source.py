@@ -27,7 +27,7 @@ import numpy as np
 from jaxal import io
 from jaxal.datasets import images as images_lib
 from jaxal.datasets import pipeline
-from jaxal.models import inference, pretrained, resnet, train
+from jaxal.models import inference, pretrained, resnet, ssl_source, train
 from jaxal.models.checkpoint import Snapshots
 
 
@@ -98,6 +98,12 @@ class Trained:
     return self.config.get("kind") == pretrained.KIND
 
   @property
+  def self_supervised(self) -> bool:
+    """Whether this is a SimCLR encoder (`jaxal.models.ssl_source`): features,
+    no source-class probabilities, one model."""
+    return self.config.get("kind") == ssl_source.KIND
+
+  @property
   def preprocess(self) -> Optional[images_lib.Preprocess]:
     """The recorded evaluation transform of an imported source; None for a
     trained one (jaxal's own: `images.load` and `pipeline.normalize`)."""
@@ -119,8 +125,9 @@ def config_digest(*parts) -> str:
 
 
 def load_workdir(workdir: str) -> Trained:
-  """M_S from a finished `experiments/train_source.py` run in `workdir`, or
-  from weights imported there (`jaxal import-source`, `pretrained.import_source`).
+  """M_S from a finished `experiments/train_source.py` run in `workdir`, from
+  weights imported there (`jaxal import-source`, `pretrained.import_source`),
+  or a SimCLR encoder pretrained there (`jaxal pretrain`, `ssl_source`).
 
   Raises ValueError (naming the directory and the fix) when it holds no run, or
   a run that has not finished all its epochs.
@@ -132,6 +139,9 @@ def load_workdir(workdir: str) -> Trained:
                      "import weights with `jaxal import-source`.")
   if cfg.get("kind") == pretrained.KIND:
     model, final = pretrained.load_variables(os.path.abspath(workdir), cfg)
+    return Trained(model, final, [final], (), cfg, config_digest(cfg, []))
+  if cfg.get("kind") == ssl_source.KIND:
+    model, final = ssl_source.load(workdir, cfg)
     return Trained(model, final, [final], (), cfg, config_digest(cfg, []))
   from jaxal.datasets import catalog  # pylint: disable=g-import-not-at-top
   ckpt = os.path.join(os.path.abspath(workdir), "checkpoints")

@@ -299,7 +299,10 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
         steps_per_epoch: int, image_shape, workdir: Optional[str] = None,
         init: Optional[TrainState] = None,
         log: Callable[[dict], None] = None,
-        stop_after_steps: Optional[int] = None) -> TrainState:
+        stop_after_steps: Optional[int] = None,
+        step: Optional[Callable] = None,
+        pack: Optional[Callable] = None,
+        optimizer: Optional[optax.GradientTransformation] = None) -> TrainState:
   """Trains `model`, resuming from `workdir` if it holds a checkpoint.
 
   Args:
@@ -316,6 +319,14 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
     log: called with a dict of metrics after every epoch; default prints.
     stop_after_steps: raise KeyboardInterrupt after this many steps of this call
       (tests use it to kill a run).
+    step: the pmapped step, called as `step(state, batch, rates)` and returning
+      `(state, metrics)`; default `pmapped_train_step` (classification).
+      Self-supervised pretraining (`jaxal.models.simclr`) passes its own.
+    pack: turns one item of `train_batches(epoch)` into the step's batch of
+      per-device arrays; default `(images, labels)` -> {"image", "label"}.
+    optimizer: the state's optimizer after a restore (default
+      `make_optimizer(config.momentum, config.weight_decay)`); `init` must
+      carry the same.
 
   Returns:
     The final state, on the host.
@@ -329,9 +340,10 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
     restored = snaps.restore_latest(state)
     if restored is not None:
       start, state = restored
-      state = state.replace(apply_fn=_apply_fn(model),
-                            tx=make_optimizer(config.momentum, config.weight_decay))
-  p_step = pmapped_train_step(model, config.compute_dtype)
+      state = state.replace(apply_fn=_apply_fn(model), tx=optimizer or
+                            make_optimizer(config.momentum, config.weight_decay))
+  p_step = step or pmapped_train_step(model, config.compute_dtype)
+  pack = pack or _pack_labeled
   state = replicate(state)
   rates = learning_rates(config, steps_per_epoch)
   per_device = np.ones(jax.local_device_count(), np.float32)
@@ -340,15 +352,14 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
   for epoch in range(start, config.num_epochs):
     t0 = time.perf_counter()
     sums, count, images = None, 0, 0
-    for images_np, labels_np in train_batches(epoch):
-      batch = {"image": shard(np.asarray(images_np, np.float32)),
-               "label": shard(np.asarray(labels_np, np.int32))}
+    for item in train_batches(epoch):
+      batch = pack(*item)
       rate = rates[min(epoch * steps_per_epoch + count, len(rates) - 1)]
       state, metrics = p_step(state, batch, per_device * rate)
       m = jax.tree_util.tree_map(lambda v: v[0], metrics)  # stays on device
       sums = m if sums is None else jax.tree_util.tree_map(jnp.add, sums, m)
       count += 1
-      images += images_np.shape[0] * jax.process_count()
+      images += item[0].shape[0] * jax.process_count()
       steps_done += 1
       if stop_after_steps is not None and steps_done >= stop_after_steps:
         raise KeyboardInterrupt(f"stopped after {steps_done} steps (test hook)")
@@ -365,6 +376,11 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
          "images_per_second": images / seconds,
          "seconds_left": elapsed / (done - start) * (config.num_epochs - done)})
   return host_state(state)
+
+
+def _pack_labeled(images, labels) -> dict:
+  return {"image": shard(np.asarray(images, np.float32)),
+          "label": shard(np.asarray(labels, np.int32))}
 
 
 def _print_progress(m: dict) -> None:
