@@ -139,14 +139,21 @@ def adjust_saturation(image, factor):
 
 
 def rgb_to_hsv(image):
-  """[..., 3] RGB in [0, 1] -> HSV, hue in [0, 1)."""
+  """[..., 3] RGB in [0, 1] -> HSV, hue in [0, 1).
+
+  The hue's sector is the channel of the maximum by `argmax` (red before green
+  before blue on ties, torchvision's precedence), not by testing `max == r`:
+  under jit XLA may compute a fused channel twice with different roundings,
+  and an equality test then picks a wrong sector (a hue error of up to 1/3).
+  """
   r, g, b = image[..., 0], image[..., 1], image[..., 2]
+  top = jnp.argmax(image, -1)
   maxc, minc = jnp.max(image, -1), jnp.min(image, -1)
   delta = maxc - minc
   s = jnp.where(maxc > 0, delta / jnp.where(maxc > 0, maxc, 1.0), 0.0)
   safe = jnp.where(delta > 0, delta, 1.0)
-  rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
-  h = jnp.where(maxc == r, bc - gc, jnp.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+  h = jnp.select([top == 0, top == 1], [(g - b) / safe, 2.0 + (b - r) / safe],
+                 4.0 + (r - g) / safe)
   h = jnp.where(delta > 0, (h / 6.0) % 1.0, 0.0)
   return jnp.stack([h, s, maxc], -1)
 

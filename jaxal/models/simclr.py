@@ -226,13 +226,16 @@ def train_step(state: train.TrainState, batch, learning_rate, *, model: SimCLR,
 
 
 @functools.lru_cache(maxsize=16)
-def pmapped_train_step(model: SimCLR, config: SimCLRConfig):
-  """`train_step` under pmap over the local devices, the state donated."""
+def pmapped_train_step(model: SimCLR, config: SimCLRConfig,
+                       devices: Optional[tuple] = None):
+  """`train_step` under pmap over `devices` (default all local), the state
+  donated; call it as `step(state, batch, rates)`, one rate per device."""
   dtype = jnp.bfloat16 if config.compute_dtype == "bfloat16" else jnp.float32
   return jax.pmap(functools.partial(
       train_step, model=model.clone(bn_axis_name="batch", dtype=dtype),
       temperature=float(config.temperature), config=config.augment,
-      seed=int(config.seed)), axis_name="batch", donate_argnums=(0,))
+      seed=int(config.seed)), axis_name="batch", devices=devices,
+      donate_argnums=(0,))
 
 
 def unlabeled_batches(images: np.ndarray, *, batch_size: int, seed: int,
