@@ -28,6 +28,7 @@ it was.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Callable
 
@@ -281,7 +282,7 @@ def _run_pretrain(wd, fv):
         learning_rate=fv.learning_rate, optimizer=fv.optimizer,
         seed=fv.seed).validate()
   except ValueError as e:  # the config names its field, the flag shares the name
-    name = str(e).split(" ", 1)[0]
+    name = re.split("[ =]", str(e), maxsplit=1)[0]
     raise ValueError(f"--{e}" if name in fv else str(e)) from None
   pretrain.pretrain(wd.path, images_dir=fv.images, tfds=fv.tfds,
                     data_dir=fv.data_dir, image_size=fv.image_size, width=fv.width,

@@ -2,6 +2,9 @@
 
     resnet        ResNet-18, the source model M_S (and the fine-tuned target); ResNet-50
     pretrained    torchvision/timm weights into a source work directory, exactly
+    simclr        SimCLR on a pool's images without labels: NT-Xent, the train step
+    augment       SimCLR's augmentations, jitted, one key per example
+    ssl_source    a SimCLR encoder as a source work directory (features only)
     strided_conv  stride-2 convolutions whose input gradient runs by phases on CPU
     train         optax training under `pmap`: steps, schedules, `fit`
     inference     features and probabilities of a pool, batch by batch

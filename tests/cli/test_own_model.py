@@ -250,3 +250,49 @@ def test_a_large_import_holds_no_second_copy(tmp_path):
   want = np.load(str(tmp_path / "f.npy"), mmap_mode="r")
   assert got.features.shape == (n, d) and isinstance(got.features, np.memmap)
   np.testing.assert_array_equal(got.features[::997], want[::997])
+
+
+def test_pretrain_then_embed_select_train_on_features_without_probabilities(
+    pool, tmp_path):
+  ssl = str(tmp_path / "ssl")
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  tiny = ["--width=4", "--epochs=2", "--batch_size=16", "--image_size=32"]
+  for args, message in (((f"--images={empty}",), "holds no image"),
+                        ((f"--images={pool['images']}", "--temperature=0"),
+                         "--temperature must be > 0"),
+                        ((f"--images={pool['images']}", "--batch_size=1"),
+                         "--batch_size must be >= 2"),
+                        ((f"--images={pool['images']}", "--batch_size=4096"),
+                         "--batch_size=4096 exceeds the 48 images"),
+                        ((), "exactly one of --images")):
+    code, _, err = jaxal("pretrain", f"--workdir={ssl}", *tiny, *args)
+    assert code == 2 and message in err, (args, err)
+    assert not os.path.exists(os.path.join(ssl, "result.json"))
+  out = ok("pretrain", f"--workdir={ssl}", f"--images={pool['images']}", *tiny)
+  assert "SimCLR epoch 2/2" in out and f"--source={ssl}" in out
+  out = ok("pretrain", f"--workdir={ssl}", f"--images={pool['images']}", *tiny)
+  assert "SimCLR epoch" not in out  # finished: nothing trained again
+  code, _, err = jaxal("pretrain", f"--workdir={ssl}", f"--images={pool['images']}",
+                       *tiny[:-1], "--image_size=24")
+  assert code == 2 and "another setting" in err and "image_size" in err, err
+  trained = source.load_workdir(ssl)
+  assert trained.self_supervised and trained.model.num_classes == 0
+  wd = str(tmp_path / "wd")
+  code, _, err = jaxal("embed", f"--workdir={wd}", f"--images={pool['images']}",
+                       f"--source={ssl}", "--ensemble")
+  assert code == 2 and "SimCLR encoder" in err, err
+  out = ok("embed", f"--workdir={wd}", f"--images={pool['images']}", f"--source={ssl}")
+  assert "SimCLR encoder: features, no probabilities" in out
+  embedded = Workdir(wd).pool()
+  assert embedded.probs is None and embedded.features.shape == (48, 32)
+  code, _, err = jaxal("select", f"--workdir={wd}", "--method=entropy_inv_div",
+                       "--budget=8")
+  assert code == 2 and "probs" in err, err
+  ok("select", f"--workdir={wd}", "--method=typiclust", "--budget=8")
+  rows = read_csv(os.path.join(wd, "to_label.csv"))
+  assert len(rows) == 8 and all(r["predicted_class"] == "" for r in rows)
+  labels = str(tmp_path / "labels.csv")
+  write_csv(labels, [[r["path"], pool["truth"][r["path"]]] for r in rows])
+  ok("train", f"--workdir={wd}", f"--labels={labels}",
+     f"--classes={pool['classes']}", "--target=svm")

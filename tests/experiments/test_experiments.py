@@ -18,6 +18,7 @@ import pytest
 from absl import flags
 
 from experiments import tables as tables_command
+from jaxal.experiments import sweep
 
 from tests.conftest import ROOT, subprocess_env  # noqa: E402
 TINY = ["--offline_source_classes=8", "--offline_target_classes=5",
@@ -25,7 +26,8 @@ TINY = ["--offline_source_classes=8", "--offline_target_classes=5",
         "--offline_test_per_class=6", "--epochs=2", "--snapshot_every=1", "--width=4",
         "--batch_size=64",
         "--budgets=6,12", "--seeds=0,1", "--methods=random,entropy_inv_div,coreset",
-        "--finetune_epochs=1", "--finetune_batch_size=8"]
+        "--finetune_epochs=1", "--finetune_batch_size=8",
+        "--ssl_width=4", "--ssl_epochs=1", "--ssl_batch_size=16"]
 
 
 def command(workdir, *flags):
@@ -77,7 +79,7 @@ def tables_workdir(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("tables"))
   outputs = {}
   try:
-    for n in range(2, 14):
+    for n in range(2, 15):
       # Tables 3 and 12 keep the default targets (fine-tuning for the far target,
       # both targets in Table 12); the others use the SVM to stay fast.
       args = [f"--table={n}", f"--plots={n == 3}"]
@@ -86,13 +88,16 @@ def tables_workdir(tmp_path_factory):
       if n == 13:  # the cold-start functions beside the paper's
         args.append("--methods=random,entropy_inv_div,coreset,typiclust,probcover,"
                     "maxherding")
+      if n == 14:  # the same on SimCLR features (its own targets: svm, svm_ssl)
+        args = ["--table=14", "--plots=false",
+                "--methods=random,entropy_inv_div,coreset,typiclust"]
       outputs[n] = run_in_process(workdir, *args)
   finally:
     flags.FLAGS.unparse_flags()
   return workdir, outputs
 
 
-@pytest.mark.parametrize("n", range(2, 14))
+@pytest.mark.parametrize("n", range(2, 15))
 def test_every_table_command_end_to_end(tables_workdir, n):
   workdir, outputs = tables_workdir
   for ext in ("md", "csv", "tex"):
@@ -116,7 +121,28 @@ def test_every_table_command_end_to_end(tables_workdir, n):
           assert f"| {label} | {stat} |" in md
     # the cells it shares with Tables 2-5 were not run again: one row per cell
     keys = [tuple(r[k] for k in ("dataset", "pool", "target", "budget", "method",
-                                 "balancing", "ensemble", "seed", "rounds"))
+                                 "balancing", "ensemble", "seed", "rounds",
+                                 "features"))
+            for r in cells_csv(workdir)]
+    assert len(keys) == len(set(keys))
+  if n == 14:
+    for label in ("random [SSL]", "coreset [SSL] +bal", "typiclust [SSL]",
+                  "entropy_inv_div +bal", "typiclust"):
+      assert f"| {label} | acc_t |" in md
+    assert "entropy_inv_div [SSL]" not in md  # it needs M_S's probabilities
+    assert "offline_target:svm 6" in md and "offline_far:svm_ssl 12" in md
+    rows = cells_csv(workdir, features="ssl")
+    assert rows and {r["method"] for r in rows} == {"random", "coreset", "typiclust"}
+    assert {r["target"] for r in rows} == {"svm", "svm_ssl"}
+    # one SimCLR run per pool, labels never read: its config names no labels
+    runs = sorted(os.listdir(os.path.join(workdir, "ssl")))
+    assert [r.split("_imbalanced_")[0] for r in runs if not r.endswith(".lock")] == [
+        "offline_far", "offline_target"]
+    # the M_S cells with the SVM are Table 13's, not run again
+    keys = [tuple(r[k] for k in sweep.CSV_COLUMNS if k not in ("seconds", "acc_t",
+                                                             "classes_found",
+                                                             "imbalance_ratio",
+                                                             "labeled"))
             for r in cells_csv(workdir)]
     assert len(keys) == len(set(keys))
 
@@ -130,7 +156,8 @@ def test_cells_csv_columns_and_plots(tables_workdir):
   assert all(k in rows[0] for k in need)
   assert {r["balancing"] for r in rows} == {"0", "1"}
   assert {r["ensemble"] for r in rows} == {"0", "1"}
-  assert {r["target"] for r in rows} == {"svm", "finetune"}
+  assert {r["target"] for r in rows} == {"svm", "finetune", "svm_ssl"}
+  assert {r["features"] for r in rows} == {"source", "ssl"}
   assert {r["method"] for r in rows} == {"random", "entropy_inv_div", "coreset", "full",
                                          "typiclust", "probcover", "maxherding"}
   plots = os.listdir(os.path.join(workdir, "plots"))
@@ -211,7 +238,9 @@ def test_concurrent_shards_equal_one_run(tables_workdir, tmp_path):
      "balanced pool of offline_target"),
     (["--table=2", "--datasets=offline_target,food101"],
      "--datasets: unknown dataset 'food101' for --data=offline"),
-    (["--table=14"], "--table must be one of 2-13"),
+    (["--table=15"], "--table must be one of 2-14"),
+    (["--table=14", "--ssl_temperature=0"], "--ssl_temperature must be > 0"),
+    (["--table=14", "--ssl_batch_size=100000"], "--ssl_batch_size=100000 exceeds"),
     (["--table=2", "--shard=2/2"], "--shard"),
     (["--table=2", "--seeds=0,-1"], "--seeds: seed must lie in [0, 2**32)"),
     (["--table=2", "--batch_size=400"], "--batch_size=400: M_S's batch must be"),

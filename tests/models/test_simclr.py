@@ -262,3 +262,19 @@ def test_a_workdir_of_another_setting_is_refused(pretrained):
   with pytest.raises(ValueError, match="another setting.*simclr"):
     ssl_source.pretrain_workdir(_pool()[0], pretrained[0], width=WIDTH,
                                 config=dataclasses.replace(CONFIG, temperature=0.3))
+
+
+def test_train_ssl_script_pretrains_a_pool_and_refuses_bad_flags(tmp_path):
+  script = os.path.join(ROOT, "experiments", "train_ssl.py")
+  bad = subprocess.run([sys.executable, script, f"--workdir={tmp_path / 'x'}",
+                        "--temperature=0"], env=subprocess_env(), cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+  assert bad.returncode == 2 and "--temperature must be > 0" in bad.stderr, bad.stderr
+  out = subprocess.run([sys.executable, script, f"--workdir={tmp_path / 'w'}",
+                        "--width=2", "--epochs=1", "--batch_size=512"],
+                       env=subprocess_env(), cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+  assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+  assert "imbalanced pool of offline_target" in out.stdout
+  trained = source.load_workdir(str(tmp_path / "w"))
+  assert trained.self_supervised and trained.config["num_images"] < 4000
