@@ -16,6 +16,7 @@
 #                at N = 1M, b = 10,000 against its copy bandwidth (sklearn's CPU
 #                loop, section 1, is left out: it measured the host, not the GPU)
 #   train        ResNet-18 at 224 and 32 px, float32 and bfloat16, against PyTorch
+#   pretrain     a SimCLR step (width 64, batch 512 x 2 views), against PyTorch
 #   quickstart   README's main job on this GPU (cells.csv and the tables kept)
 # Each section writes OUTDIR/<section>.txt as it runs (a killed section keeps
 # what it printed; the three cold-start runs end in one coldstart.txt); this
@@ -121,6 +122,8 @@ section tests 60 env JAX_PLATFORMS= "$py" -m pytest -q -p no:cacheprovider \
 
 section acquisition 60 "$py" bench/acquisition.py --sections=3,4 "${acq[@]}"
 section train 110 "$py" bench/train.py --nocpu_section "${train[@]}"
+if [[ "${QUICK:-0}" == 1 ]]; then pre=(--quick); else pre=(--width=64 --batch=512); fi
+section pretrain 60 "$py" bench/pretrain.py "${pre[@]}"
 if [[ "${QUICK:-0}" != 1 ]]; then
   section quickstart 600 "$py" experiments/quickstart.py --workdir=/tmp/jaxal-quickstart
   [[ -f /tmp/jaxal-quickstart/cells.csv ]] &&

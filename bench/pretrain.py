@@ -77,26 +77,29 @@ def jax_runner(batch, size, width):
   return train_rate, augment_rate
 
 
-def torch_runner(batch, size, width):
-  """(train(steps), augment(steps)) -> images/s of the same in PyTorch."""
+def torch_runner(batch, size, width, device="cpu"):
+  """(train(steps), augment(steps)) -> images/s of the same in PyTorch on
+  `device` ("cpu" or "cuda")."""
   import torch  # noqa: PLC0415
   from torch import nn  # noqa: PLC0415
   import _torch_resnet  # noqa: PLC0415
   enc = _torch_resnet.resnet18(width, "cifar", 0)
   feat = 8 * width
-  net = nn.Sequential(enc, nn.Linear(feat, feat), nn.ReLU(), nn.Linear(feat, 128))
+  net = nn.Sequential(enc, nn.Linear(feat, feat), nn.ReLU(),
+                      nn.Linear(feat, 128)).to(device)
   decay = [p for p in net.parameters() if p.ndim > 1]
   rest = [p for p in net.parameters() if p.ndim <= 1]
   opt = torch.optim.SGD([{"params": decay, "weight_decay": 1e-4},
                          {"params": rest, "weight_decay": 0.0}], lr=0.1, momentum=0.9)
-  x = torch.from_numpy(_images(batch, size)).permute(0, 3, 1, 2).contiguous()
-  mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-  std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-  luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-  gen = torch.Generator().manual_seed(0)
+  x = torch.from_numpy(_images(batch, size)).permute(0, 3, 1, 2).contiguous().to(
+      device)
+  mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
+  std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+  luma = torch.tensor([0.299, 0.587, 0.114], device=device).view(1, 3, 1, 1)
+  gen = torch.Generator(device=device).manual_seed(0)
 
   def u(n, lo=0.0, hi=1.0):
-    return lo + (hi - lo) * torch.rand(n, generator=gen)
+    return lo + (hi - lo) * torch.rand(n, generator=gen, device=device)
 
   def grey(im):
     return (im * luma).sum(1, keepdim=True)
@@ -133,7 +136,7 @@ def torch_runner(batch, size, width):
     cx = (u(n) * (1 - cw)) + cw / 2
     cy = (u(n) * (1 - ch)) + ch / 2
     flip = torch.where(u(n) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3)
+    theta = torch.zeros(n, 2, 3, device=device)
     theta[:, 0, 0], theta[:, 0, 2] = cw * flip, 2 * cx - 1
     theta[:, 1, 1], theta[:, 1, 2] = ch, 2 * cy - 1
     grid = nn.functional.affine_grid(theta, list(im.shape), align_corners=False)
@@ -146,11 +149,11 @@ def torch_runner(batch, size, width):
                       ).clamp(0, 1),
            lambda a: (fs * a + (1 - fs) * grey(a)).clamp(0, 1),
            lambda a: hue(a, fh))
-    order = torch.argsort(torch.rand(n, 4, generator=gen), 1)
+    order = torch.argsort(torch.rand(n, 4, generator=gen, device=device), 1)
     jit = im
     for pos in range(4):
       outs = torch.stack([op(jit) for op in ops])  # [4, n, 3, H, W]
-      jit = outs[order[:, pos], torch.arange(n)]
+      jit = outs[order[:, pos], torch.arange(n, device=device)]
     im = torch.where((u(n) < 0.8).view(-1, 1, 1, 1), jit, im)
     im = torch.where((u(n) < 0.2).view(-1, 1, 1, 1), grey(im).expand_as(im), im)
     return (im - mean) / std
@@ -160,7 +163,7 @@ def torch_runner(batch, size, width):
     n = z.shape[0] // 2
     logits = z @ z.T / 0.1
     logits.fill_diagonal_(float("-inf"))
-    pos = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    pos = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(device)
     return nn.functional.cross_entropy(logits, pos)
 
   def step():
@@ -170,24 +173,32 @@ def torch_runner(batch, size, width):
     opt.step()
     return loss
 
+  def sync(_):
+    if device == "cuda":
+      torch.cuda.synchronize()
+
   def train_rate(steps):
     net.train()
-    return _rate(step, steps, batch)
+    return _rate(step, steps, batch, sync)
 
   def augment_rate(steps):
     with torch.no_grad():
-      return _rate(lambda: (view(x), view(x)), steps, batch)
+      return _rate(lambda: (view(x), view(x)), steps, batch, sync)
 
   return train_rate, augment_rate
 
 
-def _rate(fn, steps, batch):
-  jax.block_until_ready(fn())
+def _rate(fn, steps, batch, sync=jax.block_until_ready):
+  """Images/s of `steps` calls of `fn` after two warm calls (PyTorch's CPU
+  kernels pick their algorithms on the first calls, XLA compiles on the
+  first)."""
+  for _ in range(2):
+    sync(fn())
   t = time.perf_counter()
   out = None
   for _ in range(steps):
     out = fn()
-  jax.block_until_ready(out)
+  sync(out)
   return steps * batch / (time.perf_counter() - t)
 
 
@@ -206,8 +217,11 @@ def main(argv):
   print(f"cpu: {_xla_cpu.cpu_description()}")
   args = (FLAGS.batch, FLAGS.size, FLAGS.width)
   runners = {"jaxal": jax_runner(*args)}
+  torch_device = "cpu"
   if torch is not None:
-    runners["torch"] = torch_runner(*args)
+    if jax.default_backend() == "gpu" and torch.cuda.is_available():
+      torch_device = "cuda"
+    runners["torch"] = torch_runner(*args, device=torch_device)
   rates = {name: ([], []) for name in runners}
   for _ in range(FLAGS.rounds):
     for kind in (0, 1):
@@ -226,7 +240,7 @@ def main(argv):
     print("ssl_speed_ratio_vs_torch: unavailable (PyTorch not installed)")
     raise SystemExit(1)
   tt, ta = med["torch"]
-  print(f"  torch : training {tt:8.1f} images/s [{fmt(rates['torch'][0])}]; "
+  print(f"  torch ({torch_device}): training {tt:8.1f} images/s [{fmt(rates['torch'][0])}]; "
         f"augmentations alone {ta:8.1f} images/s, {100 * tt / ta:.0f}% of the step")
   print(f"  augmentations: jaxal / torch {ja / ta:.2f}")
   print(f"ssl_speed_ratio_vs_torch: {jt / tt:.2f}")

@@ -167,14 +167,20 @@ class ResultStore:
     return out
 
   def write_csv(self, rows: Optional[Iterable[dict]] = None) -> str:
-    """Writes WORKDIR/cells.csv (one row per cell and seed) atomically."""
+    """Writes WORKDIR/cells.csv (one row per cell and seed) atomically. The
+    `features` column is written only when some cell selected from other
+    features than M_S's (Table 14), so that a work directory without such
+    cells keeps the cells.csv it had."""
     rows = self.all() if rows is None else list(rows)
     rows = sorted(rows, key=lambda r: tuple(str(r[k]) for k in CSV_COLUMNS[:8]))
+    columns = CSV_COLUMNS
+    if all(r.get("features", "source") == "source" for r in rows):
+      columns = tuple(c for c in CSV_COLUMNS if c != "features")
     buf = _io.StringIO()
-    w = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-      w.writerow({k: _fmt(r.get(k, _OLD_DEFAULTS.get(k))) for k in CSV_COLUMNS})
+      w.writerow({k: _fmt(r.get(k, _OLD_DEFAULTS.get(k))) for k in columns})
     path = os.path.join(self.workdir, "cells.csv")
     io.write_text(path, buf.getvalue())
     return path

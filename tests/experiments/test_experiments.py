@@ -53,6 +53,8 @@ def cells_csv(workdir, **match):
   must match exactly)."""
   with open(os.path.join(workdir, "cells.csv"), newline="") as f:
     rows = list(csv.DictReader(f))
+  for r in rows:  # written only when some cell selected from SimCLR's features
+    r.setdefault("features", "source")
   rows = [r for r in rows if all(r[k] == str(v) for k, v in match.items())]
   for r in rows:
     r.pop("seconds")
@@ -353,7 +355,7 @@ def test_streamed_pools_give_the_cells_of_pools_in_memory(tables_workdir, tmp_pa
       ("offline_far", "full", "0"), ("offline_target", "entropy_inv_div", "1")}
   for row in got:
     key = {k: row[k] for k in ("dataset", "pool", "budget", "method", "balancing",
-                               "ensemble", "target", "seed", "rounds")}
+                               "ensemble", "target", "seed", "rounds", "features")}
     assert cells_csv(workdir, **key) == [row], key
   pool = {n for n, split, k in reads if split == "train" and 0 < k < 120}
   assert pool == {"offline_far", "offline_target"}  # pools, not whole splits
