@@ -56,6 +56,8 @@ class TableSpec:
     """The summary column's name ("G_AL", "Average" or both), or None (Table 12)."""
     if self.compare_targets:
       return None
+    if self.fixed_targets:  # one G_AL per target, each over its own columns
+      return f"G_AL ({' / '.join(self.fixed_targets)}) / Average"
     if self.stats == _ALL:
       return "G_AL / Average"
     return "G_AL" if self.stats == ("acc_t",) else "Average"
@@ -131,7 +133,8 @@ class Row(NamedTuple):
   ensemble: bool
   stat: str
   entries: list  # one Entry per column
-  summary: Optional[float]  # G_AL or Average
+  # G_AL or Average; in Table 14 the G_AL of each target (`fixed_targets`), a tuple
+  summary: Optional[float]
   paper_summary: Optional[float]
   balancing: bool = False
   features: str = "source"
@@ -168,7 +171,7 @@ class Table:
            r"\begin{tabular}{ll" + "r" * n + "}", r"\toprule"]
     head = ["method", "stat"] + [_tex_escape(c.label) for c in self.columns]
     if self.spec.summary:
-      head.append(r"$G_{AL}$" if self.spec.summary == "G_AL" else "Average")
+      head.append(_tex_escape(self.spec.summary).replace(r"G\_AL", r"$G_{AL}$"))
     out.append(" & ".join(head) + r" \\")
     out.append(r"\midrule")
     for r in self.rows:
@@ -199,7 +202,11 @@ class Table:
         w.writerow([self.spec.number, r.method, int(r.ensemble), r.stat, c.label,
                     c.dataset, c.target, c.budget, _num(e.mean), _num(e.std), e.n,
                     _num(e.paper), int(e.best)] + extra)
-      if self.spec.summary:
+      if self.spec.summary and isinstance(r.summary, tuple):
+        for t, v in zip(self.spec.fixed_targets, r.summary):
+          w.writerow([self.spec.number, r.method, int(r.ensemble), r.stat,
+                      f"G_AL:{t}", "", t, "", _num(v), "", "", "", 0] + extra)
+      elif self.spec.summary:
         w.writerow([self.spec.number, r.method, int(r.ensemble), r.stat,
                     self.spec.summary, "", "", "", _num(r.summary), "", "",
                     _num(r.paper_summary), 0] + extra)
@@ -229,6 +236,8 @@ def _text(e: Entry, stat: str, *, bold: str, pm: str = "±") -> str:
 
 
 def _summary_text(v, p, stat) -> str:
+  if isinstance(v, tuple):
+    return " / ".join(_summary_text(x, None, stat) for x in v)
   s = "–" if v is None else (f"{v:.3f}" if stat == "acc_t" else _fmt(v, stat))
   if p is not None:
     s += f" [{p:.3f}]" if stat == "acc_t" else f" [{_fmt(p, stat)}]"
@@ -303,7 +312,13 @@ def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
           for stat in spec.stats:
             entries = [entry(c.dataset, c.target, c.budget, method, bal, ens, stat,
                              c.group, feats) for c in columns]
-            summ = _summary(spec, stat, entries, fulls[stat], len(budgets))
+            if spec.fixed_targets and stat == "acc_t":
+              summ = tuple(_summary(
+                  spec, stat, [e for c, e in zip(columns, entries) if c.target == t],
+                  [f for (_, _, gt), f in zip(groups, fulls[stat]) if gt == t],
+                  len(budgets)) for t in spec.fixed_targets)
+            else:
+              summ = _summary(spec, stat, entries, fulls[stat], len(budgets))
             psumm = (paper.published_summary(number, method, ensemble=ens, stat=stat)
                      if published and spec.summary and feats == "source" else None)
             out_rows.append(Row(_label(method, ens, spec.both_balancing and bal,

@@ -133,6 +133,7 @@ def test_every_table_command_end_to_end(tables_workdir, n):
       assert f"| {label} | acc_t |" in md
     assert "entropy_inv_div [SSL]" not in md  # it needs M_S's probabilities
     assert "offline_target:svm 6" in md and "offline_far:svm_ssl 12" in md
+    assert "G_AL (svm / svm_ssl) / Average" in md  # a G_AL per target
     rows = cells_csv(workdir, features="ssl")
     assert rows and {r["method"] for r in rows} == {"random", "coreset", "typiclust"}
     assert {r["target"] for r in rows} == {"svm", "svm_ssl"}
