@@ -188,7 +188,8 @@ def make_optimizer(name: str, momentum: float,
     return train.make_optimizer(momentum, weight_decay)
   mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
   return optax.chain(optax.add_decayed_weights(weight_decay, mask=mask),
-                     optax.scale_by_trust_ratio(trust_coefficient=1e-3, mask=mask),
+                     optax.masked(optax.scale_by_trust_ratio(trust_coefficient=1e-3),
+                                  mask),
                      optax.trace(momentum), optax.scale(-1.0))
 
 

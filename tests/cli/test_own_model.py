@@ -257,7 +257,8 @@ def test_pretrain_then_embed_select_train_on_features_without_probabilities(
   ssl = str(tmp_path / "ssl")
   empty = tmp_path / "empty"
   empty.mkdir()
-  tiny = ["--width=4", "--epochs=2", "--batch_size=16", "--image_size=32"]
+  tiny = ["--width=4", "--epochs=2", "--batch_size=16", "--optimizer=lars",
+          "--image_size=32"]
   for args, message in (((f"--images={empty}",), "holds no image"),
                         ((f"--images={pool['images']}", "--temperature=0"),
                          "--temperature must be > 0"),

@@ -289,6 +289,13 @@ def test_an_imported_imagenet_source_is_refused_for_imn100_and_ens(tmp_path):
   assert out.returncode == 2 and "--allow_source_seen_target" not in out.stderr
   assert "imagenet2012" in out.stderr or "ILSVRC" in out.stderr  # data missing next
   assert not os.path.exists(tmp_path / "w")
+  # A SimCLR encoder (jaxal pretrain) has features and no probabilities.
+  (src / "config.json").write_text(json.dumps({"kind": "simclr", "arch": "resnet18",
+                                               "image_size": 32}))
+  out = run(str(tmp_path / "w"), "--table=2", "--datasets=cifar100", *common,
+            "--methods=random,entropy_inv_div", check=False)
+  assert out.returncode == 2 and "entropy_inv_div need M_S's source-class " \
+      "probabilities" in out.stderr, out.stderr[-2000:]
 
 
 def test_real_data_path_end_to_end_on_tfds_mock_data(tmp_path, monkeypatch):

@@ -278,3 +278,27 @@ def test_train_ssl_script_pretrains_a_pool_and_refuses_bad_flags(tmp_path):
   assert "imbalanced pool of offline_target" in out.stdout
   trained = source.load_workdir(str(tmp_path / "w"))
   assert trained.self_supervised and trained.config["num_images"] < 4000
+
+
+def test_lars_scales_each_layer_by_its_trust_ratio():
+  # One step without momentum history: the update of a kernel is
+  # -(trust ratio) x (gradient + decay x weights), trust ratio 1e-3 x |w| / |u|;
+  # biases (ndim 1) get neither the decay nor the ratio.
+  opt = simclr.make_optimizer("lars", 0.9, 1e-2)
+  params = {"k": jnp.full((2, 2), 2.0), "b": jnp.ones(2)}
+  grads = {"k": jnp.ones((2, 2)), "b": jnp.full(2, 0.5)}
+  updates, _ = opt.update(grads, opt.init(params), params)
+  u = np.ones((2, 2)) + 1e-2 * 2.0
+  ratio = 1e-3 * np.linalg.norm(np.full((2, 2), 2.0)) / np.linalg.norm(u)
+  np.testing.assert_allclose(updates["k"], -ratio * u, rtol=1e-5)
+  np.testing.assert_allclose(updates["b"], -np.full(2, 0.5), rtol=1e-6)
+
+
+def test_resnet50_encoder_gives_its_feature_width():
+  net = simclr.SimCLR(width=2, arch="resnet50")
+  state = train.create_state(net, CONFIG.train_config(), (16, 16, 3))
+  z, h = net.apply(train.variables_of(state), np.zeros((3, 16, 16, 3), np.float32))
+  assert z.shape == (3, 128) and h.shape == (3, 64)  # 32 x width
+  enc, variables = simclr.backbone(net, state)
+  logits, feats = enc.apply(variables, np.zeros((3, 16, 16, 3), np.float32))
+  assert logits.shape == (3, 0) and feats.shape == (3, 64)
