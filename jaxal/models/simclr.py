@@ -4,7 +4,7 @@ TypiClust and ProbCover (see `jaxal.coldstart`) state that their advantage comes
 from self-supervised features learned on the pool itself (SimCLR for
 CIFAR-10/100 and ImageNet subsets). This module trains jaxal's ResNet that way,
 without labels, under the same pmap training path as M_S (`jaxal.models.train`:
-multi-device, resumable from orbax snapshots, progress with time left).
+multi-device, resumable from orbax snapshots, progress with time left)::
 
     net = simclr.SimCLR(width=8, stem="cifar")
     state = simclr.pretrain(net, images_uint8, simclr.SimCLRConfig(epochs=20),

@@ -1,7 +1,7 @@
 """A self-supervised source work directory: SimCLR on a pool, features only.
 
 `pretrain_workdir` trains `jaxal.models.simclr.SimCLR` on a pool's images
-(labels never read) into a directory laid out like a `train_source` run:
+(labels never read) into a directory laid out like a `train_source` run::
 
     WORKDIR/config.json      {"kind": "simclr", arch, width, stem, image_size,
                               the SimCLR config, the images' digest}
