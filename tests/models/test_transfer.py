@@ -9,7 +9,7 @@ from jaxal.datasets import pipeline, procedural
 from jaxal.models import inference, target, train
 
 CONFIG = procedural.OfflineConfig(num_source_classes=32, num_target_classes=10,
-                                  source_train_per_class=64, source_test_per_class=1,
+                                  source_train_per_class=48, source_test_per_class=1,
                                   target_train_per_class=25, target_test_per_class=20)
 
 
@@ -18,9 +18,11 @@ def test_source_features_beat_pixels_on_target():
   xt, yt = procedural.generate(CONFIG, "target", "train")
   xe, ye = procedural.generate(CONFIG, "target", "test")
   model = models.ResNet18(num_classes=CONFIG.num_source_classes, width=8, stem="cifar")
-  batches, steps = pipeline.array_train_batches(xs, ys, batch_size=64, seed=0)
-  config = train.TrainConfig(num_epochs=10, batch_size=64, learning_rate=0.2,
-                             schedule="cosine", warmup_epochs=1, snapshot_every=10)
+  # Batch 32 for 6 epochs (the offline M_S's batch) trains a stronger probe
+  # than batch 64 for 10 in 0.65x the time: 0.90 against 0.875 (pixels 0.485).
+  batches, steps = pipeline.array_train_batches(xs, ys, batch_size=32, seed=0)
+  config = train.TrainConfig(num_epochs=6, batch_size=32, learning_rate=0.1,
+                             schedule="cosine", warmup_epochs=1, snapshot_every=0)
   state = train.fit(model, config, batches, steps_per_epoch=steps,
                     image_shape=xs.shape[1:], log=lambda m: None)
   variables = {"params": state.params, "batch_stats": state.batch_stats}
