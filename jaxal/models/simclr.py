@@ -208,21 +208,12 @@ def train_step(state: train.TrainState, batch, learning_rate, *, model: SimCLR,
     (z, _), updates = model.apply(
         {"params": params, "batch_stats": state.batch_stats},
         jnp.concatenate([v1, v2]), train=True, mutable=["batch_stats"])
-    z1, z2 = z[:b], z[b:]
-    local = jnp.concatenate([z1, z2])
-    every = jax.lax.all_gather(local, axis_name, tiled=True)
-    loss = nt_xent(z1, z2, temperature, z_all=every, offset=device * 2 * b)
+    every = jax.lax.all_gather(z, axis_name, tiled=True)  # [z1; z2] per device
+    loss = nt_xent(z[:b], z[b:], temperature, z_all=every, offset=device * 2 * b)
     return loss, updates["batch_stats"]
 
   (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  grads = jax.lax.pmean(grads, axis_name)
-  stats = jax.lax.pmean(stats, axis_name)
-  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-  updates = jax.tree_util.tree_map(
-      lambda u: jnp.asarray(learning_rate, u.dtype) * u, updates)
-  state = state.replace(step=state.step + 1,
-                        params=optax.apply_updates(state.params, updates),
-                        opt_state=opt_state, batch_stats=stats)
+  state = train.apply_update(state, grads, stats, learning_rate, axis_name)
   return state, {"loss": jax.lax.pmean(loss, axis_name)}
 
 

@@ -170,19 +170,27 @@ def train_step(state: TrainState, batch, learning_rate, *, model: nn.Module,
 
   (loss, (logits, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params)
+  state = apply_update(state, grads, stats, learning_rate, axis_name)
+  metrics = {"loss": loss,
+             "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
+  return state, jax.lax.pmean(metrics, axis_name)
+
+
+def apply_update(state: TrainState, grads, batch_stats, learning_rate,
+                 axis_name="batch") -> TrainState:
+  """The step's update: gradients and BatchNorm statistics averaged over
+  `axis_name`, then `state.tx`'s update times `learning_rate` (a float32
+  scalar). Shared by the classification and the SimCLR steps."""
   grads = jax.lax.pmean(grads, axis_name)
-  stats = jax.lax.pmean(stats, axis_name)
+  batch_stats = jax.lax.pmean(batch_stats, axis_name)
   # The optimizer's update is -1 x (decayed, momentum-averaged gradient); times
   # the rate it is exactly optax SGD's -rate x the same (a sign flip is exact).
   updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
   updates = jax.tree_util.tree_map(
       lambda u: jnp.asarray(learning_rate, u.dtype) * u, updates)
-  state = state.replace(step=state.step + 1,
-                        params=optax.apply_updates(state.params, updates),
-                        opt_state=opt_state, batch_stats=stats)
-  metrics = {"loss": loss,
-             "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
-  return state, jax.lax.pmean(metrics, axis_name)
+  return state.replace(step=state.step + 1,
+                       params=optax.apply_updates(state.params, updates),
+                       opt_state=opt_state, batch_stats=batch_stats)
 
 
 class _CompiledInit:
