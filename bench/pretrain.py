@@ -54,10 +54,8 @@ def jax_runner(batch, size, width):
   net = simclr.SimCLR(width=width, stem="cifar")
   cfg = simclr.SimCLRConfig(batch_size=batch, temperature=0.1)
   dev = tuple(jax.local_devices()[:1])
-  state = train.create_state(net, cfg.train_config(), (size, size, 3))
-  opt = simclr.make_optimizer("sgd", 0.9, 1e-4)
-  holder = {"state": train.replicate(state.replace(tx=opt, opt_state=opt.init(
-      state.params)), dev)}
+  holder = {"state": train.replicate(simclr.create_state(net, cfg, (size, size, 3)),
+                                    dev)}
   step = simclr.pmapped_train_step(net, cfg, dev)
   x = _images(batch, size)
   batch_ = {"image": x[None]}

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from typing import Callable, Optional
 
 import flax.linen as nn
@@ -230,6 +229,13 @@ def pmapped_train_step(model: SimCLR, config: SimCLRConfig,
       donate_argnums=(0,))
 
 
+def create_state(net: SimCLR, config: SimCLRConfig, image_shape) -> train.TrainState:
+  """A fresh train state of `net` carrying `config`'s optimizer (SGD or LARS)."""
+  opt = make_optimizer(config.optimizer, config.momentum, config.weight_decay)
+  state = train.create_state(net, config.train_config(), image_shape)
+  return state.replace(tx=opt, opt_state=opt.init(state.params))
+
+
 def unlabeled_batches(images: np.ndarray, *, batch_size: int, seed: int,
                       process_index: Optional[int] = None,
                       process_count: Optional[int] = None):
@@ -279,23 +285,21 @@ def pretrain(net: SimCLR, images, config: SimCLRConfig, *,
   config.validate(num_images=images.shape[0])
   batches, steps = unlabeled_batches(images, batch_size=config.batch_size,
                                      seed=config.seed)
-  tcfg = config.train_config()
-  opt = make_optimizer(config.optimizer, config.momentum, config.weight_decay)
-  init = train.create_state(net, tcfg, images.shape[1:])
-  init = init.replace(tx=opt, opt_state=opt.init(init.params))
-  return train.fit(net, tcfg, batches, steps_per_epoch=steps,
+  init = create_state(net, config, images.shape[1:])
+  return train.fit(net, config.train_config(), batches, steps_per_epoch=steps,
                    image_shape=images.shape[1:], workdir=workdir, init=init,
                    log=log or _print_progress, stop_after_steps=stop_after_steps,
                    step=pmapped_train_step(net, config), pack=_pack,
-                   optimizer=opt)
+                   optimizer=init.tx)
 
 
 def backbone(net: SimCLR, state) -> tuple[nn.Module, dict]:
   """(the encoder as a `ResNet(num_classes=0)`, its variables) of a SimCLR state
   or of its variables dict: what inference and `jaxal embed` run."""
   variables = state if isinstance(state, dict) else train.variables_of(state)
-  return encoder(net.clone(dtype=jnp.float32, bn_axis_name=None)), {"params": variables["params"]["backbone"],
-                         "batch_stats": variables["batch_stats"]["backbone"]}
+  model = encoder(net.clone(dtype=jnp.float32, bn_axis_name=None))
+  return model, {"params": variables["params"]["backbone"],
+                 "batch_stats": variables["batch_stats"]["backbone"]}
 
 
 def _print_progress(m: dict) -> None:
@@ -303,24 +307,3 @@ def _print_progress(m: dict) -> None:
     print(f"SimCLR epoch {m['epoch']}/{m['epochs']}: loss {m['loss']:.4f}, "
           f"{m['images_per_second']:.0f} images/s, {m['seconds_left']:.0f} s left",
           flush=True)
-
-
-def epoch_images_per_second(net: SimCLR, images, config: SimCLRConfig,
-                            steps: int) -> float:
-  """Images per second of `steps` SimCLR steps after a compiled warm-up step
-  (what `bench ssl` times)."""
-  images = check_images(images)
-  tcfg = config.train_config()
-  opt = make_optimizer(config.optimizer, config.momentum, config.weight_decay)
-  state = train.create_state(net, tcfg, images.shape[1:])
-  state = train.replicate(state.replace(tx=opt, opt_state=opt.init(state.params)))
-  step = pmapped_train_step(net, config)
-  batch = _pack(images[:config.batch_size])
-  rate = np.full(jax.local_device_count(), 0.1, np.float32)
-  state, m = step(state, batch, rate)
-  jax.block_until_ready(m)
-  t0 = time.perf_counter()
-  for _ in range(steps):
-    state, m = step(state, batch, rate)
-  jax.block_until_ready(m)
-  return steps * config.batch_size / (time.perf_counter() - t0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import time
 from typing import Callable, Optional
@@ -27,7 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from jaxal import io
-from jaxal.models import augment, resnet, simclr, train
+from jaxal.models import augment, resnet, simclr
 from jaxal.models.checkpoint import Snapshots
 
 KIND = simclr.KIND
@@ -47,16 +48,8 @@ def run_config(images: np.ndarray, *, width: int, stem: str, arch: str,
           "image_size": int(images.shape[1]), "num_images": int(images.shape[0]),
           "images": images_id or images_digest(images),
           "epochs": config.epochs,
-          "simclr": io_safe(dataclasses.asdict(config))}
-
-
-def io_safe(d: dict) -> dict:
-  """Tuples as lists, so that a config read back from JSON compares equal."""
-  out = {}
-  for k, v in d.items():
-    out[k] = io_safe(v) if isinstance(v, dict) else list(v) if isinstance(
-        v, tuple) else v
-  return out
+          # as JSON gives it back (tuples as lists), so that it compares equal
+          "simclr": json.loads(json.dumps(dataclasses.asdict(config)))}
 
 
 def pretrain_workdir(images, workdir: str, *, width: int = 64, stem: str = "cifar",
@@ -114,9 +107,7 @@ def load(workdir: str, cfg: dict):
   config = simclr.SimCLRConfig(**sc, augment=aug)
   net = simclr.SimCLR(width=cfg["width"], stem=cfg["stem"], arch=cfg["arch"])
   size = int(cfg["image_size"])
-  template = train.create_state(net, config.train_config(), (size, size, 3))
-  opt = simclr.make_optimizer(config.optimizer, config.momentum, config.weight_decay)
-  template = template.replace(tx=opt, opt_state=opt.init(template.params))
+  template = simclr.create_state(net, config, (size, size, 3))
   ckpt = os.path.join(os.path.abspath(workdir), "checkpoints")
   found = Snapshots(ckpt, config.snapshot_every).restore_latest(template)
   if found is None or found[0] < config.epochs:
