@@ -2,11 +2,13 @@
 
 import dataclasses
 import functools
+import json
 import logging
 import os
 import socket
 import subprocess
 import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +18,7 @@ import pytest
 
 from jaxal import _xla_cpu, metrics, models
 from jaxal.models import checkpoint, inference, target, train
+from tests.conftest import ROOT, subprocess_env  # noqa: E402
 from tests.models import train_fixture as F
 
 
@@ -115,6 +118,53 @@ def test_fit_checkpoints_snapshots_and_resumes_after_kill(tmp_path):
   assert_trees_close(full.params, resumed.params, rtol=0, atol=1e-6)
   assert_trees_close(full.batch_stats, resumed.batch_stats, rtol=0, atol=1e-6)
   assert checkpoint.Snapshots(str(tmp_path / "a"), 1).snapshot_epochs() == [1, 2, 3]
+
+
+_TIMED_FIT = textwrap.dedent("""
+  import json, time
+  import numpy as np
+  from jaxal.models import train
+  from tests.models import train_fixture as F
+  B, S, steps, epochs = 64, 32, 4, 3
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(B * steps, S, S, 3)).astype(np.float32)
+  y = rng.integers(0, F.CLASSES, B * steps)
+  stamps, logged = [], []
+
+  def log(m):
+    stamps.append(time.perf_counter())
+    logged.append(m)
+
+  train.fit(F.model(width=8), F.config(num_epochs=epochs, batch_size=B),
+            lambda e: ((x[i * B:(i + 1) * B], y[i * B:(i + 1) * B])
+                       for i in range(steps)),
+            steps_per_epoch=steps, image_shape=(S, S, 3), log=log)
+  print(json.dumps({"stamps": stamps, "logged": logged, "images": B * steps}))
+""")
+
+
+def test_printed_images_per_second_is_what_the_wall_clock_allows():
+  """Each epoch's images/s is timed once its steps have run, not when they were
+  dispatched: the seconds it implies fill the wall-clock interval between two
+  progress lines (less the little host work between them) and never exceed it.
+  On one CPU device JAX runs the steps asynchronously (the suite's 4 devices
+  happen to wait), so the run is a process of its own with one device: timed at
+  dispatch, the printed rate was 30x the real one there."""
+  out = subprocess.run([sys.executable, "-c", _TIMED_FIT], capture_output=True,
+                       text=True, timeout=300, cwd=ROOT,
+                       env=subprocess_env(XLA_FLAGS="", JAX_PLATFORMS="cpu"))
+  assert out.returncode == 0, out.stderr[-3000:]
+  res = json.loads(out.stdout.strip().splitlines()[-1])
+  stamps, logged = res["stamps"], res["logged"]
+  for k in range(1, len(logged)):  # the first epoch's interval has no start
+    wall = stamps[k] - stamps[k - 1]
+    implied = res["images"] / logged[k]["images_per_second"]
+    assert implied <= wall, (k, implied, wall)
+    assert implied >= 0.7 * wall, (
+        f"epoch {k + 1}: {logged[k]['images_per_second']:.0f} images/s printed, "
+        f"but the epoch took {wall:.3f} s of wall clock for {res['images']} images")
+    left = logged[k - 1]["seconds_left"]  # its estimate of the epochs still to run
+    assert left >= 0.5 * wall * (len(logged) - k), (k, left, wall)
 
 
 def test_snapshot_round_trip_and_corrupt_checkpoint_is_skipped(tmp_path):
