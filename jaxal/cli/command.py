@@ -19,6 +19,7 @@ of its own module (`jaxal.cli.embed`, `select_balance`, `train_predict`,
     jaxal predict --workdir=W --images=NEW_DIR --out=predictions.csv
     jaxal report  --workdir=W --labels=labels.csv --classes=classes.txt \\
                   [--test_labels=test.csv --test_images=TEST_DIR]
+                  (or --test_features=test_emb.npz instead of --test_images)
 
 Every command but embed takes --selection=NAME: several selections (methods,
 budgets) on one embedding. `jaxal COMMAND --help` lists a command's flags. Bad input exits with status 2 and
@@ -198,6 +199,12 @@ def _define_report(fv):
                       "test set, for ACC_t.", flag_values=fv)
   flags.DEFINE_string("test_images", None, "The folder test_labels' paths are "
                       "relative to.", flag_values=fv)
+  flags.DEFINE_string("test_features", None, "Instead of --test_images: the test "
+                      "images' embeddings by the model that embedded the pool "
+                      "(the formats of embed --features); test_labels' paths are "
+                      "its rows'. Scored by the SVM target.", flag_values=fv)
+  flags.DEFINE_string("test_paths", None, "With a .npy --test_features: one image "
+                      "path a line, in row order.", flag_values=fv)
   flags.DEFINE_bool("plot", True, "Write the class-count chart (PNG).",
                     flag_values=fv)
 
@@ -345,7 +352,9 @@ def _run_report(wd, fv):
   from jaxal.cli import report  # pylint: disable=g-import-not-at-top
   _require(fv, "labels")
   report.report(wd, labels_csv=fv.labels, classes_file=fv.classes,
-                test_labels=fv.test_labels, test_images=fv.test_images, plot=fv.plot)
+                test_labels=fv.test_labels, test_images=fv.test_images,
+                test_features=fv.test_features, test_paths=fv.test_paths,
+                plot=fv.plot)
 
 
 def _run_label(wd, fv):

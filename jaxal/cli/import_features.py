@@ -27,7 +27,10 @@ variants) are refused, naming those that need features alone; the balancing
 step, the labeling page, `train --target=svm`, `report` and `--rounds` work
 (later rounds take their probabilities from the SVM). There is no model here, so
 `predict` and `report --test_images` (which need features of new images) and
-`train --target=finetune` are refused with the reason.
+`train --target=finetune` are refused with the reason: ACC_t on a labeled test
+set is `report --test_features=FILE --test_labels=CSV`, the test images'
+embeddings by the same model in any of the formats above (`read_features`; a
+.npy with --test_paths=FILE), scored by the SVM target.
 """
 
 from __future__ import annotations
@@ -56,19 +59,22 @@ FORMATS = (".npy", ".npz", ".csv", ".parquet")
 
 class _Rows:
   """One feature file: its paths (with the line each came from) and its array
-  as blocks of rows."""
+  as blocks of rows. Messages name the file by `flag` (and the paths file of a
+  .npy by `paths_flag`)."""
 
-  def __init__(self, path: str, paths_file: Optional[str]):
+  def __init__(self, path: str, paths_file: Optional[str], *,
+               flag: str = "--features", paths_flag: str = "--paths"):
     self.path = path
+    self.flag = flag
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
-      raise WorkdirError(f"--features {path}: unknown format {ext!r}; use one of "
+      raise WorkdirError(f"{flag} {path}: unknown format {ext!r}; use one of "
                          f"{', '.join(FORMATS)}.")
     if not os.path.isfile(path):
-      raise WorkdirError(f"--features {path} is not a file.")
+      raise WorkdirError(f"{flag} {path} is not a file.")
     if (ext == ".npy") != bool(paths_file):
-      raise WorkdirError("--paths (one image path a line) goes with a .npy "
-                         "--features file, and only with it: the other formats "
+      raise WorkdirError(f"{paths_flag} (one image path a line) goes with a .npy "
+                         f"{flag} file, and only with it: the other formats "
                          "carry their paths.")
     self.ext = ext
     self.probs_cols: list[str] = []
@@ -79,7 +85,7 @@ class _Rows:
       self.names = [(n.strip(), f"{paths_file}:{i + 1}") for i, n in enumerate(names)
                     if n.strip()]
       if len(self.names) != self._array.shape[0]:
-        raise WorkdirError(f"--paths {paths_file}: {len(self.names)} paths for "
+        raise WorkdirError(f"{paths_flag} {paths_file}: {len(self.names)} paths for "
                            f"{self._array.shape[0]} rows of {path}.")
     elif ext == ".npz":
       self._open_npz()
@@ -93,18 +99,18 @@ class _Rows:
     with np.load(self.path) as z:
       key = next((k for k in ("features", "embeddings") if k in z.files), None)
       if key is None or "paths" not in z.files:
-        raise WorkdirError(f"--features {self.path}: an .npz needs arrays "
+        raise WorkdirError(f"{self.flag} {self.path}: an .npz needs arrays "
                            f"'features' (or 'embeddings') and 'paths'; it has "
                            f"{z.files}.")
       self.names = [(str(p), f"{self.path}:row {i}") for i, p in enumerate(z["paths"])]
       self._npz_keys = {"features": key, "probs": "probs" if "probs" in z.files else None}
-    _npz_header(self.path, key)
+    _npz_header(self.path, key, self.flag)
 
   def _open_csv(self):
     with open(self.path, newline="", encoding="utf-8-sig") as f:
       header = next(csv.reader(f), None)
       if not header:
-        raise WorkdirError(f"--features {self.path}:1: empty file; the first line "
+        raise WorkdirError(f"{self.flag} {self.path}:1: empty file; the first line "
                            "names the columns (path, embedding_0, ...).")
       self._set_columns(header)
       col, self.names = self.path_col, []
@@ -116,7 +122,7 @@ class _Rows:
   def _set_columns(self, header, list_col: Optional[str] = None):
     """The path, feature and probability columns of `header` (features in
     `list_col`, one list a row, when given)."""
-    col = self.path_col = _path_column(header, self.path)
+    col = self.path_col = _path_column(header, self.path, self.flag)
     self.header = header
     self.probs_cols = [i for i, h in enumerate(header) if h.startswith("prob_")]
     if list_col is not None:
@@ -126,14 +132,14 @@ class _Rows:
                                       if h in ("label", "labels")}
     self.feat_cols = emb or [i for i in range(len(header)) if i not in skip]
     if not self.feat_cols:
-      raise WorkdirError(f"--features {self.path}:1: no feature columns besides "
+      raise WorkdirError(f"{self.flag} {self.path}:1: no feature columns besides "
                          f"{header[col]!r}.")
 
   def _open_parquet(self):
     try:
       import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
     except ImportError:
-      raise WorkdirError(f"--features {self.path}: reading Parquet needs pyarrow "
+      raise WorkdirError(f"{self.flag} {self.path}: reading Parquet needs pyarrow "
                          "(pip install pyarrow), or write a .npy/.csv.") from None
     self._pq = pq.ParquetFile(self.path)
     header = self._pq.schema_arrow.names
@@ -151,16 +157,18 @@ class _Rows:
         yield np.asarray(self._array[s:s + b], np.float64), None
     elif self.ext == ".npz":
       keys = self._npz_keys
-      (n, d), _ = _npz_header(self.path, keys["features"])
+      (n, d), _ = _npz_header(self.path, keys["features"], self.flag)
       if len(self.names) != n:
-        raise WorkdirError(f"--features {self.path}: {len(self.names)} paths for "
+        raise WorkdirError(f"{self.flag} {self.path}: {len(self.names)} paths for "
                            f"{n} rows of '{keys['features']}'.")
-      if keys["probs"] and _npz_header(self.path, keys["probs"])[0][0] != n:
-        raise WorkdirError(f"--features {self.path}: 'probs' has other rows than "
+      if keys["probs"] and _npz_header(self.path, keys["probs"],
+                                       self.flag)[0][0] != n:
+        raise WorkdirError(f"{self.flag} {self.path}: 'probs' has other rows than "
                            f"'{keys['features']}'.")
       rows = _block_rows(d)
-      probs = _npz_blocks(self.path, keys["probs"], rows) if keys["probs"] else None
-      for f in _npz_blocks(self.path, keys["features"], rows):
+      probs = (_npz_blocks(self.path, keys["probs"], rows, self.flag)
+               if keys["probs"] else None)
+      for f in _npz_blocks(self.path, keys["features"], rows, self.flag):
         yield f, None if probs is None else next(probs)
     elif self.ext == ".csv":
       yield from self._csv_blocks()
@@ -204,7 +212,7 @@ class _Rows:
         try:
           f = np.asarray(col.to_pylist(), np.float64)
         except ValueError:
-          raise WorkdirError(f"--features {self.path}: column {self.list_col!r} "
+          raise WorkdirError(f"{self.flag} {self.path}: column {self.list_col!r} "
                              "holds lists of different lengths.") from None
       else:
         f = np.stack([batch.column(c).to_numpy(zero_copy_only=False)
@@ -215,11 +223,11 @@ class _Rows:
       yield f, p
 
 
-def _path_column(header, where) -> int:
+def _path_column(header, where, flag: str = "--features") -> int:
   for name in ("path", "filenames", "filename"):
     if name in header:
       return header.index(name)
-  raise WorkdirError(f"--features {where}:1: no 'path' column (or Lightly's "
+  raise WorkdirError(f"{flag} {where}:1: no 'path' column (or Lightly's "
                      f"'filenames'); columns: {header[:5]}...")
 
 
@@ -234,32 +242,33 @@ def _npy(path: str) -> np.ndarray:
   return a
 
 
-def _read_header(f, path: str, key: str):
+def _read_header(f, path: str, key: str, flag: str = "--features"):
   """(shape, dtype) of the .npy stream `f`, left at its first data byte."""
   version = np.lib.format.read_magic(f)
   read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
           else np.lib.format.read_array_header_2_0)
   shape, fortran, dtype = read(f)
   if len(shape) != 2 or fortran or not np.issubdtype(dtype, np.number):
-    raise WorkdirError(f"--features {path}: '{key}' must be a 2-d numeric C-order "
+    raise WorkdirError(f"{flag} {path}: '{key}' must be a 2-d numeric C-order "
                        f"array, found {dtype} {shape}.")
   return shape, dtype
 
 
-def _npz_header(path: str, key: str):
+def _npz_header(path: str, key: str, flag: str = "--features"):
   with zipfile.ZipFile(path) as zf, zf.open(key + ".npy") as f:
-    return _read_header(f, path, key)
+    return _read_header(f, path, key, flag)
 
 
-def _npz_blocks(path: str, key: str, rows: int) -> Iterator[np.ndarray]:
+def _npz_blocks(path: str, key: str, rows: int,
+                flag: str = "--features") -> Iterator[np.ndarray]:
   """Rows of an .npz member, `rows` at a time, decompressed as a stream."""
   with zipfile.ZipFile(path) as zf, zf.open(key + ".npy") as f:
-    (n, d), dtype = _read_header(f, path, key)
+    (n, d), dtype = _read_header(f, path, key, flag)
     for s in range(0, n, rows):
       m = min(rows, n - s)
       buf = f.read(m * d * dtype.itemsize)
       if len(buf) != m * d * dtype.itemsize:
-        raise WorkdirError(f"--features {path}: '{key}' is truncated.")
+        raise WorkdirError(f"{flag} {path}: '{key}' is truncated.")
       yield np.frombuffer(buf, dtype).reshape(m, d).astype(np.float64)
 
 
@@ -281,8 +290,48 @@ def _check_paths(rows: _Rows, images_dir: str) -> list[str]:
     seen[p] = where
     out.append(p)
   if not out:
-    raise WorkdirError(f"--features {rows.path} holds no row.")
+    raise WorkdirError(f"{rows.flag} {rows.path} holds no row.")
   return out
+
+
+def read_features(path: str, paths_file: Optional[str] = None, *,
+                  flag: str = "--features", paths_flag: str = "--paths"
+                  ) -> tuple[list[str], np.ndarray]:
+  """(paths, float32 features [N, D]) of a feature file in any format above,
+  for images outside the work directory (`report --test_features`).
+
+  The file's checks are `embed --features`' (its paths file with a .npy, one
+  width, finite rows), and an empty or duplicate path is refused, each as
+  `FILE:LINE:`; messages name the file by `flag` and `paths_flag`. Paths are
+  kept as written (backslashes made "/"); probabilities in the file are
+  ignored. The array is the features as the work directory stores them
+  (float32), filled block by block.
+  """
+  rows = _Rows(path, paths_file, flag=flag, paths_flag=paths_flag)
+  paths, seen = [], {}
+  for raw, where in rows.names:
+    p = _normalize(raw.strip(), None)
+    if not p:
+      raise WorkdirError(f"{where}: empty path.")
+    if p in seen:
+      raise WorkdirError(f"{where}: {p!r} is a duplicate of {seen[p]}.")
+    seen[p] = where
+    paths.append(p)
+  if not paths:
+    raise WorkdirError(f"{flag} {path} holds no row.")
+  out, at = None, 0
+  for f, _ in rows.blocks():
+    if out is None:
+      out = np.empty((len(paths), f.shape[1]), np.float32)
+    if f.shape[1] != out.shape[1]:
+      raise WorkdirError(f"{rows.names[at][1]}: {f.shape[1]} features where the "
+                         f"rows before have {out.shape[1]}.")
+    bad = np.flatnonzero(~np.isfinite(f).all(1))
+    if bad.size:
+      raise WorkdirError(f"{rows.names[at + bad[0]][1]}: features not finite.")
+    out[at:at + len(f)] = f
+    at += len(f)
+  return paths, out
 
 
 def import_features(wd: Workdir, *, features: str, images_dir: str,

@@ -5,8 +5,11 @@ On a work directory that `embed` has filled: makes the selection first when
 there is none (`--method`, `--budget`, as `jaxal select`), then serves the page
 until interrupted. Answers go to the selection's answer database
 (labels.sqlite, one durable transaction per answer) and from it to labels.csv at
-every batch end and when the server stops; `train`, `report` and `balance` read
-labels.csv as they read any labels file. `--export` writes it now.
+every batch end, before the page says the budget is spent, and when the server
+stops; `train`, `report` and `balance` read labels.csv as they read any labels
+file, after bringing it up to date from the database (a server killed before
+its next export, or still serving). `--export` writes it now. One server per
+selection: a second is refused.
 """
 
 from __future__ import annotations
@@ -85,13 +88,17 @@ def label(wd: Workdir, *, classes_file: Optional[str], method: Optional[str] = N
     sess.close()
     log(f"label: {len(sess.store)} answers -> {wd.file('labels.csv')}")
     return
+  try:  # before uvicorn configures logging: a refusal leaves the process as it was
+    sess.start()
+  except WorkdirError:
+    sess.close()
+    raise
   app = server.create_app(sess, token=token, loopback=loopback,
                           commands=commands(wd, classes_file))
   import uvicorn  # pylint: disable=g-import-not-at-top
   config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                           access_log=False, timeout_graceful_shutdown=2)
   srv = uvicorn.Server(config)
-  sess.start()
   shown = "localhost" if loopback else host
   url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
   p = sess.progress()

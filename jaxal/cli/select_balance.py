@@ -146,7 +146,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
   if picks and len(picks) == num_rounds or (picks and labels_csv is None):
     have = {}
     if labels_csv:
-      _, have = workdir.labeled(wd, pool, labels_csv, classes_file)
+      _, have = workdir.labeled(wd, pool, labels_csv, classes_file, log=log)
     r = len(picks)
     last = [i for i in picks[-1] if i not in have]
     log(f"select: round {r} of {num_rounds} already selected; "
@@ -159,7 +159,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
   if not picks:
     feats, probs, pred_names = pool.features, pool.probs, pool.guess_text()
   else:
-    classes, have = workdir.labeled(wd, pool, labels_csv, classes_file)
+    classes, have = workdir.labeled(wd, pool, labels_csv, classes_file, log=log)
     missing = [i for i in done if i not in have]
     if missing:
       log(f"select: {len(missing)} image(s) of earlier rounds have no label yet "
@@ -244,7 +244,7 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   if rule not in balancing.RULES or majority_distance not in balancing.MAJORITY_DISTANCES:
     raise WorkdirError(f"--rule must be one of {balancing.RULES} and "
                        f"--majority_distance one of {balancing.MAJORITY_DISTANCES}.")
-  classes, have = workdir.labeled(wd, pool, labels_csv, classes_file)
+  classes, have = workdir.labeled(wd, pool, labels_csv, classes_file, log=log)
   setup = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
   known = wd.check("balance", setup, hint="Rerun with the recorded flags.")
   method, budget = sel["method"], sel["budget"]

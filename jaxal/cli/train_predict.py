@@ -53,7 +53,9 @@ def load_source(wd: Workdir, why: str = "this step") -> source.Trained:
                        f"this work directory's were imported from "
                        f"{setup.get('features')}; no model is known here. "
                        "(train --target=svm, select, balance, label and report "
-                       "without a test set work on imported features.)")
+                       "work on imported features; report scores a test set "
+                       "given as --test_features, its embeddings by the same "
+                       "model.)")
   trained = source.load_workdir(setup["source"])
   if trained.digest != setup["source_digest"]:
     raise WorkdirError(f"the source model in {setup['source']} changed since embed; "
@@ -140,7 +142,7 @@ def train_target(wd: Workdir, *, labels_csv: str, classes_file: str,
   directory's current target (WORKDIR/target/current.json). Returns its folder."""
   settings.validate()
   pool = wd.pool()
-  classes, have = workdir.labeled(wd, pool, labels_csv, classes_file)
+  classes, have = workdir.labeled(wd, pool, labels_csv, classes_file, log=log)
   if len(have) < 1:
     raise WorkdirError(f"--labels {labels_csv} holds no label yet.")
   found = len(set(have.values()))

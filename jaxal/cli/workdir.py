@@ -41,6 +41,7 @@ import numpy as np
 
 from jaxal import diversify, io
 from jaxal.cli import labels
+from jaxal.cli.labeling import store
 
 
 Log = Callable[[str], None]
@@ -235,15 +236,21 @@ def target_classes(wd: Workdir, classes_file: Optional[str]) -> Optional[list[st
   return None if recorded is None else recorded["classes"]
 
 
-def labeled(wd: Workdir, pool: Pool, labels_csv: str, classes_file: Optional[str]
-            ) -> tuple[list[str], dict[int, int]]:
+def labeled(wd: Workdir, pool: Pool, labels_csv: str, classes_file: Optional[str],
+            log: Log = print) -> tuple[list[str], dict[int, int]]:
   """(classes, {pool index: class id}) of the labels so far, validated.
+
+  A labels file the labeling page writes is first brought up to date from its
+  answer database (`store.bring_up_to_date`): every acknowledged answer counts,
+  even when the page was killed before its next export or still serves.
 
   Without `classes_file` the classes recorded in the work directory are used,
   or, where none is, the sorted names found in the labels (then classes never
   labeled are unknown: N_t is the number found).
   """
   classes = target_classes(wd, classes_file)
+  if labels_csv:  # the labeling page's answers it may lack (a killed server)
+    store.bring_up_to_date(labels_csv, log=log)
   found = labels.read_labels(labels_csv, pool=pool.index, classes=classes,
                              offered=wd.offered(),
                              root=wd.recorded("embed")["images"])

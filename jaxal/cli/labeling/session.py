@@ -132,6 +132,10 @@ class Session:
 
   # ------------------------------------------------------ balancing thread
   def start(self) -> "Session":
+    try:
+      self.store.serve()
+    except RuntimeError as e:
+      raise WorkdirError(str(e)) from None
     self.thread.start()
     return self
 
@@ -163,7 +167,9 @@ class Session:
         if state.get("done") != self.finished:
           state["done"] = self.finished
           self.wd.write("balance.json", state)
-        self.store.request_export()
+        # Written now, before any request sees "done": the page then shows
+        # the train and report commands, which read labels.csv.
+        self.store.export()
         select_balance.write_to_label(self.wd, self.pool, [])
         self.log(f"label: budget spent: {len(self.finished)} images labeled")
         self.cond.notify_all()

@@ -18,7 +18,16 @@ rename), after the end of every batch of the balancing step (`request_export`:
 in a background thread, at most once per `export_every_s`, so no answer waits
 for it), when the server stops, when a store is opened, and on demand
 (`jaxal label --export`). Between those points it
-may lag the database by the current batch; the database is the record.
+may lag the database by the current batch; the database is the record. So
+every command that reads a labels file with a database beside it (`train`,
+`report`, `balance`, `select --rounds`, through `workdir.labeled`) first calls
+`bring_up_to_date`, which writes labels.csv from the database when the database
+holds answers the file lacks (a server killed with SIGKILL before its next
+export, or one still serving) and says so in one line. Every write of labels.csv
+and of the export's record in the database happens under one file lock
+(labels.csv.lock), the server's exports included, so a reader never interleaves
+with the server; while the server runs, the reader writes the same file the
+server's next export would (both are the database's rows in answer order).
 
 Hand edits keep working: the database records the sha256 of the labels.csv it
 last wrote. Opening a store whose labels.csv has other bytes (edited by hand, or
@@ -26,7 +35,10 @@ written before this database existed) reads that file into the database: its
 rows, in its order, replace the answers, and answers the database took after its
 last export (a server killed before the next one) are kept after them unless the
 file names their image. A labels.csv that is missing is written again from the
-database (delete both files to start over).
+database (delete both files to start over). `bring_up_to_date` applies the same
+rule when no server holds the selection (the server holds labels.sqlite.serving
+locked while it runs); while one does, a hand-edited file is read as it is, with
+a warning that the page's next export replaces it (stop the page before editing).
 
 conflicts.csv keeps a second, different answer for an already labeled image
 (`path,label,annotator,time,kept_label,kept_annotator`); the first answer is never
@@ -112,6 +124,110 @@ def database_path(labels_path: str) -> str:
   return os.path.splitext(labels_path)[0] + ".sqlite"
 
 
+def _export_lock(labels_path: str) -> str:
+  """The file lock held around every write of labels.csv and of the export's
+  record in the database, by the server and by the readers alike."""
+  return labels_path + ".lock"
+
+
+def _serving_path(db_path: str) -> str:
+  return db_path + ".serving"
+
+
+def _connect(db_path: str) -> sqlite3.Connection:
+  db = sqlite3.connect(db_path, isolation_level=None, timeout=30.0,
+                       check_same_thread=False)
+  db.execute("PRAGMA journal_mode=WAL")
+  db.execute("PRAGMA synchronous=FULL")
+  db.executescript(_SCHEMA)
+  return db
+
+
+def _meta_of(db: sqlite3.Connection, key: str) -> Optional[str]:
+  row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+  return row[0] if row else None
+
+
+def _up_to_date(db: sqlite3.Connection, labels_path: str) -> bool:
+  """Whether labels.csv is the database's last export and the database has
+  taken no answer, undo or import since."""
+  db.execute("BEGIN")
+  try:
+    last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM answers").fetchone()[0]
+    state = (str(last), _meta_of(db, "removals") or "0")
+    exported = (_meta_of(db, "exported_seq"), _meta_of(db, "exported_removals"))
+    sha = _meta_of(db, "exported_sha256")
+  finally:
+    db.execute("COMMIT")
+  return state == exported and sha is not None and _sha256(labels_path) == sha
+
+
+def _someone_serves(db_path: str) -> bool:
+  """Whether a `jaxal label` server holds this database now (its lock is
+  released by the kernel when the process dies, SIGKILL included)."""
+  import fcntl  # pylint: disable=g-import-not-at-top
+  path = _serving_path(db_path)
+  if not os.path.exists(path):
+    return False
+  with open(path, "a") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      return True
+    fcntl.flock(f, fcntl.LOCK_UN)
+  return False
+
+
+def bring_up_to_date(labels_path: str, conflicts_path: Optional[str] = None, *,
+                     log: Callable[[str], None] = print) -> bool:
+  """Writes labels.csv from its answer database when the database holds
+  answers (or undos) the file lacks; returns whether it wrote.
+
+  For every reader of a labels file (`workdir.labeled`): nothing happens
+  without a database beside the file, or when the file is its last export.
+  When no server holds the database, this is exactly what opening the store
+  does (a hand-edited file is read into the database first, then exported).
+  While a server runs, the file is written from the database under the export
+  lock the server takes too, and a hand-edited file is left as it is (the
+  server owns the database; the warning says so).
+  """
+  db_path = database_path(labels_path)
+  if not os.path.exists(db_path):
+    return False
+  with io.file_lock(_export_lock(labels_path)):
+    db = _connect(db_path)
+    try:
+      if _up_to_date(db, labels_path):
+        return False
+      exported_seq = int(_meta_of(db, "exported_seq") or 0)
+      serving = _someone_serves(db_path)
+      edited = os.path.exists(labels_path) and \
+          _sha256(labels_path) != _meta_of(db, "exported_sha256")
+      lacked = db.execute("SELECT COUNT(*) FROM answers WHERE seq > ?",
+                          (exported_seq,)).fetchone()[0]
+      if edited and serving:
+        log(f"labels: {labels_path} was edited while `jaxal label` serves this "
+            f"selection: read as it is ({lacked} answers of {db_path} newer than "
+            "its last export are not in it); the page's next export will replace "
+            "the file: stop the page, edit, then restart it.")
+        return False
+    finally:
+      db.close()
+  # Not serving (or the file is jaxal's own): what opening the store does, under
+  # the same lock (taken again by its import and export).
+  st = Store(labels_path, conflicts_path or os.path.join(
+      os.path.dirname(labels_path), "conflicts.csv"), db_path, log=log,
+      background=False)
+  total = len(st)
+  st.close()
+  log(f"labels: {labels_path} brought up to date from {db_path}: "
+      + ("read back from the edited file, then " if edited else "")
+      + f"{total} answers ({lacked} newer than its last export"
+      + (", the page still serving" if serving else
+         "; the page stopped before writing them") + ").")
+  return True
+
+
 class Store:
   """The answers of one selection, in answer order.
 
@@ -124,7 +240,7 @@ class Store:
 
   def __init__(self, labels_path: str, conflicts_path: str,
                db_path: Optional[str] = None, *, export_every_s: float = 2.0,
-               log: Callable[[str], None] = print):
+               log: Callable[[str], None] = print, background: bool = True):
     self.labels_path = labels_path
     self.conflicts_path = conflicts_path
     self.db_path = db_path or database_path(labels_path)
@@ -138,23 +254,35 @@ class Store:
     self.conflicts: list[tuple] = []
     if os.path.exists(conflicts_path):
       self.conflicts = [tuple(r) for r in _rows(conflicts_path)]
-    self._import_if_edited()
+    with io.file_lock(_export_lock(labels_path)):
+      self._import_if_edited()
     self.export()
     self._wanted = threading.Event()
     self._closed_event = threading.Event()
     self._closed = False
+    self._serving = None  # the open lock file of `serve`
     self._exporter = threading.Thread(target=self._export_loop, daemon=True,
                                       name="jaxal-labels-export")
-    self._exporter.start()
+    if background:
+      self._exporter.start()
+
+  def serve(self) -> None:
+    """Marks the database as held by a running server (until `close` or the
+    process's death): readers then leave a hand-edited labels.csv alone. A
+    second server on the same selection is refused."""
+    import fcntl  # pylint: disable=g-import-not-at-top
+    f = open(_serving_path(self.db_path), "a")  # pylint: disable=consider-using-with
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.close()
+      raise RuntimeError(f"another `jaxal label` serves {self.db_path}; stop it "
+                         "first (one server per selection).") from None
+    self._serving = f
 
   # ------------------------------------------------------------ database
   def _connect(self) -> sqlite3.Connection:
-    db = sqlite3.connect(self.db_path, isolation_level=None, timeout=30.0,
-                         check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.executescript(_SCHEMA)
-    return db
+    return _connect(self.db_path)
 
   @contextlib.contextmanager
   def _transaction(self, db: Optional[sqlite3.Connection] = None):
@@ -177,9 +305,7 @@ class Store:
     return [Answer(*r) for r in self._rows_after(db, after)]
 
   def _meta(self, key: str, db: Optional[sqlite3.Connection] = None) -> Optional[str]:
-    row = (db or self._db).execute("SELECT value FROM meta WHERE key = ?",
-                                   (key,)).fetchone()
-    return row[0] if row else None
+    return _meta_of(db or self._db, key)
 
   # --------------------------------------------------------------- answers
   @property
@@ -237,24 +363,28 @@ class Store:
     database, in the same transaction) makes the next export a full one.
     """
     db = db or self._db
-    db.execute("BEGIN")  # one snapshot: the rows, their last seq, the removals
-    try:
-      removals = int(self._meta("removals", db) or 0)
-      cached = self._cache if self._cache and self._cache[0] == removals else None
-      rows = self._rows_after(db, cached[1] if cached else 0)
-      last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM answers").fetchone()[0]
-    finally:
-      db.execute("COMMIT")
-    if cached:
-      text = cached[2] + _csv(LABELS_HEADER, rows).split("\n", 1)[1]
-    else:
-      text = _csv(LABELS_HEADER, rows)
-    self._cache = (removals, last, text)
-    io.write_text(self.labels_path, text)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    with self._transaction(db):
-      db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                     [("exported_sha256", digest), ("exported_seq", str(last))])
+    # Under the export lock: a reader bringing the file up to date (another
+    # process) never interleaves its write and record with this one's.
+    with io.file_lock(_export_lock(self.labels_path)):
+      db.execute("BEGIN")  # one snapshot: the rows, their last seq, the removals
+      try:
+        removals = int(self._meta("removals", db) or 0)
+        cached = self._cache if self._cache and self._cache[0] == removals else None
+        rows = self._rows_after(db, cached[1] if cached else 0)
+        last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM answers").fetchone()[0]
+      finally:
+        db.execute("COMMIT")
+      if cached:
+        text = cached[2] + _csv(LABELS_HEADER, rows).split("\n", 1)[1]
+      else:
+        text = _csv(LABELS_HEADER, rows)
+      self._cache = (removals, last, text)
+      io.write_text(self.labels_path, text)
+      digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+      with self._transaction(db):
+        db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                       [("exported_sha256", digest), ("exported_seq", str(last)),
+                        ("exported_removals", str(removals))])
     return self.labels_path
 
   def request_export(self) -> None:
@@ -291,9 +421,13 @@ class Store:
     self._closed = True
     self._closed_event.set()
     self._wanted.set()
-    self._exporter.join(timeout=30)
+    if self._exporter.is_alive():
+      self._exporter.join(timeout=30)
     self.export()
     self._db.close()
+    if self._serving is not None:
+      self._serving.close()  # releases the lock
+      self._serving = None
 
   # ----------------------------------------------------------- hand edits
   def _import_if_edited(self) -> None:
