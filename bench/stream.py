@@ -24,7 +24,9 @@ sampled every 2 ms) above their level before the call, divided by N, and (with
 --slope) the growth of that peak from the first --base_rows points (default
 N/2) to all N per added point, which fixed costs (XLA's compilation, thread
 pools) do not inflate; with a small --base_rows (e.g. 10,000) the smaller run's
-peak is about the fixed cost itself, printed too.
+peak is about the fixed cost itself, printed too. The last line,
+`bytes_per_point_beyond_features: ...`, lists every method's figure and whether
+each default path stays under --goal (100 bytes per point).
 """
 
 from __future__ import annotations
@@ -56,10 +58,14 @@ flags.DEFINE_integer("budget", 1000, "Budget of random, entropy_inv_div and the 
                      "balancing step.")
 flags.DEFINE_integer("coreset_budget", 100, "Budget of core-set (one pass over the "
                      "features per pick).")
-flags.DEFINE_list("methods", ["random", "entropy_inv_div", "coreset", "balancing",
-                              "balancing_blocks"],
+flags.DEFINE_list("methods", ["random", "margin", "entropy_inv_div", "coreset",
+                              "balancing", "balancing_blocks"],
                   "Selection methods to run (balancing: the [N, N_t] distance "
                   "cache; balancing_blocks: cache_distances=False).")
+flags.DEFINE_float("goal", 100.0, "Bytes per point beyond the features that each "
+                   "method's default path must stay under at N (the last line "
+                   "says which do not; the distance cache, `balancing`, holds "
+                   "4 N_t bytes per point by design and is not held to it).")
 flags.DEFINE_integer("labeled", 0, "Pool points already labeled (a seeded random "
                      "subset; an active-learning round after the first): core-set "
                      "starts from them as centers, the others skip them; 0: none.")
@@ -325,6 +331,7 @@ def main(argv):
     for a in (f, p, y):
       a.flush()
     del f, p, y
+  per_point = {}
   for method in FLAGS.methods:
     budget = FLAGS.coreset_budget if method == "coreset" else FLAGS.budget
     job = {"method": method, "budget": budget, "classes": c,
@@ -344,6 +351,14 @@ def main(argv):
           f"{r['reads'] / 2**20:,.0f} MiB); own allocations (RssAnon) "
           f"{r['anon'] / 2**20:,.0f} MiB = {r['beyond_per_point']:.1f} bytes/point "
           f"beyond the features{slope}")
+    per_point[method] = r["beyond_per_point"]
+  if per_point:
+    held = {m: v for m, v in per_point.items() if m != "balancing"}
+    over = [m for m, v in held.items() if v >= FLAGS.goal]
+    print("bytes_per_point_beyond_features: " + ", ".join(
+        f"{m} {v:.1f}" for m, v in per_point.items())
+          + (f"; goal < {FLAGS.goal:g}: " + (f"NOT met by {', '.join(over)}"
+                                             if over else "met") if held else ""))
   if not FLAGS.workdir:
     subprocess.run(["rm", "-rf", base], check=True)
 

@@ -178,8 +178,10 @@ def init_options(platform: str) -> dict | None:
 
 
 def loop_emitter_options(platform: str) -> dict | None:
-  """Compiler options for k-center's kernel (`jaxal.kcenter`) and random
-  selection's permutation (`jaxal.acquisition`) on `platform`, or None (XLA's
+  """Compiler options for k-center's kernel (`jaxal.kcenter`), random
+  selection's permutation (`jaxal.acquisition`) and the balancing step's
+  row-block kernel (`jaxal.balancing`: +27 -> +5-6 MiB to compile at N = 1M,
+  N_t = 100, the same picks) on `platform`, or None (XLA's
   defaults): XLA:CPU's older loop emitters instead of its MLIR fusion emitters.
 
   Measured in fresh processes (Intel Xeon family 6 model 167). The
