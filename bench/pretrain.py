@@ -64,9 +64,9 @@ def jax_runner(batch, size, width):
   key = jax.random.PRNGKey(0)
 
   def train_rate(steps):
-    def one():
+    def one():  # the timer waits for the whole step: state and metrics
       holder["state"], m = step(holder["state"], batch_, rate)
-      return m
+      return holder["state"], m
     return _rate(one, steps, batch)
 
   def augment_rate(steps):
