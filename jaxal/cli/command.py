@@ -107,10 +107,24 @@ def _define_embed(fv):
 
 
 def _define_import_source(fv):
-  flags.DEFINE_enum("arch", None, ["resnet18", "resnet50"], "The weights' "
-                    "architecture (torchvision's or timm's layout).", flag_values=fv)
-  flags.DEFINE_string("weights", None, "A .safetensors file, or a PyTorch "
-                      "state_dict (.pth; needs torch installed).", flag_values=fv)
+  flags.DEFINE_enum("arch", None, ["resnet18", "resnet50", "dinov2", "siglip"],
+                    "The weights' architecture: a torchvision/timm ResNet file, "
+                    "or a Hugging Face checkpoint folder of DINOv2 (with or "
+                    "without registers) or SigLIP / SigLIP 2 (fixed resolution).",
+                    flag_values=fv)
+  flags.DEFINE_string("weights", None, "ResNets: a .safetensors file, or a PyTorch "
+                      "state_dict (.pth; needs torch installed). dinov2/siglip: the "
+                      "checkpoint folder (config.json, model.safetensors, "
+                      "preprocessor_config.json; SigLIP's tokenizer files for "
+                      "text).", flag_values=fv)
+  flags.DEFINE_enum("pool", None, ["cls", "cls_mean", "map"], "dinov2/siglip: the "
+                    "features: DINOv2's class token ('cls', default) or class "
+                    "token and mean patch token ('cls_mean', DINOv2's linear "
+                    "evaluation); SigLIP's MAP-pooled embedding ('map').",
+                    flag_values=fv)
+  flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"],
+                    "dinov2/siglip: the dtype `embed` computes in (parameters stay "
+                    "float32).", flag_values=fv)
   flags.DEFINE_string("classes", None, "Names of the head's classes, one a line; "
                       "default ImageNet's for a 1,000-class head.", flag_values=fv)
   flags.DEFINE_integer("resize", None, "Evaluation transform: the shorter side "
@@ -261,6 +275,11 @@ def _run_import_source(wd, fv):
   from jaxal.cli import labels  # pylint: disable=g-import-not-at-top
   from jaxal.models import pretrained  # pylint: disable=g-import-not-at-top
   _require(fv, "arch", "weights")
+  if fv.arch in ("dinov2", "siglip"):
+    return _run_import_foundation(wd, fv)
+  for k in ("pool",):
+    if fv[k].value is not None:
+      raise ValueError(f"--{k} goes with --arch=dinov2 or siglip.")
   prep = pretrained.DEFAULT_PREPROCESS[fv.arch]
   given = {k: fv[k].value for k in ("resize", "crop", "interpolation", "mean", "std")
            if fv[k].value is not None}
@@ -278,6 +297,23 @@ def _run_import_source(wd, fv):
   print(f"import-source: {fv.arch} with {cfg['num_classes']} classes from "
         f"{fv.weights} -> {wd.path} (resize {prep.resize}, crop {prep.crop}, "
         f"{prep.interpolation}); use it as `jaxal embed --source={wd.path}`")
+
+
+def _run_import_foundation(wd, fv):
+  from jaxal.models import foundation  # pylint: disable=g-import-not-at-top
+  given = [k for k in ("classes", "resize", "crop", "interpolation", "mean", "std")
+           if fv[k].value is not None]
+  if given:
+    raise ValueError(f"--{given[0]} does not go with --arch={fv.arch}: the "
+                     "checkpoint's preprocessor_config.json gives its preprocessing, "
+                     "and an encoder has no class head.")
+  cfg = foundation.import_source(fv.arch, fv.weights, wd.path, pool=fv.pool,
+                                 compute_dtype=fv.compute_dtype)
+  v = cfg["vision"]
+  print(f"import-source: {cfg['model_type']} ({v['layers']} layers, width "
+        f"{v['hidden']}, patch {v['patch']}, {cfg['features']} features"
+        + (", with its text tower" if cfg["text"] else "") + f") from {fv.weights} "
+        f"-> {wd.path}; use it as `jaxal embed --source={wd.path}`")
 
 
 def _run_pretrain(wd, fv):
@@ -367,7 +403,7 @@ def _run_label(wd, fv):
 
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "import-source": (_define_import_source, _run_import_source,
-                      "torchvision/timm ResNet weights -> a source for embed."),
+                      "ResNet weights, or a DINOv2 / SigLIP checkpoint -> a source for embed."),
     "pretrain": (_define_pretrain, _run_pretrain,
                  "SimCLR on unlabeled images -> a self-supervised source for embed."),
     "embed": (_define_embed, _run_embed,

@@ -1,7 +1,8 @@
 """`jaxal embed`: M_S over an image folder or a TFDS split (method guide §1).
 
 M_S is a `train_source` run, or weights imported with `jaxal import-source`
-(torchvision/timm ResNets, whose recorded evaluation transform is applied); with
+(torchvision/timm ResNets, or DINOv2 / SigLIP checkpoint folders: their recorded
+preprocessing is applied; an encoder gives features and no probabilities); with
 `ensemble`, a trained run's snapshot average (the paper's +ens) gives the
 acquisition's features and probabilities while the final model's features feed
 the SVM target, as in the experiments. (`embed --features` imports embeddings
@@ -155,7 +156,9 @@ def embed(wd: Workdir, *, images_dir: Optional[str], source_dir: str,
       f" at {size} px" + (f" ({trained.config['arch']}, imported)"
                           if trained.imported else "")
       + (" (SimCLR encoder: features, no probabilities)"
-         if trained.self_supervised else ""))
+         if trained.self_supervised else "")
+      + (f" ({trained.config['features']} features, no probabilities)"
+         if trained.foundation else ""))
   t0, done = time.perf_counter(), 0
   total = sum(len(paths[s:s + chunk]) for s in todo)
   for s, batch, ok, errors in chunks(todo):

@@ -218,20 +218,22 @@ def _check_real(run: TableRun) -> None:
           "classes only (train_source --dataset=imagenet_source). Pass "
           "--allow_source_seen_target to run IMN-100 on it anyway, knowing its "
           "cells are not the paper's setting.")
-    if cfg.get("kind") == "simclr":  # an encoder: features, no probabilities
+    encoder = {"simclr": "a SimCLR encoder",
+               "foundation": f"a {cfg.get('arch')} foundation encoder"}
+    if cfg.get("kind") in encoder:  # features, no probabilities
       need = [m for m in run.methods if acquisition.needs_probs(m)]
       if need:
         raise SetupError(
             f"--methods: {', '.join(need)} need M_S's source-class probabilities, "
-            f"and --source_workdir {s.source_workdir} holds a SimCLR encoder "
+            f"and --source_workdir {s.source_workdir} holds {encoder[cfg['kind']]} "
             "(features only); pass --methods from "
             f"{', '.join(acquisition.FEATURES_ONLY)}, or a trained M_S.")
     ens = [n for n in run.tables if True in tables.SPECS[n].ensemble]
-    if cfg.get("kind") in ("pretrained", "simclr") and ens:  # a refusal
+    if cfg.get("kind") in ("pretrained", "simclr", "foundation") and ens:
       raise SetupError(f"Table {ens[0]} has snapshot-ensemble (+ens) rows, and "
                        f"--source_workdir {s.source_workdir} holds "
                        + ("imported weights" if cfg["kind"] == "pretrained" else
-                          "a SimCLR encoder") +
+                          encoder[cfg["kind"]]) +
                        ": one model, no training snapshots to average. Use a "
                        "train_source run for the +ens tables.")
   for d in run.datasets:

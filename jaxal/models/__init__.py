@@ -5,6 +5,10 @@
     simclr        SimCLR on a pool's images without labels: NT-Xent, the train step
     augment       SimCLR's augmentations, jitted, one key per example
     ssl_source    a SimCLR encoder as a source work directory (features only)
+    vit           Vision Transformers: DINOv2, SigLIP's image and text towers
+    hf_vit        Hugging Face DINOv2 / SigLIP checkpoints into them, exactly
+    foundation    such an encoder as a source work directory; text embeddings
+    text_tokenizer  SigLIP's tokenizers (SentencePiece, Gemma's) without transformers
     strided_conv  stride-2 convolutions whose input gradient runs by phases on CPU
     train         optax training under `pmap`: steps, schedules, `fit`
     inference     features and probabilities of a pool, batch by batch

@@ -3,7 +3,7 @@ ViTs (`jaxal.models.vit`), read without PyTorch or transformers, exactly.
 
 A checkpoint folder as the hub holds it: `config.json`, `model.safetensors`
 (or shards listed in `model.safetensors.index.json`), `preprocessor_config.json`
-and, for SigLIP's text tower, the tokenizer's files. What is read:
+and, for SigLIP's text tower, the tokenizer's files. What is read::
 
     model_type               tower(s)                 features
     dinov2                   DINOv2 ViT-S/B/L/g-14    class token after the final
@@ -134,6 +134,9 @@ def read_weights(folder: str) -> dict[str, np.ndarray]:
 
 
 def read_config(folder: str, name: str = "config.json") -> dict:
+  """The JSON object of the checkpoint folder's `name` (config.json or
+  preprocessor_config.json), refused naming the file when missing or not a
+  JSON object."""
   path = os.path.join(folder, name)
   if not os.path.isfile(path):
     raise CheckpointError(f"--weights {folder}: no {name}; pass a Hugging Face "

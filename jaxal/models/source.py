@@ -27,7 +27,7 @@ import numpy as np
 from jaxal import io
 from jaxal.datasets import images as images_lib
 from jaxal.datasets import pipeline
-from jaxal.models import inference, pretrained, resnet, ssl_source, train
+from jaxal.models import foundation, inference, pretrained, resnet, ssl_source, train
 from jaxal.models.checkpoint import Snapshots
 
 
@@ -93,9 +93,22 @@ class Trained:
 
   @property
   def imported(self) -> bool:
-    """Whether the weights were imported (`jaxal.models.pretrained`): one model,
-    no training snapshots."""
-    return self.config.get("kind") == pretrained.KIND
+    """Whether the weights were imported (`jaxal.models.pretrained`, or a
+    foundation encoder, `jaxal.models.foundation`): one model, no training
+    snapshots."""
+    return self.config.get("kind") in (pretrained.KIND, foundation.KIND)
+
+  @property
+  def foundation(self) -> bool:
+    """Whether this is an imported foundation encoder (DINOv2, SigLIP):
+    features, no source-class probabilities, one model."""
+    return self.config.get("kind") == foundation.KIND
+
+  @property
+  def features_only(self) -> bool:
+    """Whether the source gives features and no source-class probabilities
+    (a SimCLR or foundation encoder)."""
+    return self.self_supervised or self.foundation
 
   @property
   def self_supervised(self) -> bool:
@@ -126,8 +139,10 @@ def config_digest(*parts) -> str:
 
 def load_workdir(workdir: str) -> Trained:
   """M_S from a finished `experiments/train_source.py` run in `workdir`, from
-  weights imported there (`jaxal import-source`, `pretrained.import_source`),
-  or a SimCLR encoder pretrained there (`jaxal pretrain`, `ssl_source`).
+  weights imported there (`jaxal import-source`: a ResNet,
+  `pretrained.import_source`, or a DINOv2 / SigLIP encoder,
+  `foundation.import_source`), or a SimCLR encoder pretrained there (`jaxal
+  pretrain`, `ssl_source`).
 
   Raises ValueError (naming the directory and the fix) when it holds no run, or
   a run that has not finished all its epochs.
@@ -142,6 +157,9 @@ def load_workdir(workdir: str) -> Trained:
     return Trained(model, final, [final], (), cfg, config_digest(cfg, []))
   if cfg.get("kind") == ssl_source.KIND:
     model, final = ssl_source.load(workdir, cfg)
+    return Trained(model, final, [final], (), cfg, config_digest(cfg, []))
+  if cfg.get("kind") == foundation.KIND:
+    model, final = foundation.load(workdir, cfg)
     return Trained(model, final, [final], (), cfg, config_digest(cfg, []))
   from jaxal.datasets import catalog  # pylint: disable=g-import-not-at-top
   ckpt = os.path.join(os.path.abspath(workdir), "checkpoints")

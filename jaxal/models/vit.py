@@ -7,7 +7,7 @@ The paper selects from the features of a source model M_S (main paper section
 the acquisition functions, the balancing step and the SVM target read as they
 read the ResNet's. The shape follows big_vision's `models/vit.py`: a patch
 embedding (a convolution of stride = kernel = patch), learned position
-embeddings, pre-LayerNorm encoder blocks, a final LayerNorm, then pooling:
+embeddings, pre-LayerNorm encoder blocks, a final LayerNorm, then pooling::
 
     DINOv2    a class token (+ `registers` register tokens after it, which get
               no position embedding), LayerScale on both branches, a GELU or
@@ -338,6 +338,7 @@ class VisionTransformer(nn.Module):
   dtype: Any = jnp.float32
 
   def setup(self):
+    """The patch embedding, position embeddings, tokens, blocks, norm, head."""
     c = self.config
     self.patch_embed = nn.Conv(c.hidden, (c.patch, c.patch), strides=c.patch,
                                padding="VALID", dtype=self.dtype)
@@ -409,6 +410,7 @@ class TextTransformer(nn.Module):
   dtype: Any = jnp.float32
 
   def setup(self):
+    """The token and position embeddings, blocks, norm and projection head."""
     c = self.config
     self.tok_embed = nn.Embed(c.vocab, c.hidden, dtype=jnp.float32)
     self.pos_embed = self.param("pos_embed", nn.initializers.normal(0.02),

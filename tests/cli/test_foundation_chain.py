@@ -1,0 +1,122 @@
+"""A foundation encoder through the whole command, on a tiny random SigLIP
+checkpoint (the ViT goldens' seeded `siglip_tiny`, with a SentencePiece
+tokenizer trained for the tests): import-source -> embed -> select (typiclust,
+coreset, random) -> the labeling page -> train -> report; the uncertainty
+methods and --ensemble refused by name; the features equal the model's on the
+preprocessed images; and the text tower's image-text logits."""
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxal.models import foundation, source, vit
+from tests.cli import label_fixture as F
+from tests.cli.test_cli import jaxal, ok, read_csv
+from tests.conftest import ROOT  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "data"))
+import vit_fixture as fx  # noqa: E402  pylint: disable=g-import-not-at-top
+
+DATA = os.path.join(ROOT, "tests", "data", "vit")
+
+
+@pytest.fixture(scope="module")
+def siglip(tmp_path_factory):
+  """(checkpoint folder with its tokenizer, imported source, labeling pool)."""
+  base = tmp_path_factory.mktemp("siglip")
+  with open(os.path.join(DATA, "layout.json")) as f:
+    keys = json.load(f)["siglip_tiny"]["keys"]
+  ckpt = str(base / "ckpt")
+  fx.write_checkpoint("siglip_tiny", ckpt, keys)
+  for name in os.listdir(os.path.join(DATA, "tok_siglip")):
+    if name != "config.json":  # the checkpoint's own config.json stays
+      shutil.copy(os.path.join(DATA, "tok_siglip", name), ckpt)
+  src = str(base / "src")
+  out = ok("import-source", f"--workdir={src}", "--arch=siglip", f"--weights={ckpt}")
+  assert "siglip" in out and "with its text tower" in out, out
+  wd, truth, classes = F.make(str(base / "pool"))
+  return dict(ckpt=ckpt, src=src, images=os.path.join(str(base / "pool"), "images"),
+              truth=truth, classes=classes)
+
+
+def source_paths(wd):
+  """The embedded images' paths, in the features' row order."""
+  from jaxal.cli.workdir import Workdir  # pylint: disable=g-import-not-at-top
+  return list(Workdir(wd).pool().paths)
+
+
+def test_import_embed_select_label_train_report(siglip, tmp_path):
+  wd = str(tmp_path / "wd")
+  ok("embed", f"--workdir={wd}", f"--images={siglip['images']}",
+     f"--source={siglip['src']}")
+  emb = os.path.join(wd, "embedding")
+  assert not os.path.exists(os.path.join(emb, "probs.npy"))  # an encoder
+  feats = np.load(os.path.join(emb, "features.npy"))
+  paths = source_paths(wd)
+  assert feats.shape[1] == 32 and np.isfinite(feats).all()
+  # the features are the image tower's on the checkpoint's own preprocessing
+  trained = source.load_workdir(siglip["src"])
+  prep = trained.preprocess
+  assert prep.resize_to == 32 and prep.crop is None
+  first = paths[0]
+  with Image.open(os.path.join(siglip["images"], first)) as img:
+    x = prep.pixel_values(img)[None]
+  _, want = trained.model.apply(trained.final, x)
+  np.testing.assert_allclose(feats[0], np.asarray(want)[0], rtol=1e-4, atol=1e-5)
+
+  code, _, err = jaxal("select", f"--workdir={wd}", "--method=margin", "--budget=6")
+  assert code == 2 and "margin" in err, err
+  for method in ("typiclust", "coreset", "random"):
+    ok("select", f"--workdir={wd}", f"--selection={method}", f"--method={method}",
+       "--budget=6")
+    assert len(read_csv(os.path.join(wd, "selections", method, "to_label.csv"))) == 6
+  srv = F.Server(f"--workdir={wd}", f"--classes={siglip['classes']}",
+                 "--method=coreset", "--budget=8", "--batch=2")
+  try:
+    from tests.cli.test_label import answer_all  # pylint: disable=g-import-not-at-top
+    answer_all(srv, siglip["truth"], "ann", 8)
+    assert srv.request("POST", "api/next", {"annotator": "ann"})[1].get("done")
+  finally:
+    srv.stop()
+  labels = os.path.join(wd, "labels.csv")
+  ok("train", f"--workdir={wd}", f"--labels={labels}", "--target=svm")
+  ok("report", f"--workdir={wd}", f"--labels={labels}", "--plot=false")
+  with open(os.path.join(wd, "report", "report.json")) as f:
+    assert json.load(f)["labeled"] == 8
+  code, _, err = jaxal("embed", f"--workdir={tmp_path / 'w2'}",
+                       f"--images={siglip['images']}", f"--source={siglip['src']}",
+                       "--ensemble")
+  assert code == 2 and "--ensemble" in err, err
+
+
+def test_text_tower_logits_are_the_towers_on_the_tokenizers_ids(siglip):
+  tower = foundation.load_text(siglip["src"])
+  texts = ["a photo of a cat.", "A Photo of a DOG!", "un oiseau très rare"]
+  ids = tower.tokenizer.encode(texts)
+  assert ids.shape == (3, 16)
+  trained = source.load_workdir(siglip["src"])
+  x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
+  _, img = trained.model.apply(trained.final, x)
+  got = foundation.image_text_logits(tower, img, texts)
+  t = tower.model.apply(tower.variables, ids)
+  want = vit.logits_per_image(img, t, tower.logit_scale, tower.logit_bias)
+  np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-5)
+  assert got.shape == (2, 3)
+  # SigLIP v1 canonicalises text: case and punctuation do not change the ids
+  np.testing.assert_array_equal(ids[0], tower.tokenizer.encode(["A PHOTO of a cat"])[0])
+
+
+def test_a_source_without_tokenizer_files_says_so(siglip, tmp_path):
+  bare = str(tmp_path / "bare")
+  shutil.copytree(siglip["ckpt"], bare)
+  for name in os.listdir(bare):
+    if name not in ("config.json", "model.safetensors", "preprocessor_config.json"):
+      os.remove(os.path.join(bare, name))
+  src = str(tmp_path / "src")
+  foundation.import_source("siglip", bare, src)
+  with pytest.raises(ValueError, match="no tokenizer files"):
+    foundation.load_text(src)
