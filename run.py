@@ -7,8 +7,9 @@
                                                    Debian's chromium for the
                                                    labeling page's tests)
     python3 run.py test --torch [pytest args ...]  only the comparisons with a live
-                                                   PyTorch/torchvision (installs
-                                                   them into .venv first: ~5.5 GB)
+                                                   PyTorch/torchvision/transformers
+                                                   (installs them into .venv
+                                                   first: ~5.5 GB)
     python3 run.py docs [sphinx-build args ...]    the documentation site, into
                                                    docs/_build/html (warnings are
                                                    errors)
@@ -88,14 +89,17 @@ def ensure_browser() -> None:
 # load beside the CPU-only torch 2.13.0 wheel); on aarch64 a smaller CPU pair.
 TORCH = {"x86_64": ("torch==2.14.1", "torchvision==0.29.1"),
          "aarch64": ("torch==2.9.1", "torchvision==0.24.1")}
+# The foundation encoders' references (DINOv2, SigLIP and their tokenizers).
+TRANSFORMERS = ("transformers==5.23.0", "protobuf")
 
 
 def ensure_torch() -> None:
-  """torch and torchvision in .venv, for `test --torch` (never for CI)."""
-  if subprocess.call([PY, "-c", "import torch, torchvision"],
+  """torch, torchvision and transformers in .venv, for `test --torch` (never
+  for CI)."""
+  if subprocess.call([PY, "-c", "import torch, torchvision, transformers"],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
     return
-  pins = TORCH.get(os.uname().machine, TORCH["x86_64"])
+  pins = TORCH.get(os.uname().machine, TORCH["x86_64"]) + TRANSFORMERS
   print(f"[run.py] installing {' '.join(pins)} into {VENV} for --torch ...", flush=True)
   subprocess.check_call([PY, "-m", "pip", "install", "--quiet",
                          "--disable-pip-version-check", *pins])

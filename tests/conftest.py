@@ -40,5 +40,5 @@ def subprocess_env(**extra) -> dict:
 
 def pytest_configure(config):
   config.addinivalue_line(
-      "markers", "torch: compares with a live PyTorch/torchvision (skipped without "
+      "markers", "torch: compares with a live PyTorch/torchvision/transformers (skipped without "
       "them; `python3 run.py test --torch` installs them and runs these)")

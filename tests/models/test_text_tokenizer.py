@@ -196,6 +196,7 @@ def test_import_jaxal_imports_neither_backend():
 
 
 # SiglipTokenizer warns on a text that ends with "</s>".
+@pytest.mark.torch
 @pytest.mark.filterwarnings("ignore:This sequence already has")
 def test_against_live_transformers(tmp_path):
   """Random strings through transformers now, also through variants of the folders:

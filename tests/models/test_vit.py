@@ -159,3 +159,37 @@ def test_the_resize_matrices_reproduce_known_values():
   taps = vit._cubic(np.array([1 + 0.25, 0.25, 0.75, 1.75]), -0.75)  # pylint: disable=protected-access
   np.testing.assert_allclose(w[1], [taps[0] + taps[1], taps[2] + taps[3]], atol=1e-12)
   del t
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", ["dinov2_tiny", "dinov2_swiglu_reg", "siglip_tiny"])
+def test_against_live_transformers(imported, name, tmp_path):
+  """The same checkpoint folder through transformers now (needs torch and
+  transformers: `python3 run.py test --torch`), on new inputs: images at the
+  native size and at another one, and SigLIP's text."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  folder = str(tmp_path / name)
+  fx.write_checkpoint(name, folder, LAYOUT[name]["keys"])
+  ref = transformers.AutoModel.from_pretrained(folder, attn_implementation="eager").eval()
+  vcfg, tcfg, tree = imported[name]
+  rng = np.random.default_rng(7)
+  model = vit.VisionTransformer(vcfg)
+  side = vcfg.image_size
+  for h, w in ((side, side), (side + vcfg.patch, side + 2 * vcfg.patch)):
+    x = rng.normal(size=(2, h, w, 3)).astype(np.float32)
+    with torch.no_grad():
+      pv = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+      if tcfg is None:
+        want = ref(pixel_values=pv).pooler_output.numpy()
+      else:
+        want = ref.vision_model(pixel_values=pv, interpolate_pos_encoding=(h != side)
+                                ).pooler_output.numpy()
+    _, got = model.apply({"params": tree["vision"]}, x)
+    np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max(), rtol=0)
+  if tcfg is not None:
+    ids = rng.integers(2, tcfg.vocab, (3, tcfg.max_length))
+    with torch.no_grad():
+      want = ref.text_model(input_ids=torch.from_numpy(ids)).pooler_output.numpy()
+    got = vit.TextTransformer(tcfg).apply({"params": tree["text"]}, ids)
+    np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max(), rtol=0)
