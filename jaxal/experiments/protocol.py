@@ -52,6 +52,7 @@ import numpy as np
 
 from jaxal import acquisition, balancing, io, metrics, rounds
 from jaxal.datasets import catalog, imbalance, pipeline, procedural, split_images
+from jaxal.datasets import images as images_lib
 from jaxal.experiments import sweep
 from jaxal.models import (hostmem, inference, simclr, source, ssl_source, target,
                           train)
@@ -178,6 +179,9 @@ class SourceModel(NamedTuple):
   final: Any  # variables after the last epoch
   snapshots: list  # variables of each snapshot, oldest first (+ens)
   source_id: str  # digest of what determines M_S: the outputs' cache key
+  # uint8 batches -> the model's input: jaxal's statistics, or an imported
+  # foundation encoder's own (its preprocessor_config.json's mean and std)
+  normalize: Any = pipeline.normalize
 
 
 class _Bounded:
@@ -334,8 +338,10 @@ class Protocol:
       trained = source.load_workdir(self.settings.source_workdir)
     except ValueError as e:
       raise SettingsError("source_workdir", str(e)) from None
+    norm = images_lib.normalizer(trained.preprocess) if trained.foundation \
+        else pipeline.normalize
     return SourceModel(trained.model, trained.final, trained.snapshots,
-                       _digest(cfg, list(trained.snapshot_epochs)))
+                       _digest(cfg, list(trained.snapshot_epochs)), norm)
 
   def outputs(self, dataset: str, kind: str, split: str, ensemble: bool):
     """(features, probs) of M_S (or its snapshot average) on the pool or test
@@ -349,7 +355,7 @@ class Protocol:
         dataset, kind, split, ensemble, pool, key))
 
   def _make_outputs(self, dataset, kind, split, ensemble, pool, key):
-    model, final, snapshots, _ = self.source_model()
+    model, final, snapshots = self.source_model()[:3]
     path = os.path.join(self.workdir, "cache", f"{dataset}_{kind}_{split}_"
                         f"{'ens' if ensemble else 'single'}_{key}.npz")
     images = pool.images if split == "train" else pool.test_images
@@ -368,7 +374,8 @@ class Protocol:
       with np.load(path) as z:
         return z["features"], z["probs"]
     self.log(what)
-    feats, probs = self._outputs_by_chunk(parts, model, variables, images)
+    feats, probs = self._outputs_by_chunk(parts, model, variables, images,
+                                          self.source_model().normalize)
     io.save_npz(path, features=feats, probs=probs)
     shutil.rmtree(parts, ignore_errors=True)
     return feats, probs
@@ -417,7 +424,8 @@ class Protocol:
     return self._outputs.get(key, lambda: self._cached(
         path, what, model, [variables], images))[0]
 
-  def _outputs_by_chunk(self, parts: str, model, variables, images):
+  def _outputs_by_chunk(self, parts: str, model, variables, images,
+                        normalize=pipeline.normalize):
     """M_S's outputs over `images`, each finished chunk saved atomically in
     `parts`, so that a killed run resumes from its last finished chunk (and
     decodes nothing before it). A chunk is `output_chunk_batches` whole host
@@ -448,7 +456,7 @@ class Protocol:
       rows = np.concatenate([np.arange(s, min(s + chunk, n)) for s in todo])
       out = source.outputs_by_batch(model, variables,
                                     images.subset(rows).batches(step),
-                                    batch_size=step)
+                                    batch_size=step, transform=normalize)
       for s in todo:
         got = [next(out) for _ in range(-(-min(chunk, n - s) // step))]
         f = np.concatenate([f for f, _ in got])
@@ -515,7 +523,7 @@ class Protocol:
 
   def _finetune(self, cell: sweep.Cell, idx: np.ndarray):
     pool = self.pool(cell.dataset, cell.pool)
-    model, final, _, _ = self.source_model()
+    model, final = self.source_model()[:2]
     t = self.settings.targets
     cfg = train.TrainConfig(num_epochs=t.finetune_epochs,
                             batch_size=t.finetune_batch_size,

@@ -228,6 +228,14 @@ def _check_real(run: TableRun) -> None:
             f"and --source_workdir {s.source_workdir} holds {encoder[cfg['kind']]} "
             "(features only); pass --methods from "
             f"{', '.join(acquisition.FEATURES_ONLY)}, or a trained M_S.")
+    tuned = sorted(d for d, ts in run.targets.items() if "finetune" in ts)
+    if cfg.get("kind") == "foundation" and tuned:
+      raise SetupError(
+          f"--target: {', '.join(tuned)} use the fine-tuned target, and "
+          f"--source_workdir {s.source_workdir} holds a {cfg.get('arch')} encoder: "
+          "jaxal fine-tunes its ResNets only; pass --target=svm (a linear SVM on "
+          "the encoder's frozen features, the probe of the foundation-model "
+          "studies).")
     ens = [n for n in run.tables if True in tables.SPECS[n].ensemble]
     if cfg.get("kind") in ("pretrained", "simclr", "foundation") and ens:
       raise SetupError(f"Table {ens[0]} has snapshot-ensemble (+ens) rows, and "

@@ -67,13 +67,16 @@ def outputs(model, variables: Sequence[dict], images, *, batch_size: int = 256):
 
 
 def outputs_by_batch(model, variables: Sequence[dict], batches: Iterable[np.ndarray],
-                     *, batch_size: int = 256):
+                     *, batch_size: int = 256,
+                     transform: Optional[Callable[[np.ndarray], np.ndarray]] = None):
   """Yields `outputs` of each uint8 host batch of `batches` (each at most
   `inference.examples_per_call(batch_size)` images), as `outputs` computes
-  them for the batches of a whole array."""
+  them for the batches of a whole array; `transform` normalises each batch
+  (default jaxal's `pipeline.normalize`; an imported encoder's own statistics
+  through `images.normalizer(trained.preprocess)`)."""
   return inference.ensemble_predict_batches(model, list(variables), batches,
                                             batch_size=batch_size,
-                                            transform=pipeline.normalize)
+                                            transform=transform or pipeline.normalize)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -120,3 +120,19 @@ def test_a_source_without_tokenizer_files_says_so(siglip, tmp_path):
   foundation.import_source("siglip", bare, src)
   with pytest.raises(ValueError, match="no tokenizer files"):
     foundation.load_text(src)
+
+
+def test_the_experiments_normalise_with_the_encoders_statistics(siglip, tmp_path):
+  """The tables' --source_workdir with a SigLIP source: M_S's outputs are
+  computed on the checkpoint's own normalisation (mean and std 0.5), not
+  jaxal's ImageNet-style statistics."""
+  from jaxal.datasets import pipeline  # pylint: disable=g-import-not-at-top
+  from jaxal.experiments import protocol  # pylint: disable=g-import-not-at-top
+  proto = protocol.Protocol(protocol.Settings(data="real",
+                                              source_workdir=siglip["src"]),
+                            str(tmp_path / "w"), log=lambda m: None)
+  src = proto.source_model()
+  x = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+  got = src.normalize(x)
+  np.testing.assert_allclose(got, (x / 255.0 - 0.5) / 0.5, atol=1e-6)
+  assert not np.allclose(got, pipeline.normalize(x))

@@ -76,6 +76,18 @@ def test_an_imported_imagenet_source_is_refused_for_imn100_and_ens(tmp_path):
             "--methods=random,entropy_inv_div", check=False)
   assert out.returncode == 2 and "entropy_inv_div need M_S's source-class " \
       "probabilities" in out.stderr, out.stderr[-2000:]
+  # A foundation encoder (import-source --arch=dinov2|siglip): the same, and no
+  # fine-tuned target (jaxal fine-tunes its ResNets only).
+  (src / "config.json").write_text(json.dumps({"kind": "foundation", "arch": "dinov2",
+                                               "image_size": 224}))
+  out = run(str(tmp_path / "w"), "--table=2", "--datasets=cifar100", *common,
+            "--methods=random,margin", check=False)
+  assert out.returncode == 2 and "margin need M_S's source-class probabilities" \
+      in out.stderr and "dinov2 foundation encoder" in out.stderr, out.stderr[-2000:]
+  out = run(str(tmp_path / "w"), "--table=2", "--datasets=food101", *common,
+            "--methods=random", check=False)
+  assert out.returncode == 2 and "fine-tuned target" in out.stderr \
+      and "--target=svm" in out.stderr, out.stderr[-2000:]
 
 
 def test_real_data_path_end_to_end_on_tfds_mock_data(tmp_path, monkeypatch):
