@@ -363,11 +363,14 @@ class Protocol:
     what = (f"M_S outputs: {dataset} {kind} {split} "
             f"({'ensemble of ' + str(len(variables)) if ensemble else 'single model'}"
             f", {len(images)} images)")
-    return self._cached(path, what, model, variables, images)
+    return self._cached(path, what, model, variables, images,
+                        self.source_model().normalize)
 
-  def _cached(self, path: str, what: str, model, variables, images):
-    """(features, probs) of `model` over `images`, read from the .npz `path`
-    if a run saved it, else computed chunk by chunk (resumable) and saved."""
+  def _cached(self, path: str, what: str, model, variables, images,
+              normalize=pipeline.normalize):
+    """(features, probs) of `model` over `images` (uint8 batches through
+    `normalize`), read from the .npz `path` if a run saved it, else computed
+    chunk by chunk (resumable) and saved."""
     parts = f"{path[:-len('.npz')]}.parts"
     if os.path.exists(path):
       shutil.rmtree(parts, ignore_errors=True)  # killed after the cache was saved
@@ -375,7 +378,7 @@ class Protocol:
         return z["features"], z["probs"]
     self.log(what)
     feats, probs = self._outputs_by_chunk(parts, model, variables, images,
-                                          self.source_model().normalize)
+                                          normalize)
     io.save_npz(path, features=feats, probs=probs)
     shutil.rmtree(parts, ignore_errors=True)
     return feats, probs

@@ -24,6 +24,7 @@ import leaves nothing (`jaxal.models.pretrained`'s rule).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import tempfile
@@ -89,9 +90,13 @@ def import_source(arch: str, weights: str, workdir: str, *,
     tok_files = [f for f in TOKENIZER_FILES if os.path.isfile(os.path.join(weights, f))]
     if tok_files:
       tok_files.append("config.json")
-  files = sorted(f for f in os.listdir(weights)
-                 if f.endswith(".safetensors") or f.endswith(".json") or
-                 f in TOKENIZER_FILES)
+  used = {"config.json", "preprocessor_config.json", "model.safetensors",
+          "model.safetensors.index.json"} | set(tok_files)
+  if os.path.isfile(os.path.join(weights, "model.safetensors.index.json")) and \
+      not os.path.isfile(os.path.join(weights, "model.safetensors")):
+    used |= set(io.read_json(os.path.join(weights, "model.safetensors.index.json"))
+                ["weight_map"].values())
+  files = sorted(f for f in used if os.path.isfile(os.path.join(weights, f)))
   cfg = {"kind": KIND, "arch": arch, "model_type": cfg_json.get("model_type"),
          "vision": dataclasses.asdict(vision),
          "text": dataclasses.asdict(text) if text is not None else None,
@@ -194,6 +199,7 @@ def _logits(image_embeds, text_embeds, scale, bias):
   return vit.logits_per_image(image_embeds, text_embeds, scale, bias)
 
 
+@functools.lru_cache(maxsize=8)
 def _text_apply(model):
   return jax.jit(model.apply)
 

@@ -50,8 +50,8 @@ from jaxal.models import vit
 ARCHS = ("dinov2", "siglip")
 _MODEL_TYPES = {"dinov2": ("dinov2", "dinov2_with_registers"),
                 "siglip": ("siglip",)}
-_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64,
-           "I64": np.int64, "I32": np.int32, "BF16": None}
+_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "F64": np.dtype("<f8"),
+           "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "BF16": np.dtype("<u2")}
 _DROPPED = ("embeddings.mask_token", "position_ids")
 
 
@@ -91,18 +91,21 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
     if dtype not in _DTYPES:
       raise CheckpointError(f"{path}: key {key!r} holds {dtype}; jaxal reads "
                             "F32, F16, BF16, F64 and integer tensors.")
-    if base + hi > size or lo > hi:
+    if not 0 <= lo <= hi:
+      raise CheckpointError(f"{path}: malformed offsets for {key!r}: {lo}..{hi}.")
+    if base + hi > size:
       raise CheckpointError(f"{path}: truncated: key {key!r} ends at byte "
                             f"{base + hi} of a {size}-byte file; download it again.")
-    raw = data[base + lo:base + hi]
-    if dtype == "BF16":
-      a = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
-    else:
-      a = np.frombuffer(raw, _DTYPES[dtype])
     count = int(np.prod(shape)) if shape else 1
-    if a.size != count:
-      raise CheckpointError(f"{path}: key {key!r}: {a.size} values for shape "
-                            f"{shape}.")
+    if hi - lo != count * _DTYPES[dtype].itemsize:
+      raise CheckpointError(f"{path}: key {key!r}: {hi - lo} bytes for shape "
+                            f"{list(shape)} of {dtype}.")
+    if key in out:
+      raise CheckpointError(f"{path}: key {key!r} appears twice.")
+    raw = data[base + lo:base + hi]
+    a = np.frombuffer(raw, _DTYPES[dtype])
+    if dtype == "BF16":
+      a = (a.astype(np.uint32) << 16).view(np.float32)
     out[key] = a.reshape(shape)
   return out
 
@@ -124,7 +127,11 @@ def read_weights(folder: str) -> dict[str, np.ndarray]:
       p = os.path.join(folder, s)
       if not os.path.isfile(p):
         raise CheckpointError(f"{index} lists {s}, which is missing from {folder}.")
-      out.update(read_safetensors(p))
+      part = read_safetensors(p)
+      twice = sorted(set(part) & set(out))
+      if twice:
+        raise CheckpointError(f"{p}: key {twice[0]!r} is in another shard too.")
+      out.update(part)
     return out
   hint = (" (it holds pytorch_model.bin: convert it once to safetensors, e.g. "
           "save_pretrained(..., safe_serialization=True))"
@@ -309,12 +316,14 @@ def _normalize_keys(sd: dict, arch: str) -> dict:
   return out
 
 
-def _linear(prefix: str, path: tuple, heads: int = 0, kind: str = "dense"):
+def _linear(prefix: str, path: tuple, heads: int = 0, kind: str = "dense",
+            bias: bool = True):
   """[(hub key, Flax path, converter)] of one Linear."""
   if kind == "qkv":  # [H*hd, D] -> [D, H, hd]
     return [(prefix + ".weight", path + ("kernel",),
-             lambda w: w.T.reshape(w.shape[1], heads, -1)),
-            (prefix + ".bias", path + ("bias",), lambda b: b.reshape(heads, -1))]
+             lambda w: w.T.reshape(w.shape[1], heads, -1))] + (
+                 [(prefix + ".bias", path + ("bias",), lambda b: b.reshape(heads, -1))]
+                 if bias else [])
   if kind == "out":  # [D, H*hd] -> [H, hd, D]
     return [(prefix + ".weight", path + ("kernel",),
              lambda w: w.T.reshape(heads, -1, w.shape[0])),
@@ -342,7 +351,8 @@ def _dinov2_layout(c: vit.ViTConfig) -> list:
     p, b = f"encoder.layer.{i}", (f"block{i}",)
     rows += _norm(f"{p}.norm1", b + ("norm1",))
     for name, flax in (("query", "query"), ("key", "key"), ("value", "value")):
-      rows += _linear(f"{p}.attention.attention.{name}", b + ("attn", flax), h, "qkv")
+      rows += _linear(f"{p}.attention.attention.{name}", b + ("attn", flax), h, "qkv",
+                      bias=c.qkv_bias)
     rows += _linear(f"{p}.attention.output.dense", b + ("attn", "out"), h, "out")
     rows.append((f"{p}.layer_scale1.lambda1", b + ("ls1", "scale"), lambda a: a))
     rows += _norm(f"{p}.norm2", b + ("norm2",))

@@ -9,6 +9,10 @@ import json
 import os
 import time
 
+import pytest
+
+from jaxal.cli.labels import LabelsError
+
 from tests.cli import label_fixture as F
 from tests.cli.test_cli import jaxal
 from tests.cli.test_label import stored
@@ -135,3 +139,26 @@ def test_a_second_server_on_one_selection_is_refused(tmp_path):
     assert code == 2 and "another `jaxal label` serves" in out + err, out + err
   finally:
     srv.stop()
+
+
+def test_a_bad_hand_edit_is_refused_by_line_and_other_files_are_left_alone(tmp_path):
+  """A hand edit the store cannot take (a duplicated image) is refused naming
+  its line, before the database changes; a Label Studio export beside the
+  page's database, and a read-only look at an up-to-date file, change nothing."""
+  from jaxal.cli.labeling import store  # pylint: disable=g-import-not-at-top
+  labels = str(tmp_path / "labels.csv")
+  st = store.Store(labels, str(tmp_path / "conflicts.csv"), log=lambda m: None)
+  for k in range(3):
+    st.add(store.Answer(f"img{k}.png", "cat", "ann", store.now()))
+  st.close()
+  logged = []
+  assert not store.bring_up_to_date(labels, log=logged.append) and not logged
+  with open(labels, "a", encoding="utf-8") as f:
+    f.write("img1.png,dog,bob,\n")  # img1 twice
+  with pytest.raises(LabelsError, match=r"labels.csv:5: duplicate row for 'img1.png'"):
+    store.bring_up_to_date(labels, log=logged.append)
+  assert [p for p, _, _ in stored(labels)] == ["img0.png", "img1.png", "img2.png"]
+  ls = tmp_path / "labels.json"
+  ls.write_text('[{"id": 1}]')
+  assert not store.bring_up_to_date(str(ls), log=logged.append)
+  assert ls.read_text() == '[{"id": 1}]'

@@ -168,8 +168,14 @@ class Session:
           state["done"] = self.finished
           self.wd.write("balance.json", state)
         # Written now, before any request sees "done": the page then shows
-        # the train and report commands, which read labels.csv.
-        self.store.export()
+        # the train and report commands, which read labels.csv. A failure
+        # loses nothing (the database holds every answer; the readers and the
+        # server's close write the file again).
+        try:
+          self.store.export()
+        except Exception as e:  # pylint: disable=broad-except
+          self.log(f"label: could not write {self.store.labels_path} ({e}); the "
+                   f"answers are safe in {self.store.db_path}")
         select_balance.write_to_label(self.wd, self.pool, [])
         self.log(f"label: budget spent: {len(self.finished)} images labeled")
         self.cond.notify_all()

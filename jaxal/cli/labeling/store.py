@@ -108,6 +108,39 @@ def _rows(path: str) -> list[list[str]]:
   return [[from_cell(c) for c in r] for r in rows[1:] if r and any(c.strip() for c in r)]
 
 
+def _edited_answers(path: str) -> list["Answer"]:
+  """The answers of a labels.csv edited by hand, checked as `read_labels`
+  checks a labels file (header, two cells a row, one row per image): a
+  problem is a `LabelsError` naming the line, before the database changes."""
+  from jaxal.cli.labels import LabelsError  # pylint: disable=g-import-not-at-top
+  with open(path, encoding="utf-8-sig", newline="") as f:
+    reader = csv.reader(f)
+    try:
+      header = next(reader, None)
+      if header is None or [h.strip().lower() for h in header[:2]] != ["path", "label"]:
+        raise LabelsError(f"{path}:1: the header must start with path,label, got "
+                          f"{','.join(header or [])!r}.")
+      names = [h.strip().lower() for h in header]
+      col = {k: names.index(k) for k in ("annotator", "time") if k in names}
+      out, seen = [], {}
+      for row in reader:
+        line = reader.line_num
+        if not row or not any(c.strip() for c in row):
+          continue
+        if len(row) < 2:
+          raise LabelsError(f"{path}:{line}: expected path,label, got {row!r}.")
+        row = [from_cell(c) for c in row]
+        if row[0] in seen:
+          raise LabelsError(f"{path}:{line}: duplicate row for {row[0]!r} (first on "
+                            f"line {seen[row[0]]}); keep one label per image.")
+        seen[row[0]] = line
+        cell = lambda k: row[col[k]] if k in col and col[k] < len(row) else ""  # noqa: E731,B023
+        out.append(Answer(row[0], row[1], cell("annotator"), cell("time")))
+    except csv.Error as e:
+      raise LabelsError(f"{path}:{reader.line_num}: not valid CSV ({e}).") from None
+  return out
+
+
 def _sha256(path: str) -> Optional[str]:
   return io.file_sha256(path) if os.path.exists(path) else None
 
@@ -162,12 +195,13 @@ def _up_to_date(db: sqlite3.Connection, labels_path: str) -> bool:
   return state == exported and sha is not None and _sha256(labels_path) == sha
 
 
-def _someone_serves(db_path: str) -> bool:
-  """Whether a `jaxal label` server holds this database now (its lock is
-  released by the kernel when the process dies, SIGKILL included)."""
+def _someone_serves(db_path: str, mine=None) -> bool:
+  """Whether a `jaxal label` server (other than the one holding `mine`, an
+  open lock file) holds this database now; its lock is released by the
+  kernel when the process dies, SIGKILL included."""
   import fcntl  # pylint: disable=g-import-not-at-top
   path = _serving_path(db_path)
-  if not os.path.exists(path):
+  if mine is not None or not os.path.exists(path):
     return False
   with open(path, "a") as f:
     try:
@@ -192,8 +226,28 @@ def bring_up_to_date(labels_path: str, conflicts_path: Optional[str] = None, *,
   server owns the database; the warning says so).
   """
   db_path = database_path(labels_path)
-  if not os.path.exists(db_path):
+  if not labels_path.lower().endswith(".csv") or not os.path.exists(db_path):
     return False
+  try:
+    return _bring_up_to_date(labels_path, db_path, conflicts_path, log)
+  except (OSError, sqlite3.Error) as e:  # a read-only folder, a busy database
+    log(f"labels: could not bring {labels_path} up to date from {db_path} "
+        f"({type(e).__name__}: {e}); reading it as it is (`jaxal label --export` "
+        "writes it).")
+    return False
+
+
+def _bring_up_to_date(labels_path, db_path, conflicts_path, log) -> bool:
+  # A read-only look first: an up-to-date file needs no lock (nor write access).
+  try:
+    ro = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30.0)
+    try:
+      if _up_to_date(ro, labels_path):
+        return False
+    finally:
+      ro.close()
+  except sqlite3.Error:
+    pass  # e.g. an old database without the meta table: the locked path creates it
   with io.file_lock(_export_lock(labels_path)):
     db = _connect(db_path)
     try:
@@ -247,6 +301,7 @@ class Store:
     self.log = log
     self.export_every_s = float(export_every_s)
     self._cache = None  # (removals, last seq, text) of the last export
+    self._serving = None  # the open lock file of `serve`
     self._db = self._connect()
     self._by_path: dict[str, Answer] = {}
     for a in self._select():
@@ -260,7 +315,6 @@ class Store:
     self._wanted = threading.Event()
     self._closed_event = threading.Event()
     self._closed = False
-    self._serving = None  # the open lock file of `serve`
     self._exporter = threading.Thread(target=self._export_loop, daemon=True,
                                       name="jaxal-labels-export")
     if background:
@@ -271,13 +325,18 @@ class Store:
     process's death): readers then leave a hand-edited labels.csv alone. A
     second server on the same selection is refused."""
     import fcntl  # pylint: disable=g-import-not-at-top
+    import time  # pylint: disable=g-import-not-at-top
     f = open(_serving_path(self.db_path), "a")  # pylint: disable=consider-using-with
-    try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      f.close()
-      raise RuntimeError(f"another `jaxal label` serves {self.db_path}; stop it "
-                         "first (one server per selection).") from None
+    for attempt in range(5):  # a reader checking at this instant holds it briefly
+      try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        break
+      except BlockingIOError:
+        if attempt == 4:
+          f.close()
+          raise RuntimeError(f"another `jaxal label` serves {self.db_path}; stop "
+                             "it first (one server per selection).") from None
+        time.sleep(0.05)
     self._serving = f
 
   # ------------------------------------------------------------ database
@@ -436,10 +495,14 @@ class Store:
     on_disk = _sha256(self.labels_path)
     if on_disk is None or on_disk == self._meta("exported_sha256"):
       return
+    if _someone_serves(self.db_path, mine=self._serving):
+      # The running page owns the database: importing under it would undo
+      # its answers in memory and on disk. Its next export replaces the file.
+      self.log(f"label: {self.labels_path} was edited while `jaxal label` serves "
+               "this selection; not read (stop the page, then edit).")
+      return
     since = int(self._meta("exported_seq") or 0)
-    rows = _rows(self.labels_path)
-    edited = [Answer(r[0], r[1], r[2] if len(r) > 2 else "", r[3] if len(r) > 3 else "")
-              for r in rows]
+    edited = _edited_answers(self.labels_path)
     named = {a.path for a in edited}
     later = [a for a in self._select(after=since) if a.path not in named]
     merged = edited + later
