@@ -100,3 +100,25 @@ def file_lock(path: str):
       yield
     finally:
       fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def new_directory(path: str, *, tag: str = "writing"):
+  """A temporary folder beside `path` for the block to fill, renamed to `path`
+  when the block ends without error and removed otherwise, so that a failed or
+  killed writer leaves no half-written `path`. `path` must not exist, or be an
+  empty directory (replaced)."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  path = os.path.abspath(path)
+  parent = os.path.dirname(path)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f"{os.path.basename(path)}.{tag}-", dir=parent)
+  try:
+    yield tmp
+    if os.path.isdir(path):
+      os.rmdir(path)  # empty (an OSError otherwise: nothing is lost)
+    os.replace(tmp, path)
+    _fsync_dir(parent)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise

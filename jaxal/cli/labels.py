@@ -155,14 +155,20 @@ def read_labels(path: str, *, pool: Mapping[str, int],
   return out
 
 
+def check_header(header: Optional[list], path: str) -> list[str]:
+  """The lower-cased column names of a labels CSV's `header` row, which must
+  start with path,label (a `LabelsError` naming the file otherwise)."""
+  if header is None or [h.strip().lower() for h in header[:2]] != ["path", "label"]:
+    raise LabelsError(f"{path}:1: the header must start with path,label, got "
+                      f"{','.join(header or [])!r}.")
+  return [h.strip().lower() for h in header]
+
+
 def _csv_rows(path: str):
   """(line, line, path, label) of each non-empty row of a labels CSV."""
   reader = csv.reader(_io.StringIO(_text(path), newline=""))
   try:
-    header = next(reader, None)
-    if header is None or [h.strip().lower() for h in header[:2]] != ["path", "label"]:
-      raise LabelsError(f"{path}:1: the header must start with path,label, got "
-                        f"{','.join(header or [])!r}.")
+    check_header(next(reader, None), path)
     for row in reader:
       line = reader.line_num
       if not row or not any(c.strip() for c in row):

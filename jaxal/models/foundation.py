@@ -27,7 +27,6 @@ import dataclasses
 import functools
 import os
 import shutil
-import tempfile
 from typing import Optional, Sequence
 
 import jax
@@ -106,22 +105,13 @@ def import_source(arch: str, weights: str, workdir: str, *,
          "weights": {"folder": os.path.abspath(weights),
                      "sha256": {f: io.file_sha256(os.path.join(weights, f))
                                 for f in files}}}
-  parent = os.path.dirname(workdir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=os.path.basename(workdir) + ".importing-", dir=parent)
-  try:
+  with io.new_directory(workdir, tag="importing") as tmp:
     Snapshots(os.path.join(tmp, "checkpoints"), 0).save(0, variables)
     if tok_files:
       os.makedirs(os.path.join(tmp, "tokenizer"))
       for f in tok_files:
         shutil.copyfile(os.path.join(weights, f), os.path.join(tmp, "tokenizer", f))
     io.write_json(os.path.join(tmp, "config.json"), cfg)
-    if os.path.isdir(workdir):
-      os.rmdir(workdir)  # empty, checked above
-    os.replace(tmp, workdir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return cfg
 
 

@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from typing import Optional, Sequence
 
 import jax
@@ -266,19 +264,10 @@ def import_source(arch: str, weights: str, workdir: str, *,
          "width": model.width, "stem": model.stem, "image_size": preprocess.crop,
          "preprocess": preprocess.to_json(), "epochs": 0, "snapshot_every": 0,
          "weights": {"file": os.path.abspath(weights), "sha256": io.file_sha256(weights)}}
-  parent = os.path.dirname(workdir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=os.path.basename(workdir) + ".importing-", dir=parent)
-  try:
+  with io.new_directory(workdir, tag="importing") as tmp:
     Snapshots(os.path.join(tmp, "checkpoints"), 0).save(0, variables)
     io.write_text(os.path.join(tmp, "classes.txt"), "\n".join(classes) + "\n")
     io.write_json(os.path.join(tmp, "config.json"), cfg)
-    if os.path.isdir(workdir):
-      os.rmdir(workdir)  # empty, checked above
-    os.replace(tmp, workdir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return cfg
 
 

@@ -61,7 +61,7 @@ import threading
 from typing import Callable, Iterable, Optional
 
 from jaxal import io
-from jaxal.cli.labels import from_cell, to_cell
+from jaxal.cli.labels import check_header, from_cell, to_cell
 
 LABELS_HEADER = ("path", "label", "annotator", "time")
 CONFLICTS_HEADER = ("path", "label", "annotator", "time", "kept_label",
@@ -116,11 +116,7 @@ def _edited_answers(path: str) -> list["Answer"]:
   with open(path, encoding="utf-8-sig", newline="") as f:
     reader = csv.reader(f)
     try:
-      header = next(reader, None)
-      if header is None or [h.strip().lower() for h in header[:2]] != ["path", "label"]:
-        raise LabelsError(f"{path}:1: the header must start with path,label, got "
-                          f"{','.join(header or [])!r}.")
-      names = [h.strip().lower() for h in header]
+      names = check_header(next(reader, None), path)
       col = {k: names.index(k) for k in ("annotator", "time") if k in names}
       out, seen = [], {}
       for row in reader:
