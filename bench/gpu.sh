@@ -17,6 +17,11 @@
 #                loop, section 1, is left out: it measured the host, not the GPU)
 #   train        ResNet-18 at 224 and 32 px, float32 and bfloat16, against PyTorch
 #   pretrain     a SimCLR step (width 64, batch 512 x 2 views), against PyTorch
+#   vit_embed    `jaxal embed` with imported SigLIP 2 B/16, DINOv2 S/14 and B/14
+#                at 224 px (512 JPEGs, batch 128), float32, against transformers
+#                on CUDA when torch and transformers are installed (jaxal alone
+#                otherwise); vit_embed_bf16 the two B models in bfloat16
+#                (transformers under bfloat16 autocast)
 #   quickstart   README's main job on this GPU (cells.csv and the tables kept)
 # Each section writes OUTDIR/<section>.txt as it runs (a killed section keeps
 # what it printed; the three cold-start runs end in one coldstart.txt); this
@@ -124,6 +129,14 @@ section acquisition 60 "$py" bench/acquisition.py --sections=3,4 "${acq[@]}"
 section train 110 "$py" bench/train.py --nocpu_section "${train[@]}"
 if [[ "${QUICK:-0}" == 1 ]]; then pre=(--quick); else pre=(--width=64 --batch=512); fi
 section pretrain 60 "$py" bench/pretrain.py "${pre[@]}"
+if [[ "${QUICK:-0}" == 1 ]]; then
+  vit=(--quick) vit_bf16=(--quick --models=dinov2_s14)
+else  # end to end is bounded by Pillow's decode (8 threads) here, so model alone too
+  vit=(--images=512 --batch=128 --rounds=3)
+  vit_bf16=("${vit[@]}" --models=siglip2_b16,dinov2_b14)
+fi
+section vit_embed 150 "$py" bench/vit_embed.py "${vit[@]}"
+section vit_embed_bf16 120 "$py" bench/vit_embed.py --dtype=bfloat16 "${vit_bf16[@]}"
 if [[ "${QUICK:-0}" != 1 ]]; then
   section quickstart 600 "$py" experiments/quickstart.py --workdir=/tmp/jaxal-quickstart
   [[ -f /tmp/jaxal-quickstart/cells.csv ]] &&

@@ -38,6 +38,34 @@ def test_bench_smoke():
   assert "cpu: " in bench.stdout and "xla:cpu routing: " in bench.stdout
 
 
+def test_vit_embed_bench_smoke():
+  """`bench vit_embed --quick`: the three encoders (1 layer each) through `jaxal
+  embed`; against transformers where torch and transformers are installed, else
+  jaxal's side alone and the ratio said to be unavailable (CI)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  env = {**os.environ, "PYTHONPATH": ROOT}
+  out = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "bench", "vit_embed.py"), "--quick"],
+      capture_output=True, text=True, env=env, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  lines = out.stdout.strip().splitlines()
+  assert "cpu: " in out.stdout and "xla:cpu routing: " in out.stdout
+  names = ("siglip2_b16", "dinov2_s14", "dinov2_b14")
+  for name in names:
+    assert f"== {name}: " in out.stdout, out.stdout
+  assert out.stdout.count("jaxal embed (end to end)") == 3, out.stdout
+  reference = all(importlib.util.find_spec(m) for m in ("torch", "transformers"))
+  ratio = r"\d+\.\d+" if reference else r"unavailable \(PyTorch/transformers not installed.*\)"
+  for name, line in zip(names, lines[-4:-1]):
+    assert re.fullmatch(rf"{name}_speed_ratio_vs_transformers: {ratio}", line), line
+  assert re.fullmatch(rf"vit_embed_speed_ratio_vs_transformers: {ratio}", lines[-1]), \
+      lines[-1]
+  if reference:  # the same weights on both sides
+    errs = re.findall(r"max \|jaxal - transformers \(sdpa\)\| / max \|transformers\| "
+                      r"= (\S+)", out.stdout)
+    assert len(errs) == 3 and all(float(e) < 1e-4 for e in errs), errs
+
+
 def test_step_profile_bench_names_the_operations_of_a_train_step():
   env = {**os.environ, "PYTHONPATH": ROOT}
   out = subprocess.run(

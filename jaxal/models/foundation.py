@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxal import io
+from jaxal import _xla_cpu, io
 from jaxal.datasets import images as images_lib
 from jaxal.models import hf_vit, vit
 from jaxal.models.checkpoint import Snapshots
@@ -191,7 +191,8 @@ def _logits(image_embeds, text_embeds, scale, bias):
 
 @functools.lru_cache(maxsize=8)
 def _text_apply(model):
-  return jax.jit(model.apply)
+  return jax.jit(model.apply, compiler_options=_xla_cpu.inference_options(
+      jax.default_backend(), transformer=True))
 
 
 def image_text_logits(tower: TextTower, image_embeds, texts: Sequence[str]

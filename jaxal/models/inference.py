@@ -41,7 +41,9 @@ def _jitted_outputs(model: nn.Module, devices: tuple):
   batch = NamedSharding(mesh, PartitionSpec("batch"))
   run = jax.jit(functools.partial(_outputs, model),
                 in_shardings=(replicated, batch), out_shardings=batch,
-                compiler_options=_xla_cpu.inference_options(devices[0].platform))
+                compiler_options=_xla_cpu.inference_options(
+                    devices[0].platform,
+                    transformer=getattr(model, "transformer", False)))
   return run, replicated, batch
 
 

@@ -336,6 +336,9 @@ class VisionTransformer(nn.Module):
   `(logits [N, 0], features [N, config.features])`."""
   config: ViTConfig
   dtype: Any = jnp.float32
+  # `jaxal.models.inference` compiles it with `_xla_cpu.inference_options(...,
+  # transformer=True)`: XLA's Eigen dots, 1.6x YNNPACK's on a ViT on CPU.
+  transformer = True
 
   def setup(self):
     """The patch embedding, position embeddings, tokens, blocks, norm, head."""
