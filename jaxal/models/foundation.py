@@ -14,7 +14,8 @@ directory::
                              "vision": ViTConfig, "text": TextConfig or null,
                              "image_size", "preprocess", "features",
                              "compute_dtype", "weights": {file: sha256}}
-    WORKDIR/checkpoints/    the converted variables (orbax, verified manifest)
+    WORKDIR/checkpoints/    the image tower's variables (orbax, verified manifest)
+    WORKDIR/text_checkpoints/  SigLIP: the text tower's, logit scale and bias
     WORKDIR/tokenizer/      SigLIP: the checkpoint's tokenizer files
 
 Written under a temporary name and renamed when complete: a failed or killed
@@ -106,7 +107,13 @@ def import_source(arch: str, weights: str, workdir: str, *,
                      "sha256": {f: io.file_sha256(os.path.join(weights, f))
                                 for f in files}}}
   with io.new_directory(workdir, tag="importing") as tmp:
-    Snapshots(os.path.join(tmp, "checkpoints"), 0).save(0, variables)
+    # Two checkpoints: `embed` restores the image tower alone (SigLIP 2's text
+    # embedding table alone is 786 MB), the text tower is read for text only.
+    Snapshots(os.path.join(tmp, "checkpoints"), 0).save(
+        0, {"vision": variables["vision"]})
+    if text is not None:
+      Snapshots(os.path.join(tmp, "text_checkpoints"), 0).save(
+          0, {k: v for k, v in variables.items() if k != "vision"})
     if tok_files:
       os.makedirs(os.path.join(tmp, "tokenizer"))
       for f in tok_files:
@@ -121,10 +128,17 @@ def _configs(cfg: dict) -> tuple[vit.ViTConfig, Optional[vit.TextConfig]]:
   return vision, text
 
 
-def _variables(workdir: str, cfg: dict) -> dict:
+def _variables(workdir: str, cfg: dict, part: str = "vision") -> dict:
+  """The image tower's variables ({"vision"}), or the text tower's ({"text",
+  "logit_scale", "logit_bias"}) with `part="text"`."""
   vision, text = _configs(cfg)
-  found = Snapshots(os.path.join(os.path.abspath(workdir), "checkpoints"), 0) \
-      .restore_latest(hf_vit.templates(vision, text))
+  if part == "vision":
+    folder, template = "checkpoints", {"vision": hf_vit.templates(vision, None)["vision"]}
+  else:
+    folder = "text_checkpoints"
+    template = {k: v for k, v in hf_vit.templates(vision, text).items() if k != "vision"}
+  found = Snapshots(os.path.join(os.path.abspath(workdir), folder), 0) \
+      .restore_latest(template)
   if found is None:
     raise ValueError(f"source {workdir}: its imported weights are missing or "
                      "corrupt (see the warning above); import them again.")
@@ -165,7 +179,7 @@ def load_text(workdir: str, cfg: Optional[dict] = None) -> TextTower:
                      "folder that has them.")
   _, text = _configs(cfg)
   tok = text_tokenizer.load(folder, max_length=text.max_length)
-  v = _variables(workdir, cfg)
+  v = _variables(workdir, cfg, "text")
   model = vit.TextTransformer(text, dtype=vit.compute_dtype(cfg.get("compute_dtype")))
   scalar = lambda a: float(np.asarray(a).reshape(-1)[0])  # noqa: E731 (orbax may add an axis)
   return TextTower(model, {"params": v["text"]}, tok, scalar(v["logit_scale"]),

@@ -38,11 +38,13 @@ projections, SigLIP's MAP head `in_proj_weight` [3D, D] -> query, key, value.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import struct
 from typing import Any, Optional
 
+import jax
 import numpy as np
 
 from jaxal.models import vit
@@ -423,17 +425,28 @@ def _siglip_layout(c: vit.ViTConfig, t: vit.TextConfig) -> list:
   return rows
 
 
+@functools.lru_cache(maxsize=8)
+def _shapes(vision: vit.ViTConfig, text: Optional[vit.TextConfig]) -> dict:
+  """ShapeDtypeStructs of the towers' parameters (traced once per config)."""
+  size = vision.image_size
+  key = jax.random.PRNGKey(0)
+  vm = vit.VisionTransformer(vision)
+  out = {"vision": jax.eval_shape(lambda: vm.init(key, jax.numpy.zeros(
+      (1, size, size, vision.channels))))["params"]}
+  if text is not None:
+    tm = vit.TextTransformer(text)
+    out["text"] = jax.eval_shape(lambda: tm.init(key, jax.numpy.zeros(
+        (1, text.max_length), jax.numpy.int32)))["params"]
+  return out
+
+
 def templates(vision: vit.ViTConfig, text: Optional[vit.TextConfig]) -> dict:
   """Zero variables of the towers (their shapes): {"vision": params,
   "text": params, "logit_scale": (), "logit_bias": ()} (the last three for
   SigLIP only)."""
-  size = vision.image_size
-  out = {"vision": vit.init_variables(
-      vit.VisionTransformer(vision), np.zeros((1, size, size, vision.channels),
-                                              np.float32))["params"]}
+  out = jax.tree_util.tree_map(lambda sd: np.zeros(sd.shape, sd.dtype),
+                               _shapes(vision, text))
   if text is not None:
-    out["text"] = vit.init_variables(
-        vit.TextTransformer(text), np.zeros((1, text.max_length), np.int32))["params"]
     out["logit_scale"] = np.zeros((), np.float32)
     out["logit_bias"] = np.zeros((), np.float32)
   return out
