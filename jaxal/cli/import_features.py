@@ -272,11 +272,12 @@ def _npz_blocks(path: str, key: str, rows: int,
       yield np.frombuffer(buf, dtype).reshape(m, d).astype(np.float64)
 
 
-def _check_paths(rows: _Rows, images_dir: str) -> list[str]:
-  """The rows' paths relative to `images_dir`, refusing duplicates and paths
-  that name no image of the folder (by FILE:LINE)."""
-  known = set(images.scan(images_dir))
-  root = os.path.abspath(images_dir)
+def _check_paths(rows: _Rows, images_dir: Optional[str]) -> list[str]:
+  """The rows' paths (relative to `images_dir` when given), refusing empty and
+  duplicate paths and, with `images_dir`, paths that name no image of the
+  folder (by FILE:LINE)."""
+  known = set(images.scan(images_dir)) if images_dir else None
+  root = os.path.abspath(images_dir) if images_dir else None
   out, seen = [], {}
   for raw, where in rows.names:
     p = _normalize(raw.strip(), root)
@@ -284,7 +285,7 @@ def _check_paths(rows: _Rows, images_dir: str) -> list[str]:
       raise WorkdirError(f"{where}: empty path.")
     if p in seen:
       raise WorkdirError(f"{where}: {p!r} is a duplicate of {seen[p]}.")
-    if p not in known:
+    if known is not None and p not in known:
       raise WorkdirError(f"{where}: {p!r} is not an image under --images "
                          f"{images_dir} (JPEG or PNG).")
     seen[p] = where
@@ -308,17 +309,7 @@ def read_features(path: str, paths_file: Optional[str] = None, *,
   (float32), filled block by block.
   """
   rows = _Rows(path, paths_file, flag=flag, paths_flag=paths_flag)
-  paths, seen = [], {}
-  for raw, where in rows.names:
-    p = _normalize(raw.strip(), None)
-    if not p:
-      raise WorkdirError(f"{where}: empty path.")
-    if p in seen:
-      raise WorkdirError(f"{where}: {p!r} is a duplicate of {seen[p]}.")
-    seen[p] = where
-    paths.append(p)
-  if not paths:
-    raise WorkdirError(f"{flag} {path} holds no row.")
+  paths = _check_paths(rows, None)
   out, at = None, 0
   for f, _ in rows.blocks():
     if out is None:

@@ -164,20 +164,30 @@ def check_header(header: Optional[list], path: str) -> list[str]:
   return [h.strip().lower() for h in header]
 
 
-def _csv_rows(path: str):
-  """(line, line, path, label) of each non-empty row of a labels CSV."""
+def csv_records(path: str):
+  """The lower-cased column names of a labels CSV, then (line, cells) of each
+  non-empty row, every cell read back with `from_cell`, each row of at least
+  two cells (a `LabelsError` naming the line otherwise)."""
   reader = csv.reader(_io.StringIO(_text(path), newline=""))
   try:
-    check_header(next(reader, None), path)
+    yield check_header(next(reader, None), path)
     for row in reader:
       line = reader.line_num
       if not row or not any(c.strip() for c in row):
         continue
       if len(row) < 2:
         raise LabelsError(f"{path}:{line}: expected path,label, got {row!r}.")
-      yield line, line, from_cell(row[0]), from_cell(row[1])
+      yield line, [from_cell(c) for c in row]
   except csv.Error as e:
     raise LabelsError(f"{path}:{reader.line_num}: not valid CSV ({e}).") from None
+
+
+def _csv_rows(path: str):
+  """(line, line, path, label) of each non-empty row of a labels CSV."""
+  records = csv_records(path)
+  next(records)
+  for line, row in records:
+    yield line, line, row[0], row[1]
 
 
 def _json_rows(path: str):

@@ -61,7 +61,7 @@ import threading
 from typing import Callable, Iterable, Optional
 
 from jaxal import io
-from jaxal.cli.labels import check_header, from_cell, to_cell
+from jaxal.cli.labels import LabelsError, csv_records, from_cell, to_cell
 
 LABELS_HEADER = ("path", "label", "annotator", "time")
 CONFLICTS_HEADER = ("path", "label", "annotator", "time", "kept_label",
@@ -112,28 +112,17 @@ def _edited_answers(path: str) -> list["Answer"]:
   """The answers of a labels.csv edited by hand, checked as `read_labels`
   checks a labels file (header, two cells a row, one row per image): a
   problem is a `LabelsError` naming the line, before the database changes."""
-  from jaxal.cli.labels import LabelsError  # pylint: disable=g-import-not-at-top
-  with open(path, encoding="utf-8-sig", newline="") as f:
-    reader = csv.reader(f)
-    try:
-      names = check_header(next(reader, None), path)
-      col = {k: names.index(k) for k in ("annotator", "time") if k in names}
-      out, seen = [], {}
-      for row in reader:
-        line = reader.line_num
-        if not row or not any(c.strip() for c in row):
-          continue
-        if len(row) < 2:
-          raise LabelsError(f"{path}:{line}: expected path,label, got {row!r}.")
-        row = [from_cell(c) for c in row]
-        if row[0] in seen:
-          raise LabelsError(f"{path}:{line}: duplicate row for {row[0]!r} (first on "
-                            f"line {seen[row[0]]}); keep one label per image.")
-        seen[row[0]] = line
-        cell = lambda k: row[col[k]] if k in col and col[k] < len(row) else ""  # noqa: E731,B023
-        out.append(Answer(row[0], row[1], cell("annotator"), cell("time")))
-    except csv.Error as e:
-      raise LabelsError(f"{path}:{reader.line_num}: not valid CSV ({e}).") from None
+  records = csv_records(path)
+  names = next(records)
+  col = {k: names.index(k) for k in ("annotator", "time") if k in names}
+  out, seen = [], {}
+  for line, row in records:
+    if row[0] in seen:
+      raise LabelsError(f"{path}:{line}: duplicate row for {row[0]!r} (first on "
+                        f"line {seen[row[0]]}); keep one label per image.")
+    seen[row[0]] = line
+    cell = {k: row[i] if i < len(row) else "" for k, i in col.items()}
+    out.append(Answer(row[0], row[1], cell.get("annotator", ""), cell.get("time", "")))
   return out
 
 
@@ -191,13 +180,12 @@ def _up_to_date(db: sqlite3.Connection, labels_path: str) -> bool:
   return state == exported and sha is not None and _sha256(labels_path) == sha
 
 
-def _someone_serves(db_path: str, mine=None) -> bool:
-  """Whether a `jaxal label` server (other than the one holding `mine`, an
-  open lock file) holds this database now; its lock is released by the
-  kernel when the process dies, SIGKILL included."""
+def _someone_serves(db_path: str) -> bool:
+  """Whether a `jaxal label` server holds this database now; its lock is
+  released by the kernel when the process dies, SIGKILL included."""
   import fcntl  # pylint: disable=g-import-not-at-top
   path = _serving_path(db_path)
-  if mine is not None or not os.path.exists(path):
+  if not os.path.exists(path):
     return False
   with open(path, "a") as f:
     try:
@@ -491,7 +479,7 @@ class Store:
     on_disk = _sha256(self.labels_path)
     if on_disk is None or on_disk == self._meta("exported_sha256"):
       return
-    if _someone_serves(self.db_path, mine=self._serving):
+    if _someone_serves(self.db_path):  # (this store serves only after opening)
       # The running page owns the database: importing under it would undo
       # its answers in memory and on disk. Its next export replaces the file.
       self.log(f"label: {self.labels_path} was edited while `jaxal label` serves "
