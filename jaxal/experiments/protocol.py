@@ -179,8 +179,8 @@ class SourceModel(NamedTuple):
   final: Any  # variables after the last epoch
   snapshots: list  # variables of each snapshot, oldest first (+ens)
   source_id: str  # digest of what determines M_S: the outputs' cache key
-  # uint8 batches -> the model's input: jaxal's statistics, or an imported
-  # foundation encoder's own (its preprocessor_config.json's mean and std)
+  # uint8 batches -> the model's input (and the fine-tuned target's): jaxal's
+  # statistics, or an imported source's recorded ones (`images.normalizer`)
   normalize: Any = pipeline.normalize
 
 
@@ -338,10 +338,9 @@ class Protocol:
       trained = source.load_workdir(self.settings.source_workdir)
     except ValueError as e:
       raise SettingsError("source_workdir", str(e)) from None
-    norm = images_lib.normalizer(trained.preprocess) if trained.foundation \
-        else pipeline.normalize
     return SourceModel(trained.model, trained.final, trained.snapshots,
-                       _digest(cfg, list(trained.snapshot_epochs)), norm)
+                       _digest(cfg, list(trained.snapshot_epochs)),
+                       images_lib.normalizer(trained.preprocess))
 
   def outputs(self, dataset: str, kind: str, split: str, ensemble: bool):
     """(features, probs) of M_S (or its snapshot average) on the pool or test
@@ -522,7 +521,8 @@ class Protocol:
       return target.svm_signals(f_pool, idx, pool.labels[idx],
                                 C=self.settings.targets.svm_c)
     tmodel, tvars = self._finetune(cell, idx)
-    return inference.predict(tmodel, tvars, pool.images, transform=pipeline.normalize)
+    return inference.predict(tmodel, tvars, pool.images,
+                             transform=self.source_model().normalize)
 
   def _finetune(self, cell: sweep.Cell, idx: np.ndarray):
     pool = self.pool(cell.dataset, cell.pool)
@@ -540,7 +540,7 @@ class Protocol:
                               max_bytes=self.max_pixel_bytes)
     return target.finetune(model, final, pool.num_classes, images,
                            pool.labels[idx], cfg, log=lambda _: None,
-                           transform=pipeline.normalize)
+                           transform=self.source_model().normalize)
 
   def _svm_features(self, cell: sweep.Cell, split: str) -> np.ndarray:
     """The SVM target's features: M_S's final model's ("svm"), or those of
@@ -560,7 +560,7 @@ class Protocol:
       return target.svm_predict(f_pool[idx], y, f_test, C=t.svm_c)
     tmodel, tvars = self._finetune(cell, idx)
     return target.finetune_predict(tmodel, tvars, pool.test_images,
-                                   transform=pipeline.normalize)
+                                   transform=self.source_model().normalize)
 
   def compute(self, cell: sweep.Cell) -> dict:
     """Runs one cell: selection, oracle labels, target model, metrics."""
