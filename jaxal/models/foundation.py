@@ -90,13 +90,8 @@ def import_source(arch: str, weights: str, workdir: str, *,
     tok_files = [f for f in TOKENIZER_FILES if os.path.isfile(os.path.join(weights, f))]
     if tok_files:
       tok_files.append("config.json")
-  used = {"config.json", "preprocessor_config.json", "model.safetensors",
-          "model.safetensors.index.json"} | set(tok_files)
-  if os.path.isfile(os.path.join(weights, "model.safetensors.index.json")) and \
-      not os.path.isfile(os.path.join(weights, "model.safetensors")):
-    used |= set(io.read_json(os.path.join(weights, "model.safetensors.index.json"))
-                ["weight_map"].values())
-  files = sorted(f for f in used if os.path.isfile(os.path.join(weights, f)))
+  files = sorted({"config.json", "preprocessor_config.json", *tok_files,
+                  *hf_vit.weight_files(weights)})
   cfg = {"kind": KIND, "arch": arch, "model_type": cfg_json.get("model_type"),
          "vision": dataclasses.asdict(vision),
          "text": dataclasses.asdict(text) if text is not None else None,

@@ -112,34 +112,42 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
   return out
 
 
-def read_weights(folder: str) -> dict[str, np.ndarray]:
-  """Every tensor of the folder's model.safetensors, or of the shards its
-  model.safetensors.index.json lists."""
+def weight_files(folder: str) -> list[str]:
+  """The folder's files that hold its weights, by name: model.safetensors, or
+  model.safetensors.index.json and the shards it lists (each checked to exist)."""
   single = os.path.join(folder, "model.safetensors")
   index = single + ".index.json"
   if os.path.isfile(single):
-    return read_safetensors(single)
+    return ["model.safetensors"]
   if os.path.isfile(index):
     with open(index, encoding="utf-8") as f:
       shards = sorted(set(json.load(f).get("weight_map", {}).values()))
     if not shards:
       raise CheckpointError(f"{index}: lists no shard (no weight_map).")
-    out = {}
     for s in shards:
-      p = os.path.join(folder, s)
-      if not os.path.isfile(p):
+      if not os.path.isfile(os.path.join(folder, s)):
         raise CheckpointError(f"{index} lists {s}, which is missing from {folder}.")
-      part = read_safetensors(p)
-      twice = sorted(set(part) & set(out))
-      if twice:
-        raise CheckpointError(f"{p}: key {twice[0]!r} is in another shard too.")
-      out.update(part)
-    return out
+    return [os.path.basename(index)] + shards
   hint = (" (it holds pytorch_model.bin: convert it once to safetensors, e.g. "
           "save_pretrained(..., safe_serialization=True))"
           if os.path.isfile(os.path.join(folder, "pytorch_model.bin")) else "")
   raise CheckpointError(f"--weights {folder}: no model.safetensors (nor "
                         f"model.safetensors.index.json){hint}.")
+
+
+def read_weights(folder: str) -> dict[str, np.ndarray]:
+  """Every tensor of the folder's `weight_files`, a key in one shard only."""
+  out = {}
+  for name in weight_files(folder):
+    if name.endswith(".json"):
+      continue
+    p = os.path.join(folder, name)
+    part = read_safetensors(p)
+    twice = sorted(set(part) & set(out))
+    if twice:
+      raise CheckpointError(f"{p}: key {twice[0]!r} is in another shard too.")
+    out.update(part)
+  return out
 
 
 def read_config(folder: str, name: str = "config.json") -> dict:

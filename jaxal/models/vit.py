@@ -459,18 +459,6 @@ def logits_per_image(image_embeds, text_embeds, logit_scale, logit_bias):
       logit_bias, jnp.float32)
 
 
-def init_variables(model: nn.Module, sample) -> dict:
-  """Shapes-only variables of `model` for `sample` (an input array's shape
-  and dtype), as numpy zeros: the template the importer fills."""
-  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), sample))
-  return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes)
-
-
-def count_params(variables: dict) -> int:
-  """Number of parameters in `variables`."""
-  return int(sum(np.prod(np.shape(v)) for v in jax.tree_util.tree_leaves(variables)))
-
-
 def compute_dtype(name: Optional[str]):
   """jnp dtype of a compute-dtype name ("float32" or "bfloat16")."""
   table = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, None: jnp.float32}

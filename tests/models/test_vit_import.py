@@ -185,3 +185,27 @@ def test_bfloat16_compute_stays_near_float32(tmp_path):
   cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
   assert cos.min() > 0.99, cos
   assert np.abs(a - b).max() > 0  # it did compute in another precision
+
+
+def test_a_sharded_checkpoint_reads_as_one_file(tmp_path):
+  """model.safetensors.index.json and its shards, as large checkpoints come."""
+  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
+  whole = checkpoint(tmp_path)
+  sd = hf_vit.read_weights(whole)
+  shards = str(tmp_path / "shards")
+  fx.write_checkpoint("dinov2_tiny", shards, LAYOUT["dinov2_tiny"]["keys"])
+  os.remove(os.path.join(shards, "model.safetensors"))
+  keys = sorted(sd)
+  parts = {"model-00001-of-00002.safetensors": keys[::2],
+           "model-00002-of-00002.safetensors": keys[1::2]}
+  for name, ks in parts.items():
+    save_file({k: np.ascontiguousarray(sd[k]) for k in ks}, os.path.join(shards, name))
+  with open(os.path.join(shards, "model.safetensors.index.json"), "w") as f:
+    json.dump({"weight_map": {k: n for n, ks in parts.items() for k in ks}}, f)
+  got = hf_vit.read_weights(shards)
+  assert sorted(got) == keys
+  for k in keys:
+    np.testing.assert_array_equal(got[k], sd[k])
+  assert hf_vit.weight_files(shards) == ["model.safetensors.index.json", *sorted(parts)]
+  os.remove(os.path.join(shards, "model-00002-of-00002.safetensors"))
+  refused(tmp_path, shards, r"lists model-00002-of-00002.safetensors, which is missing")
