@@ -36,6 +36,8 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
+from _images import make_folder  # bench/, the script's folder
+
 from jaxal import _xla_cpu
 from jaxal.cli import embed as embed_lib
 from jaxal.cli.workdir import Workdir
@@ -48,18 +50,6 @@ flags.DEFINE_integer("batch", 32, "Images per model call (both sides).")
 flags.DEFINE_integer("rounds", 3, "Rounds; the contenders alternate within each.")
 flags.DEFINE_string("arch", "resnet50", "resnet50 or resnet18.")
 flags.DEFINE_bool("quick", False, "Tiny sizes: checks the script only.")
-
-
-def make_folder(root: str, n: int) -> None:
-  rng = np.random.default_rng(0)
-  for i in range(n):
-    h, w = int(rng.integers(333, 501)), int(rng.integers(333, 501))
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) * 127 // (w + h))], -1)
-    img = np.clip(img + rng.normal(0, 20, img.shape), 0, 255).astype(np.uint8)
-    os.makedirs(os.path.join(root, f"d{i % 4}"), exist_ok=True)
-    Image.fromarray(img).save(os.path.join(root, f"d{i % 4}", f"{i:05d}.jpg"),
-                              quality=90)
 
 
 def weights_file(arch: str, path: str) -> str:

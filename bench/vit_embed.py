@@ -79,6 +79,8 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
+from _images import make_folder  # bench/, the script's folder
+
 from jaxal import _xla_cpu
 from jaxal.cli import embed as embed_lib
 from jaxal.cli.workdir import Workdir
@@ -267,19 +269,6 @@ def write_checkpoint(folder: str, cfg: dict, prep: dict, torch, transformers) ->
 
 
 # ------------------------------------------------------------------ images
-def make_folder(root: str, n: int) -> None:
-  """bench/embed.py's folder: n JPEGs of 333-500 px a side, gradients + noise."""
-  rng = np.random.default_rng(0)
-  for i in range(n):
-    h, w = int(rng.integers(333, 501)), int(rng.integers(333, 501))
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) * 127 // (w + h))], -1)
-    img = np.clip(img + rng.normal(0, 20, img.shape), 0, 255).astype(np.uint8)
-    os.makedirs(os.path.join(root, f"d{i % 4}"), exist_ok=True)
-    Image.fromarray(img).save(os.path.join(root, f"d{i % 4}", f"{i:05d}.jpg"),
-                              quality=90)
-
-
 THREADS = min(8, os.cpu_count() or 1)  # jaxal's load_batch default, both sides
 
 
