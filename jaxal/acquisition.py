@@ -77,6 +77,37 @@ def ranks_whole_pool(method: str) -> bool:
   return _parse(method)[0] in _UNCERTAINTY
 
 
+def ranking_to_balance(method: str, *, budget: int,
+                       probs: Optional[ArrayLike] = None,
+                       features: Optional[ArrayLike] = None, seed: int = 0,
+                       num_classes: Optional[int] = None,
+                       selected: Optional[ArrayLike] = None) -> np.ndarray:
+  """The ranking the balancing step walks (method guide §4) for `method`.
+
+  An uncertainty method ranks the whole pool (`rank`), so the step can go past
+  the first `budget` samples when it skips some; every other method gives its
+  `budget` picks in selection order (`select`), which is all the step reads
+  before it switches to balancing.
+
+  Args:
+    method: one of `METHODS`.
+    budget: the selection's budget.
+    probs, features, seed, num_classes: as for `select`.
+    selected: optional picks of `method` already made with these arguments
+      (e.g. read back from a work directory); returned as they are for the
+      methods that do not rank the whole pool, instead of selecting again.
+
+  Returns:
+    numpy int64 array of pool indices, best first.
+  """
+  if ranks_whole_pool(method):
+    return rank(method, probs=probs)
+  if selected is not None:
+    return np.asarray(selected, np.int64)
+  return select(method, budget=budget, probs=probs, features=features, seed=seed,
+                num_classes=num_classes)
+
+
 def needs_probs(method: str) -> bool:
   """True for the methods that need M_S's source-class probabilities (the
   uncertainty methods and their variants); False for those that work from

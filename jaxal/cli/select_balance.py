@@ -249,8 +249,8 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   known = wd.check("balance", setup, hint="Rerun with the recorded flags.")
   method, budget = sel["method"], sel["budget"]
   picks = wd.read("selection.json")["picks"][0]
-  ranking = acquisition.rank(method, probs=pool.probs) \
-      if acquisition.ranks_whole_pool(method) else picks
+  ranking = acquisition.ranking_to_balance(method, budget=budget, probs=pool.probs,
+                                           selected=picks)
 
   def oracle(idx):
     if any(int(i) not in have for i in idx):

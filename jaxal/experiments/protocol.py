@@ -488,10 +488,7 @@ class Protocol:
       return self._select_in_rounds(cell, feats, probs)
     if not cell.balancing:
       return acquisition.select(cell.method, budget=cell.budget, **kw)
-    if acquisition.ranks_whole_pool(cell.method):
-      ranking = acquisition.rank(cell.method, probs=probs)
-    else:
-      ranking = acquisition.select(cell.method, budget=cell.budget, **kw)
+    ranking = acquisition.ranking_to_balance(cell.method, budget=cell.budget, **kw)
     # The oracle is the ground truth (method guide §4, in experiments).
     return balancing.balanced_select(
         ranking, feats, pool.labels, cell.budget, pool.num_classes,

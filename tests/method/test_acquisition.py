@@ -183,3 +183,20 @@ def test_memory_mapped_arrays_select_the_same(pool, method, tmp_path):
     np.testing.assert_array_equal(
         balancing.balanced_select(ranking, mf, y, 30, 5, labeled_mask=mask),
         balancing.balanced_select(ranking, feats, y, 30, 5, labeled_mask=mask))
+
+
+def test_ranking_to_balance_whole_pool_or_the_picks():
+  """Uncertainty methods hand the balancing step the whole pool's ranking (it
+  may walk past the budget); the others their picks, read back or selected."""
+  rng = np.random.default_rng(5)
+  probs = rng.dirichlet(np.ones(4), size=40).astype(np.float32)
+  feats = rng.normal(size=(40, 3)).astype(np.float32)
+  got = A.ranking_to_balance("margin", budget=5, probs=probs, features=feats)
+  np.testing.assert_array_equal(got, A.rank("margin", probs=probs))
+  assert got.size == 40
+  got = A.ranking_to_balance("coreset", budget=5, probs=probs, features=feats, seed=3)
+  np.testing.assert_array_equal(
+      got, A.select("coreset", budget=5, features=feats, seed=3))
+  kept = A.ranking_to_balance("random", budget=3, probs=probs, selected=[7, 2, 9])
+  np.testing.assert_array_equal(kept, [7, 2, 9])
+  assert kept.dtype == np.int64

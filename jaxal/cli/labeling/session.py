@@ -108,8 +108,8 @@ class Session:
         majority_distance
     self.method, self.budget = sel["method"], int(sel["budget"])
     picks = wd.read("selection.json")["picks"][0]
-    self.ranking = acquisition.rank(self.method, probs=pool.probs) \
-        if acquisition.ranks_whole_pool(self.method) else np.asarray(picks)
+    self.ranking = acquisition.ranking_to_balance(
+        self.method, budget=self.budget, probs=pool.probs, selected=picks)
     self.offered = set(wd.offered())
     # M_S's source class of each image ("" without probabilities), and its name
     self.top1 = pool.guess_text()
