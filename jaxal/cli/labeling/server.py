@@ -1,6 +1,10 @@
 """The labeling page's HTTP side (Starlette on uvicorn): the page, the pool's
 images, and a small JSON API over `session.Session`.
 
+The handlers are module-level functions; what they serve (the session, the
+token, the commands to show, the image source) is the app's state
+(`request.app.state`), set by `create_app`.
+
 Safe by default:
 - Binds 127.0.0.1; any other host needs a token (`--token`), which every
   request then carries (`?token=` on the page's URL, then a header, the image
@@ -23,22 +27,21 @@ Safe by default:
 from __future__ import annotations
 
 import hmac
-import io as _io
 import ipaddress
 import json
-import mimetypes
 import os
-import threading
-from typing import Optional
+from typing import Awaitable, Callable, Optional
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.datastructures import State
 from starlette.routing import Route
 
 from jaxal.cli import pixels
+from jaxal.cli.labeling import images
 from jaxal.cli.labeling.session import Refused, Session
 
 MAX_BODY = 16 * 1024
@@ -136,118 +139,122 @@ def _hostname(host: str) -> str:
 
 def create_app(session: Session, *, token: Optional[str] = None,
                loopback: bool = True, commands: Optional[dict] = None):
-  """The ASGI app serving `session`."""
-  root = session.root
+  """The ASGI app serving `session`, behind the request guard."""
+  app = Starlette(routes=_ROUTES)
+  app.state.session = session
+  app.state.token = token
+  app.state.commands = commands or {}
   tfds = session.wd.recorded("embed")["tfds"]
-  real_root = None if tfds else os.path.realpath(root)
-
-  def headers(extra=None):
-    h = {"Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff",
-         "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
-    h.update(extra or {})
-    return h
-
-  png_cache: dict[str, bytes] = {}
-  png_lock = threading.Lock()
-
-  def tfds_png(path: str) -> bytes:
-    """A TFDS pool's image as PNG. A split has no random access (each read is a
-    pass over its records), so a miss reads the whole current batch in one pass
-    and keeps it until the next batch."""
-    from PIL import Image  # pylint: disable=g-import-not-at-top
-    with png_lock:
-      if path not in png_cache:
-        batch = session.current_paths()
-        want = batch if path in batch else [path]
-        png_cache.clear()
-        for p, arr in zip(want, pixels.load_pixels(session.wd, want)):
-          buf = _io.BytesIO()
-          Image.fromarray(arr).save(buf, format="PNG")
-          png_cache[p] = buf.getvalue()
-      return png_cache[path]
-
-  async def page(request: Request):
-    r = FileResponse(os.path.join(STATIC, "index.html"), headers=headers(),
-                     media_type="text/html; charset=utf-8")
-    if token is not None:  # the page's own requests (script, style) carry it back
-      r.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
-    return r
-
-  async def static(request: Request):
-    name = request.path_params["name"]
-    if name not in ("app.js", "style.css"):
-      return _error("not found", 404)
-    return FileResponse(os.path.join(STATIC, name), headers=headers())
-
-  async def image(request: Request):
-    path = request.query_params.get("path", "")
-    if path not in session.index:
-      return _error("not an image of this work directory", 404)
-    if tfds:
-      png = await run_in_threadpool(tfds_png, path)
-      return Response(png, media_type="image/png", headers=headers())
-    full = os.path.realpath(os.path.join(real_root, path))
-    if os.path.commonpath([full, real_root]) != real_root or not os.path.isfile(full):
-      return _error("not an image of this work directory", 404)
-    kind = mimetypes.guess_type(full)[0] or "application/octet-stream"
-    if not kind.startswith("image/"):
-      return _error("not an image", 404)
-    return FileResponse(full, media_type=kind, headers=headers())
-
-  async def body(request: Request) -> dict:
-    try:
-      data = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-      raise Refused("the request body is not JSON") from None
-    if not isinstance(data, dict):
-      raise Refused("the request body must be a JSON object")
-    return data
-
-  def api(fn):
-    async def handler(request: Request):
-      try:
-        data = await body(request) if request.method == "POST" else {}
-        out = await fn(request, data)
-      except Refused as e:
-        return JSONResponse({"error": str(e)}, status_code=e.status, headers=headers())
-      return JSONResponse(out, headers=headers())
-    return handler
-
-  async def state(request, data):
-    p = await run_in_threadpool(session.progress)
-    return {"classes": session.classes, "progress": p,
-            "selection": session.wd.selection, "commands": commands or {}}
-
-  async def next_(request, data):
-    wait = data.get("wait", 5.0)
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
-      raise Refused("wait: seconds to wait, a number >= 0")
-    return await run_in_threadpool(session.next_for, data.get("annotator"),
-                                   min(float(wait), 20.0))
-
-  async def answer(request, data):
-    return await run_in_threadpool(session.answer, data.get("annotator"),
-                                   data.get("path"), data.get("label"))
-
-  async def skip(request, data):
-    return await run_in_threadpool(session.skip, data.get("annotator"),
-                                   data.get("path"))
-
-  async def undo(request, data):
-    return await run_in_threadpool(session.undo, data.get("annotator"))
-
-  async def release(request, data):
-    await run_in_threadpool(session.release, data.get("annotator"))
-    return {"released": True}
-
-  routes = [
-      Route("/", page), Route("/static/{name}", static), Route("/image", image),
-      Route("/api/state", api(state)),
-      Route("/api/next", api(next_), methods=["POST"]),
-      Route("/api/answer", api(answer), methods=["POST"]),
-      Route("/api/skip", api(skip), methods=["POST"]),
-      Route("/api/undo", api(undo), methods=["POST"]),
-      Route("/api/release", api(release), methods=["POST"]),
-  ]
-  app = Starlette(routes=routes)
+  # A folder's images are files under its real path; a TFDS split's are PNGs.
+  app.state.real_root = None if tfds else os.path.realpath(session.setup.root)
+  app.state.pngs = images.PngCache(
+      lambda want: pixels.load_pixels(session.wd, want),
+      session.current_paths) if tfds else None
   return _Guard(app, token=token, loopback=loopback)
+
+
+def _headers() -> dict:
+  return {"Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff",
+          "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+# -------------------------------------------------------------- the page
+async def _page(request: Request):
+  token = request.app.state.token
+  r = FileResponse(os.path.join(STATIC, "index.html"), headers=_headers(),
+                   media_type="text/html; charset=utf-8")
+  if token is not None:  # the page's own requests (script, style) carry it back
+    r.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+  return r
+
+
+async def _static(request: Request):
+  name = request.path_params["name"]
+  if name not in ("app.js", "style.css"):
+    return _error("not found", 404)
+  return FileResponse(os.path.join(STATIC, name), headers=_headers())
+
+
+async def _image(request: Request):
+  state = request.app.state
+  path = request.query_params.get("path", "")
+  if path not in state.session.setup.index:
+    return _error("not an image of this work directory", 404)
+  if state.pngs is not None:
+    png = await run_in_threadpool(state.pngs.get, path)
+    return Response(png, media_type="image/png", headers=_headers())
+  try:
+    full, kind = images.folder_image(state.real_root, path)
+  except images.NotAnImage as e:
+    return _error(str(e), 404)
+  return FileResponse(full, media_type=kind, headers=_headers())
+
+
+# --------------------------------------------------------------- the API
+async def _json_object(request: Request) -> dict:
+  try:
+    data = json.loads(await request.body() or b"{}")
+  except (json.JSONDecodeError, UnicodeDecodeError):
+    raise Refused("the request body is not JSON") from None
+  if not isinstance(data, dict):
+    raise Refused("the request body must be a JSON object")
+  return data
+
+
+def _api(fn: Callable[[State, dict], Awaitable[dict]]):
+  """A JSON endpoint: `fn(app state, body)` answers the request's JSON object
+  (empty for a GET); a `Refused` becomes its status and message."""
+  async def handler(request: Request):
+    try:
+      data = await _json_object(request) if request.method == "POST" else {}
+      out = await fn(request.app.state, data)
+    except Refused as e:
+      return JSONResponse({"error": str(e)}, status_code=e.status, headers=_headers())
+    return JSONResponse(out, headers=_headers())
+  return handler
+
+
+async def _state(state: State, data: dict) -> dict:
+  del data  # a GET
+  session = state.session
+  p = await run_in_threadpool(session.progress)
+  return {"classes": list(session.setup.classes), "progress": p,
+          "selection": session.wd.selection, "commands": state.commands}
+
+
+async def _next(state: State, data: dict) -> dict:
+  wait = data.get("wait", 5.0)
+  if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
+    raise Refused("wait: seconds to wait, a number >= 0")
+  return await run_in_threadpool(state.session.next_for, data.get("annotator"),
+                                 min(float(wait), 20.0))
+
+
+async def _answer(state: State, data: dict) -> dict:
+  return await run_in_threadpool(state.session.answer, data.get("annotator"),
+                                 data.get("path"), data.get("label"))
+
+
+async def _skip(state: State, data: dict) -> dict:
+  return await run_in_threadpool(state.session.skip, data.get("annotator"),
+                                 data.get("path"))
+
+
+async def _undo(state: State, data: dict) -> dict:
+  return await run_in_threadpool(state.session.undo, data.get("annotator"))
+
+
+async def _release(state: State, data: dict) -> dict:
+  await run_in_threadpool(state.session.release, data.get("annotator"))
+  return {"released": True}
+
+
+_ROUTES = [
+    Route("/", _page), Route("/static/{name}", _static), Route("/image", _image),
+    Route("/api/state", _api(_state)),
+    Route("/api/next", _api(_next), methods=["POST"]),
+    Route("/api/answer", _api(_answer), methods=["POST"]),
+    Route("/api/skip", _api(_skip), methods=["POST"]),
+    Route("/api/undo", _api(_undo), methods=["POST"]),
+    Route("/api/release", _api(_release), methods=["POST"]),
+]

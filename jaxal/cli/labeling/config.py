@@ -1,0 +1,137 @@
+"""What a labeling session works from, read once from the work directory and
+checked: the pool, the target classes, the selection's budget and method, the
+acquisition ranking the balancing step consumes (method guide §3, through
+`acquisition.ranking_to_balance`), the balancing flags (method guide §4), and
+the source model's guesses shown beside each image.
+
+`read_setup` validates and reads without writing anything; `remember` records
+the balancing flags and the classes the first time they are used, as `jaxal
+balance` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+from typing import Mapping, Optional
+
+import numpy as np
+
+from jaxal import acquisition, balancing
+from jaxal.cli import labels, select_balance, workdir
+from jaxal.cli.workdir import Pool, Workdir, WorkdirError
+
+_FLAGS_HINT = "Rerun with the recorded flags (--batch, --rule, --majority_distance)."
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """One selection's labeling configuration, validated and immutable.
+
+  Attributes:
+    pool: the embedded images (pool index i is `pool.paths[i]`).
+    index: pool path -> pool index (built once: `Pool.index` builds it per call).
+    root: the embedded folder (or TFDS split) the pool paths are relative to.
+    classes: the target classes, in the classes file's order.
+    class_id: class name -> its position in `classes`.
+    method: the selection's acquisition method.
+    budget: the number of images to label.
+    ranking: the acquisition ranking the balancing step consumes.
+    batch_size: images chosen per balancing step (`--batch`).
+    rule: the balancing step's rule (`--rule`).
+    majority_distance: how distance to the majority classes is measured.
+    lease_s: how long an image stays leased to an annotator, seconds.
+    guess_text: M_S's top-1 source class of each image ("" without
+      probabilities), as to_label.csv's predicted_class holds it.
+    guess_name: the same guesses by name, as the page shows them.
+  """
+  pool: Pool
+  index: Mapping[str, int]
+  root: str
+  classes: tuple[str, ...]
+  class_id: Mapping[str, int]
+  method: str
+  budget: int
+  ranking: np.ndarray
+  batch_size: int
+  rule: str
+  majority_distance: str
+  lease_s: float
+  guess_text: tuple[str, ...]
+  guess_name: tuple[str, ...]
+
+  @property
+  def balance_flags(self) -> dict:
+    """The flags `jaxal balance` records, under the same names."""
+    return {"batch": self.batch_size, "rule": self.rule,
+            "majority_distance": self.majority_distance}
+
+
+def read_setup(wd: Workdir, *, classes_file: Optional[str], batch: int, rule: str,
+               majority_distance: str, lease_s: float) -> Setup:
+  """Reads and checks the labeling setup of `wd`'s selection; writes nothing.
+
+  Raises:
+    WorkdirError: no single-shot selection, a bad flag, no target classes, or
+      flags other than the recorded ones.
+    LabelsError: an existing labels.csv that every command would refuse.
+  """
+  pool = wd.pool()
+  sel = _single_shot_selection(wd)
+  _check_flags(batch, lease_s, rule, majority_distance)
+  classes = workdir.target_classes(wd, classes_file)
+  if classes is None:
+    raise WorkdirError("--classes is required: a text file with one target class "
+                       "name a line (every class, found or not).")
+  index = pool.index
+  root = wd.recorded("embed")["images"]
+  labels_path = wd.file("labels.csv")
+  if os.path.exists(labels_path):  # as every command would read it
+    labels.read_labels(labels_path, pool=index, classes=classes,
+                       offered=wd.offered(), root=root)
+  flags = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
+  wd.check("balance", flags, hint=_FLAGS_HINT)
+  method, budget = sel["method"], int(sel["budget"])
+  picks = wd.read("selection.json")["picks"][0]
+  ranking = acquisition.ranking_to_balance(method, budget=budget, probs=pool.probs,
+                                           selected=picks)
+  guess_text = tuple(pool.guess_text())
+  namer = select_balance.source_namer(wd)
+  return Setup(
+      pool=pool, index=types.MappingProxyType(index), root=root,
+      classes=tuple(classes),
+      class_id=types.MappingProxyType({c: k for k, c in enumerate(classes)}),
+      method=method, budget=budget, ranking=ranking, batch_size=int(batch),
+      rule=rule, majority_distance=majority_distance, lease_s=float(lease_s),
+      guess_text=guess_text, guess_name=tuple(namer(g) for g in guess_text))
+
+
+def remember(wd: Workdir, setup: Setup, classes_file: Optional[str]) -> None:
+  """Records the balancing flags and the classes file's classes where none are
+  recorded yet, so that `balance`, `train` and `report` hold them to the same."""
+  if wd.recorded("balance") is None:
+    wd.record("balance", setup.balance_flags)
+  workdir.remember_classes(wd, list(setup.classes), classes_file)
+
+
+def _single_shot_selection(wd: Workdir) -> dict:
+  sel = wd.recorded("select")
+  if sel is None:
+    raise WorkdirError(f"{wd.sel_path} has no selection; pass --method and "
+                       "--budget (or run `jaxal select` first).")
+  if sel["rounds"] != 1:
+    raise WorkdirError("label follows a single-shot selection; this selection "
+                       f"has {sel['rounds']} rounds (use `jaxal select --labels`).")
+  return sel
+
+
+def _check_flags(batch, lease_s, rule, majority_distance) -> None:
+  if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+    raise WorkdirError(f"--batch must be a positive integer, got {batch!r}.")
+  if lease_s <= 0:
+    raise WorkdirError(f"--lease must be > 0 seconds, got {lease_s!r}.")
+  if rule not in balancing.RULES or majority_distance not in \
+      balancing.MAJORITY_DISTANCES:
+    raise WorkdirError(f"--rule must be one of {balancing.RULES} and "
+                       f"--majority_distance one of {balancing.MAJORITY_DISTANCES}.")
