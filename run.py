@@ -110,7 +110,7 @@ def _workers(rest) -> list:
   (module fixtures built once), unless the arguments choose (-n, -p no:xdist) or
   the machine has one core. Much of the suite waits on subprocesses and on
   XLA's single-threaded compilation, so two workers on 2 cores took 10 min 33 s
-  where one took 15 min 08 s (AMD EPYC Zen 4, 2026-12-02)."""
+  where one took 15 min 08 s (AMD EPYC Zen 4)."""
   if (os.cpu_count() or 1) < 2 or any(
       a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) or "xdist" in a
       for a in rest):

@@ -9,7 +9,7 @@
 # own time limit, all within SECONDS (default 590) from the start:
 #   env          versions, devices, one pmapped train step on the GPU
 #   coldstart_*  TypiClust, ProbCover, MaxHerding at N = 200,000 and 1,000,000,
-#                d = 512, b = 10,000 (issue 16's GPU section: goal < 60 s each)
+#                d = 512, b = 10,000 (goal < 60 s each on one GPU)
 #   tests        the exactness tests of k-center, the cold-start functions and
 #                the uncertainty scores (float64 references) on the GPU backend
 #   acquisition  uncertainty scores against the device's read bandwidth; k-center

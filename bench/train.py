@@ -151,7 +151,7 @@ def interleaved(runners, steps, rounds):
 
 
 def pipeline_speed(batch, steps):
-  """Images/s of the input pipelines alone (issue 4: they must not bound
+  """Images/s of the input pipelines alone (they must not bound
   training). numpy: 32 px in-memory arrays, crop+flip+normalise. tf.data: JPEGs
   of 320x256 decoded, resized, cropped to 224, flipped, normalised (skipped
   without TensorFlow)."""

@@ -35,6 +35,10 @@ autodoc_default_options = {"members": True, "member-order": "bysource",
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
+# jaxal's modules use `from __future__ import annotations`, so annotations reach
+# autodoc as strings and these aliases apply: a signature reads `ArrayLike`, not
+# the union it stands for spelled out in every argument.
+autodoc_type_aliases = {"ArrayLike": "jax.typing.ArrayLike"}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False

@@ -1,4 +1,4 @@
-r"""Trains the source model M_S with snapshots (METHOD.md section 1, supplement 1).
+r"""Trains the source model M_S with snapshots (method guide §1, supplement 1).
 
 Paper setting (ImageNet minus IMN-100's classes, 224 px, 90 epochs, a snapshot
 every 15 epochs, batch 256 over all devices):

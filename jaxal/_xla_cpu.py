@@ -32,8 +32,8 @@ per-device batch x width 256 (width 8, batch 32: the quickstart's fine-tuning)
 YNNPACK's elementwise fusions pay off on large activations and cost a fixed
 overhead per fusion on small ones, so `train_options` drops them below batch x
 width 1024, where the plain routing wins clearly; at 1024 the two are within
-noise of each other and the fusions stay, so the quickstart's M_S (width 8,
-batch 128) trains exactly as before.
+noise of each other and the fusions stay, so an M_S of width 8 at batch 128
+keeps YNNPACK's routing.
 """
 
 from __future__ import annotations

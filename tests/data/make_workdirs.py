@@ -5,8 +5,7 @@
 Only the stable interfaces are used (the `jaxal` command, `python3 run.py exp
 tables` and `experiments/train_source.py`, the offline images' generator), so
 this script runs on any commit; `tests/data/workdirs_a46cc52/` was written by it
-on commit a46cc52, the last main before jaxal/ was grouped into sub-packages
-(issue 15). A test that reads that folder with today's code checks that work
+on commit a46cc52, the last main before jaxal/ was grouped into sub-packages. A test that reads that folder with today's code checks that work
 directories and cell files written before the move still load.
 
 Paths that the commands record (the image folder, the source work directory) are

@@ -15,7 +15,7 @@ TINY = procedural.OfflineConfig(num_source_classes=6, num_target_classes=4,
                                 target_train_per_class=10, target_test_per_class=3)
 
 
-# --- imbalance induction (METHOD.md section 2) ---------------------------------
+# --- imbalance induction (method guide §2) ---------------------------------
 
 def test_default_profile_has_imagenet_ratio():
   assert datasets.imbalance_ratio_of_counts(datasets.default_profile()) == \

@@ -49,7 +49,7 @@ def test_rows_are_complete_and_named_as_in_the_library():
       if r["method"] != "full":
         assert all(len(v) == 3 for v in r["values"].values())
   # Table 12's Food-101 fine-tuning and CIFAR-100 SVM columns are Table 6's cells:
-  # the main tables' target models (METHOD.md section 5, [C]).
+  # the main tables' target models (method guide §5, [C]).
   for m in ("random", "entropy_inv_div", "least_confidence_inv_div", "coreset"):
     for col, ds in (("food101:finetune", "food101"), ("cifar100:svm", "cifar100")):
       for b in paper.BUDGETS:

@@ -1,4 +1,4 @@
-"""XLA:CPU routing chosen by jaxal (jaxal/_xla_cpu.py, issue 3)."""
+"""XLA:CPU routing chosen by jaxal (jaxal/_xla_cpu.py)."""
 
 import os
 import re
