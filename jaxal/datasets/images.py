@@ -405,6 +405,10 @@ def preprocess_from_hf(config: dict, *, source: str) -> Preprocess:
   having 3 values and the image 1, 2 or 4 channels, and an RGB image is the same
   either way).
 
+  The checks run in a fixed order (the processor type, the keys, the flags, then
+  resample, size, crop, rescale and normalisation), so a config with several
+  faults is refused for the first of them.
+
   Args:
     config: the parsed preprocessor_config.json.
     source: where it was read (the file's path), for the messages.
@@ -416,6 +420,34 @@ def preprocess_from_hf(config: dict, *, source: str) -> Preprocess:
     ValueError: naming `source`, the key and what to do, for anything refused.
   """
   where = f"{source}"
+  r = _hf_resolve(config, _hf_processor_class(config, where), where)
+  flags = _hf_flags(config, r, where)
+  interpolation = _hf_interpolation(r["resample"], flags.resize, where)
+  resize = resize_to = crop = None
+  if flags.resize:
+    resize, resize_to = _hf_resize(r["size"], flags.default_to_square, where)
+  if flags.center_crop:
+    crop = _hf_crop(r["crop_size"], where)
+  if crop is None and resize_to is None:
+    raise ValueError(
+        f"{where}: " + ("size {\"shortest_edge\"} with do_center_crop false"
+                        if flags.resize else "do_resize false with no centre crop") +
+        " gives each image its own size; jaxal needs one size: set do_center_crop "
+        "true with a crop_size, or use size {\"height\": S, \"width\": S}.")
+  rescale = _hf_rescale(r["rescale_factor"], where) if flags.rescale else 1.0
+  mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+  if flags.normalize:
+    mean = _hf_channel_stats(config, r, "image_mean", where)
+    std = _hf_channel_stats(config, r, "image_std", where)
+  return Preprocess(resize=resize, crop=crop, interpolation=interpolation,
+                    mean=mean, std=std, resize_to=resize_to, rounding="floor",
+                    rescale_factor=rescale, alpha="white")
+
+
+def _hf_processor_class(config, where: str) -> str:
+  """The key of `HF_PROCESSOR_DEFAULTS` that `config`'s image_processor_type
+  names, its "Fast" / "Pil" backend suffix dropped; ValueError for anything but
+  a JSON object of a supported type (NaFlex SigLIP 2 refused by name)."""
   if not isinstance(config, dict):
     raise ValueError(f"{where}: expected a JSON object (preprocessor_config.json), "
                      f"got {type(config).__name__}.")
@@ -437,6 +469,13 @@ def preprocess_from_hf(config: dict, *, source: str) -> Preprocess:
         f"{' and '.join(sorted(HF_PROCESSOR_DEFAULTS))} configs (DINOv2; SigLIP and "
         "fixed-resolution SigLIP 2). Check that this is the checkpoint's "
         "preprocessor_config.json.")
+  return base
+
+
+def _hf_resolve(config: dict, base: str, where: str) -> dict:
+  """Every key of processor class `base`: the file's value where it has one
+  (null included), the class default otherwise; ValueError for a key the class
+  does not know."""
   defaults = HF_PROCESSOR_DEFAULTS[base]
   unknown = sorted(set(config) - set(defaults) - set(_HF_METADATA))
   if unknown:
@@ -444,8 +483,23 @@ def preprocess_from_hf(config: dict, *, source: str) -> Preprocess:
         f"{where}: unknown key(s) {unknown} for {base}: jaxal does not know how "
         "they change the pixels, so it cannot reproduce the processor; known keys: "
         f"{sorted(set(defaults) | set(_HF_METADATA))}.")
-  r = {k: config[k] if k in config else v for k, v in defaults.items()}
+  return {k: config[k] if k in config else v for k, v in defaults.items()}
 
+
+@dataclasses.dataclass(frozen=True)
+class _HfFlags:
+  """The boolean switches of a processor config that shape the transform."""
+  resize: bool
+  center_crop: bool
+  rescale: bool
+  normalize: bool
+  default_to_square: bool
+
+
+def _hf_flags(config: dict, r: dict, where: str) -> _HfFlags:
+  """The flags of resolved config `r`; every boolean key and the data formats
+  are checked (`do_pad: true` refused) even where they do not shape the
+  transform, so that a malformed file is refused rather than half read."""
   if _hf_bool(config, r, "do_pad", where):
     raise ValueError(f"{where}: do_pad: true (padding images to a common size) is "
                      "not supported; jaxal gives every image the same size by "
@@ -457,82 +511,87 @@ def preprocess_from_hf(config: dict, *, source: str) -> Preprocess:
                        "\"channels_last\" or null.")
   _hf_bool(config, r, "do_convert_rgb", where)
   _hf_bool(config, r, "disable_grouping", where)
-  do_resize = _hf_bool(config, r, "do_resize", where)
-  do_crop = _hf_bool(config, r, "do_center_crop", where)
-  do_rescale = _hf_bool(config, r, "do_rescale", where)
-  do_normalize = _hf_bool(config, r, "do_normalize", where)
-  square = _hf_bool(config, r, "default_to_square", where)
+  return _HfFlags(*(_hf_bool(config, r, k, where) for k in (
+      "do_resize", "do_center_crop", "do_rescale", "do_normalize",
+      "default_to_square")))
 
-  resample = r["resample"]
-  if do_resize and resample is None:
+
+def _hf_interpolation(resample, do_resize: bool, where: str) -> str:
+  """The `Preprocess.interpolation` of Pillow filter code `resample`.
+
+  Without a resize nothing is resampled and `resample` is not read: "bilinear"
+  only fills the field.
+  """
+  if not do_resize:
+    return "bilinear"
+  if resample is None:
     raise ValueError(f"{where}: resample is null while do_resize is true (the "
                      "processor refuses that too); give Pillow's filter code, e.g. "
                      "3 for bicubic.")
-  if do_resize and (isinstance(resample, bool) or resample not in PIL_RESAMPLE):
+  if isinstance(resample, bool) or resample not in PIL_RESAMPLE:
     raise ValueError(f"{where}: resample {resample!r} is not supported; jaxal "
                      f"resamples with Pillow's filters {PIL_RESAMPLE} only.")
+  return PIL_RESAMPLE[resample]
 
-  resize = resize_to = crop = None
-  if do_resize:
-    size = _hf_size(r["size"], "size", square, where)
-    if set(size) == {"shortest_edge"}:
-      resize = size["shortest_edge"]
-    elif set(size) == {"height", "width"}:
-      if size["height"] != size["width"]:
-        raise ValueError(f"{where}: size {size} is not square; jaxal embeds square "
-                         "images (one image_size).")
-      resize_to = size["height"]
-    else:
-      raise ValueError(f"{where}: size {size}: only {{\"shortest_edge\": S}} "
-                       "(DINOv2) and {\"height\": S, \"width\": S} (SigLIP) are "
-                       "supported (longest_edge, max_height/max_width and pixel "
-                       "budgets are not).")
-  if do_crop:
-    if r["crop_size"] is None:
-      raise ValueError(f"{where}: do_center_crop is true but crop_size is missing; "
-                       "add crop_size: {\"height\": S, \"width\": S}.")
-    cs = _hf_size(r["crop_size"], "crop_size", True, where)
-    if set(cs) != {"height", "width"}:
-      raise ValueError(f"{where}: crop_size {cs} must be {{\"height\": S, "
-                       "\"width\": S}.")
-    if cs["height"] != cs["width"]:
-      raise ValueError(f"{where}: crop_size {cs} is not square; jaxal embeds square "
+
+def _hf_resize(value, default_to_square: bool,
+               where: str) -> tuple[Optional[int], Optional[int]]:
+  """(`Preprocess.resize`, `Preprocess.resize_to`) of the config's `size`: the
+  shorter side's length for {"shortest_edge"}, the square's side for {"height",
+  "width"}; the other None."""
+  size = _hf_size(value, "size", default_to_square, where)
+  if set(size) == {"shortest_edge"}:
+    return size["shortest_edge"], None
+  if set(size) == {"height", "width"}:
+    if size["height"] != size["width"]:
+      raise ValueError(f"{where}: size {size} is not square; jaxal embeds square "
                        "images (one image_size).")
-    crop = cs["height"]
-  if crop is None and resize_to is None:
-    raise ValueError(
-        f"{where}: " + ("size {\"shortest_edge\"} with do_center_crop false"
-                        if do_resize else "do_resize false with no centre crop") +
-        " gives each image its own size; jaxal needs one size: set do_center_crop "
-        "true with a crop_size, or use size {\"height\": S, \"width\": S}.")
+    return None, size["height"]
+  raise ValueError(f"{where}: size {size}: only {{\"shortest_edge\": S}} "
+                   "(DINOv2) and {\"height\": S, \"width\": S} (SigLIP) are "
+                   "supported (longest_edge, max_height/max_width and pixel "
+                   "budgets are not).")
 
-  rescale = 1.0
-  if do_rescale:
-    rescale = r["rescale_factor"]
-    if isinstance(rescale, bool) or not isinstance(rescale, (int, float)) or \
-        not np.isfinite(rescale) or rescale <= 0:
-      raise ValueError(f"{where}: rescale_factor must be a number > 0 (1/255 = "
-                       f"0.00392156862745098 for [0, 1] pixels), got {rescale!r}.")
-  mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-  if do_normalize:
-    stats = []
-    for k in ("image_mean", "image_std"):
-      v = r[k]
-      if isinstance(v, (int, float)) and not isinstance(v, bool):
-        v = (v,) * 3  # transformers' normalize: one number for every channel
-      if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(
-          isinstance(x, (int, float)) and not isinstance(x, bool)
-          and np.isfinite(x) for x in v):
-        raise ValueError(f"{where}: {k} must be 3 numbers (R, G, B) or one number, "
-                         f"got {config.get(k)!r}; jaxal feeds RGB images.")
-      if k == "image_std" and min(v) <= 0:
-        raise ValueError(f"{where}: image_std must be > 0, got {v!r}.")
-      stats.append(tuple(float(x) for x in v))
-    mean, std = stats
-  interpolation = PIL_RESAMPLE[resample] if do_resize else "bilinear"  # unused
-  return Preprocess(resize=resize, crop=crop, interpolation=interpolation,
-                    mean=mean, std=std, resize_to=resize_to, rounding="floor",
-                    rescale_factor=float(rescale), alpha="white")
+
+def _hf_crop(value, where: str) -> int:
+  """The side of the square centre crop of the config's `crop_size`."""
+  if value is None:
+    raise ValueError(f"{where}: do_center_crop is true but crop_size is missing; "
+                     "add crop_size: {\"height\": S, \"width\": S}.")
+  cs = _hf_size(value, "crop_size", True, where)
+  if set(cs) != {"height", "width"}:
+    raise ValueError(f"{where}: crop_size {cs} must be {{\"height\": S, "
+                     "\"width\": S}.")
+  if cs["height"] != cs["width"]:
+    raise ValueError(f"{where}: crop_size {cs} is not square; jaxal embeds square "
+                     "images (one image_size).")
+  return cs["height"]
+
+
+def _hf_rescale(value, where: str) -> float:
+  """The config's `rescale_factor`, a finite number > 0, as a float."""
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+      not np.isfinite(value) or value <= 0:
+    raise ValueError(f"{where}: rescale_factor must be a number > 0 (1/255 = "
+                     f"0.00392156862745098 for [0, 1] pixels), got {value!r}.")
+  return float(value)
+
+
+def _hf_channel_stats(config: dict, r: dict, key: str,
+                      where: str) -> tuple[float, float, float]:
+  """`image_mean` or `image_std` (`key`) of resolved config `r` as 3 floats (R,
+  G, B); one number stands for every channel, as in transformers' normalize."""
+  v = r[key]
+  if isinstance(v, (int, float)) and not isinstance(v, bool):
+    v = (v,) * 3
+  if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(
+      isinstance(x, (int, float)) and not isinstance(x, bool)
+      and np.isfinite(x) for x in v):
+    raise ValueError(f"{where}: {key} must be 3 numbers (R, G, B) or one number, "
+                     f"got {config.get(key)!r}; jaxal feeds RGB images.")
+  if key == "image_std" and min(v) <= 0:
+    raise ValueError(f"{where}: image_std must be > 0, got {v!r}.")
+  return tuple(float(x) for x in v)
 
 
 def _resize_crop(img, size: int):

@@ -332,7 +332,8 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
     image_shape: (H, W, C) of one image.
     workdir: checkpoints go to workdir (latest epoch + snapshots); None: none.
     init: optional initial state (fine-tuning); default a fresh one.
-    log: called with a dict of metrics after every epoch; default prints.
+    log: called with a dict of metrics after every epoch, once that epoch's
+      checkpoint is saved; default prints.
     stop_after_steps: raise KeyboardInterrupt after this many steps of this call
       (tests use it to kill a run).
     step: the pmapped step, called as `step(state, batch, rates)` and returning
@@ -351,50 +352,90 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
   log = log or _print_progress
   state = init if init is not None else create_state(model, config, image_shape)
   snaps = Snapshots(workdir, config.snapshot_every) if workdir else None
-  start = 0
-  if snaps is not None:
-    restored = snaps.restore_latest(state)
-    if restored is not None:
-      start, state = restored
-      state = state.replace(apply_fn=_apply_fn(model), tx=optimizer or
-                            make_optimizer(config.momentum, config.weight_decay))
+  start, state = _resume(snaps, state, model, config, optimizer)
   p_step = step or pmapped_train_step(model, config.compute_dtype)
   pack = pack or _pack_labeled
   state = replicate(state)
-  rates = learning_rates(config, steps_per_epoch)
-  per_device = np.ones(jax.local_device_count(), np.float32)
-  steps_done = 0
+  loop = _EpochLoop(p_step, pack, learning_rates(config, steps_per_epoch),
+                    steps_per_epoch, stop_after_steps)
   t_start = time.perf_counter()
   for epoch in range(start, config.num_epochs):
     t0 = time.perf_counter()
-    sums, count, images = None, 0, 0
-    for item in train_batches(epoch):
-      batch = pack(*item)
-      rate = rates[min(epoch * steps_per_epoch + count, len(rates) - 1)]
-      state, metrics = p_step(state, batch, per_device * rate)
-      m = jax.tree_util.tree_map(lambda v: v[0], metrics)  # stays on device
-      sums = m if sums is None else jax.tree_util.tree_map(jnp.add, sums, m)
-      count += 1
-      images += item[0].shape[0] * jax.process_count()
-      steps_done += 1
-      if stop_after_steps is not None and steps_done >= stop_after_steps:
-        raise KeyboardInterrupt(f"stopped after {steps_done} steps (test hook)")
-    if count != steps_per_epoch:
-      raise ValueError(f"train_batches({epoch}) yielded {count} batches, expected "
-                       f"steps_per_epoch={steps_per_epoch}.")
+    state, sums, images = loop.run(state, epoch, train_batches(epoch))
     # The steps were dispatched asynchronously: time them once they are done,
     # or images/s counts only the dispatch (hundreds of times the real rate).
     jax.block_until_ready((state, sums))
     seconds = time.perf_counter() - t0
-    done = epoch + 1
     if snaps is not None:
-      snaps.save(done, host_state(state))
-    means = {k: float(v) / count for k, v in jax.device_get(sums).items()}
-    elapsed = time.perf_counter() - t_start
-    log({"epoch": done, "epochs": config.num_epochs, **means,
-         "images_per_second": images / seconds,
-         "seconds_left": elapsed / (done - start) * (config.num_epochs - done)})
+      snaps.save(epoch + 1, host_state(state))
+    means = {k: float(v) / steps_per_epoch for k, v in jax.device_get(sums).items()}
+    log(_epoch_record(config, epoch + 1, start, means, images / seconds,
+                      time.perf_counter() - t_start))
   return host_state(state)
+
+
+def _resume(snaps: Optional[Snapshots], state: TrainState, model: nn.Module,
+            config: TrainConfig, optimizer: Optional[optax.GradientTransformation]
+            ) -> tuple[int, TrainState]:
+  """(completed epochs, state) to start `fit` from: the newest trustworthy
+  checkpoint of `snaps`, given back its static `apply_fn` and optimizer (a
+  checkpoint holds arrays only), else (0, `state`)."""
+  if snaps is not None:
+    restored = snaps.restore_latest(state)
+    if restored is not None:
+      start, state = restored
+      return start, state.replace(
+          apply_fn=_apply_fn(model),
+          tx=optimizer or make_optimizer(config.momentum, config.weight_decay))
+  return 0, state
+
+
+class _EpochLoop:
+  """The steps of `fit`'s epochs: packs each item, runs the pmapped step at
+  the step's rate, sums the metrics on device, and counts the steps of the
+  whole `fit` call for its `stop_after_steps` test hook."""
+
+  def __init__(self, step: Callable, pack: Callable, rates: np.ndarray,
+               steps_per_epoch: int, stop_after_steps: Optional[int]):
+    self.step, self.pack, self.rates = step, pack, rates
+    self.steps_per_epoch, self.stop_after_steps = steps_per_epoch, stop_after_steps
+    self.per_device = np.ones(jax.local_device_count(), np.float32)
+    self.steps_done = 0  # over every epoch of this fit call
+
+  def run(self, state: TrainState, epoch: int, items: Iterable
+          ) -> tuple[TrainState, Any, int]:
+    """Trains on epoch `epoch`'s `items`; returns (state, the device-side sums
+    of the step metrics, images seen by all processes). Raises ValueError when
+    `items` holds other than `steps_per_epoch` batches, KeyboardInterrupt at the
+    test hook's step."""
+    sums, count, images = None, 0, 0
+    for item in items:
+      batch = self.pack(*item)
+      rate = self.rates[min(epoch * self.steps_per_epoch + count,
+                            len(self.rates) - 1)]
+      state, metrics = self.step(state, batch, self.per_device * rate)
+      m = jax.tree_util.tree_map(lambda v: v[0], metrics)  # stays on device
+      sums = m if sums is None else jax.tree_util.tree_map(jnp.add, sums, m)
+      count += 1
+      images += item[0].shape[0] * jax.process_count()
+      self.steps_done += 1
+      if self.stop_after_steps is not None and \
+          self.steps_done >= self.stop_after_steps:
+        raise KeyboardInterrupt(f"stopped after {self.steps_done} steps (test hook)")
+    if count != self.steps_per_epoch:
+      raise ValueError(f"train_batches({epoch}) yielded {count} batches, expected "
+                       f"steps_per_epoch={self.steps_per_epoch}.")
+    return state, sums, images
+
+
+def _epoch_record(config: TrainConfig, done: int, start: int, means: dict,
+                  images_per_second: float, elapsed: float) -> dict:
+  """What `fit` logs after epoch `done` (1-based) of a call that resumed after
+  `start` epochs and has run for `elapsed` seconds: the metric means, the
+  throughput and the time left at the call's rate so far."""
+  return {"epoch": done, "epochs": config.num_epochs, **means,
+          "images_per_second": images_per_second,
+          "seconds_left": elapsed / (done - start) * (config.num_epochs - done)}
 
 
 def _pack_labeled(images, labels) -> dict:

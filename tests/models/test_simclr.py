@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +11,8 @@ import numpy as np
 import pytest
 
 from jaxal.datasets import pipeline, procedural
-from jaxal.models import augment, inference, simclr, source, ssl_source, target, train
+from jaxal.models import (augment, checkpoint, inference, simclr, source,
+                          ssl_source, target, train)
 from tests.conftest import ROOT, subprocess_env
 
 leaves = jax.tree_util.tree_leaves
@@ -226,31 +226,46 @@ def test_pretraining_lowers_the_loss_and_beats_random_features(pretrained):
 
 
 _KILLED_RUN = """
-import sys
+import os, signal, sys
 from tests.models import test_simclr as T
 from jaxal.models import ssl_source
+
+
+def log(m):
+  # `train.fit` logs an epoch once its checkpoint is saved: dying here kills
+  # the run between epochs 2 and 3 on any machine, however fast.
+  print("logged epoch", m["epoch"], flush=True)
+  if m["epoch"] == 2:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 ssl_source.pretrain_workdir(T._pool()[0], sys.argv[1], width=T.WIDTH, config=T.CONFIG,
-                            log=lambda m: print(m["epoch"], flush=True))
+                            log=log)
 """
 
 
 def test_sigkill_then_resume_gives_the_uninterrupted_parameters(pretrained, tmp_path):
   workdir = str(tmp_path / "b")
-  proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, workdir], cwd=ROOT,
-                          env=subprocess_env(), stdout=subprocess.PIPE, text=True)
-  try:
-    for line in proc.stdout:  # killed during the epoch after the second
-      if line.strip() == "2":
-        time.sleep(0.3)
-        break
-    proc.send_signal(signal.SIGKILL)
-  finally:
-    proc.wait(60)
+  proc = subprocess.run([sys.executable, "-c", _KILLED_RUN, workdir], cwd=ROOT,
+                        env=subprocess_env(), capture_output=True, text=True,
+                        timeout=600)
+  # Really killed mid-run: by SIGKILL, after the epoch-2 checkpoint, before the
+  # last epoch's and before result.json.
+  assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
+  logged = [l for l in proc.stdout.splitlines() if l.startswith("logged epoch")]
+  assert logged == ["logged epoch 1", "logged epoch 2"], proc.stdout
+  snaps = checkpoint.Snapshots(os.path.join(workdir, "checkpoints"),
+                               CONFIG.snapshot_every)
+  assert 2 in snaps.latest.steps() and max(snaps.latest.steps()) == 2, \
+      snaps.latest.steps()
+  assert CONFIG.epochs not in snaps.latest.steps() + snaps.snapshot_epochs()
   assert not os.path.exists(os.path.join(workdir, "result.json"))
   with pytest.raises(ValueError, match="has not finished pretraining"):
     source.load_workdir(workdir)
+  resumed = []
   ssl_source.pretrain_workdir(_pool()[0], workdir, width=WIDTH, config=CONFIG,
-                              log=lambda m: None)
+                              log=lambda m: resumed.append(m["epoch"]))
+  assert resumed == list(range(3, CONFIG.epochs + 1))  # from epoch 2's checkpoint
   a = source.load_workdir(pretrained[0]).final
   b = source.load_workdir(workdir).final
   for x, y in zip(leaves(a), leaves(b), strict=True):
