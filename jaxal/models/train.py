@@ -96,8 +96,9 @@ def _compiled_schedule(config: TrainConfig, steps_per_epoch: int):
 
 def learning_rates(config: TrainConfig, steps_per_epoch: int) -> np.ndarray:
   """[num_epochs * steps_per_epoch] float32: the rate of every step, evaluated
-  by XLA from the same optax schedule that used to run inside the train step
-  (the same float32 values), so the step takes it as an input."""
+  by XLA from the optax schedule (the float32 values the schedule gives inside
+  a step), so the step takes it as an input and one compiled step serves every
+  schedule."""
   steps = jnp.arange(config.num_epochs * steps_per_epoch, dtype=jnp.int32)
   return np.asarray(_compiled_schedule(config, steps_per_epoch)(steps), np.float32)
 
@@ -114,10 +115,10 @@ def make_optimizer(momentum: float,
 
   The learning rate is not part of it: `train_step` multiplies the update by
   the step's rate, an input (`learning_rates`), so one compiled step serves
-  every schedule, length and batch count (fine-tuning cells of a sweep used to
-  compile their own step, 2-4 s each on CPU). The optimizer keeps a unit-rate
-  schedule so its state is optax SGD's, with its step count, as before: older
-  checkpoints restore into it. One object per (momentum, weight decay): a state
+  every schedule, length and batch count (a step compiled per fine-tuning cell
+  of a sweep costs 2-4 s on CPU). The optimizer keeps a unit-rate schedule so
+  its state is optax SGD's, with its step count: checkpoints of that layout
+  restore into it. One object per (momentum, weight decay): a state
   carries its optimizer as static data, and equal objects are what let pmap
   reuse its compilation.
   """
@@ -297,8 +298,8 @@ def host_state(state: TrainState) -> TrainState:
   Copies each leaf's first addressable shard (one device's replica) to the
   host: no computation, so nothing is compiled (indexing `x[0]` compiled one
   small gather per leaf shape, about 60 for a ResNet, at the end of every
-  `fit`; the suite's one crash so far, an abort, was inside one of them, in a
-  test with TensorFlow loaded beside jaxlib). flax's `unreplicate` returns the whole
+  `fit`, and such compilations have aborted a process that had TensorFlow
+  loaded beside jaxlib). flax's `unreplicate` returns the whole
   array when pmap ran on a subset of the local devices.
   """
   def first(x):
