@@ -29,6 +29,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from jaxal.datasets import procedural
+from jaxal.errors import InputError
 from jaxal.experiments import runner, protocol, sweep
 
 FLAGS = flags.FLAGS
@@ -68,8 +69,8 @@ flags.DEFINE_integer("balanced_per_class", None, "Balanced subsets' images per c
                      "(default: the supplement's 200, 80 for MIT-67).")
 flags.DEFINE_enum("rule", "ratio", ["ratio", "difference"], "Balancing rule.")
 flags.DEFINE_enum("majority_distance", "nearest", ["nearest", "farthest"],
-                  "Balancing: distance to the nearest majority centroid (METHOD.md) "
-                  "or the farthest (Emam et al.).")
+                  "Balancing: distance to the nearest majority centroid (the "
+                  "paper) or the farthest (Emam et al.).")
 # Target models (default: the config's for --data, else TargetSettings').
 flags.DEFINE_float("svm_c", None, "C of the linear SVM target model (1.0).")
 flags.DEFINE_integer("finetune_epochs", None, "Fine-tuning epochs (30; offline 8).")
@@ -97,17 +98,47 @@ flags.DEFINE_float("ssl_learning_rate", None, "Table 14: SimCLR peak learning ra
                    "(default 0.4 x batch / 512).")
 
 
+# The settings (runner.TableRun's and protocol.Settings' fields, as
+# runner.SetupError names them) whose flag is not their own name: M_S's
+# (`source.`) are the offline flags without a prefix, SimCLR's (`ssl.`) take
+# --ssl_, the offline sizes --offline_; every other flag is its setting's name.
+_FLAG_OF = {
+    "tables": "table", "targets": "target",
+    "offline.num_source_classes": "offline_source_classes",
+    "offline.num_target_classes": "offline_target_classes",
+    "offline.source_train_per_class": "offline_source_per_class",
+    "offline.target_train_per_class": "offline_target_per_class",
+    "offline.target_test_per_class": "offline_test_per_class",
+}
+
+
+def flag_of(field):
+  """The flag of setting `field`, or None where no flag sets it."""
+  if field in _FLAG_OF:
+    return _FLAG_OF[field]
+  group, _, name = field.rpartition(".")
+  flag = {"": name, "source": name, "ssl": f"ssl_{name}", "targets": name}.get(group)
+  return flag if flag in FLAGS else None
+
+
+def message(e: InputError) -> str:
+  """`e`'s message, naming its field as this command's flag where one sets it."""
+  flag = flag_of(e.field) if e.field else None
+  return e.renamed(f"--{flag}") if flag else str(e)
+
+
 def _ints(values, flag):
   try:
     return tuple(int(v) for v in values)
   except ValueError:
-    raise runner.SetupError(f"--{flag} must be integers, got {values}.") from None
+    raise InputError(f"--{flag} must be integers, got {values}.",
+                     field=flag) from None
 
 
 def table_run(table: int, tables: tuple) -> runner.TableRun:
   """Flags over the table's config -> TableRun (validated later, before work)."""
   if table is None or not 2 <= table <= 14:
-    raise runner.SetupError(f"--table must be one of 2-14, got {table}.")
+    raise InputError(f"--table must be one of 2-14, got {table}.", field="table")
   config = importlib.import_module(f"experiments.configs.table_{table}").get_config()
   data = FLAGS.data
   datasets = tuple(FLAGS.datasets or config[data]["datasets"])
@@ -128,10 +159,10 @@ def table_run(table: int, tables: tuple) -> runner.TableRun:
       target_test_per_class=FLAGS.offline_test_per_class,
       far_train_per_class=FLAGS.offline_target_per_class,
       far_test_per_class=FLAGS.offline_test_per_class, seed=FLAGS.data_seed)
-  try:
+  try:  # a validator: each ValueError it raises is about these sizes
     offline_cfg.validate()
   except ValueError as e:
-    raise runner.SetupError(f"offline sizes: {e}") from None
+    raise InputError(f"offline sizes: {e}") from None
   settings = protocol.Settings(
       data=data, data_dir=FLAGS.data_dir, source_workdir=FLAGS.source_workdir,
       offline=offline_cfg if offline else procedural.OfflineConfig(),
@@ -146,10 +177,7 @@ def table_run(table: int, tables: tuple) -> runner.TableRun:
       targets=targets, data_seed=FLAGS.data_seed,
       balanced_per_class=FLAGS.balanced_per_class, rule=FLAGS.rule,
       majority_distance=FLAGS.majority_distance)
-  try:
-    shard = sweep.parse_shard(FLAGS.shard)
-  except ValueError as e:
-    raise runner.SetupError(f"--shard: {e}") from None
+  shard = sweep.parse_shard(FLAGS.shard)
   return runner.TableRun(
       tables=tables, datasets=datasets, budgets=budgets,
       methods=tuple(FLAGS.methods or config["methods"]), seeds=seeds,
@@ -161,7 +189,8 @@ def table_run(table: int, tables: tuple) -> runner.TableRun:
 
 
 def main(argv, table=None, run_tables=None):
-  """Runs `run_tables` (default: --table) with --table's config; 2 on bad input."""
+  """Runs `run_tables` (default: --table) with --table's config; 2 on bad input
+  (an `InputError`, naming its flag); anything else propagates."""
   del argv
   absl_logging.set_verbosity(absl_logging.WARNING)  # orbax's per-save INFO lines
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
@@ -169,8 +198,8 @@ def main(argv, table=None, run_tables=None):
   try:
     run = table_run(table, tuple(run_tables or (table,)))
     out = runner.run_table(run, render_only=FLAGS.render_only)
-  except runner.SetupError as e:
-    print(f"error: {e}", file=sys.stderr)
+  except InputError as e:
+    print(f"error: {message(e)}", file=sys.stderr)
     return 2
   print(f"\ncells: {out['cells_csv']}")
   for n, paths in out["tables"].items():

@@ -19,7 +19,6 @@ epoch. Multi-host: --coordinator_address, --num_processes, --process_id
 
 from __future__ import annotations
 
-import re
 import sys
 
 import numpy as np
@@ -27,6 +26,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from jaxal.datasets import catalog, imbalance
+from jaxal.errors import InputError
 from jaxal.models import distributed, simclr, ssl_source
 
 FLAGS = flags.FLAGS
@@ -87,9 +87,9 @@ def main(argv):
           f"-> {FLAGS.workdir}", flush=True)
     result = ssl_source.pretrain_workdir(images, FLAGS.workdir, width=FLAGS.width,
                                          stem=stem, arch=FLAGS.arch, config=config)
-  except ValueError as e:  # config fields and flags share their names
-    print(f"error: --{e}" if re.split("[ =]", str(e), maxsplit=1)[0] in FLAGS else
-          f"error: {e}", file=sys.stderr)
+  except InputError as e:  # the config's fields and these flags share their names
+    named = e.field and e.field in FLAGS
+    print(f"error: {e.renamed(f'--{e.field}') if named else e}", file=sys.stderr)
     return 2
   print(f"done: loss {result['loss']:.4f}, {result['images_per_second']:.0f} "
         f"images/s; embed with `jaxal embed --source={FLAGS.workdir}`")

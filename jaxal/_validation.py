@@ -1,5 +1,8 @@
 """Checks at the library boundary: every error names the argument and the fix.
 
+Each raises `jaxal.errors.InputError` (a ValueError) whose `field` is the
+argument's name, so that a command line can name its own flag for it.
+
 All checks run on the host with NumPy before anything is traced, so a bad input
 never reaches a jitted kernel and nothing is silently clipped or truncated.
 """
@@ -9,6 +12,8 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+
+from jaxal.errors import InputError
 
 # Rows of a probability matrix must sum to one within this absolute tolerance.
 # Loose enough for float16/bfloat16 softmax outputs, tight enough to catch logits
@@ -20,15 +25,17 @@ _ROWS_PER_BLOCK = 16384
 def check_budget(budget, available: int, *, what: str = "unlabeled pool") -> int:
   """Returns `budget` as an int after checking 0 < budget <= available."""
   if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, np.integer)):
-    raise ValueError(f"budget must be a positive int, got {budget!r} "
-                     f"({type(budget).__name__}); pass e.g. budget=1000.")
+    raise InputError(f"budget must be a positive int, got {budget!r} "
+                     f"({type(budget).__name__}); pass e.g. budget=1000.",
+                     field="budget")
   budget = int(budget)
   if budget <= 0:
-    raise ValueError(f"budget must be > 0, got {budget}; pass the number of "
-                     "samples to select.")
+    raise InputError(f"budget must be > 0, got {budget}; pass the number of "
+                     "samples to select.", field="budget")
   if budget > available:
-    raise ValueError(f"budget={budget} is larger than the {what} ({available} "
-                     f"samples); pass budget <= {available} or add samples.")
+    raise InputError(f"budget={budget} is larger than the {what} ({available} "
+                     f"samples); pass budget <= {available} or add samples.",
+                     field="budget")
   return budget
 
 
@@ -36,32 +43,32 @@ def check_probs(probs, name: str = "probs") -> np.ndarray:
   """Returns `probs` as a float array [N, C] of valid probability rows."""
   p = np.asarray(probs)
   if p.ndim != 2:
-    raise ValueError(f"{name} must be 2-D [num_samples, num_classes], got shape "
-                     f"{p.shape}; reshape it or stack per-sample vectors.")
+    raise InputError(f"{name} must be 2-D [num_samples, num_classes], got shape "
+                     f"{p.shape}; reshape it or stack per-sample vectors.", field=name)
   if p.shape[0] == 0 or p.shape[1] == 0:
-    raise ValueError(f"{name} must be non-empty, got shape {p.shape}.")
+    raise InputError(f"{name} must be non-empty, got shape {p.shape}.", field=name)
   if not np.issubdtype(p.dtype, np.floating):
-    raise ValueError(f"{name} must be a float array, got dtype {p.dtype}; pass "
-                     "softmax probabilities.")
+    raise InputError(f"{name} must be a float array, got dtype {p.dtype}; pass "
+                     "softmax probabilities.", field=name)
   for start in range(0, p.shape[0], _ROWS_PER_BLOCK):
     block = p[start:start + _ROWS_PER_BLOCK]
     if not np.isfinite(block).all():
       bad = np.argwhere(~np.isfinite(block))[0]
-      raise ValueError(f"{name} has non-finite values (first at row "
+      raise InputError(f"{name} has non-finite values (first at row "
                        f"{start + bad[0]}, column {bad[1]}); fix the model output "
-                       "before acquisition.")
+                       "before acquisition.", field=name)
     if (block < 0).any():
       bad = np.argwhere(block < 0)[0]
-      raise ValueError(f"{name} has negative values (first at row {start + bad[0]}, "
+      raise InputError(f"{name} has negative values (first at row {start + bad[0]}, "
                        f"column {bad[1]}: {block[bad[0], bad[1]]}); pass softmax "
-                       "probabilities, not logits.")
+                       "probabilities, not logits.", field=name)
   sums = p.sum(axis=1, dtype=np.float64)
   off = np.abs(sums - 1.0) > PROB_SUM_ATOL
   if np.any(off):
     row = int(np.argmax(off))
-    raise ValueError(f"{name} rows must sum to 1 (tolerance {PROB_SUM_ATOL}); row "
+    raise InputError(f"{name} rows must sum to 1 (tolerance {PROB_SUM_ATOL}); row "
                      f"{row} sums to {sums[row]:.6g}. Apply softmax to logits, or "
-                     "renormalise the rows.")
+                     "renormalise the rows.", field=name)
   return p
 
 
@@ -69,19 +76,19 @@ def check_features(features, name: str = "features") -> np.ndarray:
   """Returns `features` as a finite float array [N, d]."""
   f = np.asarray(features)
   if f.ndim != 2:
-    raise ValueError(f"{name} must be 2-D [num_samples, dim], got shape {f.shape}; "
-                     "flatten per-sample embeddings first.")
+    raise InputError(f"{name} must be 2-D [num_samples, dim], got shape {f.shape}; "
+                     "flatten per-sample embeddings first.", field=name)
   if f.shape[0] == 0 or f.shape[1] == 0:
-    raise ValueError(f"{name} must be non-empty, got shape {f.shape}.")
+    raise InputError(f"{name} must be non-empty, got shape {f.shape}.", field=name)
   if not (np.issubdtype(f.dtype, np.floating) or np.issubdtype(f.dtype, np.integer)):
-    raise ValueError(f"{name} must be numeric, got dtype {f.dtype}.")
+    raise InputError(f"{name} must be numeric, got dtype {f.dtype}.", field=name)
   # By blocks of rows: a whole-array isfinite would allocate N x d booleans.
   for start in range(0, f.shape[0], _ROWS_PER_BLOCK):
     finite = np.isfinite(f[start:start + _ROWS_PER_BLOCK]).all(axis=1)
     if not finite.all():
       row = start + int(np.argmin(finite))
-      raise ValueError(f"{name} has non-finite values (first in row {row}); fix or "
-                       "drop those samples before acquisition.")
+      raise InputError(f"{name} has non-finite values (first in row {row}); fix or "
+                       "drop those samples before acquisition.", field=name)
   return f
 
 
@@ -92,14 +99,16 @@ def check_mask(labeled_mask, num_samples: int,
     return np.zeros((num_samples,), dtype=bool)
   m = np.asarray(labeled_mask)
   if m.ndim != 1:
-    raise ValueError(f"{name} must be 1-D [num_samples], got shape {m.shape}.")
+    raise InputError(f"{name} must be 1-D [num_samples], got shape {m.shape}.",
+                     field=name)
   if m.shape[0] != num_samples:
-    raise ValueError(f"length mismatch: {name} has {m.shape[0]} entries but the "
-                     f"pool has {num_samples} samples; pass one flag per sample.")
+    raise InputError(f"length mismatch: {name} has {m.shape[0]} entries but the "
+                     f"pool has {num_samples} samples; pass one flag per sample.",
+                     field=name)
   if m.dtype != bool:
     if not np.issubdtype(m.dtype, np.integer) or not np.isin(m, (0, 1)).all():
-      raise ValueError(f"{name} must be boolean (True = labeled), got dtype "
-                       f"{m.dtype}; pass a bool array.")
+      raise InputError(f"{name} must be boolean (True = labeled), got dtype "
+                       f"{m.dtype}; pass a bool array.", field=name)
     m = m.astype(bool)
   return m
 
@@ -110,22 +119,23 @@ def check_labels(labels, num_classes, name: str = "labels",
   check_num_classes(num_classes)
   y = np.asarray(labels)
   if y.ndim != 1:
-    raise ValueError(f"{name} must be 1-D, got shape {y.shape}.")
+    raise InputError(f"{name} must be 1-D, got shape {y.shape}.", field=name)
   if length is not None and y.shape[0] != length:
-    raise ValueError(f"length mismatch: {name} has {y.shape[0]} entries, expected "
-                     f"{length} (one per sample).")
+    raise InputError(f"length mismatch: {name} has {y.shape[0]} entries, expected "
+                     f"{length} (one per sample).", field=name)
   if y.size and not np.issubdtype(y.dtype, np.integer):
     if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(
         y == np.round(y)):
       y = y.astype(np.int64)
     else:
-      raise ValueError(f"{name} must hold integer class ids, got dtype {y.dtype}.")
+      raise InputError(f"{name} must hold integer class ids, got dtype {y.dtype}.",
+                       field=name)
   y = y.astype(np.int64, copy=False)
   if y.size and (y.min() < 0 or y.max() >= num_classes):
     bad = y[(y < 0) | (y >= num_classes)][0]
-    raise ValueError(f"{name} must lie in [0, num_classes={num_classes}); found "
+    raise InputError(f"{name} must lie in [0, num_classes={num_classes}); found "
                      f"{bad}. Remap labels to 0..{num_classes - 1} or raise "
-                     "num_classes.")
+                     "num_classes.", field=name)
   return y
 
 
@@ -139,18 +149,20 @@ def check_seed(seed, name: str = "seed") -> int:
   seed would silently equal another one (PRNGKey(2**32) == PRNGKey(0)).
   """
   if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-    raise ValueError(f"{name} must be an int in [0, 2**32), got {seed!r} "
-                     f"({type(seed).__name__}); pass e.g. {name}=0.")
+    raise InputError(f"{name} must be an int in [0, 2**32), got {seed!r} "
+                     f"({type(seed).__name__}); pass e.g. {name}=0.", field=name)
   if not 0 <= int(seed) < SEED_LIMIT:
-    raise ValueError(f"{name} must lie in [0, 2**32), got {seed}; larger or negative "
-                     "seeds would repeat smaller ones. Pass e.g. seed % 2**32.")
+    raise InputError(f"{name} must lie in [0, 2**32), got {seed}; larger or negative "
+                     "seeds would repeat smaller ones. Pass e.g. seed % 2**32.",
+                     field=name)
   return int(seed)
 
 
 def check_num_classes(num_classes) -> int:
   if isinstance(num_classes, (bool, np.bool_)) or not isinstance(
       num_classes, (int, np.integer)) or num_classes <= 0:
-    raise ValueError(f"num_classes must be a positive int, got {num_classes!r}.")
+    raise InputError(f"num_classes must be a positive int, got {num_classes!r}.",
+                     field="num_classes")
   return int(num_classes)
 
 
@@ -159,6 +171,6 @@ def check_same_length(**arrays) -> int:
   lengths = {k: int(np.shape(v)[0]) for k, v in arrays.items() if v is not None}
   if len(set(lengths.values())) > 1:
     desc = ", ".join(f"{k}={n}" for k, n in lengths.items())
-    raise ValueError(f"length mismatch among per-sample arguments ({desc}); they "
+    raise InputError(f"length mismatch among per-sample arguments ({desc}); they "
                      "must describe the same pool, one row per sample.")
   return next(iter(lengths.values())) if lengths else 0

@@ -1,6 +1,7 @@
 """The `jaxal` command: one work directory, one step per subcommand.
 
-    command         flags of every subcommand, errors as one line, exit status
+    command         each flag defined once, the subcommands, exit status (2 and
+                    one line for input jaxal cannot use, `jaxal.errors.InputError`)
     workdir         the work directory: recorded settings, the embedded pool
     labels          classes files and labels CSVs, errors by FILE:LINE
     embed           jaxal embed: M_S over an image folder or a TFDS split

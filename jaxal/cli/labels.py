@@ -24,8 +24,10 @@ import io as _io
 import os
 from typing import Collection, Mapping, Optional
 
+from jaxal.errors import InputError
 
-class LabelsError(ValueError):
+
+class LabelsError(InputError):
   """A classes or labels file that cannot be used; the message says where."""
 
 

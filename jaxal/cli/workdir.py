@@ -41,6 +41,7 @@ import numpy as np
 
 from jaxal import diversify, io
 from jaxal.cli import labels
+from jaxal.errors import InputError
 from jaxal.cli.labeling import store
 
 
@@ -48,7 +49,7 @@ Log = Callable[[str], None]
 NEW_WORKDIR = "Use a new --workdir, or rerun with the flags recorded there."
 
 
-class WorkdirError(ValueError):
+class WorkdirError(InputError):
   """A call that contradicts the work directory, or comes before its step."""
 
 
@@ -95,10 +96,11 @@ class Workdir:
 
   def __init__(self, path: str, selection: Optional[str] = None):
     if not path:
-      raise WorkdirError("--workdir is required.")
+      raise WorkdirError("--workdir is required.", field="workdir")
     if selection is not None and not _NAME.fullmatch(selection):
       raise WorkdirError(f"--selection {selection!r}: use 1-64 letters, digits, "
-                         "'.', '_' or '-', starting with a letter or digit.")
+                         "'.', '_' or '-', starting with a letter or digit.",
+                         field="selection")
     self.path = os.path.abspath(path)
     self.selection = selection
     self.sel_path = self.path if selection is None else os.path.join(

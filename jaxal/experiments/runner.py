@@ -7,7 +7,8 @@ here, so a new table or dataset is a config, not a new loop.
 Every input is checked before any work starts (`check`): unknown methods,
 datasets or targets, budgets above a pool, a workdir holding another setting's
 results, and for `data="real"` unprepared datasets or a missing source model,
-each reported with the flag to fix and, for data, what to download and where.
+each a `SetupError` naming the setting to fix (its `field`; the scripts name
+their flag for it) and, for data, what to download and where.
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ import numpy as np
 from jaxal import _validation as V
 from jaxal import acquisition, io
 from jaxal.datasets import catalog
+from jaxal.errors import InputError
 from jaxal.experiments import protocol, sweep, tables
 
 REAL_DATASETS = ("food101", "cifar100", "imn100", "mit67")
 OFFLINE_DATASETS = ("offline_target", "offline_far")
 
 
-class SetupError(ValueError):
-  """A flag or the data is not usable; the message says which and how to fix it."""
+class SetupError(InputError):
+  """A setting or the data is not usable; the message says which and how to fix
+  it. `field` names a `TableRun` field ("budgets"), or a `Settings` field
+  ("data", dotted inside: "ssl.temperature"), so that a command line can name
+  its own flag for it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,71 +109,102 @@ def available_counts(settings: protocol.Settings, dataset: str) -> np.ndarray:
 
 
 def check(run: TableRun) -> None:
-  """Raises SetupError naming the flag for anything that would fail later."""
-  s = run.settings
+  """Raises SetupError, naming the field, for anything that would fail later."""
+  _check_tables(run)
+  _check_names(run)
+  if run.settings.data == "real":
+    _check_real(run)
+  else:
+    _check_offline_source(run.settings)
+  _check_pools(run)
+  _check_workdir(run)
+
+
+def _check_tables(run: TableRun) -> None:
+  """The tables, and how their method cells select (rounds, pixels)."""
   for n in run.tables:
     if n not in tables.SPECS:
-      raise SetupError(f"--table: {n} is not a table of the paper; use 2-12, 13 "
+      raise SetupError(f"tables: {n} is not a table of the paper; use 2-12, 13 "
                        "(the cold-start functions beside the paper's) or 14 (the "
-                       "same on SimCLR features of each pool).")
+                       "same on SimCLR features of each pool).", field="tables")
     if run.rounds != 1 and True in tables.SPECS[n].balancing:
-      raise SetupError(f"--rounds={run.rounds}: table {n} uses the balancing step, "
-                       "which is single-shot; use --rounds with a table without "
-                       "it (2, 6, 7, 8, 10, 12).")
+      raise SetupError(f"rounds={run.rounds}: table {n} uses the balancing step, "
+                       "which is single-shot; use rounds > 1 with a table without "
+                       "it (2, 6, 7, 8, 10, 12).", field="rounds")
   if isinstance(run.rounds, bool) or not isinstance(run.rounds, int) or run.rounds < 1:
-    raise SetupError(f"--rounds must be an int >= 1, got {run.rounds!r}.")
+    raise SetupError(f"rounds must be an int >= 1, got {run.rounds!r}.",
+                     field="rounds")
+  if run.rounds > min(run.budgets, default=1):
+    raise SetupError(f"rounds={run.rounds} exceeds the smallest budget "
+                     f"{min(run.budgets)}; use fewer rounds.", field="rounds")
   if run.pixels not in protocol.PIXELS:
-    raise SetupError(f"--pixels must be one of {', '.join(protocol.PIXELS)}, got "
-                     f"{run.pixels!r}.")
-  if run.pixels == "stream" and s.data == "offline" and catalog.in_memory(
-      "offline_target"):
-    raise SetupError("--pixels=stream reads the offline data through TFDS, which is "
+    raise SetupError(f"pixels must be one of {', '.join(protocol.PIXELS)}, got "
+                     f"{run.pixels!r}.", field="pixels")
+  if run.pixels == "stream" and run.settings.data == "offline" and \
+      catalog.in_memory("offline_target"):
+    raise SetupError("pixels=stream reads the offline data through TFDS, which is "
                      "not installed here: pip install tensorflow-cpu "
                      "tensorflow-datasets (pinned in requirements.txt), or use "
-                     "--pixels=auto.")
-  if run.rounds > min(run.budgets, default=1):
-    raise SetupError(f"--rounds={run.rounds} exceeds the smallest budget "
-                     f"{min(run.budgets)}; use fewer rounds.")
-  if s.data not in ("offline", "real"):
-    raise SetupError(f"--data must be 'real' or 'offline', got {s.data!r}.")
-  allowed = OFFLINE_DATASETS if s.data == "offline" else REAL_DATASETS
-  if not run.datasets:
-    raise SetupError("--datasets is empty; name at least one dataset.")
-  for d in run.datasets:
-    if d not in allowed:
-      raise SetupError(f"--datasets: unknown dataset {d!r} for --data={s.data}; "
-                       f"valid: {', '.join(allowed)}.")
-  if not run.methods:
-    raise SetupError("--methods is empty; name at least one method.")
-  for m in run.methods:
-    if m not in acquisition.METHODS:
-      raise SetupError(f"--methods: unknown method {m!r}; valid: "
-                       f"{', '.join(acquisition.METHODS)}.")
+                     "pixels=auto.", field="pixels")
+
+
+def _check_names(run: TableRun) -> None:
+  """Data, datasets, methods, seeds, target models and budgets by name and
+  value, before anything is read."""
+  data = run.settings.data
+  if data not in ("offline", "real"):
+    raise SetupError(f"data must be 'real' or 'offline', got {data!r}.",
+                     field="data")
+  allowed = OFFLINE_DATASETS if data == "offline" else REAL_DATASETS
+  _check_listed("datasets", run.datasets, allowed, "dataset",
+                f" for data={data}")
+  _check_listed("methods", run.methods, acquisition.METHODS, "method")
   if not run.seeds:
-    raise SetupError("--seeds is empty; pass e.g. --seeds=0,1,2,3,4.")
+    raise SetupError("seeds is empty; pass e.g. seeds=(0, 1, 2, 3, 4).",
+                     field="seeds")
   for seed in run.seeds:
     try:
       V.check_seed(seed)
-    except ValueError as e:
-      raise SetupError(f"--seeds: {e}") from None
+    except InputError as e:
+      raise SetupError(str(e), field="seeds") from None
   for d, ts in run.targets.items():
     for t in ts:
       if t not in sweep.TARGETS:
-        raise SetupError(f"--target must be one of {', '.join(sweep.TARGETS)}, "
-                         f"got {t!r}.")
+        raise SetupError(f"targets must be among {', '.join(sweep.TARGETS)}, got "
+                         f"{t!r} for {d}.", field="targets")
   if not run.budgets or any(int(b) <= 0 for b in run.budgets):
-    raise SetupError(f"--budgets must be positive ints, got {list(run.budgets)}.")
-  if s.data == "real":
-    _check_real(run)
-  else:
-    src = s.offline.num_source_classes * s.offline.source_train_per_class
-    n_dev = jax.device_count()
-    if not 0 < s.source.batch_size <= src or s.source.batch_size % n_dev:
-      raise SetupError(f"--batch_size={s.source.batch_size}: M_S's batch must be a "
-                       f"multiple of the {n_dev} devices and at most the {src} source "
-                       "images (--offline_source_classes x --offline_source_per_class).")
-    if s.source.epochs < 1 or s.source.snapshot_every < 1 or s.source.width < 1:
-      raise SetupError("--epochs, --snapshot_every and --width must be >= 1.")
+    raise SetupError(f"budgets must be positive ints, got {list(run.budgets)}.",
+                     field="budgets")
+
+
+def _check_listed(field: str, given: Sequence[str], allowed: Sequence[str],
+                  what: str, where: str = "") -> None:
+  if not given:
+    raise SetupError(f"{field} is empty; name at least one {what}.", field=field)
+  for name in given:
+    if name not in allowed:
+      raise SetupError(f"unknown {what} {name!r}{where}; valid: "
+                       f"{', '.join(allowed)}.", field=field)
+
+
+def _check_offline_source(s: protocol.Settings) -> None:
+  """M_S trained here on the offline source part."""
+  src = s.offline.num_source_classes * s.offline.source_train_per_class
+  n_dev = jax.device_count()
+  if not 0 < s.source.batch_size <= src or s.source.batch_size % n_dev:
+    raise SetupError(f"source.batch_size={s.source.batch_size}: M_S's batch must "
+                     f"be a multiple of the {n_dev} devices and at most the {src} "
+                     "source images (offline.num_source_classes x "
+                     "offline.source_train_per_class).", field="source.batch_size")
+  for name in ("epochs", "snapshot_every", "width"):
+    if getattr(s.source, name) < 1:
+      raise SetupError(f"source.{name} must be >= 1, got "
+                       f"{getattr(s.source, name)}.", field=f"source.{name}")
+
+
+def _check_pools(run: TableRun) -> None:
+  """Budgets, and SimCLR's batch where a table uses it, against each pool."""
+  s = run.settings
   kinds = sorted({tables.SPECS[n].pool for n in run.tables})
   uses_ssl = any("ssl" in tables.SPECS[n].features for n in run.tables) or any(
       "svm_ssl" in ts for ts in run.targets.values())
@@ -179,79 +215,91 @@ def check(run: TableRun) -> None:
     for kind in kinds:
       size = int(protocol.pool_counts(s, d, kind, available).sum())
       if uses_ssl and s.ssl.batch_size > size:
-        raise SetupError(f"--ssl_batch_size={s.ssl.batch_size} exceeds the {kind} "
-                         f"pool of {d} ({size} images) SimCLR trains on; lower it.")
+        raise SetupError(f"ssl.batch_size={s.ssl.batch_size} exceeds the {kind} "
+                         f"pool of {d} ({size} images) SimCLR trains on; lower it.",
+                         field="ssl.batch_size")
       too_big = [b for b in run.budgets if int(b) > size]
       if too_big:
-        raise SetupError(f"--budgets: {too_big[0]} is larger than the {kind} pool of "
-                         f"{d} ({size} images); pass budgets <= {size}.")
-  _check_workdir(run)
+        raise SetupError(f"{too_big[0]} is larger than the {kind} pool of {d} "
+                         f"({size} images); pass budgets <= {size}.",
+                         field="budgets")
 
 
 def _check_ssl(s: protocol.Settings) -> None:
-  """The SimCLR settings of Table 14, each error naming its --ssl_ flag."""
+  """The SimCLR settings of Table 14 (fields "ssl.NAME")."""
   if s.ssl.width < 1:
-    raise SetupError(f"--ssl_width must be >= 1, got {s.ssl.width}.")
+    raise SetupError(f"ssl.width must be >= 1, got {s.ssl.width}.",
+                     field="ssl.width")
   try:
     s.ssl.config(seed=s.data_seed).validate()
-  except ValueError as e:
-    raise SetupError(f"--ssl_{e}") from None
+  except InputError as e:  # a SimCLRConfig field, which SSLSettings shares
+    field = f"ssl.{e.field}" if e.field else "ssl"
+    raise SetupError(e.renamed(field), field=field) from None
 
 
 def _check_real(run: TableRun) -> None:
+  """The real datasets and the source model M_S they are embedded by."""
   s = run.settings
   problems = []
   if not s.source_workdir:
-    problems.append("--source_workdir is not set: train M_S with `python3 run.py exp "
-                    "train_source --dataset=imagenet_source ...` and pass its workdir.")
+    problems.append("source_workdir is not set: train M_S with `python3 run.py exp "
+                    "train_source --dataset=imagenet_source ...` and pass its "
+                    "workdir.")
   elif not os.path.exists(os.path.join(s.source_workdir, "config.json")):
-    problems.append(f"--source_workdir {s.source_workdir} holds no trained M_S "
+    problems.append(f"source_workdir {s.source_workdir} holds no trained M_S "
                     "(config.json missing): run train_source with --workdir there.")
   else:
-    cfg = io.read_json(os.path.join(s.source_workdir, "config.json"), {})
-    if (cfg.get("kind") == "pretrained" and "imn100" in run.datasets
-        and not run.allow_source_seen_target):
-      raise SetupError(
-          f"--source_workdir {s.source_workdir} holds imported ImageNet-pretrained "
-          "weights, which were trained on IMN-100's 100 classes (its pool is part "
-          "of ImageNet's training set): the paper's M_S is trained on the other 900 "
-          "classes only (train_source --dataset=imagenet_source). Pass "
-          "--allow_source_seen_target to run IMN-100 on it anyway, knowing its "
-          "cells are not the paper's setting.")
-    encoder = {"simclr": "a SimCLR encoder",
-               "foundation": f"a {cfg.get('arch')} foundation encoder"}
-    if cfg.get("kind") in encoder:  # features, no probabilities
-      need = [m for m in run.methods if acquisition.needs_probs(m)]
-      if need:
-        raise SetupError(
-            f"--methods: {', '.join(need)} need M_S's source-class probabilities, "
-            f"and --source_workdir {s.source_workdir} holds {encoder[cfg['kind']]} "
-            "(features only); pass --methods from "
-            f"{', '.join(acquisition.FEATURES_ONLY)}, or a trained M_S.")
-    tuned = sorted(d for d, ts in run.targets.items() if "finetune" in ts)
-    if cfg.get("kind") == "foundation" and tuned:
-      raise SetupError(
-          f"--target: {', '.join(tuned)} use the fine-tuned target, and "
-          f"--source_workdir {s.source_workdir} holds a {cfg.get('arch')} encoder: "
-          "jaxal fine-tunes its ResNets only; pass --target=svm (a linear SVM on "
-          "the encoder's frozen features, the probe of the foundation-model "
-          "studies).")
-    ens = [n for n in run.tables if True in tables.SPECS[n].ensemble]
-    if cfg.get("kind") in ("pretrained", "simclr", "foundation") and ens:
-      raise SetupError(f"Table {ens[0]} has snapshot-ensemble (+ens) rows, and "
-                       f"--source_workdir {s.source_workdir} holds "
-                       + ("imported weights" if cfg["kind"] == "pretrained" else
-                          encoder[cfg["kind"]]) +
-                       ": one model, no training snapshots to average. Use a "
-                       "train_source run for the +ens tables.")
+    _check_source(run, io.read_json(os.path.join(s.source_workdir, "config.json"),
+                                    {}))
   for d in run.datasets:
     try:
       catalog.check_prepared(d, data_dir=s.data_dir)
     except catalog.DatasetNotFoundError as e:
       problems.append(f"{d}: {e}")
   if problems:
-    raise SetupError("--data=real needs data that is not here (nothing was run):\n- "
-                     + "\n- ".join(problems))
+    raise SetupError("data=real needs data that is not here (nothing was run):\n- "
+                     + "\n- ".join(problems), field="data")
+
+
+def _check_source(run: TableRun, cfg: dict) -> None:
+  """What the source model in `source_workdir` (its config.json: `cfg`) can
+  give the run's datasets, methods, targets and tables."""
+  where = f"source_workdir {run.settings.source_workdir}"
+  kind = cfg.get("kind")
+  if (kind == "pretrained" and "imn100" in run.datasets
+      and not run.allow_source_seen_target):
+    raise SetupError(
+        f"allow_source_seen_target is not set, and {where} holds imported "
+        "ImageNet-pretrained weights, which were trained on IMN-100's 100 "
+        "classes (its pool is part of ImageNet's training set): the paper's M_S "
+        "is trained on the other 900 classes only (train_source "
+        "--dataset=imagenet_source). Set it to run IMN-100 on them anyway, "
+        "knowing its cells are not the paper's setting.",
+        field="allow_source_seen_target")
+  encoder = {"simclr": "a SimCLR encoder",
+             "foundation": f"a {cfg.get('arch')} foundation encoder"}
+  need = [m for m in run.methods if acquisition.needs_probs(m)]
+  if kind in encoder and need:  # features, no probabilities
+    raise SetupError(
+        f"{', '.join(need)} need M_S's source-class probabilities, and {where} "
+        f"holds {encoder[kind]} (features only); pass methods from "
+        f"{', '.join(acquisition.FEATURES_ONLY)}, or a trained M_S.",
+        field="methods")
+  tuned = sorted(d for d, ts in run.targets.items() if "finetune" in ts)
+  if kind == "foundation" and tuned:
+    raise SetupError(
+        f"targets=svm is needed: {', '.join(tuned)} use the fine-tuned target, "
+        f"and {where} holds a {cfg.get('arch')} encoder: jaxal fine-tunes its "
+        "ResNets only (the SVM target is a linear SVM on the encoder's frozen "
+        "features, the probe of the foundation-model studies).", field="targets")
+  ens = [n for n in run.tables if True in tables.SPECS[n].ensemble]
+  if kind in ("pretrained", "simclr", "foundation") and ens:
+    raise SetupError(
+        f"{where} holds " + ("imported weights" if kind == "pretrained" else
+                             encoder[kind]) +
+        f": one model, no training snapshots to average, and table {ens[0]} has "
+        "snapshot-ensemble (+ens) rows. Use a train_source run for the +ens "
+        "tables.", field="source_workdir")
 
 
 def _check_workdir(run: TableRun) -> None:
@@ -262,8 +310,8 @@ def _check_workdir(run: TableRun) -> None:
   if old is not None and old != new:
     diff = [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now"
             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    raise SetupError(f"--workdir {run.workdir} holds results of other settings "
-                     f"({'; '.join(diff)}); use another --workdir.")
+    raise SetupError(f"workdir {run.workdir} holds results of other settings "
+                     f"({'; '.join(diff)}); use another workdir.", field="workdir")
 
 
 def run_table(run: TableRun, log: Callable[[str], None] = print, *,
@@ -286,8 +334,8 @@ def run_table(run: TableRun, log: Callable[[str], None] = print, *,
         f"{run.workdir})")
     try:
       computed = sweep.run(todo, store, proto.compute, log=log)
-    except protocol.SettingsError as e:  # the protocol names its settings' fields,
-      raise SetupError(f"--{e.field}: {e.reason}") from None  # the flags share them
+    except protocol.SettingsError as e:
+      raise SetupError(str(e), field=e.field) from None
   out = {"computed": computed, "tables": {}, "plots": []}
   if not run.render:
     return out

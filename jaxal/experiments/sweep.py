@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from jaxal import acquisition, io
+from jaxal.errors import InputError
 
 TARGETS = ("svm", "finetune", "svm_ssl")  # svm_ssl: the SVM on SimCLR features
 FEATURES = ("source", "ssl")  # what a cell selects from: M_S's outputs or SimCLR's
@@ -109,9 +110,10 @@ def parse_shard(text: str) -> tuple[int, int]:
   try:
     i, n = (int(v) for v in text.split("/"))
   except ValueError:
-    raise ValueError(f"shard must look like i/n (e.g. 0/4), got {text!r}.") from None
+    raise InputError(f"shard must look like i/n (e.g. 0/4), got {text!r}.",
+                     field="shard") from None
   if not 0 <= i < n:
-    raise ValueError(f"shard {text!r}: need 0 <= i < n.")
+    raise InputError(f"shard {text!r}: need 0 <= i < n.", field="shard")
   return i, n
 
 

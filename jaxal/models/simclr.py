@@ -52,6 +52,7 @@ import numpy as np
 import optax
 
 from jaxal import _validation as V
+from jaxal.errors import InputError
 from jaxal.models import augment, resnet, train
 
 OPTIMIZERS = ("sgd", "lars")
@@ -146,23 +147,26 @@ class SimCLRConfig:
 
   def validate(self, num_images: Optional[int] = None) -> "SimCLRConfig":
     """Checks every field (and the batch against `num_images`); returns self
-    or raises ValueError naming the field."""
+    or raises `InputError` whose `field` is the field's name."""
     if not self.temperature > 0:
-      raise ValueError(f"temperature must be > 0, got {self.temperature}.")
+      raise InputError(f"temperature must be > 0, got {self.temperature}.",
+                       field="temperature")
     if self.batch_size < 2:
-      raise ValueError(f"batch_size must be >= 2 (NT-Xent's negatives are the "
-                       f"other images of the batch), got {self.batch_size}.")
+      raise InputError(f"batch_size must be >= 2 (NT-Xent's negatives are the "
+                       f"other images of the batch), got {self.batch_size}.",
+                       field="batch_size")
     if self.optimizer not in OPTIMIZERS:
-      raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got "
-                       f"{self.optimizer!r}.")
+      raise InputError(f"optimizer must be one of {OPTIMIZERS}, got "
+                       f"{self.optimizer!r}.", field="optimizer")
     if self.epochs < 1:
-      raise ValueError(f"epochs must be >= 1, got {self.epochs}.")
+      raise InputError(f"epochs must be >= 1, got {self.epochs}.", field="epochs")
     if self.learning_rate is not None and not self.learning_rate > 0:
-      raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+      raise InputError(f"learning_rate must be > 0, got {self.learning_rate}.",
+                       field="learning_rate")
     if num_images is not None and self.batch_size > num_images:
-      raise ValueError(f"batch_size={self.batch_size} exceeds the {num_images} "
-                       "images; lower it.")
-    V.check_seed(self.seed, "SimCLRConfig.seed")
+      raise InputError(f"batch_size={self.batch_size} exceeds the {num_images} "
+                       "images; lower it.", field="batch_size")
+    V.check_seed(self.seed, "seed")
     self.augment.validate()
     self.train_config().validate()
     return self

@@ -20,7 +20,7 @@ from tests.experiments.tables_cli import cells_csv, env, run, run_in_process
     (["--table=8", "--budgets=6,100000"], "--budgets: 100000 is larger than the "
      "balanced pool of offline_target"),
     (["--table=2", "--datasets=offline_target,food101"],
-     "--datasets: unknown dataset 'food101' for --data=offline"),
+     "--datasets: unknown dataset 'food101' for data=offline"),
     (["--table=15"], "--table must be one of 2-14"),
     (["--table=14", "--ssl_temperature=0"], "--ssl_temperature must be > 0"),
     (["--table=14", "--ssl_batch_size=100000"], "--ssl_batch_size=100000 exceeds"),
@@ -43,7 +43,7 @@ def test_real_data_message_says_what_to_get(tmp_path):
   out = run(str(tmp_path / "w"), "--table=2", "--data=real",
             "--data_dir=/nonexistent/jaxal-data", check=False)
   assert out.returncode == 2
-  assert "--source_workdir is not set" in out.stderr
+  assert "source_workdir is not set" in out.stderr
   assert "tfds build food101" in out.stderr and "ILSVRC2012_img_train.tar" in out.stderr
   assert "TrainImages.txt" in out.stderr  # MIT-67's manual files
 
