@@ -34,6 +34,7 @@ from jaxal.coldstart import maxherding, probcover, typiclust
 from jaxal.diversify import diversified_order, diversify, top1_classes  # noqa: F401 (API)
 from jaxal.kcenter import kcenter_greedy
 from jaxal.uncertainty import rank_by_uncertainty
+from jaxal.errors import InputError
 
 __all__ = ["METHODS", "select", "rank", "diversify", "kcenter_greedy"]
 
@@ -64,7 +65,7 @@ def _permutation(platform: str):
 def _parse(method: str) -> tuple[str, bool, bool]:
   """Splits an uncertainty method name into (base, inverse, diversified)."""
   if not isinstance(method, str) or method not in METHODS:
-    raise ValueError(f"unknown method {method!r}; valid methods: "
+    raise InputError(f"unknown method {method!r}; valid methods: "
                      f"{', '.join(METHODS)}.")
   base, div = (method[:-4], True) if method.endswith("_div") else (method, False)
   base, inv = (base[:-4], True) if base.endswith("_inv") else (base, False)
@@ -144,15 +145,15 @@ def rank(method: str, *, probs: ArrayLike,
   """
   base, inv, div = _parse(method)
   if base not in _UNCERTAINTY:
-    raise ValueError(f"rank() needs an uncertainty method, got {method!r}; use "
+    raise InputError(f"rank() needs an uncertainty method, got {method!r}; use "
                      "select() for random, coreset and the cold-start methods.")
   if probs is None:
-    raise ValueError(f"method {method!r} needs probs: pass the source model's "
+    raise InputError(f"method {method!r} needs probs: pass the source model's "
                      "[N, C] softmax probabilities.")
   p = V.check_probs(probs)
   mask = V.check_mask(labeled_mask, p.shape[0])
   if mask.all():
-    raise ValueError("labeled_mask marks every sample as labeled; nothing is left "
+    raise InputError("labeled_mask marks every sample as labeled; nothing is left "
                      "to rank.")
   return _rank(p, mask, base, inv, div)
 
@@ -229,16 +230,16 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
   base, inv, div = _parse(method)
   n = V.check_same_length(probs=probs, features=features, labeled_mask=labeled_mask)
   if base in _UNCERTAINTY and probs is None:
-    raise ValueError(f"method {method!r} needs probs: pass the source model's "
+    raise InputError(f"method {method!r} needs probs: pass the source model's "
                      "[N, C] softmax probabilities.")
   if base in ("coreset",) + COLD_START and features is None:
-    raise ValueError(f"method {base!r} needs features: pass the source model's "
+    raise InputError(f"method {base!r} needs features: pass the source model's "
                      "[N, d] embeddings.")
   if base == "probcover" and num_classes is None:
-    raise ValueError("method 'probcover' needs num_classes (the number of target "
+    raise InputError("method 'probcover' needs num_classes (the number of target "
                      "classes) to choose its ball radius by purity.")
   if base == "random" and probs is None and features is None and labeled_mask is None:
-    raise ValueError("method 'random' needs the pool size: pass labeled_mask "
+    raise InputError("method 'random' needs the pool size: pass labeled_mask "
                      "(all False for an unlabeled pool), probs or features.")
   # Only what the method reads is checked (reading is the check's cost: a
   # memory-mapped pool's features stay on disk for the uncertainty methods).

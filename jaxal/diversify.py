@@ -22,6 +22,7 @@ from jax.typing import ArrayLike
 
 from jaxal import _validation as V
 from jaxal._sort import stable_order
+from jaxal.errors import InputError
 
 
 @jax.jit
@@ -85,7 +86,7 @@ def diversify(ranking: ArrayLike, top1: ArrayLike, budget: int) -> np.ndarray:
   """
   top1 = np.asarray(top1)
   if top1.ndim != 1 or not np.issubdtype(top1.dtype, np.integer):
-    raise ValueError(f"top1 must be a 1-D int array (one class id per pool "
+    raise InputError(f"top1 must be a 1-D int array (one class id per pool "
                      f"sample), got shape {top1.shape} dtype {top1.dtype}.")
   ranking = _check_ranking(ranking, top1.shape[0])
   budget = V.check_budget(budget, ranking.shape[0], what="ranking")
@@ -96,13 +97,13 @@ def diversify(ranking: ArrayLike, top1: ArrayLike, budget: int) -> np.ndarray:
 def _check_ranking(ranking, num_samples: int, name: str = "ranking") -> np.ndarray:
   r = np.asarray(ranking)
   if r.ndim != 1 or not np.issubdtype(r.dtype, np.integer):
-    raise ValueError(f"{name} must be a 1-D int array of pool indices, got shape "
+    raise InputError(f"{name} must be a 1-D int array of pool indices, got shape "
                      f"{r.shape} dtype {r.dtype}.")
   if r.size and (r.min() < 0 or r.max() >= num_samples):
-    raise ValueError(f"{name} holds indices outside [0, {num_samples}); pass pool "
+    raise InputError(f"{name} holds indices outside [0, {num_samples}); pass pool "
                      "indices of the samples described by the other arguments.")
   seen = np.zeros(num_samples, bool)  # 1 byte per point, not a sorted copy
   seen[r] = True
   if np.count_nonzero(seen) != r.size:
-    raise ValueError(f"{name} has duplicate indices; each sample may appear once.")
+    raise InputError(f"{name} has duplicate indices; each sample may appear once.")
   return r.astype(np.int64, copy=False)

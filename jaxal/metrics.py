@@ -18,6 +18,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxal import _validation as V
+from jaxal.errors import InputError
 
 
 def class_counts(labels: ArrayLike, num_classes: int) -> np.ndarray:
@@ -47,7 +48,7 @@ def imbalance_ratio_of_counts(counts: ArrayLike) -> float:
   """
   counts = np.asarray(counts, np.float64)
   if counts.sum() == 0:
-    raise ValueError("counts sum to 0; the imbalance ratio of no sample is undefined.")
+    raise InputError("counts sum to 0; the imbalance ratio of no sample is undefined.")
   return float(counts.std() / counts.mean())
 
 
@@ -63,7 +64,7 @@ def imbalance_ratio(labels: ArrayLike, num_classes: int) -> float:
   """
   counts = class_counts(labels, num_classes)
   if counts.sum() == 0:
-    raise ValueError("labels is empty; the imbalance ratio of no sample is undefined.")
+    raise InputError("labels is empty; the imbalance ratio of no sample is undefined.")
   return imbalance_ratio_of_counts(counts)
 
 
@@ -98,7 +99,7 @@ def accuracy_all_classes(y_true: ArrayLike, y_pred: ArrayLike,
   found = np.asarray(found_classes)
   if found.dtype == bool:
     if found.shape != (num_classes,):
-      raise ValueError(f"found_classes as a mask must have shape ({num_classes},), "
+      raise InputError(f"found_classes as a mask must have shape ({num_classes},), "
                        f"got {found.shape}.")
     found = np.flatnonzero(found)
   else:
@@ -108,7 +109,7 @@ def accuracy_all_classes(y_true: ArrayLike, y_pred: ArrayLike,
   test_counts = np.bincount(y_true, minlength=num_classes)
   missing = found[test_counts[found] == 0]
   if missing.size:
-    raise ValueError(f"y_true has no test sample of found class {int(missing[0])}; "
+    raise InputError(f"y_true has no test sample of found class {int(missing[0])}; "
                      "its accuracy is undefined. Evaluate on a test set covering "
                      "every class.")
   correct = np.bincount(y_true[y_true == y_pred], minlength=num_classes)
@@ -134,13 +135,13 @@ def global_score(acc: ArrayLike, full: ArrayLike) -> float:
   a = np.asarray(acc, np.float64)
   full = np.asarray(full, np.float64)
   if a.ndim != 2:
-    raise ValueError(f"acc must be 2-D [datasets, budgets], got shape {a.shape}.")
+    raise InputError(f"acc must be 2-D [datasets, budgets], got shape {a.shape}.")
   if full.shape != (a.shape[0],):
-    raise ValueError(f"full must have one value per dataset, shape ({a.shape[0]},), "
+    raise InputError(f"full must have one value per dataset, shape ({a.shape[0]},), "
                      f"got {full.shape}.")
   for name, v in (("acc", a), ("full", full)):
     if not np.all(np.isfinite(v)) or np.any(v < 0) or np.any(v > 100):
-      raise ValueError(f"{name} must be accuracies in percent within [0, 100].")
+      raise InputError(f"{name} must be accuracies in percent within [0, 100].")
   if np.any(full >= 100):
-    raise ValueError("full must be below 100 percent: G_AL divides by 100 - Full.")
+    raise InputError("full must be below 100 percent: G_AL divides by 100 - Full.")
   return float(np.mean((a - full[:, None]) / (100.0 - full[:, None])))

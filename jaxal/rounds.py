@@ -30,15 +30,16 @@ from typing import Optional
 import numpy as np
 
 from jaxal import acquisition
+from jaxal.errors import InputError
 
 
 def round_sizes(budget: int, rounds: int) -> list[int]:
   """B split into R rounds as evenly as possible, earlier rounds one larger."""
   if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) \
       or rounds < 1:
-    raise ValueError(f"rounds must be an int >= 1, got {rounds!r}.")
+    raise InputError(f"rounds must be an int >= 1, got {rounds!r}.")
   if budget < rounds:
-    raise ValueError(f"budget={budget} cannot be split into rounds={rounds}; "
+    raise InputError(f"budget={budget} cannot be split into rounds={rounds}; "
                      "use at most one round per labeled image.")
   q, r = divmod(int(budget), int(rounds))
   return [q + (i < r) for i in range(rounds)]

@@ -17,6 +17,7 @@ from jax.typing import ArrayLike
 
 from jaxal import _native
 from jaxal._sort import stable_order
+from jaxal.errors import InputError
 
 
 def entropy(probs: ArrayLike) -> jax.Array:
@@ -161,7 +162,7 @@ def uncertainty(kind: str, probs: ArrayLike) -> jax.Array:
     return least_confidence(probs)
   if kind == "margin":
     return -margin(probs)
-  raise ValueError(f"unknown uncertainty kind {kind!r}; valid: entropy, "
+  raise InputError(f"unknown uncertainty kind {kind!r}; valid: entropy, "
                    "least_confidence, margin.")
 
 

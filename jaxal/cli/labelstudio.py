@@ -34,10 +34,12 @@ import urllib.parse
 from typing import Iterator, Optional, Sequence
 from xml.sax import saxutils
 
+from jaxal.errors import InputError
+
 LOCAL_FILES = "/data/local-files/?d="
 
 
-class FormatError(ValueError):
+class FormatError(InputError):
   """A Label Studio file that cannot be read; the message starts with where."""
 
 

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from jaxal.cli.workdir import WorkdirError
+from jaxal.errors import InputError
 from jaxal.datasets import images as images_lib
 from jaxal.models import simclr, ssl_source
 
@@ -40,7 +41,7 @@ def load_images(images_dir: Optional[str], tfds: Optional[str],
     return np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.uint8)
   try:
     paths = images_lib.scan(images_dir)
-  except ValueError as e:
+  except InputError as e:
     raise WorkdirError(str(e)) from None
   x, ok, errors = images_lib.load_batch(images_dir, paths, size)
   for p, err in errors.items():
@@ -68,7 +69,7 @@ def pretrain(workdir: str, *, images_dir: Optional[str], tfds: Optional[str],
   try:
     result = ssl_source.pretrain_workdir(x, workdir, width=width, stem=stem,
                                          arch=arch, config=config)
-  except ValueError as e:
+  except InputError as e:
     raise WorkdirError(str(e)) from None
   log(f"pretrain: done, loss {result['loss']:.4f}; use it as "
       f"`jaxal embed --source={workdir}`")

@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from jaxal.datasets import mit67, procedural
+from jaxal.errors import InputError
 
 
 @dataclasses.dataclass
@@ -99,7 +100,7 @@ class JaxalMit67(tfds.core.GeneratorBasedBuilder):
         lists[split] = [ln.strip() for ln in f if ln.strip()]
       unknown = {p.split("/")[0] for p in lists[split]} - set(mit67.CLASSES)
       if unknown:
-        raise ValueError(f"MIT-67: {fname} names classes {sorted(unknown)[:5]} that "
+        raise InputError(f"MIT-67: {fname} names classes {sorted(unknown)[:5]} that "
                          "are not MIT-67's 67 classes; is it the official list?")
     archive = os.path.join(manual, mit67.FILES[0])
     return {split: self._generate_examples(dl_manager.iter_archive(archive), names)
@@ -119,6 +120,6 @@ class JaxalMit67(tfds.core.GeneratorBasedBuilder):
       yield rel, {"image": image.numpy(), "label": rel.split("/")[0], "file_name": rel}
     missing = wanted - found
     if missing:
-      raise ValueError(f"MIT-67: {len(missing)} listed images are not in the archive, "
+      raise InputError(f"MIT-67: {len(missing)} listed images are not in the archive, "
                        f"e.g. {sorted(missing)[0]}; the archive is incomplete.")
 

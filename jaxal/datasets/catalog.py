@@ -23,6 +23,7 @@ import numpy as np
 
 from jaxal import io
 from jaxal.datasets import mit67, procedural
+from jaxal.errors import InputError
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -86,7 +87,7 @@ class ArraySplit:
 def spec(name: str) -> DatasetSpec:
   """The `DatasetSpec` of dataset `name`; an unknown name raises `ValueError`."""
   if name not in SPECS:
-    raise ValueError(f"dataset must be one of {', '.join(SPECS)}; got {name!r}.")
+    raise InputError(f"dataset must be one of {', '.join(SPECS)}; got {name!r}.")
   return SPECS[name]
 
 
@@ -111,7 +112,7 @@ def _offline_part(name):
 
 def _check_split(split):
   if split not in SPLITS:
-    raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    raise InputError(f"split must be one of {SPLITS}, got {split!r}.")
 
 
 def _imagenet_wnids(name: str) -> tuple[list[str], list[str]]:
@@ -122,7 +123,7 @@ def _imagenet_wnids(name: str) -> tuple[list[str], list[str]]:
   keep = set(imn100_classes())
   missing = keep - set(wnids)
   if missing:
-    raise ValueError(f"imn100_classes.txt names unknown classes {sorted(missing)[:3]}.")
+    raise InputError(f"imn100_classes.txt names unknown classes {sorted(missing)[:3]}.")
   return wnids, [w for w in wnids if (w in keep) == (name == "imn100")]
 
 
@@ -139,7 +140,7 @@ def builder(name: str, *, data_dir: Optional[str] = None,
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   s = spec(name)
   if s.tfds_name is None:
-    raise ValueError(f"{name} is not a TFDS dataset; use load_arrays({name!r}, ...).")
+    raise InputError(f"{name} is not a TFDS dataset; use load_arrays({name!r}, ...).")
   if s.tfds_name in ("jaxal_offline", "jaxal_mit67"):
     from jaxal.datasets import builders  # pylint: disable=g-import-not-at-top
     if s.tfds_name == "jaxal_mit67":

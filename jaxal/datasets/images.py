@@ -32,6 +32,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from jaxal.datasets.pipeline import CROP_FRACTION
+from jaxal.errors import InputError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -43,7 +44,7 @@ def scan(root: str) -> list[str]:
   Raises ValueError when `root` is not a directory or holds no image.
   """
   if not os.path.isdir(root):
-    raise ValueError(f"--images {root!r} is not a directory; pass the folder that "
+    raise InputError(f"--images {root!r} is not a directory; pass the folder that "
                      "holds the images (JPEG or PNG, nested folders allowed).")
   out = []
   for folder, dirs, files in os.walk(root):
@@ -53,7 +54,7 @@ def scan(root: str) -> list[str]:
         rel = os.path.relpath(os.path.join(folder, name), root)
         out.append(rel.replace(os.sep, "/"))
   if not out:
-    raise ValueError(f"--images {root!r} holds no image ({', '.join(EXTENSIONS)}, "
+    raise InputError(f"--images {root!r} holds no image ({', '.join(EXTENSIONS)}, "
                      "searched recursively).")
   return sorted(out)
 
@@ -98,7 +99,7 @@ def to_rgb(img, alpha: str = "drop"):
       return Image.alpha_composite(background, img).convert("RGB")
     return img.convert("RGB")
   if alpha != "drop":
-    raise ValueError(f"preprocess: alpha must be one of {ALPHAS}, got {alpha!r}.")
+    raise InputError(f"preprocess: alpha must be one of {ALPHAS}, got {alpha!r}.")
   if img.mode != "RGB":
     return img.convert("RGBA").convert("RGB") if "transparency" in img.info \
         else img.convert("RGB")
@@ -110,7 +111,7 @@ def _int_or_none(name: str, v, low: int = 1):
     return None
   if isinstance(v, bool) or not isinstance(v, (int, float, np.integer)) or \
       int(v) != v or int(v) < low:
-    raise ValueError(f"preprocess: {name} must be an integer >= {low} or None, got "
+    raise InputError(f"preprocess: {name} must be an integer >= {low} or None, got "
                      f"{v!r}.")
   return int(v)
 
@@ -174,39 +175,39 @@ class Preprocess:
     crop = _int_or_none("crop", self.crop)
     resize_to = _int_or_none("resize_to", self.resize_to)
     if resize is not None and resize_to is not None:
-      raise ValueError(f"preprocess: give resize (the shorter side) or resize_to "
+      raise InputError(f"preprocess: give resize (the shorter side) or resize_to "
                        f"(a square), not both; got resize={resize}, "
                        f"resize_to={resize_to}.")
     if self.rounding not in ROUNDINGS:
-      raise ValueError(f"preprocess: rounding must be one of {ROUNDINGS}, got "
+      raise InputError(f"preprocess: rounding must be one of {ROUNDINGS}, got "
                        f"{self.rounding!r}.")
     if crop is None and resize_to is None:
-      raise ValueError("preprocess: without a crop the output size must be fixed: "
+      raise InputError("preprocess: without a crop the output size must be fixed: "
                        "give crop, or resize_to (resize keeps the aspect ratio, so "
                        f"the resized image's size varies); got resize={resize}.")
     if self.rounding == "round" and crop is not None and (
         crop > (resize if resize is not None else resize_to or 0)):
-      raise ValueError(f"preprocess: need resize >= crop >= 1, got resize="
+      raise InputError(f"preprocess: need resize >= crop >= 1, got resize="
                        f"{resize if resize is not None else resize_to}, crop={crop} "
                        "(only rounding='floor', transformers' centre crop, pads an "
                        "image smaller than the crop).")
     if self.interpolation not in INTERPOLATIONS:
-      raise ValueError(f"preprocess: interpolation must be one of {INTERPOLATIONS}, "
+      raise InputError(f"preprocess: interpolation must be one of {INTERPOLATIONS}, "
                        f"got {self.interpolation!r}.")
     if self.alpha not in ALPHAS:
-      raise ValueError(f"preprocess: alpha must be one of {ALPHAS}, got "
+      raise InputError(f"preprocess: alpha must be one of {ALPHAS}, got "
                        f"{self.alpha!r}.")
     rescale = self.rescale_factor
     if rescale is not None:
       if isinstance(rescale, bool) or not isinstance(rescale, (int, float)) or \
           not np.isfinite(rescale) or rescale <= 0:
-        raise ValueError("preprocess: rescale_factor must be a finite number > 0 "
+        raise InputError("preprocess: rescale_factor must be a finite number > 0 "
                          f"or None, got {rescale!r}.")
       object.__setattr__(self, "rescale_factor", float(rescale))
     for name in ("mean", "std"):
       v = tuple(float(x) for x in getattr(self, name))
       if len(v) != 3 or not all(np.isfinite(v)) or (name == "std" and min(v) <= 0):
-        raise ValueError(f"preprocess: {name} must be 3 finite numbers"
+        raise InputError(f"preprocess: {name} must be 3 finite numbers"
                          f"{' > 0' if name == 'std' else ''}, got {v}.")
       object.__setattr__(self, name, v)
     object.__setattr__(self, "resize", resize)
@@ -240,7 +241,7 @@ class Preprocess:
     """The transform `to_json` wrote (by this or an earlier version)."""
     unknown = sorted(set(d) - set(cls.__dataclass_fields__))
     if unknown:
-      raise ValueError(f"preprocess: unknown field(s) {unknown} (written by a newer "
+      raise InputError(f"preprocess: unknown field(s) {unknown} (written by a newer "
                        "jaxal?); known: "
                        f"{sorted(cls.__dataclass_fields__)}.")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
@@ -347,7 +348,7 @@ def _hf_bool(config: dict, resolved: dict, key: str, where: str) -> bool:
   if v is None:
     return False
   if not isinstance(v, bool):
-    raise ValueError(f"{where}: {key} must be true, false or null, got "
+    raise InputError(f"{where}: {key} must be true, false or null, got "
                      f"{config.get(key)!r}; fix the file.")
   return v
 
@@ -360,15 +361,15 @@ def _hf_size(value, key: str, default_to_square: bool, where: str) -> dict:
         {"shortest_edge": value}
   elif isinstance(value, (list, tuple)):
     if len(value) != 2:
-      raise ValueError(f"{where}: {key} as a list must be [height, width], got "
+      raise InputError(f"{where}: {key} as a list must be [height, width], got "
                        f"{value!r}.")
     value = {"height": value[0], "width": value[1]}
   if not isinstance(value, dict):
-    raise ValueError(f"{where}: {key} must be a dict such as {{\"height\": 224, "
+    raise InputError(f"{where}: {key} must be a dict such as {{\"height\": 224, "
                      f"\"width\": 224}}, got {value!r}.")
   for k, v in value.items():
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-      raise ValueError(f"{where}: {key}.{k} must be an integer >= 1, got {v!r}.")
+      raise InputError(f"{where}: {key}.{k} must be an integer >= 1, got {v!r}.")
   return dict(value)
 
 
@@ -429,7 +430,7 @@ def preprocess_from_hf(config: dict, *, source: str) -> Preprocess:
   if flags.center_crop:
     crop = _hf_crop(r["crop_size"], where)
   if crop is None and resize_to is None:
-    raise ValueError(
+    raise InputError(
         f"{where}: " + ("size {\"shortest_edge\"} with do_center_crop false"
                         if flags.resize else "do_resize false with no centre crop") +
         " gives each image its own size; jaxal needs one size: set do_center_crop "
@@ -449,14 +450,14 @@ def _hf_processor_class(config, where: str) -> str:
   names, its "Fast" / "Pil" backend suffix dropped; ValueError for anything but
   a JSON object of a supported type (NaFlex SigLIP 2 refused by name)."""
   if not isinstance(config, dict):
-    raise ValueError(f"{where}: expected a JSON object (preprocessor_config.json), "
+    raise InputError(f"{where}: expected a JSON object (preprocessor_config.json), "
                      f"got {type(config).__name__}.")
   kind = config.get("image_processor_type")
   base = kind[:-4] if isinstance(kind, str) and kind.endswith("Fast") else kind
   base = base[:-3] if isinstance(base, str) and base.endswith("Pil") else base
   naflex = [k for k in _HF_NAFLEX_KEYS if k in config]
   if base in _HF_NAFLEX or naflex:
-    raise ValueError(
+    raise InputError(
         f"{where}: image_processor_type {kind!r}"
         f"{' with ' + ', '.join(naflex) if naflex else ''} is SigLIP 2's NaFlex "
         "processor (variable resolution: aspect-preserving resize to at most "
@@ -464,7 +465,7 @@ def _hf_processor_class(config, where: str) -> str:
         "resolution is not supported. Use a fixed-resolution SigLIP 2 checkpoint "
         "(e.g. siglip2-base-patch16-224), whose processor is SiglipImageProcessor.")
   if base not in HF_PROCESSOR_DEFAULTS:
-    raise ValueError(
+    raise InputError(
         f"{where}: image_processor_type {kind!r} is not supported; jaxal reads "
         f"{' and '.join(sorted(HF_PROCESSOR_DEFAULTS))} configs (DINOv2; SigLIP and "
         "fixed-resolution SigLIP 2). Check that this is the checkpoint's "
@@ -479,7 +480,7 @@ def _hf_resolve(config: dict, base: str, where: str) -> dict:
   defaults = HF_PROCESSOR_DEFAULTS[base]
   unknown = sorted(set(config) - set(defaults) - set(_HF_METADATA))
   if unknown:
-    raise ValueError(
+    raise InputError(
         f"{where}: unknown key(s) {unknown} for {base}: jaxal does not know how "
         "they change the pixels, so it cannot reproduce the processor; known keys: "
         f"{sorted(set(defaults) | set(_HF_METADATA))}.")
@@ -501,13 +502,13 @@ def _hf_flags(config: dict, r: dict, where: str) -> _HfFlags:
   are checked (`do_pad: true` refused) even where they do not shape the
   transform, so that a malformed file is refused rather than half read."""
   if _hf_bool(config, r, "do_pad", where):
-    raise ValueError(f"{where}: do_pad: true (padding images to a common size) is "
+    raise InputError(f"{where}: do_pad: true (padding images to a common size) is "
                      "not supported; jaxal gives every image the same size by "
                      "resize and crop. Set do_pad to false if the model was "
                      "evaluated without padding.")
   for k in ("data_format", "input_data_format"):
     if r[k] not in (None, "channels_first", "channels_last"):
-      raise ValueError(f"{where}: {k} {r[k]!r}: expected \"channels_first\", "
+      raise InputError(f"{where}: {k} {r[k]!r}: expected \"channels_first\", "
                        "\"channels_last\" or null.")
   _hf_bool(config, r, "do_convert_rgb", where)
   _hf_bool(config, r, "disable_grouping", where)
@@ -525,11 +526,11 @@ def _hf_interpolation(resample, do_resize: bool, where: str) -> str:
   if not do_resize:
     return "bilinear"
   if resample is None:
-    raise ValueError(f"{where}: resample is null while do_resize is true (the "
+    raise InputError(f"{where}: resample is null while do_resize is true (the "
                      "processor refuses that too); give Pillow's filter code, e.g. "
                      "3 for bicubic.")
   if isinstance(resample, bool) or resample not in PIL_RESAMPLE:
-    raise ValueError(f"{where}: resample {resample!r} is not supported; jaxal "
+    raise InputError(f"{where}: resample {resample!r} is not supported; jaxal "
                      f"resamples with Pillow's filters {PIL_RESAMPLE} only.")
   return PIL_RESAMPLE[resample]
 
@@ -544,10 +545,10 @@ def _hf_resize(value, default_to_square: bool,
     return size["shortest_edge"], None
   if set(size) == {"height", "width"}:
     if size["height"] != size["width"]:
-      raise ValueError(f"{where}: size {size} is not square; jaxal embeds square "
+      raise InputError(f"{where}: size {size} is not square; jaxal embeds square "
                        "images (one image_size).")
     return None, size["height"]
-  raise ValueError(f"{where}: size {size}: only {{\"shortest_edge\": S}} "
+  raise InputError(f"{where}: size {size}: only {{\"shortest_edge\": S}} "
                    "(DINOv2) and {\"height\": S, \"width\": S} (SigLIP) are "
                    "supported (longest_edge, max_height/max_width and pixel "
                    "budgets are not).")
@@ -556,14 +557,14 @@ def _hf_resize(value, default_to_square: bool,
 def _hf_crop(value, where: str) -> int:
   """The side of the square centre crop of the config's `crop_size`."""
   if value is None:
-    raise ValueError(f"{where}: do_center_crop is true but crop_size is missing; "
+    raise InputError(f"{where}: do_center_crop is true but crop_size is missing; "
                      "add crop_size: {\"height\": S, \"width\": S}.")
   cs = _hf_size(value, "crop_size", True, where)
   if set(cs) != {"height", "width"}:
-    raise ValueError(f"{where}: crop_size {cs} must be {{\"height\": S, "
+    raise InputError(f"{where}: crop_size {cs} must be {{\"height\": S, "
                      "\"width\": S}.")
   if cs["height"] != cs["width"]:
-    raise ValueError(f"{where}: crop_size {cs} is not square; jaxal embeds square "
+    raise InputError(f"{where}: crop_size {cs} is not square; jaxal embeds square "
                      "images (one image_size).")
   return cs["height"]
 
@@ -572,7 +573,7 @@ def _hf_rescale(value, where: str) -> float:
   """The config's `rescale_factor`, a finite number > 0, as a float."""
   if isinstance(value, bool) or not isinstance(value, (int, float)) or \
       not np.isfinite(value) or value <= 0:
-    raise ValueError(f"{where}: rescale_factor must be a number > 0 (1/255 = "
+    raise InputError(f"{where}: rescale_factor must be a number > 0 (1/255 = "
                      f"0.00392156862745098 for [0, 1] pixels), got {value!r}.")
   return float(value)
 
@@ -587,10 +588,10 @@ def _hf_channel_stats(config: dict, r: dict, key: str,
   if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(
       isinstance(x, (int, float)) and not isinstance(x, bool)
       and np.isfinite(x) for x in v):
-    raise ValueError(f"{where}: {key} must be 3 numbers (R, G, B) or one number, "
+    raise InputError(f"{where}: {key} must be 3 numbers (R, G, B) or one number, "
                      f"got {config.get(key)!r}; jaxal feeds RGB images.")
   if key == "image_std" and min(v) <= 0:
-    raise ValueError(f"{where}: image_std must be > 0, got {v!r}.")
+    raise InputError(f"{where}: image_std must be > 0, got {v!r}.")
   return tuple(float(x) for x in v)
 
 

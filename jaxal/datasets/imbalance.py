@@ -27,6 +27,7 @@ from scipy import special
 
 from jaxal import _validation as V
 from jaxal.metrics import imbalance_ratio_of_counts
+from jaxal.errors import InputError
 
 DEFAULT_RATIO = 0.813
 # Supplement section 2: balanced subsets per dataset.
@@ -41,9 +42,9 @@ def default_profile(num_classes: int = 1000, ratio: float = DEFAULT_RATIO) -> np
   image collections, standing in for ImageNet's counts when they are not given.
   """
   if num_classes < 2:
-    raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
+    raise InputError(f"num_classes must be >= 2, got {num_classes}.")
   if not ratio > 0:
-    raise ValueError(f"ratio must be > 0, got {ratio}.")
+    raise InputError(f"ratio must be > 0, got {ratio}.")
   z = special.ndtri((np.arange(num_classes) + 0.5) / num_classes)
   lo, hi = 0.0, 10.0
   for _ in range(200):
@@ -58,7 +59,7 @@ def default_profile(num_classes: int = 1000, ratio: float = DEFAULT_RATIO) -> np
 def load_profile(path: str) -> np.ndarray:
   """Reads a per-class count profile: .npy, or text with one count per line."""
   if not os.path.exists(path):
-    raise ValueError(f"profile file {path!r} does not exist; give a .npy array or a "
+    raise InputError(f"profile file {path!r} does not exist; give a .npy array or a "
                      "text file with one image count per line (e.g. ImageNet's).")
   if path.endswith(".npy"):
     prof = np.load(path)
@@ -70,21 +71,21 @@ def load_profile(path: str) -> np.ndarray:
 def _check_profile(profile, name) -> np.ndarray:
   prof = np.asarray(profile, np.float64)
   if prof.ndim != 1 or prof.size < 2:
-    raise ValueError(f"{name} must be a 1-D array of >= 2 per-class counts, got shape "
+    raise InputError(f"{name} must be a 1-D array of >= 2 per-class counts, got shape "
                      f"{prof.shape}.")
   if not np.all(np.isfinite(prof)) or np.any(prof <= 0):
-    raise ValueError(f"{name} must hold finite counts > 0; drop empty classes.")
+    raise InputError(f"{name} must hold finite counts > 0; drop empty classes.")
   return prof
 
 
 def _check_available(available) -> np.ndarray:
   arr = np.asarray(available)
   if arr.ndim != 1 or arr.size < 1 or not np.issubdtype(arr.dtype, np.integer):
-    raise ValueError("available must be a 1-D integer array of images per class "
+    raise InputError("available must be a 1-D integer array of images per class "
                      f"(e.g. np.bincount(labels)), got dtype {arr.dtype}, shape "
                      f"{arr.shape}.")
   if np.any(arr < 1):
-    raise ValueError("available must be >= 1 for every class; class "
+    raise InputError("available must be >= 1 for every class; class "
                      f"{int(np.argmin(arr))} has {int(arr.min())} images.")
   return arr.astype(np.int64)
 
@@ -93,7 +94,7 @@ def bin_means(profile, num_bins: int) -> np.ndarray:
   """Means of `num_bins` near-equal bins of the profile sorted largest first."""
   prof = np.sort(_check_profile(profile, "profile"))[::-1]
   if num_bins > prof.size:
-    raise ValueError(f"the profile has {prof.size} classes, fewer than the "
+    raise InputError(f"the profile has {prof.size} classes, fewer than the "
                      f"{num_bins} target classes; give a longer profile.")
   return np.array([b.mean() for b in np.array_split(prof, num_bins)])
 
@@ -130,7 +131,7 @@ def imbalanced_counts(available, *, profile=None, seed: int = 0,
   avail = _check_available(available)
   seed = V.check_seed(seed)
   if capping not in ("power", "scale"):
-    raise ValueError(f"capping must be 'power' or 'scale', got {capping!r}.")
+    raise InputError(f"capping must be 'power' or 'scale', got {capping!r}.")
   prof = default_profile() if profile is None else _check_profile(profile, "profile")
   target = imbalance_ratio_of_counts(prof)
   means = bin_means(prof, avail.size)
@@ -170,19 +171,19 @@ def subset_indices(labels, counts, *, seed: int = 0) -> np.ndarray:
   labels = np.asarray(labels)
   counts = np.asarray(counts)
   if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-    raise ValueError(f"labels must be a 1-D integer array, got {labels.shape} "
+    raise InputError(f"labels must be a 1-D integer array, got {labels.shape} "
                      f"{labels.dtype}.")
   if counts.ndim != 1 or not np.issubdtype(counts.dtype, np.integer) or np.any(counts < 0):
-    raise ValueError("counts must be a 1-D array of non-negative integers, one per "
+    raise InputError("counts must be a 1-D array of non-negative integers, one per "
                      "class.")
   if labels.size and (labels.min() < 0 or labels.max() >= counts.size):
-    raise ValueError(f"labels must lie in [0, {counts.size}) to match counts of "
+    raise InputError(f"labels must lie in [0, {counts.size}) to match counts of "
                      f"{counts.size} classes.")
   have = np.bincount(labels, minlength=counts.size)
   short = np.flatnonzero(have < counts)
   if short.size:
     c = int(short[0])
-    raise ValueError(f"counts asks {int(counts[c])} examples of class {c}, which has "
+    raise InputError(f"counts asks {int(counts[c])} examples of class {c}, which has "
                      f"only {int(have[c])}; lower counts (see imbalanced_counts).")
   rng = np.random.default_rng(seed)
   order = np.argsort(labels, kind="stable")
@@ -197,5 +198,5 @@ def balanced_indices(labels, per_class: int, num_classes: int, *,
   """Indices of a balanced subset: `per_class` examples of every class
   (supplement section 2: 200 per class, 80 for MIT-67)."""
   if int(per_class) < 1:
-    raise ValueError(f"per_class must be >= 1, got {per_class}.")
+    raise InputError(f"per_class must be >= 1, got {per_class}.")
   return subset_indices(labels, np.full(int(num_classes), int(per_class)), seed=seed)

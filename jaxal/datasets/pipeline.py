@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from jaxal import _validation as V
+from jaxal.errors import InputError
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
@@ -39,10 +40,10 @@ def normalize(images: np.ndarray) -> np.ndarray:
 def _check_batch(batch_size: int, process_count: int) -> int:
   per_process, rem = divmod(int(batch_size), process_count)
   if batch_size <= 0 or rem:
-    raise ValueError(f"batch_size={batch_size} must be a positive multiple of the "
+    raise InputError(f"batch_size={batch_size} must be a positive multiple of the "
                      f"{process_count} processes.")
   if per_process % jax.local_device_count():
-    raise ValueError(f"batch_size={batch_size} gives {per_process} per process, not "
+    raise InputError(f"batch_size={batch_size} gives {per_process} per process, not "
                      f"divisible by the {jax.local_device_count()} local devices.")
   return per_process
 
@@ -51,10 +52,10 @@ def _check_arrays(images, labels):
   images = np.asarray(images)
   labels = np.asarray(labels)
   if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-    raise ValueError("images must be uint8 [N, H, W, 3], got "
+    raise InputError("images must be uint8 [N, H, W, 3], got "
                      f"{images.dtype} {images.shape}.")
   if labels.shape != images.shape[:1]:
-    raise ValueError(f"labels must be [N={images.shape[0]}], got {labels.shape}.")
+    raise InputError(f"labels must be [N={images.shape[0]}], got {labels.shape}.")
   return images, labels
 
 
@@ -93,7 +94,7 @@ def array_train_batches(images, labels, *, batch_size: int, seed: int,
   per_process = _check_batch(batch_size, pc)
   steps = images.shape[0] // batch_size
   if steps == 0:
-    raise ValueError(f"batch_size={batch_size} exceeds the {images.shape[0]} "
+    raise InputError(f"batch_size={batch_size} exceeds the {images.shape[0]} "
                      "training images; lower it.")
 
   def batches(epoch: int) -> Batches:
@@ -170,7 +171,7 @@ def tf_train_batches(ds, *, image_size: int, batch_size: int, seed: int,
   per_process = _check_batch(batch_size, pc)
   steps = num_examples // batch_size
   if steps == 0:
-    raise ValueError(f"batch_size={batch_size} exceeds num_examples={num_examples}.")
+    raise InputError(f"batch_size={batch_size} exceeds num_examples={num_examples}.")
   mean, std = tf.constant(MEAN), tf.constant(STD)
 
   def batches(epoch: int) -> Batches:

@@ -35,6 +35,8 @@ import os
 
 import numpy as np
 
+from jaxal.errors import InputError
+
 SHAPES = ("disk", "square", "triangle", "ring", "cross", "bar", "diamond", "half_disk")
 COLOURS = {  # RGB in [0, 1]
     "red": (0.85, 0.15, 0.1), "green": (0.15, 0.7, 0.2), "blue": (0.15, 0.3, 0.9),
@@ -86,16 +88,16 @@ class OfflineConfig:
     for f in dataclasses.fields(self):
       v = getattr(self, f.name)
       if f.name != "seed" and (not isinstance(v, int) or v < 1):
-        raise ValueError(f"OfflineConfig.{f.name} must be a positive int, got {v!r}.")
+        raise InputError(f"OfflineConfig.{f.name} must be a positive int, got {v!r}.")
     if self.num_source_classes + self.num_target_classes > total:
-      raise ValueError(f"num_source_classes + num_target_classes must be <= {total} "
+      raise InputError(f"num_source_classes + num_target_classes must be <= {total} "
                        "(distinct shape/colour/texture triples).")
     novel = len(NOVEL_SHAPES) * len(NOVEL_COLOURS) * len(NOVEL_TEXTURES)
     if self.num_far_classes > novel:
-      raise ValueError(f"num_far_classes must be <= {novel} (distinct novel "
+      raise InputError(f"num_far_classes must be <= {novel} (distinct novel "
                        "triples).")
     if self.image_size < 8:
-      raise ValueError(f"image_size must be >= 8, got {self.image_size}.")
+      raise InputError(f"image_size must be >= 8, got {self.image_size}.")
     return self
 
   def num_classes(self, part: str) -> int:
@@ -141,7 +143,7 @@ def class_names(config: OfflineConfig, part: str) -> list[str]:
 
 def _check_part(part):
   if part not in PARTS:
-    raise ValueError(f"part must be one of {PARTS}, got {part!r}.")
+    raise InputError(f"part must be one of {PARTS}, got {part!r}.")
 
 
 def _shape_sdf(kind: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -241,7 +243,7 @@ def generate(config: OfflineConfig, part: str, split: str, *,
   config.validate()
   _check_part(part)
   if split not in SPLITS:
-    raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    raise InputError(f"split must be one of {SPLITS}, got {split!r}.")
   triples = class_triples(config, part)
   k = config.num_classes(part)
   pid, sid = PARTS.index(part), SPLITS.index(split)

@@ -29,6 +29,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from jaxal.datasets import procedural
+from jaxal.errors import InputError
 
 DEFAULT_MAX_BYTES = 1 << 30
 
@@ -54,7 +55,7 @@ class SplitImages:
     """A split held as a uint8 [N, H, W, 3] array."""
     images = np.asarray(images)
     if images.ndim != 4 or images.dtype != np.uint8:
-      raise ValueError(f"images must be uint8 [N, H, W, 3], got {images.dtype} "
+      raise InputError(f"images must be uint8 [N, H, W, 3], got {images.dtype} "
                        f"{images.shape}.")
     return cls(array=images)
 
@@ -67,7 +68,7 @@ class SplitImages:
     read. `split_size` is the split's length (`catalog.load_labels`)."""
     rows = _increasing(rows, split_size, "rows", f" (the examples of {name}:{split})")
     if image_size < 1:
-      raise ValueError(f"image_size must be >= 1, got {image_size}.")
+      raise InputError(f"image_size must be >= 1, got {image_size}.")
     return cls(name=name, split=split, rows=rows, image_size=int(image_size),
                split_size=int(split_size), data_dir=data_dir, offline=offline)
 
@@ -99,7 +100,7 @@ class SplitImages:
     """Yields every image in order, `batch_size` at a time (the last batch
     shorter), as uint8 arrays."""
     if batch_size < 1:
-      raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+      raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     if self.array is not None:
       for s in range(0, len(self.array), batch_size):
         yield self.array[s:s + batch_size]
@@ -121,7 +122,7 @@ class SplitImages:
     positions = np.asarray(positions)
     if positions.ndim != 1 or not np.issubdtype(positions.dtype, np.integer) or (
         positions.size and (positions.min() < 0 or positions.max() >= len(self))):
-      raise ValueError(f"positions must be a 1-D array of indices in [0, {len(self)}).")
+      raise InputError(f"positions must be a 1-D array of indices in [0, {len(self)}).")
     if self.array is not None:
       return self.array[positions]
     uniq, first, inverse = np.unique(positions, return_index=True,
@@ -159,7 +160,7 @@ def _increasing(idx, bound: int, what: str, where: str = "") -> np.ndarray:
   idx = np.asarray(idx, np.int64)
   if idx.ndim != 1 or (idx.size and (idx[0] < 0 or idx[-1] >= bound
                                      or np.any(np.diff(idx) <= 0))):
-    raise ValueError(f"{what} must be increasing indices in [0, {bound}){where}.")
+    raise InputError(f"{what} must be increasing indices in [0, {bound}){where}.")
   return idx
 
 

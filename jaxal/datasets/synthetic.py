@@ -15,6 +15,8 @@ import dataclasses
 
 import numpy as np
 
+from jaxal.errors import InputError
+
 
 @dataclasses.dataclass(frozen=True)
 class SourceOutputs:
@@ -27,7 +29,7 @@ class SourceOutputs:
 def geometric_counts(num_classes: int, largest: int, smallest: int) -> np.ndarray:
   """Per-class counts decaying geometrically from `largest` to `smallest`."""
   if not 0 < smallest <= largest:
-    raise ValueError(f"need 0 < smallest <= largest, got smallest={smallest}, "
+    raise InputError(f"need 0 < smallest <= largest, got smallest={smallest}, "
                      f"largest={largest}.")
   t = np.linspace(0.0, 1.0, num_classes)
   return np.round(largest * (smallest / largest) ** t).astype(np.int64)

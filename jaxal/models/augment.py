@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxal.datasets import pipeline
+from jaxal.errors import InputError
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -65,19 +66,19 @@ class AugmentConfig:
     """Checks every range; returns self or raises ValueError naming the field."""
     lo, hi = self.scale
     if not 0 < lo <= hi <= 1:
-      raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {self.scale}.")
+      raise InputError(f"scale must satisfy 0 < low <= high <= 1, got {self.scale}.")
     lo, hi = self.ratio
     if not 0 < lo <= hi:
-      raise ValueError(f"ratio must satisfy 0 < low <= high, got {self.ratio}.")
+      raise InputError(f"ratio must satisfy 0 < low <= high, got {self.ratio}.")
     for name in ("flip", "jitter", "grayscale"):
       if not 0 <= getattr(self, name) <= 1:
-        raise ValueError(f"{name} is a probability in [0, 1], got "
+        raise InputError(f"{name} is a probability in [0, 1], got "
                          f"{getattr(self, name)}.")
     for name in ("brightness", "contrast", "saturation"):
       if getattr(self, name) < 0:
-        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        raise InputError(f"{name} must be >= 0, got {getattr(self, name)}.")
     if not 0 <= self.hue <= 0.5:
-      raise ValueError(f"hue must be in [0, 0.5], got {self.hue}.")
+      raise InputError(f"hue must be in [0, 0.5], got {self.hue}.")
     return self
 
 

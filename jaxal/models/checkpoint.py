@@ -26,6 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxal import io
+from jaxal.errors import InputError
 
 
 def _manifest(step_dir: str) -> dict:
@@ -105,7 +106,7 @@ class Snapshots:
 
   def __init__(self, directory: str, snapshot_every: int):
     if snapshot_every < 0:
-      raise ValueError(f"snapshot_every must be >= 0, got {snapshot_every}.")
+      raise InputError(f"snapshot_every must be >= 0, got {snapshot_every}.")
     self.snapshot_every = snapshot_every
     self.latest = _Series(os.path.join(directory, "latest"), max_to_keep=2)
     self.snapshots = _Series(os.path.join(directory, "snapshots"), max_to_keep=None)
@@ -139,6 +140,6 @@ class Snapshots:
     """The snapshot of `epoch` restored into the structure of `target`."""
     tree = self.snapshots.restore(epoch, target)
     if tree is None:
-      raise ValueError(f"snapshot of epoch {epoch} under {self.snapshots.dir} is "
+      raise InputError(f"snapshot of epoch {epoch} under {self.snapshots.dir} is "
                        "missing or corrupt; see the warning above.")
     return tree

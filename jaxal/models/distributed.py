@@ -20,6 +20,8 @@ from typing import Optional
 
 import jax
 
+from jaxal.errors import InputError
+
 
 def initialize(coordinator_address: Optional[str] = None,
                num_processes: Optional[int] = None,
@@ -37,7 +39,7 @@ def initialize(coordinator_address: Optional[str] = None,
   """
   if num_processes is not None and process_id is not None and not (
       0 <= process_id < num_processes):
-    raise ValueError(f"process_id must lie in [0, num_processes={num_processes}), "
+    raise InputError(f"process_id must lie in [0, num_processes={num_processes}), "
                      f"got {process_id}.")
   jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
   jax.distributed.initialize(coordinator_address=coordinator_address,
@@ -52,7 +54,7 @@ def process_share(global_batch, index: Optional[int] = None,
   count = jax.process_count() if count is None else count
   n = len(global_batch)
   if n % count:
-    raise ValueError(f"global batch of {n} is not divisible by {count} processes.")
+    raise InputError(f"global batch of {n} is not divisible by {count} processes.")
   per = n // count
   return global_batch[index * per:(index + 1) * per]
 

@@ -38,6 +38,7 @@ from jaxal import _xla_cpu, io
 from jaxal.datasets import images as images_lib
 from jaxal.models import hf_vit, vit
 from jaxal.models.checkpoint import Snapshots
+from jaxal.errors import InputError
 
 KIND = "foundation"
 # config.json goes with them: transformers picks SigLIP 2's lowercasing tokenizer
@@ -51,7 +52,7 @@ def _preprocess(folder: str) -> images_lib.Preprocess:
   cfg = hf_vit.read_config(folder, "preprocessor_config.json")
   try:
     return images_lib.preprocess_from_hf(cfg, source=path)
-  except ValueError as e:
+  except InputError as e:
     raise hf_vit.CheckpointError(str(e)) from None
 
 
@@ -135,7 +136,7 @@ def _variables(workdir: str, cfg: dict, part: str = "vision") -> dict:
   found = Snapshots(os.path.join(os.path.abspath(workdir), folder), 0) \
       .restore_latest(template)
   if found is None:
-    raise ValueError(f"source {workdir}: its imported weights are missing or "
+    raise InputError(f"source {workdir}: its imported weights are missing or "
                      "corrupt (see the warning above); import them again.")
   return found[1]
 
@@ -165,11 +166,11 @@ def load_text(workdir: str, cfg: Optional[dict] = None) -> TextTower:
   from jaxal.models import text_tokenizer  # pylint: disable=g-import-not-at-top
   cfg = cfg or io.read_json(os.path.join(workdir, "config.json"))
   if not cfg or cfg.get("kind") != KIND or not cfg.get("text"):
-    raise ValueError(f"source {workdir} has no text tower: text needs a SigLIP "
+    raise InputError(f"source {workdir} has no text tower: text needs a SigLIP "
                      "source (jaxal import-source --arch=siglip).")
   folder = os.path.join(workdir, "tokenizer")
   if not os.path.isdir(folder):
-    raise ValueError(f"source {workdir}: the checkpoint had no tokenizer files "
+    raise InputError(f"source {workdir}: the checkpoint had no tokenizer files "
                      f"({', '.join(TOKENIZER_FILES[:3])}); import it again from a "
                      "folder that has them.")
   _, text = _configs(cfg)
@@ -187,7 +188,7 @@ def text_embeddings(tower: TextTower, texts: Sequence[str]) -> np.ndarray:
   maximum length)."""
   texts = list(texts)
   if not texts or not all(isinstance(t, str) for t in texts):
-    raise ValueError("texts must be a non-empty list of strings.")
+    raise InputError("texts must be a non-empty list of strings.")
   ids = np.asarray(tower.tokenizer.encode(texts), np.int32)
   out = _text_apply(tower.model)(tower.variables, jnp.asarray(ids))
   return np.asarray(out, np.float32)

@@ -48,6 +48,7 @@ import jax
 import numpy as np
 
 from jaxal.models import vit
+from jaxal.errors import InputError
 
 ARCHS = ("dinov2", "siglip")
 _MODEL_TYPES = {"dinov2": ("dinov2", "dinov2_with_registers"),
@@ -57,7 +58,7 @@ _DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "F64": np.dtype("<f8"
 _DROPPED = ("embeddings.mask_token", "position_ids")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
   """A checkpoint folder that does not hold the architecture's weights; the
   message names the file and key."""
 

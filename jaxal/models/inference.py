@@ -26,6 +26,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxal import _xla_cpu
 from jaxal.datasets import split_images
 from jaxal.models import hostmem
+from jaxal.errors import InputError
 
 
 def _outputs(model: nn.Module, variables, images):
@@ -56,7 +57,7 @@ def examples_per_call(batch_size: int, num_devices: Optional[int] = None) -> int
 def _step(batch_size: int, num_devices: int) -> int:
   """Examples per computation: `batch_size` rounded up to the devices."""
   if batch_size <= 0:
-    raise ValueError(f"batch_size must be > 0, got {batch_size}.")
+    raise InputError(f"batch_size must be > 0, got {batch_size}.")
   return -(-batch_size // num_devices) * num_devices
 
 
@@ -83,7 +84,7 @@ def predict_batches(model: nn.Module, variables, batches: Iterable[np.ndarray], 
     chunk = np.asarray(chunk)
     real = chunk.shape[0]
     if chunk.ndim != 4 or not 0 < real <= step:
-      raise ValueError(f"each batch must be [n, H, W, C] with 0 < n <= batch_size "
+      raise InputError(f"each batch must be [n, H, W, C] with 0 < n <= batch_size "
                        f"({step} over {len(devices)} devices), got {chunk.shape}.")
     if real < step:
       chunk = np.concatenate([chunk, np.zeros((step - real, *chunk.shape[1:]),
@@ -139,14 +140,14 @@ def ensemble_predict(model: nn.Module, snapshots: Sequence, images, *,
       feats = hostmem.aligned_empty((n, f.shape[1]), np.float32)
       probs = hostmem.aligned_empty((n, p.shape[1]), np.float32)
     if start + len(f) > n:
-      raise ValueError(f"images yielded more than the {n} images it holds.")
+      raise InputError(f"images yielded more than the {n} images it holds.")
     feats[start:start + len(f)] = f
     probs[start:start + len(p)] = p
     start += len(f)
   if start != n:
-    raise ValueError(f"images yielded {start} images, not the {n} it holds.")
+    raise InputError(f"images yielded {start} images, not the {n} it holds.")
   if feats is None:
-    raise ValueError("images is empty; pass at least one image.")
+    raise InputError("images is empty; pass at least one image.")
   return feats, probs
 
 
@@ -162,7 +163,7 @@ def ensemble_predict_batches(model: nn.Module, snapshots: Sequence,
   iterator in lockstep, two batches buffered)."""
   snapshots = list(snapshots)
   if not snapshots:
-    raise ValueError("snapshots is empty; pass at least one set of variables.")
+    raise InputError("snapshots is empty; pass at least one set of variables.")
   copies = itertools.tee(batches, len(snapshots))
   runs = [predict_batches(model, v, c, batch_size=batch_size, devices=devices,
                           transform=transform) for v, c in zip(snapshots, copies)]
@@ -181,6 +182,6 @@ def _host_batches(images, step: int):
     return len(images), images.batches(step)
   images = np.asarray(images)
   if images.ndim != 4:
-    raise ValueError(f"images must be [N, H, W, C], got shape {images.shape}.")
+    raise InputError(f"images must be [N, H, W, C], got shape {images.shape}.")
   n = images.shape[0]
   return n, (images[s:s + step] for s in range(0, n, step))

@@ -53,6 +53,7 @@ from jaxal import io
 from jaxal.datasets.images import Preprocess
 from jaxal.models import resnet
 from jaxal.models.checkpoint import Snapshots
+from jaxal.errors import InputError
 
 KIND = "pretrained"
 DEFAULT_PREPROCESS = {
@@ -64,7 +65,7 @@ _WRAPPERS = ("state_dict", "model")
 _UNUSED = "num_batches_tracked"
 
 
-class WeightsError(ValueError):
+class WeightsError(InputError):
   """A weights file that does not hold the architecture's weights."""
 
 
@@ -282,6 +283,6 @@ def load_variables(workdir: str, cfg: dict) -> tuple[resnet.ResNet, dict]:
                                     {k: shapes[k] for k in ("params", "batch_stats")})
   found = Snapshots(os.path.join(workdir, "checkpoints"), 0).restore_latest(template)
   if found is None:
-    raise ValueError(f"source {workdir}: its imported weights are missing or "
+    raise InputError(f"source {workdir}: its imported weights are missing or "
                      "corrupt (see the warning above); import them again.")
   return model, found[1]

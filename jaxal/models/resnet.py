@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxal.models import strided_conv
+from jaxal.errors import InputError
 
 STEMS = ("imagenet", "cifar")
 # torchvision initialises convolutions with kaiming_normal_(mode="fan_out").
@@ -107,7 +108,7 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     if self.stem not in STEMS:
-      raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}.")
+      raise InputError(f"stem must be one of {STEMS}, got {self.stem!r}.")
     conv = functools.partial(
         nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=_conv_init,
         conv_general_dilated=(strided_conv.conv_general_dilated

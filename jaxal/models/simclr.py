@@ -76,7 +76,7 @@ def nt_xent(z1, z2, temperature: float, *, z_all=None, offset=0):
     0.5514
   """
   if temperature <= 0:
-    raise ValueError(f"temperature must be > 0, got {temperature}.")
+    raise InputError(f"temperature must be > 0, got {temperature}.")
   n = z1.shape[0]
   local = _unit(jnp.concatenate([z1, z2]).astype(jnp.float32))
   every = local if z_all is None else _unit(z_all.astype(jnp.float32))
@@ -267,11 +267,11 @@ def check_images(images) -> np.ndarray:
   """uint8 [N, H, W, 3] with N >= 2, or ValueError naming `images`."""
   images = np.asarray(images)
   if images.ndim != 4 or images.shape[-1] != 3:
-    raise ValueError(f"images must be [N, H, W, 3], got shape {images.shape}.")
+    raise InputError(f"images must be [N, H, W, 3], got shape {images.shape}.")
   if images.dtype != np.uint8:
-    raise ValueError(f"images must be uint8 (0-255), got {images.dtype}.")
+    raise InputError(f"images must be uint8 (0-255), got {images.dtype}.")
   if images.shape[0] < 2:
-    raise ValueError(f"images holds {images.shape[0]} image(s); SimCLR needs at "
+    raise InputError(f"images holds {images.shape[0]} image(s); SimCLR needs at "
                      "least 2 (a batch of 1 has no negatives).")
   return images
 

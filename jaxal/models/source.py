@@ -29,6 +29,7 @@ from jaxal.datasets import images as images_lib
 from jaxal.datasets import pipeline
 from jaxal.models import foundation, inference, pretrained, resnet, ssl_source, train
 from jaxal.models.checkpoint import Snapshots
+from jaxal.errors import InputError
 
 
 def train_model(images: np.ndarray, labels: np.ndarray, num_classes: int, *,
@@ -52,7 +53,7 @@ def snapshot_variables(state, workdir: str, every: int) -> list[dict]:
   snaps = Snapshots(workdir, every)
   epochs = snaps.snapshot_epochs()
   if not epochs:
-    raise ValueError(f"no snapshots in {workdir}; train with snapshot_every={every} "
+    raise InputError(f"no snapshots in {workdir}; train with snapshot_every={every} "
                      "first.")
   return [train.variables_of(snaps.restore_snapshot(e, state)) for e in epochs]
 
@@ -152,7 +153,7 @@ def load_workdir(workdir: str) -> Trained:
   """
   cfg = io.read_json(os.path.join(workdir, "config.json"))
   if cfg is None:
-    raise ValueError(f"source {workdir} has no config.json; train M_S there first "
+    raise InputError(f"source {workdir} has no config.json; train M_S there first "
                      "with `python3 run.py exp train_source --workdir=...`, or "
                      "import weights with `jaxal import-source`.")
   if cfg.get("kind") == pretrained.KIND:
@@ -175,7 +176,7 @@ def load_workdir(workdir: str) -> Trained:
   template = train.create_state(model, tcfg, (cfg["image_size"],) * 2 + (3,))
   found = Snapshots(ckpt, cfg["snapshot_every"]).restore_latest(template)
   if found is None or found[0] < cfg["epochs"]:
-    raise ValueError(f"source {workdir}: M_S has not finished training "
+    raise InputError(f"source {workdir}: M_S has not finished training "
                      f"({'no checkpoint' if found is None else found[0]} of "
                      f"{cfg['epochs']} epochs); rerun train_source there.")
   state = found[1]

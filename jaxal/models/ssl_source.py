@@ -30,6 +30,7 @@ import numpy as np
 from jaxal import io
 from jaxal.models import augment, resnet, simclr
 from jaxal.models.checkpoint import Snapshots
+from jaxal.errors import InputError
 
 KIND = simclr.KIND
 
@@ -63,11 +64,11 @@ def pretrain_workdir(images, workdir: str, *, width: int = 64, stem: str = "cifa
   other images) is refused naming the difference."""
   images = simclr.check_images(images)
   if arch not in resnet.ARCHS:
-    raise ValueError(f"arch must be one of {tuple(resnet.ARCHS)}, got {arch!r}.")
+    raise InputError(f"arch must be one of {tuple(resnet.ARCHS)}, got {arch!r}.")
   if stem not in resnet.STEMS:
-    raise ValueError(f"stem must be one of {resnet.STEMS}, got {stem!r}.")
+    raise InputError(f"stem must be one of {resnet.STEMS}, got {stem!r}.")
   if width < 1:
-    raise ValueError(f"width must be >= 1, got {width}.")
+    raise InputError(f"width must be >= 1, got {width}.")
   config.validate(num_images=images.shape[0])
   cfg = run_config(images, width=width, stem=stem, arch=arch, config=config,
                    images_id=images_id)
@@ -75,7 +76,7 @@ def pretrain_workdir(images, workdir: str, *, width: int = 64, stem: str = "cifa
   old = io.read_json(path)
   if old is not None and old != cfg:
     diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
-    raise ValueError(f"workdir {workdir} holds a pretraining run of another "
+    raise InputError(f"workdir {workdir} holds a pretraining run of another "
                      f"setting ({', '.join(diff)} differ); use a new workdir.")
   io.write_json(path, cfg)
   done = io.read_json(os.path.join(workdir, "result.json"))
@@ -111,7 +112,7 @@ def load(workdir: str, cfg: dict):
   ckpt = os.path.join(os.path.abspath(workdir), "checkpoints")
   found = Snapshots(ckpt, config.snapshot_every).restore_latest(template)
   if found is None or found[0] < config.epochs:
-    raise ValueError(f"source {workdir}: SimCLR has not finished pretraining "
+    raise InputError(f"source {workdir}: SimCLR has not finished pretraining "
                      f"({'no checkpoint' if found is None else found[0]} of "
                      f"{config.epochs} epochs); rerun `jaxal pretrain` there.")
   return simclr.backbone(net, found[1])

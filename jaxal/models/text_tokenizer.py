@@ -86,6 +86,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from jaxal.errors import InputError
+
 SPIECE = "spiece.model"
 TOKENIZER_JSON = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -167,22 +169,22 @@ def load(folder: str, *, max_length: int) -> Tokenizer:
   """
   if (isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer))
       or max_length < 2):
-    raise ValueError("max_length must be an int >= 2 (room for a token and the eos), "
+    raise InputError("max_length must be an int >= 2 (room for a token and the eos), "
                      f"got {max_length!r}")
   if not os.path.isdir(folder):
-    raise ValueError(f"{folder} is not a folder: the text tower needs the "
+    raise InputError(f"{folder} is not a folder: the text tower needs the "
                      "checkpoint's tokenizer files")
   have = {name: os.path.isfile(os.path.join(folder, name))
           for name in (SPIECE, TOKENIZER_JSON)}
   if not any(have.values()):
-    raise ValueError(f"no {SPIECE} or {TOKENIZER_JSON} in {folder}: the text tower "
+    raise InputError(f"no {SPIECE} or {TOKENIZER_JSON} in {folder}: the text tower "
                      "needs the checkpoint's tokenizer files")
   config = _read_json(folder, CONFIG) or {}
   tok_config = _read_json(folder, TOKENIZER_CONFIG)
   cls = _tokenizer_class(folder, config, tok_config)
   needs = SPIECE if CLASSES[cls] == SIGLIP else TOKENIZER_JSON
   if not have[needs]:
-    raise ValueError(f"{os.path.join(folder, needs)} is missing: "
+    raise InputError(f"{os.path.join(folder, needs)} is missing: "
                      f"{_chosen_by(folder, config, tok_config)} {cls}, which reads "
                      f"its vocabulary from {needs}")
   tok_config = dict(tok_config or {})
@@ -200,9 +202,9 @@ def _read_json(folder: str, name: str) -> Optional[dict]:
     with open(path, encoding="utf-8") as f:
       obj = json.load(f)
   except (OSError, ValueError) as e:
-    raise ValueError(f"{path} cannot be read as JSON: {e}") from None
+    raise InputError(f"{path} cannot be read as JSON: {e}") from None
   if not isinstance(obj, dict):
-    raise ValueError(f"{path} is not a JSON object")
+    raise InputError(f"{path} is not a JSON object")
   return obj
 
 
@@ -210,13 +212,13 @@ def _tokenizer_class(folder: str, config: dict, tok_config: Optional[dict]) -> s
   """AutoTokenizer's choice, among the classes mirrored (module docstring)."""
   model_type = config.get("model_type")
   if model_type is not None and model_type not in MODEL_TYPES:
-    raise ValueError(f"{os.path.join(folder, CONFIG)}: model_type {model_type!r} is "
+    raise InputError(f"{os.path.join(folder, CONFIG)}: model_type {model_type!r} is "
                      f"not a SigLIP or SigLIP 2 checkpoint's ({', '.join(MODEL_TYPES)})")
   named = (tok_config or {}).get("tokenizer_class")
   if named is None:
     named = config.get("tokenizer_class")  # AutoTokenizer's next source
   if named is not None and not isinstance(named, str):
-    raise ValueError(f"{os.path.join(folder, TOKENIZER_CONFIG)}: tokenizer_class "
+    raise InputError(f"{os.path.join(folder, TOKENIZER_CONFIG)}: tokenizer_class "
                      "must be a string")
   if model_type == SIGLIP2:
     return "Siglip2Tokenizer"
@@ -225,11 +227,11 @@ def _tokenizer_class(folder: str, config: dict, tok_config: Optional[dict]) -> s
       return "SiglipTokenizer"
     where = (f"{os.path.join(folder, TOKENIZER_CONFIG)} names no tokenizer_class"
              if tok_config is not None else f"no {TOKENIZER_CONFIG} in {folder}")
-    raise ValueError(f"{where} and config.json names no SigLIP model_type: cannot "
+    raise InputError(f"{where} and config.json names no SigLIP model_type: cannot "
                      "tell which tokenizer the checkpoint's files are for")
   cls = named[:-4] if named.endswith("Fast") else named
   if cls not in CLASSES:
-    raise ValueError(f"{os.path.join(folder, TOKENIZER_CONFIG)}: tokenizer_class "
+    raise InputError(f"{os.path.join(folder, TOKENIZER_CONFIG)}: tokenizer_class "
                      f"{named!r} is not SigLIP's (SiglipTokenizer, spiece.model) or "
                      "SigLIP 2's (GemmaTokenizer or Siglip2Tokenizer, tokenizer.json)")
   return cls
@@ -277,7 +279,7 @@ def _specials(folder: str, tok_config: dict, defaults: dict) -> tuple[dict, dict
   for idx, fields in decoder.items():
     content = _token_str(fields)
     if content is None or not str(idx).isdigit():
-      raise ValueError(f"{path}: added_tokens_decoder[{idx!r}] is not an id with a "
+      raise InputError(f"{path}: added_tokens_decoder[{idx!r}] is not an id with a "
                        "token's content")
     if content:  # transformers skips empty tokens
       added[int(idx)] = dict(fields) if isinstance(fields, dict) else {"content": content}
@@ -287,7 +289,7 @@ def _specials(folder: str, tok_config: dict, defaults: dict) -> tuple[dict, dict
 def _side(folder: str, tok_config: dict, key: str, default: str) -> str:
   side = tok_config.get(key, default)
   if side not in ("right", "left"):
-    raise ValueError(f"{os.path.join(folder, TOKENIZER_CONFIG)}: {key} must be "
+    raise InputError(f"{os.path.join(folder, TOKENIZER_CONFIG)}: {key} must be "
                      f"'right' or 'left', got {side!r}")
   return side
 
@@ -305,10 +307,10 @@ class _SiglipTokenizer(Tokenizer):
     path = os.path.join(folder, TOKENIZER_CONFIG)
     kwargs = tok_config.get("sp_model_kwargs") or {}
     if not isinstance(kwargs, dict) or kwargs.get("enable_sampling"):
-      raise ValueError(f"{path}: sp_model_kwargs {kwargs!r} would sample the pieces; "
+      raise InputError(f"{path}: sp_model_kwargs {kwargs!r} would sample the pieces; "
                        "the text tower needs the deterministic ids")
     if tok_config.get("legacy", True) is False:
-      raise ValueError(f"{path}: legacy=false (no dummy prefix) is not a SigLIP "
+      raise InputError(f"{path}: legacy=false (no dummy prefix) is not a SigLIP "
                        "checkpoint's setting")
     self._sp = sentencepiece.SentencePieceProcessor(**kwargs)
     self._sp.Load(os.path.join(folder, SPIECE))
@@ -331,7 +333,7 @@ class _SiglipTokenizer(Tokenizer):
       if token not in self._added:
         idx = self._sp.piece_to_id(token)
         if idx >= n or self._sp.id_to_piece(idx) != token:
-          raise ValueError(f"{path}: special token {token!r} is neither in {SPIECE} "
+          raise InputError(f"{path}: special token {token!r} is neither in {SPIECE} "
                            "nor in added_tokens_decoder")
         self._added[token] = (idx, False, False, False)
     words = sorted(set(self._added) | set(self._special), key=len, reverse=True)
@@ -439,13 +441,13 @@ class _GemmaTokenizer(Tokenizer):
     model = tok_json.get("model")
     if not isinstance(model, dict) or model.get("type") != "BPE":
       kind = model.get("type") if isinstance(model, dict) else None
-      raise ValueError(f"{path}: model type {kind!r}; {cls} needs a BPE model "
+      raise InputError(f"{path}: model type {kind!r}; {cls} needs a BPE model "
                        "(Gemma's)")
     vocab, merges = model.get("vocab"), model.get("merges")
     if isinstance(vocab, list):
       vocab = {(t[0] if isinstance(t, list) else t): i for i, t in enumerate(vocab)}
     if not isinstance(vocab, dict) or not isinstance(merges, list):
-      raise ValueError(f"{path}: the BPE model has no vocab or merges")
+      raise InputError(f"{path}: the BPE model has no vocab or merges")
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
 
     named, added, extra = _specials(folder, tok_config, {
@@ -491,7 +493,7 @@ class _GemmaTokenizer(Tokenizer):
     pad = named.get("pad_token")
     self.pad_id = tok.token_to_id(pad) if pad is not None else None
     if self.pad_id is None:
-      raise ValueError(f"{os.path.join(folder, TOKENIZER_CONFIG)}: no pad token in "
+      raise InputError(f"{os.path.join(folder, TOKENIZER_CONFIG)}: no pad token in "
                        "the vocabulary (padding to max_length needs one)")
     self.eos_id = tok.token_to_id(named.get("eos_token", "<eos>"))
     bos = tok.token_to_id(named.get("bos_token", "<bos>"))

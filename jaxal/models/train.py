@@ -31,6 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxal import _validation as V
 from jaxal import _xla_cpu
 from jaxal.models.checkpoint import Snapshots
+from jaxal.errors import InputError
 
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -53,16 +54,16 @@ class TrainConfig:
   def validate(self) -> "TrainConfig":
     """Checks the schedule, dtype and sizes; returns self or raises `ValueError`."""
     if self.schedule not in SCHEDULES:
-      raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
+      raise InputError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
     if self.compute_dtype not in ("float32", "bfloat16"):
-      raise ValueError("compute_dtype must be 'float32' or 'bfloat16', got "
+      raise InputError("compute_dtype must be 'float32' or 'bfloat16', got "
                        f"{self.compute_dtype!r}.")
     V.check_seed(self.seed, "TrainConfig.seed")
     for name in ("num_epochs", "batch_size"):
       if getattr(self, name) <= 0:
-        raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")
+        raise InputError(f"{name} must be > 0, got {getattr(self, name)}.")
     if self.batch_size % jax.device_count():
-      raise ValueError(f"batch_size={self.batch_size} must be divisible by the "
+      raise InputError(f"batch_size={self.batch_size} must be divisible by the "
                        f"{jax.device_count()} devices; pick a multiple.")
     return self
 
@@ -267,7 +268,7 @@ def shard(x: np.ndarray) -> np.ndarray:
   """[B, ...] -> [local devices, B / local devices, ...]."""
   n = jax.local_device_count()
   if x.shape[0] % n:
-    raise ValueError(f"batch of {x.shape[0]} is not divisible by the {n} local "
+    raise InputError(f"batch of {x.shape[0]} is not divisible by the {n} local "
                      "devices; use a batch size that is.")
   return x.reshape(n, x.shape[0] // n, *x.shape[1:])
 
@@ -424,7 +425,7 @@ class _EpochLoop:
           self.steps_done >= self.stop_after_steps:
         raise KeyboardInterrupt(f"stopped after {self.steps_done} steps (test hook)")
     if count != self.steps_per_epoch:
-      raise ValueError(f"train_batches({epoch}) yielded {count} batches, expected "
+      raise InputError(f"train_batches({epoch}) yielded {count} batches, expected "
                        f"steps_per_epoch={self.steps_per_epoch}.")
     return state, sums, images
 

@@ -53,6 +53,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxal.errors import InputError
+
 MLPS = ("gelu", "gelu_tanh", "swiglu")
 POOLS = ("cls", "cls_mean", "map")
 INTERPOLATIONS = ("bicubic", "bicubic_antialias")
@@ -102,30 +104,30 @@ class ViTConfig:
                  "channels"):
       v = getattr(self, name)
       if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"ViTConfig.{name} must be a positive int, got {v!r}.")
+        raise InputError(f"ViTConfig.{name} must be a positive int, got {v!r}.")
     if self.hidden % self.heads:
-      raise ValueError(f"ViTConfig.hidden ({self.hidden}) must be divisible by "
+      raise InputError(f"ViTConfig.hidden ({self.hidden}) must be divisible by "
                        f"heads ({self.heads}).")
     if self.image_size < self.patch:
-      raise ValueError(f"ViTConfig.image_size ({self.image_size}) is smaller than "
+      raise InputError(f"ViTConfig.image_size ({self.image_size}) is smaller than "
                        f"the patch ({self.patch}).")
     if not isinstance(self.registers, (int, np.integer)) or self.registers < 0:
-      raise ValueError(f"ViTConfig.registers must be an int >= 0, got "
+      raise InputError(f"ViTConfig.registers must be an int >= 0, got "
                        f"{self.registers!r}.")
     if self.registers and not self.class_token:
-      raise ValueError("ViTConfig.registers need a class token (DINOv2's layout).")
+      raise InputError("ViTConfig.registers need a class token (DINOv2's layout).")
     if self.mlp_kind not in MLPS:
-      raise ValueError(f"ViTConfig.mlp_kind must be one of {MLPS}, got "
+      raise InputError(f"ViTConfig.mlp_kind must be one of {MLPS}, got "
                        f"{self.mlp_kind!r}.")
     if self.pool not in POOLS:
-      raise ValueError(f"ViTConfig.pool must be one of {POOLS}, got {self.pool!r}.")
+      raise InputError(f"ViTConfig.pool must be one of {POOLS}, got {self.pool!r}.")
     if self.pool != "map" and not self.class_token:
-      raise ValueError(f"ViTConfig.pool={self.pool!r} needs a class token.")
+      raise InputError(f"ViTConfig.pool={self.pool!r} needs a class token.")
     if self.interpolation not in INTERPOLATIONS:
-      raise ValueError(f"ViTConfig.interpolation must be one of {INTERPOLATIONS}, "
+      raise InputError(f"ViTConfig.interpolation must be one of {INTERPOLATIONS}, "
                        f"got {self.interpolation!r}.")
     if not self.eps > 0:
-      raise ValueError(f"ViTConfig.eps must be > 0, got {self.eps!r}.")
+      raise InputError(f"ViTConfig.eps must be > 0, got {self.eps!r}.")
 
   @property
   def grid(self) -> int:
@@ -157,12 +159,12 @@ class TextConfig:
                  "projection"):
       v = getattr(self, name)
       if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"TextConfig.{name} must be a positive int, got {v!r}.")
+        raise InputError(f"TextConfig.{name} must be a positive int, got {v!r}.")
     if self.hidden % self.heads:
-      raise ValueError(f"TextConfig.hidden ({self.hidden}) must be divisible by "
+      raise InputError(f"TextConfig.hidden ({self.hidden}) must be divisible by "
                        f"heads ({self.heads}).")
     if self.mlp_kind not in MLPS:
-      raise ValueError(f"TextConfig.mlp_kind must be one of {MLPS}, got "
+      raise InputError(f"TextConfig.mlp_kind must be one of {MLPS}, got "
                        f"{self.mlp_kind!r}.")
 
 
@@ -428,7 +430,7 @@ class TextTransformer(nn.Module):
     token projected)}."""
     ids = jnp.asarray(ids)
     if ids.ndim != 2 or ids.shape[1] > self.config.max_length:
-      raise ValueError(f"ids must be [B, L] with L <= {self.config.max_length}, "
+      raise InputError(f"ids must be [B, L] with L <= {self.config.max_length}, "
                        f"got shape {ids.shape}.")
     x = (self.tok_embed(ids) + self.pos_embed[None, :ids.shape[1]]).astype(self.dtype)
     states = [x]
@@ -463,5 +465,5 @@ def compute_dtype(name: Optional[str]):
   """jnp dtype of a compute-dtype name ("float32" or "bfloat16")."""
   table = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, None: jnp.float32}
   if name not in table:
-    raise ValueError(f"compute dtype must be 'float32' or 'bfloat16', got {name!r}.")
+    raise InputError(f"compute dtype must be 'float32' or 'bfloat16', got {name!r}.")
   return table[name]
