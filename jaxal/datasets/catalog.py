@@ -45,12 +45,13 @@ class DatasetSpec:
 
 
 _TFDS_BUILD = ("Prepare it on a machine with network access with `tfds build {t} "
-               "--data_dir=DATA_DIR` (or pass --download there), then copy DATA_DIR "
-               "here and pass --data_dir=DATA_DIR.")
+               "--data_dir=DATA_DIR` (or load it there with download=True, the "
+               "commands' --download), then copy DATA_DIR here and set data_dir to "
+               "it (the commands' --data_dir).")
 _IMAGENET = ("ImageNet (ILSVRC-2012) needs a manual download: put ILSVRC2012_img_train.tar "
              "and ILSVRC2012_img_val.tar from https://image-net.org/download-images in "
-             "DATA_DIR/downloads/manual/, then run with --download once to prepare it "
-             "(no network needed for this step).")
+             "DATA_DIR/downloads/manual/, then load it once with download=True (the "
+             "commands' --download) to prepare it (no network needed for this step).")
 
 SPECS = {s.name: s for s in (
     DatasetSpec("food101", "food101", 101, ("train", "validation"), 224, 200,
