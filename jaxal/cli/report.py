@@ -16,11 +16,10 @@ from typing import Optional
 
 import numpy as np
 
-from jaxal import metrics
+from jaxal import _plotting, metrics
 from jaxal.cli import labels, train_predict, workdir
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError
 from jaxal.datasets import images
-from jaxal.experiments import plots
 
 
 def report(wd: Workdir, *, labels_csv: str, classes_file: str,
@@ -57,8 +56,8 @@ def report(wd: Workdir, *, labels_csv: str, classes_file: str,
   workdir.remember_classes(wd, classes, classes_file)
   os.makedirs(wd.file("report"), exist_ok=True)
   if plot:
-    out["chart"] = plots.labeled_per_class(classes, counts,
-                                           wd.file("report", "class_counts.png"))
+    out["chart"] = labeled_per_class(classes, counts,
+                                     wd.file("report", "class_counts.png"))
   wd.write(os.path.join("report", "report.json"), out)
   log(f"report: {out['labeled']} labeled, {out['classes_found']} of {k} classes "
       f"found, imbalance ratio {out['imbalance_ratio']:.3f}"
@@ -154,3 +153,20 @@ def _scored_features(wd: Workdir, pool: Pool, classes: list[str],
   idx = np.asarray(sorted(truth), np.int64)
   names = [meta["classes"][c] for c in svm.predict(feats[idx])]
   return _scored(truth, dict(zip(idx.tolist(), names)), classes, test_labels)
+
+
+def labeled_per_class(classes: list[str], counts: np.ndarray, path: str) -> str:
+  """Writes a bar chart of `counts` (labeled images of each of `classes`),
+  largest first, titled with the total and the classes found."""
+  plt = _plotting.pyplot()
+  counts = np.asarray(counts)
+  order = np.argsort(-counts, kind="stable")
+  fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * len(classes) + 1.5), 4.0))
+  ax.bar(range(len(order)), counts[order], color="tab:blue")
+  ax.set_xticks(range(len(order)))
+  ax.set_xticklabels([classes[i] for i in order], rotation=90, fontsize=7)
+  ax.set_ylabel("labeled images")
+  ax.set_title(f"labeled images per class\n{int(counts.sum())} in all, "
+               f"{int((counts > 0).sum())} of {len(classes)} classes found",
+               fontsize=10)
+  return _plotting.save(fig, plt, path, rect=None, dpi=100)

@@ -1,4 +1,4 @@
-"""Plots of a sweep's cells (PNG, matplotlib imported only here, only when called).
+"""Plots of a sweep's cells (PNG; matplotlib imported only when one is drawn).
 
 - `accuracy_vs_budget`: ACC_t against the budget for one dataset and pool, one
   line per method (mean over seeds, +- std as a band), before and after
@@ -6,8 +6,6 @@
 - `class_counts`: labeled images per class chosen by one method before and after
   balancing, classes sorted by their size in the pool (the imbalance the
   balancing step corrects, method guide §4).
-- `labeled_per_class`: one selection's labeled images per class, largest first
-  (the `jaxal report` chart).
 """
 
 from __future__ import annotations
@@ -17,29 +15,17 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from jaxal import _plotting
 from jaxal.experiments import sweep
 
-
-class PlotsUnavailable(RuntimeError):
-  """matplotlib is not installed."""
-
-
-def _pyplot():
-  try:
-    import matplotlib  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise PlotsUnavailable("plots need matplotlib: pip install matplotlib (it is in "
-                           "requirements.txt)") from e
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
+PlotsUnavailable = _plotting.PlotsUnavailable  # what runner catches
 
 
 def accuracy_vs_budget(rows: Sequence[dict], dataset: str, pool: str, target: str,
                        methods: Sequence[str], path: str,
                        ensemble: bool = False) -> Optional[str]:
   """Writes the ACC_t-against-budget figure to `path`; None if no cell matches."""
-  plt = _pyplot()
+  plt = _plotting.pyplot()
   sel = [r for r in rows if r["dataset"] == dataset and r["pool"] == pool
          and r["target"] == target and bool(int(r["ensemble"])) == ensemble]
   if not any(r["method"] != sweep.FULL for r in sel):
@@ -76,7 +62,7 @@ def accuracy_vs_budget(rows: Sequence[dict], dataset: str, pool: str, target: st
              ncol=min(len(handles), 5), fontsize=8)
   fig.suptitle(f"{dataset}, {pool} pool, {target} target"
                + (", +ens" if ensemble else ""))
-  return _save(fig, plt, path)  # its tight_layout leaves room for the legend
+  return _plotting.save(fig, plt, path)  # its tight_layout leaves room for the legend
 
 
 def class_counts(results: Sequence[dict], dataset: str, pool: str, target: str,
@@ -84,7 +70,7 @@ def class_counts(results: Sequence[dict], dataset: str, pool: str, target: str,
                  seed: Optional[int] = None) -> Optional[str]:
   """Writes the per-class labeled counts figure (from the cells' JSON results,
   which hold `class_counts` and `pool_counts`); None if a side is missing."""
-  plt = _pyplot()
+  plt = _plotting.pyplot()
 
   def find(bal):
     for r in results:
@@ -114,31 +100,4 @@ def class_counts(results: Sequence[dict], dataset: str, pool: str, target: str,
   ax.set_ylabel("labeled images")
   ax.legend(loc="upper right", fontsize=8)
   ax.set_title(f"{method}, b={budget}: labeled images per class ({dataset}, {pool})")
-  return _save(fig, plt, path)
-
-
-def labeled_per_class(classes: Sequence[str], counts: np.ndarray, path: str) -> str:
-  """Writes a bar chart of `counts` (labeled images of each of `classes`),
-  largest first, titled with the total and the classes found."""
-  plt = _pyplot()
-  counts = np.asarray(counts)
-  order = np.argsort(-counts, kind="stable")
-  fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * len(classes) + 1.5), 4.0))
-  ax.bar(range(len(order)), counts[order], color="tab:blue")
-  ax.set_xticks(range(len(order)))
-  ax.set_xticklabels([classes[i] for i in order], rotation=90, fontsize=7)
-  ax.set_ylabel("labeled images")
-  ax.set_title(f"labeled images per class\n{int(counts.sum())} in all, "
-               f"{int((counts > 0).sum())} of {len(classes)} classes found",
-               fontsize=10)
-  return _save(fig, plt, path, rect=None, dpi=100)
-
-
-def _save(fig, plt, path: str, rect=(0, 0.08, 1, 1), dpi: int = 110) -> str:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp.png"
-  fig.tight_layout(rect=rect)
-  fig.savefig(tmp, dpi=dpi)
-  plt.close(fig)
-  os.replace(tmp, path)
-  return path
+  return _plotting.save(fig, plt, path)
