@@ -23,7 +23,7 @@ API_MODULES = (
     "jaxal.coldstart.maxherding", "jaxal.coldstart.coverage", "jaxal.coldstart.kmeans",
     "jaxal.datasets", "jaxal.datasets.catalog", "jaxal.datasets.imbalance",
     "jaxal.datasets.procedural", "jaxal.datasets.images", "jaxal.datasets.pipeline",
-    "jaxal.datasets.split_images", "jaxal.datasets.synthetic", "jaxal.datasets.builders",
+    "jaxal.datasets.split_images", "jaxal.datasets.builders",
     "jaxal.datasets.mit67",
     "jaxal.models", "jaxal.models.resnet", "jaxal.models.train", "jaxal.models.inference",
     "jaxal.models.checkpoint", "jaxal.models.source", "jaxal.models.target",
