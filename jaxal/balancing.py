@@ -38,8 +38,9 @@ blocks instead (`cache_distances=False`), in memory O(N) beyond the features.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Callable, Optional, Union
+from typing import Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -196,6 +197,63 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
     >>> balancing.balanced_select(np.arange(6), feats, truth, 4, num_classes=2)
     array([0, 1, 5, 3])
   """
+  args = _check_args(ranking, features, budget, num_classes, labeled_mask, rule,
+                     majority_distance, batch_size, cache_distances)
+  ask = _make_oracle(oracle, args.n, args.num_classes)
+  return _select(args, ask)
+
+
+def _select(args: _Args, ask) -> np.ndarray:
+  """`balanced_select` on checked arguments: decides `args.batch_size` samples
+  at a time, from the ranking or by the balancing score, and asks for their
+  labels."""
+  pool = _device_pool(args.features)
+  tally = _Tally.empty(args.num_classes, args.features.shape[1])
+  available = ~args.mask
+  dists = None  # [N, N_t], built on the first balancing step (cache_distances)
+  initial = np.flatnonzero(args.mask)
+  if initial.size:
+    tally.record(args.features, initial, ask(initial))
+
+  selected: list[int] = []
+  cursor = 0  # next position in the ranking
+  while len(selected) < args.budget:
+    remaining = args.budget - len(selected)
+    k = min(args.batch_size, remaining)
+    if not switch_to_balancing(tally.counts, remaining):
+      picks, cursor = _ranking_picks(args.ranking, cursor, available, k)
+    elif not args.cache_distances:
+      picks = _picks_recomputed(args, pool, tally, available, k)
+    else:
+      picks, dists = _picks_cached(args, pool, tally, dists, available, k)
+    available[picks] = False
+    tally.record(args.features, picks, ask(picks))
+    selected.extend(picks.tolist())
+  return np.asarray(selected, np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Args:
+  """`balanced_select`'s arguments, checked."""
+  features: np.ndarray  # [N, d] in the working dtype (float64 under x64)
+  ranking: np.ndarray  # unlabeled pool indices, best first
+  mask: np.ndarray  # [N] bool, labeled
+  budget: int
+  num_classes: int
+  rule: str
+  majority_distance: str
+  batch_size: int
+  cache_distances: bool  # resolved from None by the cache's size
+
+  @property
+  def n(self) -> int:
+    return self.features.shape[0]
+
+
+def _check_args(ranking, features, budget, num_classes, labeled_mask, rule,
+                majority_distance, batch_size, cache_distances) -> _Args:
+  """`balanced_select`'s arguments checked (each error names the argument and
+  the fix), the features in the working dtype and `cache_distances` resolved."""
   f = V.check_features(features)
   n = f.shape[0]
   num_classes = V.check_num_classes(num_classes)
@@ -222,66 +280,94 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
   elif not isinstance(cache_distances, (bool, np.bool_)):
     raise ValueError(f"cache_distances must be True, False or None, got "
                      f"{cache_distances!r}.")
-  ask = _make_oracle(oracle, n, num_classes)
-
   dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-  f = np.asarray(f, dtype)
+  return _Args(np.asarray(f, dtype), ranking, mask, budget, num_classes, rule,
+               majority_distance, int(batch_size), bool(cache_distances))
+
+
+class _DevicePool(NamedTuple):
+  """The features on the device and the constants of their distances."""
+  x: jax.Array  # [N, d]
+  x_sq: jax.Array  # [N] squared norms about `mean`
+  mean: jax.Array  # [d] centering vector
+  weights: jax.Array  # [d] unit weights
+  dtype: type  # the working float dtype
+
+
+def _device_pool(f: np.ndarray) -> _DevicePool:
+  """`f` [N, d] on the device, with its mean and centered squared norms."""
+  dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
   # device_put, not jnp.asarray: on CPU it aliases an aligned host array (a
   # memory-mapped pool included) instead of copying N x d floats.
   x = jax.device_put(f)
   mean = jnp.asarray(f.mean(axis=0, dtype=np.float64), dtype)
   weights = jnp.ones((f.shape[1],), dtype)
-  x_sq = distances.centered_sq_norms(x, mean, weights)
-  dists = None  # [N, N_t], built on the first balancing step
+  return _DevicePool(x, distances.centered_sq_norms(x, mean, weights), mean, weights,
+                     dtype)
 
-  counts = np.zeros((num_classes,), np.int64)
-  sums = np.zeros((num_classes, f.shape[1]), np.float64)
-  available = ~mask
-  stale = np.zeros((num_classes,), bool)  # centroid moved since its column
 
-  def record(idx: np.ndarray, labels: np.ndarray):
-    np.add.at(counts, labels, 1)
-    np.add.at(sums, labels, f[idx])
-    stale[labels] = True
+@dataclasses.dataclass
+class _Tally:
+  """The labels so far, per class: count, sum of features (float64, for the
+  centroids) and whether the centroid moved since its cached column."""
+  counts: np.ndarray  # [N_t] int64
+  sums: np.ndarray  # [N_t, d] float64
+  stale: np.ndarray  # [N_t] bool
 
-  initial = np.flatnonzero(mask)
-  if initial.size:
-    record(initial, ask(initial))
+  @classmethod
+  def empty(cls, num_classes: int, d: int) -> "_Tally":
+    return cls(np.zeros((num_classes,), np.int64),
+               np.zeros((num_classes, d), np.float64), np.zeros((num_classes,), bool))
 
-  selected: list[int] = []
-  cursor = 0  # next position in the ranking
-  while len(selected) < budget:
-    remaining = budget - len(selected)
-    k = min(batch_size, remaining)
-    if not switch_to_balancing(counts, remaining):
-      picks = []
-      while len(picks) < k:
-        i = int(ranking[cursor])
-        cursor += 1
-        if available[i]:
-          picks.append(i)
-      picks = np.asarray(picks, np.int64)
-    elif not cache_distances:
-      seen = counts > 0  # an empty class's centroid is never used: 0, not 0 / 0
-      centroids = np.zeros_like(sums)
-      centroids[seen] = sums[seen] / counts[seen, None]
-      picks = np.asarray(_balancing_picks_by_blocks(
-          x, x_sq, mean, weights, jnp.asarray(centroids, dtype), counts, available,
-          rule=rule, majority_distance=majority_distance, k=k)).astype(np.int64)
-    else:
-      if dists is None:
-        dists = jnp.zeros((n, num_classes), dtype)
-      for c in np.flatnonzero(stale & (counts > 0)):
-        dists = _refresh_column(dists, x, x_sq, mean, weights,
-                                jnp.asarray(sums[c] / counts[c], dtype), int(c))
-      stale[:] = False
-      picks = np.asarray(_balancing_picks(
-          dists, counts, available, rule=rule, majority_distance=majority_distance,
-          k=k)).astype(np.int64)
-    available[picks] = False
-    record(picks, ask(picks))
-    selected.extend(picks.tolist())
-  return np.asarray(selected, np.int64)
+  def record(self, f: np.ndarray, idx: np.ndarray, labels: np.ndarray):
+    """Adds the samples `idx` of `f`, labeled `labels`."""
+    np.add.at(self.counts, labels, 1)
+    np.add.at(self.sums, labels, f[idx])
+    self.stale[labels] = True
+
+
+def _ranking_picks(ranking: np.ndarray, cursor: int, available: np.ndarray,
+                   k: int) -> tuple[np.ndarray, int]:
+  """(the next k available samples of the ranking from `cursor`, the cursor
+  after them)."""
+  picks = []
+  while len(picks) < k:
+    i = int(ranking[cursor])
+    cursor += 1
+    if available[i]:
+      picks.append(i)
+  return np.asarray(picks, np.int64), cursor
+
+
+def _picks_recomputed(args: _Args, pool: _DevicePool, tally: _Tally, available,
+                      k: int) -> np.ndarray:
+  """The k best balancing picks, every distance to a centroid recomputed
+  (`cache_distances=False`)."""
+  seen = tally.counts > 0  # an empty class's centroid is never used: 0, not 0 / 0
+  centroids = np.zeros_like(tally.sums)
+  centroids[seen] = tally.sums[seen] / tally.counts[seen, None]
+  return np.asarray(_balancing_picks_by_blocks(
+      pool.x, pool.x_sq, pool.mean, pool.weights, jnp.asarray(centroids, pool.dtype),
+      tally.counts, available, rule=args.rule,
+      majority_distance=args.majority_distance, k=k)).astype(np.int64)
+
+
+def _picks_cached(args: _Args, pool: _DevicePool, tally: _Tally, dists, available,
+                  k: int):
+  """(the k best balancing picks, the [N, N_t] distance cache): the cache
+  (created on the first call, `dists` None) has the columns of moved centroids
+  recomputed first."""
+  if dists is None:
+    dists = jnp.zeros((pool.x.shape[0], tally.counts.shape[0]), pool.dtype)
+  for c in np.flatnonzero(tally.stale & (tally.counts > 0)):
+    dists = _refresh_column(dists, pool.x, pool.x_sq, pool.mean, pool.weights,
+                            jnp.asarray(tally.sums[c] / tally.counts[c], pool.dtype),
+                            int(c))
+  tally.stale[:] = False
+  picks = np.asarray(_balancing_picks(
+      dists, tally.counts, available, rule=args.rule,
+      majority_distance=args.majority_distance, k=k)).astype(np.int64)
+  return picks, dists
 
 
 def _make_oracle(oracle: Oracle, n: int, num_classes: int):

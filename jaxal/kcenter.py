@@ -467,36 +467,65 @@ def kcenter_greedy(features: ArrayLike, budget: int, *,
     array([1, 3])
   """
   f = V.check_features(features)
-  n, d = f.shape
+  n = f.shape[0]
   mask = V.check_mask(labeled_mask, n)
   budget = V.check_budget(budget, int(n - mask.sum()))
   seed = V.check_seed(seed)
   for name, flag in (("normalize", normalize), ("exact", exact)):
     if not isinstance(flag, bool):
       raise ValueError(f"{name} must be a bool, got {flag!r}.")
+  tuning = _check_tuning(tuning)
+
+  dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
+  f = np.asarray(f, dtype=dtype)  # no copy when already float32
+  weights, mean = _metric(f, normalize)
+  labeled, num_labeled = _labeled_indices(mask, tuning.block)
+  first = int(jax.random.randint(jax.random.PRNGKey(seed), (), 0, n))
+  out = _run_kernel(f, mask, weights, mean, labeled, num_labeled, first, budget,
+                    devices=devices, exact=exact, tuning=tuning)
+  selected = np.asarray(out[0])[:budget].astype(np.int64)
+  if not return_stats:
+    return selected
+  return selected, KCenterStats(int(out[1]), int(out[2]), float(out[3]),
+                                int(out[4]))
+
+
+def _check_tuning(tuning: Optional[Tuning]) -> Tuning:
+  """`tuning` validated, or `DEFAULT_TUNING` for None."""
   tuning = DEFAULT_TUNING if tuning is None else tuning
   if not isinstance(tuning, Tuning):
     raise ValueError(f"tuning must be a kcenter.Tuning, got {type(tuning).__name__}.")
-  tuning.validate()
+  return tuning.validate()
 
-  x64 = jax.config.jax_enable_x64
-  dtype = np.float64 if x64 else np.float32
-  f = np.asarray(f, dtype=dtype)  # no copy when already float32
+
+def _metric(f: np.ndarray, normalize: bool):
+  """([d] weights of the squared distance, [d] centering vector) for the pool
+  `f`, in its dtype: unit weights, or per-dimension min-max normalisation (a
+  constant dimension gets weight 0)."""
   if normalize:
     span = f.max(axis=0).astype(np.float64) - f.min(axis=0)
     scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 0.0)
-    weights = np.square(scale).astype(dtype)
+    weights = np.square(scale).astype(f.dtype)
   else:
-    weights = np.ones((d,), dtype)
-  mean = f.mean(axis=0, dtype=np.float64).astype(dtype)
+    weights = np.ones((f.shape[1],), f.dtype)
+  return weights, f.mean(axis=0, dtype=np.float64).astype(f.dtype)
 
+
+def _labeled_indices(mask: np.ndarray, block: int):
+  """(the labeled indices padded to a multiple of `block` with a repeat of the
+  first, as `_kcenter_kernel` takes them; how many are real)."""
   labeled = np.flatnonzero(mask).astype(np.int32)
-  padded = np.zeros((_round_up(max(n, 1), tuning.block),), np.int32)
+  padded = np.zeros((_round_up(max(mask.shape[0], 1), block),), np.int32)
   if labeled.size:
     padded[:] = labeled[0]
     padded[:labeled.size] = labeled
-  first = int(jax.random.randint(jax.random.PRNGKey(seed), (), 0, n))
+  return padded, labeled.size
 
+
+def _run_kernel(f, mask, weights, mean, labeled, num_labeled: int, first: int,
+                budget: int, *, devices, exact: bool, tuning: Tuning):
+  """`_kcenter_kernel`'s outputs for the checked inputs, on `devices` (sharded
+  when there are several) or the default device."""
   x, excluded = f, mask
   if devices is not None and len(devices) > 1:
     # Sharded: eager evaluation (one block, one center per step) so that every
@@ -507,15 +536,10 @@ def kcenter_greedy(features: ArrayLike, budget: int, *,
   # TPUs have no float64: their exact re-scoring stays in float32.
   exact_dtype = "float32" if platform == "tpu" else "float64"
   with jax.enable_x64(True):  # float64 is used only by the exact re-scoring
-    out = _kernel(platform)(x, weights, mean, padded, np.int32(labeled.size),
-                          excluded, np.int32(first), np.int32(budget),
-                          capacity=_capacity(budget), exact_dtype=exact_dtype,
-                          lam=distances.LAMBDA if exact else 0.0, tuning=tuning)
-  selected = np.asarray(out[0])[:budget].astype(np.int64)
-  if not return_stats:
-    return selected
-  return selected, KCenterStats(int(out[1]), int(out[2]), float(out[3]),
-                                int(out[4]))
+    return _kernel(platform)(x, weights, mean, labeled, np.int32(num_labeled),
+                             excluded, np.int32(first), np.int32(budget),
+                             capacity=_capacity(budget), exact_dtype=exact_dtype,
+                             lam=distances.LAMBDA if exact else 0.0, tuning=tuning)
 
 
 def _shard_pool(f: np.ndarray, mask: np.ndarray, devices):

@@ -32,7 +32,8 @@ from jaxal.coldstart import _inputs, coverage
 def maxherding(features, budget: int, *, labeled_mask=None, bandwidth: float = 1.0,
                normalize: bool = True, lazy: bool = True,
                devices: Optional[Sequence[jax.Device]] = None,
-               return_stats: bool = False):
+               return_stats: bool = False,
+               tuning: Optional[coverage.Tuning] = None):
   """Selects `budget` unlabeled points with MaxHerding (module docstring).
 
   Args:
@@ -44,6 +45,8 @@ def maxherding(features, budget: int, *, labeled_mask=None, bandwidth: float = 1
     lazy: lazy greedy (default) or plain greedy (reference).
     devices: shard the pool by rows over these devices.
     return_stats: also return the `coverage.CoverageStats`.
+    tuning: the greedy's block sizes (`coverage.Tuning`; default
+      `coverage.DEFAULT_TUNING`).
 
   Returns:
     numpy int64 array of `budget` pool indices in selection order.
@@ -53,5 +56,5 @@ def maxherding(features, budget: int, *, labeled_mask=None, bandwidth: float = 1
   f, mask, budget = _inputs.pool(features, budget, labeled_mask, normalize)
   picks, stats = coverage.greedy(f, budget, kind="gaussian", param=1.0 / h ** 2,
                                  labeled_mask=mask,
-                                 lazy=lazy, devices=devices)
+                                 lazy=lazy, devices=devices, tuning=tuning)
   return (picks, stats) if return_stats else picks

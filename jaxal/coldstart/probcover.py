@@ -119,7 +119,9 @@ def probcover(features, budget: int, *, labeled_mask=None, seed: int = 0,
               num_classes: Optional[int] = None, normalize: bool = True,
               kmeans_iters: int = 100, lazy: bool = True,
               devices: Optional[Sequence[jax.Device]] = None,
-              return_info: bool = False):
+              return_info: bool = False,
+              tuning: Optional[coverage.Tuning] = None,
+              kmeans_tuning: Optional[kmeans_lib.Tuning] = None):
   """Selects `budget` unlabeled points with ProbCover (module docstring).
 
   Args:
@@ -135,6 +137,10 @@ def probcover(features, budget: int, *, labeled_mask=None, seed: int = 0,
     lazy: lazy greedy (default) or plain greedy (reference).
     devices: shard the pool by rows over these devices.
     return_info: also return a `ProbCoverInfo`.
+    tuning: the greedy's block sizes (`coverage.Tuning`; default
+      `coverage.DEFAULT_TUNING`).
+    kmeans_tuning: the pseudo-label k-means' block size (`kmeans.Tuning`;
+      default `kmeans.DEFAULT_TUNING`).
 
   Returns:
     numpy int64 array of `budget` pool indices in selection order (and the info).
@@ -142,6 +148,8 @@ def probcover(features, budget: int, *, labeled_mask=None, seed: int = 0,
   f, mask, budget = _inputs.pool(features, budget, labeled_mask, normalize)
   n = f.shape[0]
   seed = V.check_seed(seed)
+  tuning = coverage.check_tuning(tuning)
+  kmeans_tuning = kmeans_lib.check_tuning(kmeans_tuning, "kmeans_tuning")
   if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) \
       or not 0 < alpha <= 1:
     raise ValueError(f"alpha must be in (0, 1], got {alpha!r}; the paper uses 0.95.")
@@ -156,10 +164,11 @@ def probcover(features, budget: int, *, labeled_mask=None, seed: int = 0,
                        f"purity, got {num_classes!r}; pass the number of classes "
                        "or delta=.")
     pseudo = kmeans_lib.kmeans(f, int(num_classes), seed=seed, max_iter=kmeans_iters,
-                               devices=devices).labels
+                               devices=devices, tuning=kmeans_tuning).labels
     delta, purity = purity_delta(f, pseudo, alpha, devices=devices)
   picks, stats = coverage.greedy(f, budget, kind="tophat", param=float(delta) ** 2,
-                                 labeled_mask=mask, lazy=lazy, devices=devices)
+                                 labeled_mask=mask, lazy=lazy, devices=devices,
+                                 tuning=tuning)
   if not return_info:
     return picks
   return picks, ProbCoverInfo(float(delta), purity,

@@ -132,7 +132,8 @@ def typiclust(features, budget: int, *, labeled_mask=None, seed: int = 0,
               neighbors: int = 20, neighbor_rule: str = "half", squared: bool = True,
               normalize: bool = True, clusters: Optional[np.ndarray] = None,
               kmeans_iters: int = 100,
-              devices: Optional[Sequence[jax.Device]] = None) -> np.ndarray:
+              devices: Optional[Sequence[jax.Device]] = None,
+              kmeans_tuning: Optional[kmeans_lib.Tuning] = None) -> np.ndarray:
   """Selects `budget` unlabeled points with TypiClust (module docstring).
 
   Args:
@@ -152,6 +153,8 @@ def typiclust(features, budget: int, *, labeled_mask=None, seed: int = 0,
     clusters: optional [N] int precomputed cluster labels (skips k-means).
     kmeans_iters: most Lloyd iterations of k-means.
     devices: shard k-means over these devices.
+    kmeans_tuning: k-means' block size (`kmeans.Tuning`; default
+      `kmeans.DEFAULT_TUNING`).
 
   Returns:
     numpy int64 array of `budget` pool indices in selection order.
@@ -159,6 +162,7 @@ def typiclust(features, budget: int, *, labeled_mask=None, seed: int = 0,
   f, mask, budget = _inputs.pool(features, budget, labeled_mask, normalize)
   n = f.shape[0]
   seed = V.check_seed(seed)
+  kmeans_tuning = kmeans_lib.check_tuning(kmeans_tuning, "kmeans_tuning")
   if neighbor_rule not in NEIGHBOR_RULES:
     raise ValueError(f"neighbor_rule must be one of {NEIGHBOR_RULES}, got "
                      f"{neighbor_rule!r}.")
@@ -177,7 +181,7 @@ def typiclust(features, budget: int, *, labeled_mask=None, seed: int = 0,
       raise ValueError(f"TypiClust needs K = {k} clusters but the pool has {n} points; "
                        "pass a smaller budget or max_clusters.")
     clusters = kmeans_lib.kmeans(f, k, seed=seed, max_iter=kmeans_iters,
-                                 devices=devices).labels
+                                 devices=devices, tuning=kmeans_tuning).labels
   else:
     clusters = np.asarray(clusters)
     if clusters.shape != (n,) or not np.issubdtype(clusters.dtype, np.integer):

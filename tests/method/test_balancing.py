@@ -1,10 +1,16 @@
-"""Balancing step (METHOD.md section 4) on hand-made clusters and hand-worked cases."""
+"""Balancing step (method guide section 4) on hand-made clusters and hand-worked
+cases."""
+
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from jaxal import metrics
 from jaxal.balancing import balanced_select, switch_to_balancing
+from tests.conftest import ROOT, subprocess_env
 
 
 def test_switch_rule_hand_computed():
@@ -164,11 +170,52 @@ def test_batched_annotator():
   assert metrics.imbalance_ratio(y[got], 3) < metrics.imbalance_ratio(y[ranking[:30]], 3)
 
 
+_IN_A_FRESH_PROCESS = r"""
+import json
+from jaxal.balancing import balanced_select
+from tests.method.test_balancing import clusters
+x, y, ranking = clusters(3)
+print(json.dumps(balanced_select(ranking, x, y, 40, 3).tolist()))
+"""
+
+
 def test_deterministic():
+  """No seed: the picks are a function of the inputs, the same in another
+  process; they follow the ranking's order in ranking mode, ignore it in
+  balancing mode, and take the lowest index among exactly tied scores."""
   x, y, ranking = clusters(3)
   a = balanced_select(ranking, x, y, 40, 3)
   b = balanced_select(ranking, x, y, 40, 3)
   np.testing.assert_array_equal(a, b)
+  out = subprocess.run([sys.executable, "-c", _IN_A_FRESH_PROCESS], check=True,
+                       capture_output=True, text=True, timeout=300, cwd=ROOT,
+                       env=subprocess_env())
+  np.testing.assert_array_equal(json.loads(out.stdout.strip().splitlines()[-1]), a)
+
+  # Swap two ranking entries of the same class: the ranking-mode picks swap with
+  # them, the counts (so the switch) and the balancing picks stay.
+  n_rank = next(i for i, j in enumerate(a) if j != ranking[i])
+  assert n_rank > 2 and y[ranking[0]] == y[ranking[2]]
+  swapped = ranking.copy()
+  swapped[[0, 2]] = ranking[[2, 0]]
+  c = balanced_select(swapped, x, y, 40, 3)
+  np.testing.assert_array_equal(c[:n_rank], swapped[:n_rank])
+  assert c[0] == a[2] and c[2] == a[0]
+  np.testing.assert_array_equal(c[n_rank:], a[n_rank:])
+
+  # Mirror images about the rare centroid's axis tie exactly: the lower index is
+  # picked, whichever of the two it holds, and the ranking's order is ignored.
+  feats = np.array([[0, 0], [0, 0], [0, 0], [0, 10], [1, 12], [-1, 12], [0, 3]],
+                   np.float32)
+  labels = np.array([0, 0, 0, 1, 1, 1, 0])
+  mask = np.arange(7) < 4  # counts [3, 1]: balancing from the first pick
+  for ranking_ in ([4, 5, 6], [6, 5, 4]):
+    got = balanced_select(ranking_, feats, labels, 1, 2, labeled_mask=mask)
+    np.testing.assert_array_equal(got, [4])
+  mirrored = feats[[0, 1, 2, 3, 5, 4, 6]]  # the tied pair's rows swapped
+  got = balanced_select([4, 5, 6], mirrored, labels, 1, 2, labeled_mask=mask)
+  np.testing.assert_array_equal(got, [4])
+  assert mirrored[got[0]].tolist() == [-1, 12]  # now the other point of the pair
 
 
 @pytest.mark.parametrize("kwargs,message", [

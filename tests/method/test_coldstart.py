@@ -2,7 +2,10 @@
 answer is known, float64 brute force, lazy = plain greedy, scikit-activeml where
 the definitions coincide, labeled points, seeds, sharding and bad inputs."""
 
+import json
 import math
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -10,6 +13,8 @@ import pytest
 
 from jaxal import acquisition
 from jaxal.coldstart import coverage, kmeans, maxherding, probcover, typiclust
+from jaxal.errors import InputError
+from tests.conftest import ROOT, subprocess_env
 
 
 def sphere(n, d, seed):
@@ -60,10 +65,11 @@ def test_coverage_greedy_equals_float64_definition_lazy_and_plain(kind, param, b
   mask = np.zeros(240, bool)
   mask[[3, 50, 200]] = True
   want = brute_greedy(x, budget, kind, param, mask)
+  tuning = coverage.Tuning(rows=64, tile=tile)
   lazy, st = coverage.greedy(x, budget, kind=kind, param=param, labeled_mask=mask,
-                             rows=64, tile=tile)
+                             tuning=tuning)
   plain, st_plain = coverage.greedy(x, budget, kind=kind, param=param,
-                                    labeled_mask=mask, lazy=False, rows=64, tile=tile)
+                                    labeled_mask=mask, lazy=False, tuning=tuning)
   np.testing.assert_array_equal(lazy, want)
   np.testing.assert_array_equal(plain, want)
   assert st.evaluations < st_plain.evaluations  # lazy did less work
@@ -78,9 +84,10 @@ def test_lazy_equals_plain_on_many_exact_ties():
   x = np.random.default_rng(0).integers(0, 3, size=(200, 4)).astype(np.float32)
   mask = np.zeros(200, bool)
   for kind, param in (("tophat", 1.5), ("gaussian", 0.7)):
-    lazy, _ = coverage.greedy(x, 40, kind=kind, param=param, labeled_mask=mask, rows=32)
+    lazy, _ = coverage.greedy(x, 40, kind=kind, param=param, labeled_mask=mask,
+                              tuning=coverage.Tuning(rows=32))
     plain, _ = coverage.greedy(x, 40, kind=kind, param=param, labeled_mask=mask,
-                               lazy=False, rows=32)
+                               lazy=False, tuning=coverage.Tuning(rows=32))
     np.testing.assert_array_equal(lazy, plain)
     if kind == "tophat":
       np.testing.assert_array_equal(lazy, brute_greedy(x, 40, kind, param, mask))
@@ -118,9 +125,91 @@ def test_accelerator_block_sizes_give_the_same_picks(monkeypatch):
 
 def test_tile_must_divide_rows():
   x = sphere(50, 4, 0)
-  with pytest.raises(ValueError, match="tile must be a power of two dividing rows"):
+  with pytest.raises(ValueError, match=r"tuning\.tile must be a power of two dividing "
+                     r"rows=64, got 128; pass a smaller tile"):
     coverage.greedy(x, 3, kind="tophat", param=0.5, labeled_mask=np.zeros(50, bool),
-                    rows=64, tile=48)
+                    tuning=coverage.Tuning(rows=64, tile=128))
+  with pytest.raises(ValueError, match=r"tuning\.tile must be a power of two \(or "
+                     r"None\), got 48; pass e\.g\. 32"):
+    coverage.greedy(x, 3, kind="tophat", param=0.5, labeled_mask=np.zeros(50, bool),
+                    tuning=coverage.Tuning(rows=64, tile=48))
+
+
+@pytest.mark.parametrize("call,field,message", [
+    (lambda x: coverage.greedy(x, 3, kind="tophat", param=0.5,
+                               labeled_mask=np.zeros(len(x), bool),
+                               tuning=coverage.Tuning(evals=0)),
+     "tuning.evals", r"tuning\.evals must be a positive int, got 0; the default is 16"),
+    (lambda x: coverage.greedy(x, 3, kind="tophat", param=0.5,
+                               labeled_mask=np.zeros(len(x), bool),
+                               tuning=coverage.Tuning(rows=2.5)),
+     "tuning.rows", r"tuning\.rows must be a positive int or None, got 2\.5"),
+    (lambda x: maxherding.maxherding(x, 3, tuning=coverage.Tuning(gauss_bound=-1e-4)),
+     "tuning.gauss_bound", r"tuning\.gauss_bound must be a finite float >= 0, got "
+     r"-0\.0001; the default is 0\.0001"),
+    (lambda x: maxherding.maxherding(x, 3, tuning=coverage.Tuning(chunk=True)),
+     "tuning.chunk", r"tuning\.chunk must be a positive int, got True"),
+    # the k-means' tuning where the greedy's is wanted, and the other way round
+    (lambda x: maxherding.maxherding(x, 3, tuning=kmeans.Tuning()),
+     "tuning", r"tuning must be a jaxal\.coldstart\.coverage\.Tuning or None, got "
+     r"Tuning; build one with coverage\.Tuning"),
+    (lambda x: probcover.probcover(x, 3, delta=0.5, tuning=(1024, 16)),
+     "tuning", r"coverage\.Tuning or None, got tuple"),
+    (lambda x: kmeans.kmeans(x, 3, tuning=coverage.Tuning()),
+     "tuning", r"tuning must be a jaxal\.coldstart\.kmeans\.Tuning or None"),
+    (lambda x: kmeans.kmeans(x, 3, tuning=kmeans.Tuning(cpu_rows=0)),
+     "tuning.cpu_rows", r"tuning\.cpu_rows must be a positive int, got 0; the "
+     r"default is 2048"),
+    # checked before the k-means runs, even where only the greedy would use it
+    (lambda x: probcover.probcover(x, 3, num_classes=3,
+                                   kmeans_tuning=kmeans.Tuning(rows=-8)),
+     "kmeans_tuning.rows", r"kmeans_tuning\.rows must be a positive int or None, "
+     r"got -8"),
+    (lambda x: typiclust.typiclust(x, 3, kmeans_tuning=kmeans.Tuning(rows=0)),
+     "kmeans_tuning.rows", r"kmeans_tuning\.rows must be a positive int or None, "
+     r"got 0"),
+    (lambda x: typiclust.typiclust(x, 3, kmeans_tuning=coverage.Tuning()),
+     "kmeans_tuning", r"kmeans_tuning must be a jaxal\.coldstart\.kmeans\.Tuning"),
+])
+def test_bad_tuning_is_refused_naming_the_field(call, field, message):
+  x = sphere(40, 4, 3)
+  with pytest.raises(InputError, match=message) as e:
+    call(x)
+  assert e.value.field == field
+
+
+def test_budgets_of_one_bucket_share_one_compilation(monkeypatch):
+  """The budget is an argument of the greedy's compiled kernel (only the
+  selection buffer's size, `_capacity(budget)`, is static), and a greedy's picks
+  for budget b are the first b of a larger budget's, second cover included.
+  k-means' max_iter is an argument too."""
+  traces = []
+
+  def counted(fn):
+    def traced(*args, **kwargs):
+      traces.append(fn.__name__)
+      return fn(*args, **kwargs)
+    return traced
+  # pools of sizes no other test uses, so that their kernels are compiled here
+  monkeypatch.setattr(coverage, "_greedy_local", counted(coverage._greedy_local))
+  monkeypatch.setattr(kmeans, "_kmeans_local", counted(kmeans._kmeans_local))
+  x = sphere(97, 5, 11)
+  mask = np.zeros(97, bool)
+  mask[[4, 60]] = True
+  picks, resets = {}, {}
+  for budget in (40, 3, 17, 25):
+    picks[budget], st = coverage.greedy(x, budget, kind="tophat", param=0.6,
+                                        labeled_mask=mask)
+    resets[budget] = st.resets
+  assert traces == ["_greedy_local"]
+  assert resets == {40: 2, 3: 0, 17: 0, 25: 1}  # second and third covers included
+  for budget in (3, 17, 25):
+    np.testing.assert_array_equal(picks[budget], picks[40][:budget])
+  assert coverage._capacity(1) == coverage._capacity(1024) == 1024
+  assert coverage._capacity(1025) == 2048
+  runs = [kmeans.kmeans(x[:93], 5, seed=1, max_iter=m) for m in (1, 2, 100)]
+  assert traces == ["_greedy_local", "_kmeans_local"]
+  assert [r.iterations for r in runs[:2]] == [1, 2] and runs[2].iterations > 2
 
 
 def test_sharded_equals_one_device():
@@ -270,17 +359,65 @@ def test_maxherding_with_labeled_points_equals_definition():
   np.testing.assert_array_equal(picks, brute_greedy(x, 20, "gaussian", 1 / 0.49, mask))
 
 
-@pytest.mark.parametrize("method", acquisition.COLD_START)
-def test_through_acquisition_seeded_and_deterministic(method):
-  x = sphere(200, 8, 8)
-  mask = np.zeros(200, bool)
+SEEDS = (1, 2)
+
+
+def seeded_selections() -> dict:
+  """{"method/seed": picks} on a tiny pool with labeled points: the cold-start
+  methods and, for comparison, the other seeded ones (random; core-set with no
+  labeled point, where the seed draws its first center)."""
+  x = sphere(120, 8, 8)
+  mask = np.zeros(120, bool)
   mask[:10] = True
-  a = acquisition.select(method, budget=15, features=x, labeled_mask=mask, seed=1,
-                         num_classes=4)
-  b = acquisition.select(method, budget=15, features=x, labeled_mask=mask, seed=1,
-                         num_classes=4)
-  np.testing.assert_array_equal(a, b)
-  assert len(set(a)) == 15 and not mask[a].any() and a.dtype == np.int64
+  out = {}
+  for m in acquisition.COLD_START + ("random", "coreset"):
+    for s in SEEDS:
+      out[f"{m}/{s}"] = acquisition.select(
+          m, budget=15, features=x, labeled_mask=None if m == "coreset" else mask,
+          seed=s, num_classes=4)
+  return out
+
+
+_IN_A_FRESH_PROCESS = r"""
+import json
+from tests.method.test_coldstart import seeded_selections
+print(json.dumps({k: v.tolist() for k, v in seeded_selections().items()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def selections():
+  """(`seeded_selections()` here, the same computed in a fresh process)."""
+  out = subprocess.run([sys.executable, "-c", _IN_A_FRESH_PROCESS], check=True,
+                       capture_output=True, text=True, timeout=600, cwd=ROOT,
+                       env=subprocess_env())
+  fresh = json.loads(out.stdout.strip().splitlines()[-1])
+  return seeded_selections(), {k: np.asarray(v) for k, v in fresh.items()}
+
+
+@pytest.mark.parametrize("method", acquisition.COLD_START + ("random", "coreset"))
+def test_through_acquisition_seeded_and_deterministic(method, selections):
+  """The same seed gives the same picks in another process; another seed gives
+  other picks where the seed matters (random; core-set's first center; the
+  k-means of TypiClust and ProbCover), and MaxHerding has none."""
+  if method in acquisition.COLD_START:
+    x = sphere(200, 8, 8)
+    mask = np.zeros(200, bool)
+    mask[:10] = True
+    a = acquisition.select(method, budget=15, features=x, labeled_mask=mask, seed=1,
+                           num_classes=4)
+    b = acquisition.select(method, budget=15, features=x, labeled_mask=mask, seed=1,
+                           num_classes=4)
+    np.testing.assert_array_equal(a, b)
+    assert len(set(a)) == 15 and not mask[a].any() and a.dtype == np.int64
+  here, fresh = selections
+  for s in SEEDS:
+    np.testing.assert_array_equal(here[f"{method}/{s}"], fresh[f"{method}/{s}"])
+  first, second = (here[f"{method}/{s}"] for s in SEEDS)
+  if method in acquisition.SEEDED:
+    assert first.tolist() != second.tolist()
+  else:
+    np.testing.assert_array_equal(first, second)
 
 
 @pytest.mark.parametrize("call,message", [
