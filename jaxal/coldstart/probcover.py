@@ -79,7 +79,9 @@ def _nearest_other_local(x, real, labels_all, axis, *, rows: int):
           out, jnp.minimum(_pool.block(out, b, rows), m), b * rows, 0)
     return jax.lax.fori_loop(0, nb, row, out)
 
-  return jax.lax.fori_loop(0, padded // rows, col, jnp.full((local,), jnp.inf, x.dtype))
+  # a one-element tuple: the outputs `_pool.run` maps row-wise (`out_row`)
+  return (jax.lax.fori_loop(0, padded // rows, col,
+                            jnp.full((local,), jnp.inf, x.dtype)),)
 
 
 @functools.lru_cache(maxsize=16)
@@ -97,7 +99,7 @@ def nearest_other_label(features: np.ndarray, labels: np.ndarray, *,
   rows = rows or _pool.square_rows_for(devices, _ROWS)
   lay, x, real, devs = _pool.split(features, devices, rows)
   lab = _pool.pad_rows(np.asarray(labels, np.int32), lay.padded, -1)
-  out = _nearest_other_compiled(lay, devs)(x, real, lab)
+  out, = _nearest_other_compiled(lay, devs)(x, real, lab)
   return np.sqrt(np.asarray(out, np.float64)[:n])
 
 

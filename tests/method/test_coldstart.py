@@ -451,3 +451,22 @@ def test_nan_features_refused():
   for method in acquisition.COLD_START:
     with pytest.raises(ValueError, match="features"):
       acquisition.select(method, budget=3, features=x, num_classes=3)
+
+
+def test_probcover_purity_radius_over_devices_equals_one_device():
+  """ProbCover's purity radius (delta=None) computed over 4 devices: the same
+  picks as on one, and the radius within float32 rounding (each device centres
+  its rows about a mean summed in another order)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jaxal.coldstart import probcover as pc  # pylint: disable=g-import-not-at-top
+  devs = jax.devices()[:4]
+  if len(devs) < 4:
+    pytest.skip("needs 4 devices (tests/conftest.py sets them on CPU)")
+  rng = np.random.default_rng(11)
+  x = np.concatenate([rng.normal(c, 0.3, size=(30, 5)) for c in (0.0, 3.0, 6.0)])
+  x = x.astype(np.float32)
+  one = pc.probcover(x, 6, num_classes=3, seed=2, return_info=True)
+  four = pc.probcover(x, 6, num_classes=3, seed=2, devices=devs, return_info=True)
+  np.testing.assert_array_equal(one[0], four[0])
+  assert four[1].delta == pytest.approx(one[1].delta, rel=1e-5)
+  assert four[1].purity == one[1].purity
