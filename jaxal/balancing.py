@@ -52,6 +52,7 @@ from jaxal import _xla_cpu
 from jaxal import distances
 from jaxal.diversify import _check_ranking
 from jaxal.uncertainty import by_row_blocks
+from jaxal.errors import InputError
 
 RULES = ("ratio", "difference")
 CACHE_LIMIT_BYTES = 256 << 20  # cache_distances=None: the largest [N, N_t] cache
@@ -260,25 +261,25 @@ def _check_args(ranking, features, budget, num_classes, labeled_mask, rule,
   mask = V.check_mask(labeled_mask, n)
   ranking = _check_ranking(ranking, n)
   if mask.any() and mask[ranking].any():  # no [N] temporary without a mask
-    raise ValueError("ranking contains labeled samples (e.g. index "
+    raise InputError("ranking contains labeled samples (e.g. index "
                      f"{int(ranking[mask[ranking]][0])}); rank only the unlabeled "
                      "pool, e.g. with jaxal.acquisition.rank(..., labeled_mask=...).")
   budget = V.check_budget(budget, int(n - mask.sum()))
   if ranking.size < budget:
-    raise ValueError(f"ranking has {ranking.size} entries but budget={budget}; "
+    raise InputError(f"ranking has {ranking.size} entries but budget={budget}; "
                      "pass a ranking at least as long as the budget.")
   if rule not in RULES:
-    raise ValueError(f"rule must be one of {RULES}, got {rule!r}.")
+    raise InputError(f"rule must be one of {RULES}, got {rule!r}.")
   if majority_distance not in MAJORITY_DISTANCES:
-    raise ValueError(f"majority_distance must be one of {MAJORITY_DISTANCES}, got "
+    raise InputError(f"majority_distance must be one of {MAJORITY_DISTANCES}, got "
                      f"{majority_distance!r}.")
   if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
       or batch_size < 1:
-    raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    raise InputError(f"batch_size must be a positive int, got {batch_size!r}.")
   if cache_distances is None:
     cache_distances = n * num_classes * 4 <= CACHE_LIMIT_BYTES
   elif not isinstance(cache_distances, (bool, np.bool_)):
-    raise ValueError(f"cache_distances must be True, False or None, got "
+    raise InputError(f"cache_distances must be True, False or None, got "
                      f"{cache_distances!r}.")
   dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
   return _Args(np.asarray(f, dtype), ranking, mask, budget, num_classes, rule,

@@ -57,6 +57,7 @@ from jax.typing import ArrayLike
 from jaxal import _validation as V
 from jaxal import _xla_cpu
 from jaxal import distances
+from jaxal.errors import InputError
 
 class Tuning(NamedTuple):
   """The kernel's block sizes: they change its speed and memory, never its picks.
@@ -77,9 +78,9 @@ class Tuning(NamedTuple):
     """Checks that every size is a positive int and chunk <= block."""
     for name, v in self._asdict().items():
       if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"tuning.{name} must be a positive int, got {v!r}.")
+        raise InputError(f"tuning.{name} must be a positive int, got {v!r}.")
     if self.chunk > self.block:
-      raise ValueError(f"tuning.chunk ({self.chunk}) must be <= tuning.block "
+      raise InputError(f"tuning.chunk ({self.chunk}) must be <= tuning.block "
                        f"({self.block}), the padding of the labeled indices.")
     return self
 
@@ -473,7 +474,7 @@ def kcenter_greedy(features: ArrayLike, budget: int, *,
   seed = V.check_seed(seed)
   for name, flag in (("normalize", normalize), ("exact", exact)):
     if not isinstance(flag, bool):
-      raise ValueError(f"{name} must be a bool, got {flag!r}.")
+      raise InputError(f"{name} must be a bool, got {flag!r}.")
   tuning = _check_tuning(tuning)
 
   dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
@@ -494,7 +495,7 @@ def _check_tuning(tuning: Optional[Tuning]) -> Tuning:
   """`tuning` validated, or `DEFAULT_TUNING` for None."""
   tuning = DEFAULT_TUNING if tuning is None else tuning
   if not isinstance(tuning, Tuning):
-    raise ValueError(f"tuning must be a kcenter.Tuning, got {type(tuning).__name__}.")
+    raise InputError(f"tuning must be a kcenter.Tuning, got {type(tuning).__name__}.")
   return tuning.validate()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxal import _validation as V
+from jaxal.errors import InputError
 
 
 def normalized(f: np.ndarray) -> np.ndarray:
@@ -20,7 +21,7 @@ def pool(features, budget, labeled_mask, normalize: bool):
   mask = V.check_mask(labeled_mask, f.shape[0])
   budget = V.check_budget(budget, int(f.shape[0] - mask.sum()))
   if not isinstance(normalize, bool):
-    raise ValueError(f"normalize must be a bool, got {normalize!r}.")
+    raise InputError(f"normalize must be a bool, got {normalize!r}.")
   return (normalized(f) if normalize else f), mask, budget
 
 
@@ -28,5 +29,5 @@ def positive(value, name: str, hint: str) -> float:
   """`value` as a float after checking it is finite and > 0."""
   if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
       or not np.isfinite(value) or value <= 0:
-    raise ValueError(f"{name} must be a finite float > 0, got {value!r}; {hint}")
+    raise InputError(f"{name} must be a finite float > 0, got {value!r}; {hint}")
   return float(value)

@@ -270,15 +270,15 @@ def kmeans(features, num_clusters: int, *, seed: int = 0, max_iter: int = 100,
   f = np.asarray(V.check_features(features), np.float32)
   n = f.shape[0]
   if isinstance(num_clusters, bool) or not isinstance(num_clusters, (int, np.integer)):
-    raise ValueError(f"num_clusters must be an int, got {num_clusters!r}.")
+    raise InputError(f"num_clusters must be an int, got {num_clusters!r}.")
   if not 1 <= num_clusters <= n:
-    raise ValueError(f"num_clusters={num_clusters} must be between 1 and the number "
+    raise InputError(f"num_clusters={num_clusters} must be between 1 and the number "
                      f"of points ({n}); pass fewer clusters or more points.")
   if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) \
       or max_iter < 1:
-    raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}.")
+    raise InputError(f"max_iter must be an int >= 1, got {max_iter!r}.")
   if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
-    raise ValueError(f"tol must be a finite float >= 0, got {tol!r}.")
+    raise InputError(f"tol must be a finite float >= 0, got {tol!r}.")
   seed = V.check_seed(seed)
   tuning = check_tuning(tuning)
   rows = tuning.rows or _pool.rows_for(devices, tuning.cpu_rows, num_clusters)

@@ -41,6 +41,7 @@ import numpy as np
 from jaxal import _validation as V
 from jaxal import distances
 from jaxal.coldstart import _inputs, _pool, coverage, kmeans as kmeans_lib
+from jaxal.errors import InputError
 
 _ROWS = 1024
 
@@ -111,7 +112,7 @@ def purity_delta(features: np.ndarray, pseudo_labels: np.ndarray, alpha: float, 
   m = math.ceil(alpha * n - 1e-9)
   delta = float(np.sort(r)[::-1][m - 1])
   if not np.isfinite(delta):
-    raise ValueError("every pseudo-label ball is pure at any radius (one cluster "
+    raise InputError("every pseudo-label ball is pure at any radius (one cluster "
                      "only?); pass delta= explicitly.")
   return delta, float(np.mean(r >= delta))
 
@@ -154,7 +155,7 @@ def probcover(features, budget: int, *, labeled_mask=None, seed: int = 0,
   kmeans_tuning = kmeans_lib.check_tuning(kmeans_tuning, "kmeans_tuning")
   if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) \
       or not 0 < alpha <= 1:
-    raise ValueError(f"alpha must be in (0, 1], got {alpha!r}; the paper uses 0.95.")
+    raise InputError(f"alpha must be in (0, 1], got {alpha!r}; the paper uses 0.95.")
   if delta is not None:
     delta = _inputs.positive(delta, "delta", "or pass delta=None to choose it by "
                              "purity.")
@@ -162,7 +163,7 @@ def probcover(features, budget: int, *, labeled_mask=None, seed: int = 0,
   if delta is None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
         or not 2 <= num_classes <= n:
-      raise ValueError("num_classes must be an int in [2, N] to choose delta by "
+      raise InputError("num_classes must be an int in [2, N] to choose delta by "
                        f"purity, got {num_classes!r}; pass the number of classes "
                        "or delta=.")
     pseudo = kmeans_lib.kmeans(f, int(num_classes), seed=seed, max_iter=kmeans_iters,

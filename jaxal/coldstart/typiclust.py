@@ -32,7 +32,7 @@ Cost: one k-means, then per pick the K nearest neighbours inside one cluster
 (O(n_c^2 d) on device in float64, by blocks of rows), so memory beyond the
 features is O(N) plus one cluster's features. Off the CPU the pool is put on the
 device once and each pick sends only the cluster's indices (the rows are gathered
-there); on a CPU each pick's cluster is gathered on the host as before, so that
+there); on a CPU each pick's cluster is gathered on the host, so that
 no second copy of the pool is made.
 """
 
@@ -48,6 +48,7 @@ import numpy as np
 from jaxal import _validation as V
 from jaxal import distances
 from jaxal.coldstart import _inputs, _pool, kmeans as kmeans_lib
+from jaxal.errors import InputError
 
 NEIGHBOR_RULES = ("half", "all_but_one")
 _ROWS = 256
@@ -164,28 +165,28 @@ def typiclust(features, budget: int, *, labeled_mask=None, seed: int = 0,
   seed = V.check_seed(seed)
   kmeans_tuning = kmeans_lib.check_tuning(kmeans_tuning, "kmeans_tuning")
   if neighbor_rule not in NEIGHBOR_RULES:
-    raise ValueError(f"neighbor_rule must be one of {NEIGHBOR_RULES}, got "
+    raise InputError(f"neighbor_rule must be one of {NEIGHBOR_RULES}, got "
                      f"{neighbor_rule!r}.")
   for name, value, low in (("neighbors", neighbors, 1),
                            ("min_cluster_size", min_cluster_size, 0)):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
         or value < low:
-      raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
+      raise InputError(f"{name} must be an int >= {low}, got {value!r}.")
   if max_clusters is not None and (isinstance(max_clusters, bool) or not isinstance(
       max_clusters, (int, np.integer)) or max_clusters < 1):
-    raise ValueError(f"max_clusters must be an int >= 1 or None, got {max_clusters!r}.")
+    raise InputError(f"max_clusters must be an int >= 1 or None, got {max_clusters!r}.")
   if clusters is None:
     k = int(mask.sum()) + budget
     k = k if max_clusters is None else min(k, int(max_clusters))
     if k > n:
-      raise ValueError(f"TypiClust needs K = {k} clusters but the pool has {n} points; "
+      raise InputError(f"TypiClust needs K = {k} clusters but the pool has {n} points; "
                        "pass a smaller budget or max_clusters.")
     clusters = kmeans_lib.kmeans(f, k, seed=seed, max_iter=kmeans_iters,
                                  devices=devices, tuning=kmeans_tuning).labels
   else:
     clusters = np.asarray(clusters)
     if clusters.shape != (n,) or not np.issubdtype(clusters.dtype, np.integer):
-      raise ValueError(f"clusters must be [N] = [{n}] ints, got shape "
+      raise InputError(f"clusters must be [N] = [{n}] ints, got shape "
                        f"{clusters.shape} and dtype {clusters.dtype}.")
   return _select(f, clusters, mask, budget, min_cluster_size=min_cluster_size,
                  neighbors=neighbors, neighbor_rule=neighbor_rule, squared=squared)
