@@ -1,6 +1,7 @@
 """The architecture, read from the source: which part of jaxal may import which.
 
-    base         jaxal._validation, jaxal.io, jaxal._xla_cpu, jaxal._native
+    base         jaxal._validation, jaxal.errors, jaxal.io, jaxal._array_store,
+                 jaxal._xla_cpu, jaxal._native, jaxal._plotting
     method       jaxal (the package) and the paper's method at its top:
                  acquisition, uncertainty, diversify, _sort, kcenter,
                  distances, balancing, metrics, rounds; jaxal.coldstart.* (the methods
@@ -23,7 +24,8 @@ import pytest
 from tests.conftest import ROOT  # noqa: E402
 PKG = os.path.join(ROOT, "jaxal")
 ORDER = ("base", "method", "datasets", "models", "experiments", "cli")
-BASE = {"jaxal._validation", "jaxal.io", "jaxal._xla_cpu", "jaxal._native"}
+BASE = {"jaxal._validation", "jaxal.errors", "jaxal.io", "jaxal._array_store",
+        "jaxal._xla_cpu", "jaxal._native", "jaxal._plotting"}
 METHOD = {"jaxal", "jaxal.acquisition", "jaxal.uncertainty", "jaxal.diversify",
           "jaxal._sort", "jaxal.kcenter", "jaxal.distances", "jaxal.balancing", "jaxal.metrics",
           "jaxal.rounds"} | {f"jaxal.coldstart{m}" for m in (
