@@ -37,87 +37,102 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import zipfile
 from typing import Iterator, Optional
 
 import numpy as np
 
+from jaxal import _array_store as array_store
 from jaxal import io
 from jaxal.cli.labels import _normalize
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError, digest
 from jaxal.datasets import images
 
 BLOCK_BYTES = 4 << 20  # float64 rows read, checked and written at a time
+_RESULTS = ("paths_digest", "dims", "classes")  # recorded once imported
 
 
 def _block_rows(width: int) -> int:
   return max(1, BLOCK_BYTES // (8 * max(1, width)))
-_RESULTS = ("paths_digest", "dims", "classes")  # recorded once imported
-FORMATS = (".npy", ".npz", ".csv", ".parquet")
 
 
 class _Rows:
-  """One feature file: its paths (with the line each came from) and its array
-  as blocks of rows. Messages name the file by `flag` (and the paths file of a
-  .npy by `paths_flag`)."""
+  """One feature file: its paths as `names` ((path, where it came from: FILE:LINE),
+  in row order) and its array as blocks of rows (`blocks`). Messages name the
+  file by `flag` (and the paths file of a .npy by `paths_flag`). One subclass
+  a format, chosen by extension in `_READERS`."""
 
-  def __init__(self, path: str, paths_file: Optional[str], *,
-               flag: str = "--features", paths_flag: str = "--paths"):
-    self.path = path
-    self.flag = flag
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FORMATS:
-      raise WorkdirError(f"{flag} {path}: unknown format {ext!r}; use one of "
-                         f"{', '.join(FORMATS)}.")
-    if not os.path.isfile(path):
-      raise WorkdirError(f"{flag} {path} is not a file.")
-    if (ext == ".npy") != bool(paths_file):
-      raise WorkdirError(f"{paths_flag} (one image path a line) goes with a .npy "
-                         f"{flag} file, and only with it: the other formats "
-                         "carry their paths.")
-    self.ext = ext
-    self.probs_cols: list[str] = []
-    if ext == ".npy":
-      self._array = _npy(path)
-      with open(paths_file, encoding="utf-8-sig") as f:
-        names = f.read().splitlines()
-      self.names = [(n.strip(), f"{paths_file}:{i + 1}") for i, n in enumerate(names)
-                    if n.strip()]
-      if len(self.names) != self._array.shape[0]:
-        raise WorkdirError(f"{paths_flag} {paths_file}: {len(self.names)} paths for "
-                           f"{self._array.shape[0]} rows of {path}.")
-    elif ext == ".npz":
-      self._open_npz()
-    elif ext == ".csv":
-      self._open_csv()
-    else:
-      self._open_parquet()
+  takes_paths_file = False  # whether the paths come from a separate file
 
-  # ------------------------------------------------------------ formats
-  def _open_npz(self):
-    with np.load(self.path) as z:
+  def __init__(self, path: str, paths_file: Optional[str], *, flag: str,
+               paths_flag: str):
+    del paths_file, paths_flag  # the formats that carry their paths
+    self.path, self.flag = path, flag
+    self.names: list[tuple[str, str]] = []
+
+  def blocks(self) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
+    """(float64 features [b, D], probs [b, C] or None) in row order."""
+    raise NotImplementedError
+
+
+class _NpyRows(_Rows):
+  """A .npy [N, D] array, with a paths file (one image path a line)."""
+
+  takes_paths_file = True
+
+  def __init__(self, path: str, paths_file: Optional[str], *, flag: str,
+               paths_flag: str):
+    super().__init__(path, None, flag=flag, paths_flag=paths_flag)
+    self._array = _npy(path)
+    with open(paths_file, encoding="utf-8-sig") as f:
+      names = f.read().splitlines()
+    self.names = [(n.strip(), f"{paths_file}:{i + 1}") for i, n in enumerate(names)
+                  if n.strip()]
+    if len(self.names) != self._array.shape[0]:
+      raise WorkdirError(f"{paths_flag} {paths_file}: {len(self.names)} paths for "
+                         f"{self._array.shape[0]} rows of {path}.")
+
+  def blocks(self):
+    b = _block_rows(self._array.shape[1])
+    for s in range(0, self._array.shape[0], b):
+      yield np.asarray(self._array[s:s + b], np.float64), None
+
+
+class _NpzRows(_Rows):
+  """An .npz of `features` (or `embeddings`), `paths` and optionally `probs`,
+  decompressed as a stream."""
+
+  def __init__(self, path: str, paths_file: Optional[str], *, flag: str,
+               paths_flag: str):
+    super().__init__(path, paths_file, flag=flag, paths_flag=paths_flag)
+    with np.load(path) as z:
       key = next((k for k in ("features", "embeddings") if k in z.files), None)
       if key is None or "paths" not in z.files:
-        raise WorkdirError(f"{self.flag} {self.path}: an .npz needs arrays "
-                           f"'features' (or 'embeddings') and 'paths'; it has "
-                           f"{z.files}.")
-      self.names = [(str(p), f"{self.path}:row {i}") for i, p in enumerate(z["paths"])]
-      self._npz_keys = {"features": key, "probs": "probs" if "probs" in z.files else None}
-    _npz_header(self.path, key, self.flag)
+        raise WorkdirError(f"{flag} {path}: an .npz needs arrays 'features' (or "
+                           f"'embeddings') and 'paths'; it has {z.files}.")
+      self.names = [(str(p), f"{path}:row {i}") for i, p in enumerate(z["paths"])]
+      self._keys = {"features": key, "probs": "probs" if "probs" in z.files else None}
+    _npz_header(path, key, flag)
 
-  def _open_csv(self):
-    with open(self.path, newline="", encoding="utf-8-sig") as f:
-      header = next(csv.reader(f), None)
-      if not header:
-        raise WorkdirError(f"{self.flag} {self.path}:1: empty file; the first line "
-                           "names the columns (path, embedding_0, ...).")
-      self._set_columns(header)
-      col, self.names = self.path_col, []
-      for i, row in enumerate(csv.reader(f)):
-        if row:
-          self.names.append((row[col] if col < len(row) else "",
-                             f"{self.path}:{i + 2}"))
+  def blocks(self):
+    keys = self._keys
+    (n, d), _ = _npz_header(self.path, keys["features"], self.flag)
+    if len(self.names) != n:
+      raise WorkdirError(f"{self.flag} {self.path}: {len(self.names)} paths for "
+                         f"{n} rows of '{keys['features']}'.")
+    if keys["probs"] and _npz_header(self.path, keys["probs"],
+                                     self.flag)[0][0] != n:
+      raise WorkdirError(f"{self.flag} {self.path}: 'probs' has other rows than "
+                         f"'{keys['features']}'.")
+    rows = _block_rows(d)
+    probs = (_npz_blocks(self.path, keys["probs"], rows, self.flag)
+             if keys["probs"] else None)
+    for f in _npz_blocks(self.path, keys["features"], rows, self.flag):
+      yield f, None if probs is None else next(probs)
+
+
+class _Columns(_Rows):
+  """A table: a path column, feature columns and `prob_*` columns."""
 
   def _set_columns(self, header, list_col: Optional[str] = None):
     """The path, feature and probability columns of `header` (features in
@@ -135,45 +150,24 @@ class _Rows:
       raise WorkdirError(f"{self.flag} {self.path}:1: no feature columns besides "
                          f"{header[col]!r}.")
 
-  def _open_parquet(self):
-    try:
-      import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
-    except ImportError:
-      raise WorkdirError(f"{self.flag} {self.path}: reading Parquet needs pyarrow "
-                         "(pip install pyarrow), or write a .npy/.csv.") from None
-    self._pq = pq.ParquetFile(self.path)
-    header = self._pq.schema_arrow.names
-    self.list_col = next((h for h in ("embedding", "features") if h in header), None)
-    self._set_columns(header, self.list_col)
-    paths = self._pq.read(columns=[header[self.path_col]]).column(0).to_pylist()
-    self.names = [(str(p), f"{self.path}:row {i}") for i, p in enumerate(paths)]
 
-  # ------------------------------------------------------------- blocks
-  def blocks(self) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
-    """(float64 features [b, D], probs [b, C] or None) in row order."""
-    if self.ext == ".npy":
-      b = _block_rows(self._array.shape[1])
-      for s in range(0, self._array.shape[0], b):
-        yield np.asarray(self._array[s:s + b], np.float64), None
-    elif self.ext == ".npz":
-      keys = self._npz_keys
-      (n, d), _ = _npz_header(self.path, keys["features"], self.flag)
-      if len(self.names) != n:
-        raise WorkdirError(f"{self.flag} {self.path}: {len(self.names)} paths for "
-                           f"{n} rows of '{keys['features']}'.")
-      if keys["probs"] and _npz_header(self.path, keys["probs"],
-                                       self.flag)[0][0] != n:
-        raise WorkdirError(f"{self.flag} {self.path}: 'probs' has other rows than "
-                           f"'{keys['features']}'.")
-      rows = _block_rows(d)
-      probs = (_npz_blocks(self.path, keys["probs"], rows, self.flag)
-               if keys["probs"] else None)
-      for f in _npz_blocks(self.path, keys["features"], rows, self.flag):
-        yield f, None if probs is None else next(probs)
-    elif self.ext == ".csv":
-      yield from self._csv_blocks()
-    else:
-      yield from self._parquet_blocks()
+class _CsvRows(_Columns):
+  """A CSV: `path` (or Lightly's `filenames`), `embedding_*` (or every other
+  column), `prob_*`; a `labels` column is ignored."""
+
+  def __init__(self, path: str, paths_file: Optional[str], *, flag: str,
+               paths_flag: str):
+    super().__init__(path, paths_file, flag=flag, paths_flag=paths_flag)
+    with open(path, newline="", encoding="utf-8-sig") as f:
+      header = next(csv.reader(f), None)
+      if not header:
+        raise WorkdirError(f"{flag} {path}:1: empty file; the first line names the "
+                           "columns (path, embedding_0, ...).")
+      self._set_columns(header)
+      col = self.path_col
+      for i, row in enumerate(csv.reader(f)):
+        if row:
+          self.names.append((row[col] if col < len(row) else "", f"{path}:{i + 2}"))
 
   def _parse(self, cells, cols, where):
     try:
@@ -183,7 +177,7 @@ class _Rows:
                          f"{len(cells)} columns where the header has "
                          f"{len(self.header)}.") from None
 
-  def _csv_blocks(self):
+  def blocks(self):
     with open(self.path, newline="", encoding="utf-8-sig") as f:
       reader = csv.reader(f)
       next(reader)
@@ -205,7 +199,27 @@ class _Rows:
       if feats:
         yield np.asarray(feats), np.asarray(probs) if probs else None
 
-  def _parquet_blocks(self):
+
+class _ParquetRows(_Columns):
+  """A Parquet file: the CSV's columns, or one list column `embedding` (or
+  `features`); needs pyarrow."""
+
+  def __init__(self, path: str, paths_file: Optional[str], *, flag: str,
+               paths_flag: str):
+    super().__init__(path, paths_file, flag=flag, paths_flag=paths_flag)
+    try:
+      import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      raise WorkdirError(f"{flag} {path}: reading Parquet needs pyarrow "
+                         "(pip install pyarrow), or write a .npy/.csv.") from None
+    self._pq = pq.ParquetFile(path)
+    header = self._pq.schema_arrow.names
+    self.list_col = next((h for h in ("embedding", "features") if h in header), None)
+    self._set_columns(header, self.list_col)
+    paths = self._pq.read(columns=[header[self.path_col]]).column(0).to_pylist()
+    self.names = [(str(p), f"{path}:row {i}") for i, p in enumerate(paths)]
+
+  def blocks(self):
     for batch in self._pq.iter_batches(batch_size=1024):
       if self.list_col is not None:
         col = batch.column(batch.schema.get_field_index(self.list_col))
@@ -221,6 +235,29 @@ class _Rows:
                      for c in self.probs_cols], 1).astype(np.float64)
            if self.probs_cols else None)
       yield f, p
+
+
+_READERS = {".npy": _NpyRows, ".npz": _NpzRows, ".csv": _CsvRows,
+            ".parquet": _ParquetRows}
+FORMATS = tuple(_READERS)
+
+
+def _open_rows(path: str, paths_file: Optional[str], *, flag: str = "--features",
+               paths_flag: str = "--paths") -> _Rows:
+  """The reader of `path`'s format, after checking that it is a file of a known
+  format and that a paths file comes with the formats that need one, only."""
+  ext = os.path.splitext(path)[1].lower()
+  if ext not in _READERS:
+    raise WorkdirError(f"{flag} {path}: unknown format {ext!r}; use one of "
+                       f"{', '.join(FORMATS)}.")
+  if not os.path.isfile(path):
+    raise WorkdirError(f"{flag} {path} is not a file.")
+  reader = _READERS[ext]
+  if reader.takes_paths_file != bool(paths_file):
+    raise WorkdirError(f"{paths_flag} (one image path a line) goes with a .npy "
+                       f"{flag} file, and only with it: the other formats "
+                       "carry their paths.")
+  return reader(path, paths_file, flag=flag, paths_flag=paths_flag)
 
 
 def _path_column(header, where, flag: str = "--features") -> int:
@@ -308,7 +345,7 @@ def read_features(path: str, paths_file: Optional[str] = None, *,
   ignored. The array is the features as the work directory stores them
   (float32), filled block by block.
   """
-  rows = _Rows(path, paths_file, flag=flag, paths_flag=paths_flag)
+  rows = _open_rows(path, paths_file, flag=flag, paths_flag=paths_flag)
   paths = _check_paths(rows, None)
   out, at = None, 0
   for f, _ in rows.blocks():
@@ -351,7 +388,7 @@ def import_features(wd: Workdir, *, features: str, images_dir: str,
   elif os.path.isdir(wd.path) and os.listdir(wd.path):
     raise WorkdirError(f"--workdir {wd.path} is not empty and holds no jaxal "
                        "embedding; pass a new or empty directory.")
-  rows = _Rows(features, paths_file)
+  rows = _open_rows(features, paths_file)
   paths = _check_paths(rows, images_dir)
   n = len(paths)
   extra = _npy(probs) if probs else None
@@ -359,22 +396,17 @@ def import_features(wd: Workdir, *, features: str, images_dir: str,
     raise WorkdirError(f"--probs {probs}: {extra.shape[0]} rows for the {n} rows "
                        f"of {features}.")
   os.makedirs(wd.path, exist_ok=True)
-  tmp = wd.file("embedding") + ".tmp"
-  if os.path.isdir(tmp):
-    shutil.rmtree(tmp)
-  os.makedirs(tmp)
   try:
-    pool_arrays = _write(rows, extra, probs, n, tmp)
+    with array_store.npy_folder(wd.file("embedding")) as folder:
+      pool_arrays = _write(rows, extra, probs, n, folder)
+      io.write_text(wd.file("paths.txt"), "\n".join(paths) + "\n")
+      io.write_text(wd.file("skipped.csv"), "path,reason\n")
+      wd.record("embed", {**setup, "paths_digest": digest("\n".join(paths)),
+                          **pool_arrays})
   except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
     if not os.listdir(wd.path):
       os.rmdir(wd.path)
     raise
-  io.write_text(wd.file("paths.txt"), "\n".join(paths) + "\n")
-  io.write_text(wd.file("skipped.csv"), "path,reason\n")
-  wd.record("embed", {**setup, "paths_digest": digest("\n".join(paths)),
-                      **pool_arrays})
-  os.replace(tmp, wd.file("embedding"))
   log(f"embed: {n} images' features imported from {features} "
       f"({pool_arrays['dims']} dimensions"
       + (f", probabilities over {pool_arrays['classes']} classes" if
@@ -383,47 +415,43 @@ def import_features(wd: Workdir, *, features: str, images_dir: str,
 
 
 def _write(rows: _Rows, extra: Optional[np.ndarray], probs_path: Optional[str],
-           n: int, tmp: str) -> dict:
-  """Checks and writes index/features/probs .npy under `tmp`, block by block."""
+           n: int, folder: array_store.NpyFolder) -> dict:
+  """Checks and writes features/probs/index .npy into `folder`, block by
+  block; returns {"dims": features' width, "classes": probs' width or 0}."""
   out: dict[str, np.ndarray] = {}
   at = 0
   for f, p in rows.blocks():
     if extra is not None:
       p = np.asarray(extra[at:at + len(f)], np.float64)
     if not out:
-      out["features"] = np.lib.format.open_memmap(
-          os.path.join(tmp, "features.npy"), mode="w+", dtype=np.float32,
-          shape=(n, f.shape[1]))
+      out["features"] = folder.create("features", np.float32, (n, f.shape[1]))
       if p is not None:
-        out["probs"] = np.lib.format.open_memmap(
-            os.path.join(tmp, "probs.npy"), mode="w+", dtype=np.float32,
-            shape=(n, p.shape[1]))
+        out["probs"] = folder.create("probs", np.float32, (n, p.shape[1]))
     for name, a in (("features", f), ("probs", p)):
-      if a is None:
-        continue
-      bad = np.flatnonzero(~np.isfinite(a).all(1))
-      if bad.size:
-        where = (rows.names[at + bad[0]][1] if name == "features"
-                 else f"{probs_path or rows.path}:row {at + bad[0]}")
-        raise WorkdirError(f"{where}: {name} not finite.")
-      off = ((a < 0).any(1) | (np.abs(a.sum(1) - 1) > 1e-3)) if name == "probs" \
-          else np.zeros(0, bool)
-      if off.any():
-        k = int(np.flatnonzero(off)[0])
-        raise WorkdirError(f"{probs_path or rows.names[at + k][1]}: row {at + k}'s "
-                           "probabilities are negative or do not sum to 1; pass "
-                           "softmax outputs.")
-      out[name][at:at + len(a)] = a
+      if a is not None:
+        _check_block(rows, name, a, at, probs_path)
+        out[name][at:at + len(a)] = a
     at += len(f)
-  index = np.lib.format.open_memmap(os.path.join(tmp, "index.npy"), mode="w+",
-                                    dtype=np.int64, shape=(n,))
-  index[:] = np.arange(n)
-  for a in (index, *out.values()):
-    a.flush()
-  dims = int(out["features"].shape[1])
-  classes = int(out["probs"].shape[1]) if "probs" in out else 0
-  del index, out
-  for name in os.listdir(tmp):
-    with open(os.path.join(tmp, name), "rb") as fh:
-      os.fsync(fh.fileno())
-  return {"dims": dims, "classes": classes}
+  folder.create("index", np.int64, (n,))[:] = np.arange(n)
+  return {"dims": int(out["features"].shape[1]),
+          "classes": int(out["probs"].shape[1]) if "probs" in out else 0}
+
+
+def _check_block(rows: _Rows, name: str, a: np.ndarray, at: int,
+                 probs_path: Optional[str]) -> None:
+  """Refuses a block of features or probabilities (rows from `at`) holding a
+  value that is not finite, or probabilities that are not a softmax's, naming
+  the row by FILE:LINE."""
+  bad = np.flatnonzero(~np.isfinite(a).all(1))
+  if bad.size:
+    where = (rows.names[at + bad[0]][1] if name == "features"
+             else f"{probs_path or rows.path}:row {at + bad[0]}")
+    raise WorkdirError(f"{where}: {name} not finite.")
+  if name != "probs":
+    return
+  off = (a < 0).any(1) | (np.abs(a.sum(1) - 1) > 1e-3)
+  if off.any():
+    k = int(np.flatnonzero(off)[0])
+    raise WorkdirError(f"{probs_path or rows.names[at + k][1]}: row {at + k}'s "
+                       "probabilities are negative or do not sum to 1; pass "
+                       "softmax outputs.")

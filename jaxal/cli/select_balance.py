@@ -201,19 +201,26 @@ def _write_rows(wd, pool, current, order, keep, state):
 def _round_signals(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, int],
                    settings: train_predict.TargetSettings, log: Log):
   """(features, probs, predicted class names) of the pool by the target model
-  trained on the labels so far; the source's while < 2 classes are labeled."""
+  trained on the labels so far; the source's while < 2 classes are labeled
+  (`target.round_signals` decides)."""
   idx = np.asarray(sorted(have), np.int64)
   y = np.asarray([have[i] for i in idx], np.int64)
-  if np.unique(y).size < 2:
+
+  def finetuned(_idx, _y):  # fit_target caches the model by the labels `have`
+    _, model, variables = train_predict.fit_target(wd, pool, classes, have,
+                                                   settings, log)
+    return train_predict.finetuned_outputs(wd, pool, model, variables)
+
+  got = target.round_signals(
+      idx, y, source=(pool.features, pool.probs),
+      svm_features=lambda: pool.target_features, svm_c=settings.svm_c,
+      finetune=None if settings.kind == "svm" else finetuned)
+  if got.model == "source":
     log("select: fewer than 2 classes labeled so far; this round uses M_S's signals")
     return pool.features, pool.probs, pool.guess_text()
-  if settings.kind == "svm":
-    feats, probs = target.svm_signals(pool.target_features, idx, y, C=settings.svm_c)
-    found = np.unique(y)
-    return feats, probs, [classes[found[k]] for k in np.argmax(probs, 1)]
-  _, model, variables = train_predict.fit_target(wd, pool, classes, have, settings, log)
-  feats, probs = train_predict.finetuned_outputs(wd, pool, model, variables)
-  return feats, probs, [classes[k] for k in np.argmax(probs, 1)]
+  # The SVM scores the classes found so far; the fine-tuned model all of them.
+  columns = np.unique(y) if got.model == "svm" else np.arange(len(classes))
+  return got.features, got.probs, [classes[columns[k]] for k in np.argmax(got.probs, 1)]
 
 
 class _NeedLabels(Exception):

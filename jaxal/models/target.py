@@ -6,6 +6,9 @@
   trained on the same machinery as M_S (`jaxal.models.train.fit`).
 - `svm_signals`: the SVM's view of the pool (features, softmax of its decision
   scores) that later selection rounds rank by (`jaxal.rounds`).
+- `round_signals`: which signals a later round ranks by: the target model's,
+  or the source model's while fewer than two classes are labeled (`jaxal
+  select --rounds` and the experiments' cells both decide here).
 
 The first two give test-set predictions for `jaxal.metrics.accuracy_all_classes`.
 """
@@ -13,7 +16,7 @@ The first two give test-set predictions for `jaxal.metrics.accuracy_all_classes`
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -158,3 +161,43 @@ def svm_signals(features: np.ndarray, labeled: np.ndarray, labels: np.ndarray, *
     return None
   svm = fit_svm(features[labeled], labels, C=C)
   return features, softmax(svm.decision(features))
+
+
+class RoundSignals(NamedTuple):
+  """The pool's signals for the next selection round, and their model."""
+  features: np.ndarray
+  probs: Optional[np.ndarray]
+  model: str  # "source", "svm" or "finetune"
+
+
+def round_signals(labeled: np.ndarray, labels: np.ndarray, *,
+                  source: tuple[np.ndarray, Optional[np.ndarray]],
+                  svm_features: Optional[Callable[[], np.ndarray]] = None,
+                  svm_c: float = 1.0,
+                  finetune: Optional[Callable[[np.ndarray, np.ndarray],
+                                              tuple[np.ndarray, np.ndarray]]] = None
+                  ) -> RoundSignals:
+  """(features, probs) of the pool that a later selection round ranks by
+  (`jaxal.rounds`): the target model's, trained on the labels so far.
+
+  While fewer than two classes are labeled the target model would be a
+  constant and say nothing, so the round ranks by the source model's signals.
+
+  Args:
+    labeled: the pool indices with a label.
+    labels: their labels (target classes).
+    source: M_S's (features, probs) of the pool.
+    svm_features: the SVM target's features of the pool, as a callable read
+      only when the SVM is trained (`svm_signals`); the target when `finetune`
+      is None.
+    svm_c: the SVM's C.
+    finetune: the fine-tuned target instead: (labeled, labels) -> the pool's
+      (features, probs) by M_S fine-tuned on them.
+  """
+  labeled = np.asarray(labeled, np.int64)
+  labels = np.asarray(labels)
+  if np.unique(labels).size < 2:
+    return RoundSignals(*source, "source")
+  if finetune is not None:
+    return RoundSignals(*finetune(labeled, labels), "finetune")
+  return RoundSignals(*svm_signals(svm_features(), labeled, labels, C=svm_c), "svm")

@@ -284,9 +284,9 @@ def test_protocol_caches_are_bounded_keyed_and_keep_no_protocol_alive(tables_wor
   its methods kept every Protocol and its pools alive)."""
   import gc  # pylint: disable=g-import-not-at-top
   import weakref  # pylint: disable=g-import-not-at-top
-  from jaxal.experiments import protocol  # pylint: disable=g-import-not-at-top
+  from jaxal.experiments import _memo, protocol  # pylint: disable=g-import-not-at-top
   made = []
-  cache = protocol._Bounded(2)
+  cache = _memo.Bounded(2)
   for key in ("a", "b", "a", "c", "b"):
     cache.get(key, lambda k=key: made.append(k) or k.upper())
   assert made == ["a", "b", "c", "b"]  # "a" was used again, so "b" went first
