@@ -37,7 +37,7 @@ from absl import app, flags
 from sklearn.metrics import pairwise_distances
 
 from jaxal import _native, _xla_cpu, kcenter, uncertainty
-from jaxal.models import hostmem
+from jaxal import hostmem
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Tiny sizes: checks the script, measures nothing.")

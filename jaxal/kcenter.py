@@ -22,7 +22,7 @@ about 29 bytes per point, tested). Labeled centers are folded in the same way,
 block by block of rows, `Tuning.chunk` per matmul. Compiling the kernel is a fixed cost
 of +37 MiB on CPU with `_xla_cpu.loop_emitter_options` (+200 MiB with XLA:CPU's
 default emitters; tested in a fresh process). On CPU, pass a 64-byte-aligned
-array (`jaxal.models.hostmem`) or XLA copies the features once. Sharded over
+array (`jaxal.hostmem`) or XLA copies the features once. Sharded over
 several devices, the kernel evaluates eagerly (one row-sharded matrix-vector
 product per step).
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxal import _validation as V
-from jaxal.cli.labels import LabelsError
+from jaxal.cli.label_files import LabelsError
 from jaxal.cli.workdir import WorkdirError
 from jaxal.errors import InputError
 from jaxal.experiments import protocol, runner, sweep

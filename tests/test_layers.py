@@ -1,7 +1,8 @@
 """The architecture, read from the source: which part of jaxal may import which.
 
     base         jaxal._validation, jaxal.errors, jaxal.io, jaxal._array_store,
-                 jaxal._xla_cpu, jaxal._native, jaxal._plotting
+                 jaxal._xla_cpu, jaxal._native, jaxal._plotting,
+                 jaxal.hostmem
     method       jaxal (the package) and the paper's method at its top:
                  acquisition, uncertainty, diversify, _sort, kcenter,
                  distances, balancing, metrics, rounds; jaxal.coldstart.* (the methods
@@ -25,12 +26,13 @@ from tests.conftest import ROOT  # noqa: E402
 PKG = os.path.join(ROOT, "jaxal")
 ORDER = ("base", "method", "datasets", "models", "experiments", "cli")
 BASE = {"jaxal._validation", "jaxal.errors", "jaxal.io", "jaxal._array_store",
-        "jaxal._xla_cpu", "jaxal._native", "jaxal._plotting"}
+        "jaxal._xla_cpu", "jaxal._native", "jaxal._plotting",
+        "jaxal.hostmem"}
 METHOD = {"jaxal", "jaxal.acquisition", "jaxal.uncertainty", "jaxal.diversify",
           "jaxal._sort", "jaxal.kcenter", "jaxal.distances", "jaxal.balancing", "jaxal.metrics",
           "jaxal.rounds"} | {f"jaxal.coldstart{m}" for m in (
               "", "._inputs", "._pool", ".kmeans", ".coverage", ".typiclust", ".probcover",
-              ".maxherding")}
+              ".maxherding", ".uherding", ".dropquery")}
 SUBPACKAGES = ("datasets", "models", "experiments", "cli")
 
 

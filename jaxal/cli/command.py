@@ -144,7 +144,7 @@ FLAG_SPECS: dict[str, FlagSpec] = {
     "labels": FlagSpec("string", "CSV of the labels returned so far: header "
                        "path,label; paths as in to_label.csv (UTF-8, with or without a "
                        "byte-order mark). Or a Label Studio JSON/JSON-MIN export "
-                       "(*.json) of to_label.labelstudio.json's tasks."),
+                       "(*.json) of to_label.label_studio.json's tasks."),
     "classes": FlagSpec("string", "Text file, one class name a line. The target "
                         "classes, every class, found or not: needed by balance and by "
                         "label on a selection's first run; elsewhere the work "
@@ -214,7 +214,7 @@ def _require(fv, *names):
 
 
 def _run_import_source(wd, fv):
-  from jaxal.cli import labels  # pylint: disable=g-import-not-at-top
+  from jaxal.cli import label_files  # pylint: disable=g-import-not-at-top
   from jaxal.models import pretrained  # pylint: disable=g-import-not-at-top
   _require(fv, "arch", "weights")
   if fv.arch in ("dinov2", "siglip"):
@@ -231,7 +231,7 @@ def _run_import_source(wd, fv):
         raise InputError("--mean and --std take 3 numbers, e.g. "
                          "--mean=0.5,0.5,0.5.", field=k) from None
   prep = dataclasses.replace(pretrained.DEFAULT_PREPROCESS[fv.arch], **given)
-  classes = labels.read_classes(fv.classes) if fv.classes else None
+  classes = label_files.read_classes(fv.classes) if fv.classes else None
   cfg = pretrained.import_source(fv.arch, fv.weights, wd.path, classes=classes,
                                  preprocess=prep)
   print(f"import-source: {fv.arch} with {cfg['num_classes']} classes from "

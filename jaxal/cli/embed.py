@@ -26,7 +26,7 @@ import numpy as np
 
 from jaxal import _array_store as array_store
 from jaxal import io
-from jaxal.cli import labels, pixels
+from jaxal.cli import label_files, pixels
 from jaxal.cli.workdir import (ARRAYS, NEW_WORKDIR, Log, Pool, Workdir, WorkdirError,
                                 digest)
 from jaxal.datasets import images
@@ -283,5 +283,5 @@ def _skipped_csv(skipped: list[tuple[str, str]]) -> str:
   buf = _io.StringIO()
   w = csv.writer(buf, lineterminator="\n")
   w.writerow(["path", "reason"])
-  w.writerows([labels.to_cell(p), labels.to_cell(r)] for p, r in skipped)
+  w.writerows([label_files.to_cell(p), label_files.to_cell(r)] for p, r in skipped)
   return buf.getvalue()

@@ -44,7 +44,7 @@ import numpy as np
 
 from jaxal import _array_store as array_store
 from jaxal import io
-from jaxal.cli.labels import _normalize
+from jaxal.cli.label_files import _normalize
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError, digest
 from jaxal.datasets import images
 

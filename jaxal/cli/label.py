@@ -1,5 +1,5 @@
 """`jaxal label`: the labeling page in the browser, with the balancing step
-choosing the next images as answers arrive (`jaxal.cli.labeling`).
+choosing the next images as answers arrive (`jaxal.cli.label_page`).
 
 On a work directory that `embed` has filled: makes the selection first when
 there is none (`--method`, `--budget`, as `jaxal select`), then serves the page
@@ -68,7 +68,7 @@ def label(wd: Workdir, *, classes_file: Optional[str], method: Optional[str] = N
           log: Log = print) -> None:
   """Serves the labeling page until interrupted (then writes labels.csv a last
   time); with `export_only`, writes labels.csv from the answers and returns."""
-  from jaxal.cli.labeling import server, session  # pylint: disable=g-import-not-at-top
+  from jaxal.cli.label_page import server, session  # pylint: disable=g-import-not-at-top
   loopback = server.is_loopback(host)
   if not loopback and not token:
     raise WorkdirError(f"--host {host} is not a loopback address: anyone who can "

@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from jaxal import _plotting, metrics
-from jaxal.cli import labels, train_predict, workdir
+from jaxal.cli import label_files, train_predict, workdir
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError
 from jaxal.datasets import images
 
@@ -119,9 +119,9 @@ def _scored_images(wd: Workdir, classes: list[str], test_labels: str,
                        f"{setup.get('features')}; pass the test images' features "
                        "by the same model as --test_features=FILE instead.")
   test_paths = images.scan(test_images)
-  truth = labels.read_labels(test_labels, pool={p: i for i, p in enumerate(test_paths)},
-                             classes=classes, offered=range(len(test_paths)),
-                             root=test_images)
+  index = {p: i for i, p in enumerate(test_paths)}
+  truth = label_files.read_labels(test_labels, pool=index, classes=classes,
+                                  offered=range(len(test_paths)), root=test_images)
   _target_for(wd, classes)
   paths, names, _, errors = train_predict.predict_folder(wd, test_images,
                                                          log=lambda _: None)
@@ -148,8 +148,8 @@ def _scored_features(wd: Workdir, pool: Pool, classes: list[str],
     raise WorkdirError(f"--test_features {test_features} has {feats.shape[1]} "
                        f"features per row; this work directory's have {want} (the "
                        "same model must embed both).")
-  truth = labels.read_labels(test_labels, pool={p: i for i, p in enumerate(paths)},
-                             classes=classes, offered=range(len(paths)))
+  truth = label_files.read_labels(test_labels, pool={p: i for i, p in enumerate(paths)},
+                                  classes=classes, offered=range(len(paths)))
   idx = np.asarray(sorted(truth), np.int64)
   names = [meta["classes"][c] for c in svm.predict(feats[idx])]
   return _scored(truth, dict(zip(idx.tolist(), names)), classes, test_labels)

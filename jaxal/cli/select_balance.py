@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxal import _validation as V
 from jaxal import acquisition, balancing, io, rounds, uncertainty
-from jaxal.cli import labels, labelstudio, train_predict, workdir
+from jaxal.cli import label_files, label_studio, train_predict, workdir
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError
 from jaxal.models import target
 
@@ -88,15 +88,15 @@ def write_to_label(wd: Workdir, pool: Pool, rows: list[tuple]) -> None:
   w.writerow(HEADER)
   dicts = []
   for idx, rank, score, pred, name in rows:
-    w.writerow([labels.to_cell(pool.paths[idx]), rank, score, labels.to_cell(pred),
-                labels.to_cell(name)])
+    w.writerow([label_files.to_cell(pool.paths[idx]), rank, score,
+                label_files.to_cell(pred), label_files.to_cell(name)])
     dicts.append(dict(zip(HEADER, (pool.paths[idx], rank, score, pred, name))))
   io.write_text(wd.file("to_label.csv"), buf.getvalue())
   if not wd.recorded("embed")["tfds"]:
     classes = (wd.recorded("classes") or {}).get("classes")
-    io.write_json(wd.file("to_label.labelstudio.json"),
-                  labelstudio.tasks(dicts, classes=classes,
-                                    model_version=_model_version(wd)))
+    io.write_json(wd.file("to_label.label_studio.json"),
+                  label_studio.tasks(dicts, classes=classes,
+                                     model_version=_model_version(wd)))
 
 
 def _model_version(wd: Workdir) -> str:
@@ -128,7 +128,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
            "rounds": int(num_rounds)}
   if method == "probcover":  # its radius needs the number of target classes
     if num_classes is None and classes_file is not None:
-      num_classes = len(labels.read_classes(classes_file))
+      num_classes = len(label_files.read_classes(classes_file))
     if num_classes is None or num_classes < 2:
       raise WorkdirError("--num_classes: --method=probcover needs the number of "
                          "target classes (>= 2), or --classes=FILE to count them.")

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from jaxal import io
-from jaxal.cli import labels, pixels, workdir
+from jaxal.cli import label_files, pixels, workdir
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError, digest
 from jaxal.datasets import images
 from jaxal.models import inference, source, target, train
@@ -210,9 +210,9 @@ def predict(wd: Workdir, *, images_dir: str, out_csv: str, log: Log = print) -> 
   w = csv.writer(buf, lineterminator="\n")
   w.writerow(["path", "label", "score", "error"])
   for p, n, s in zip(paths, names, scores):
-    w.writerow([labels.to_cell(p), labels.to_cell(n),
+    w.writerow([label_files.to_cell(p), label_files.to_cell(n),
                 "" if not np.isfinite(s) else f"{s:.6g}",
-                labels.to_cell(errors.get(p, ""))])
+                label_files.to_cell(errors.get(p, ""))])
   io.write_text(out_csv, buf.getvalue())
   log(f"predict: {len(paths) - len(errors)} images predicted, {len(errors)} "
       f"unreadable -> {out_csv}")

@@ -15,7 +15,7 @@ resumes:
     selection.json     the acquisition's picks, per round
     balance.json       the balancing step's batches offered so far
     to_label.csv       what to send to the annotators now (and, for an image
-                       folder, to_label.labelstudio.json: the same as Label
+                       folder, to_label.label_studio.json: the same as Label
                        Studio tasks)
     labels.csv         the labeling page's answers (`jaxal label`)
     target/            the trained target model
@@ -40,9 +40,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from jaxal import diversify, io
-from jaxal.cli import labels
+from jaxal.cli import label_files
 from jaxal.errors import InputError
-from jaxal.cli.labeling import store
+from jaxal.cli.label_page import store
 
 
 Log = Callable[[str], None]
@@ -230,7 +230,7 @@ def target_classes(wd: Workdir, classes_file: Optional[str]) -> Optional[list[st
   """The classes file's classes (which must match any recorded ones), else the
   recorded ones, else None."""
   if classes_file:
-    classes = labels.read_classes(classes_file)
+    classes = label_files.read_classes(classes_file)
     wd.check("classes", {"classes": classes},
              hint="The target classes cannot change within a work directory.")
     return classes
@@ -253,9 +253,9 @@ def labeled(wd: Workdir, pool: Pool, labels_csv: str, classes_file: Optional[str
   classes = target_classes(wd, classes_file)
   if labels_csv:  # the labeling page's answers it may lack (a killed server)
     store.bring_up_to_date(labels_csv, log=log)
-  found = labels.read_labels(labels_csv, pool=pool.index, classes=classes,
-                             offered=wd.offered(),
-                             root=wd.recorded("embed")["images"])
+  found = label_files.read_labels(labels_csv, pool=pool.index, classes=classes,
+                                  offered=wd.offered(),
+                                  root=wd.recorded("embed")["images"])
   if classes is None:
     classes = sorted(set(found.values()))
     if len(classes) < 1:

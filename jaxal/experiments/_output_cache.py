@@ -21,10 +21,10 @@ from typing import Callable, Optional
 import numpy as np
 
 from jaxal import _array_store as array_store
-from jaxal import io
+from jaxal import hostmem, io
 from jaxal.datasets import pipeline
 from jaxal.experiments import _memo as memo
-from jaxal.models import hostmem, inference, source
+from jaxal.models import inference, source
 
 
 class _Filled:

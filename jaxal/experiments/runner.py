@@ -24,7 +24,7 @@ from jaxal import _validation as V
 from jaxal import acquisition, io
 from jaxal.datasets import catalog
 from jaxal.errors import InputError
-from jaxal.experiments import protocol, sweep, tables
+from jaxal.experiments import protocol, render, sweep
 
 REAL_DATASETS = ("food101", "cifar100", "imn100", "mit67")
 OFFLINE_DATASETS = ("offline_target", "offline_far")
@@ -64,7 +64,7 @@ def default_targets(datasets: Sequence[str], table: int,
   dataset's default (method guide §5: Food-101 and MIT-67 fine-tuning,
   CIFAR-100 and IMN-100 the SVM; the offline far target fine-tuning). Table
   14 always has its own: the SVM on M_S's and on SimCLR's features."""
-  fixed = tables.SPECS[table].fixed_targets if table in tables.SPECS else ()
+  fixed = render.SPECS[table].fixed_targets if table in render.SPECS else ()
   out = {}
   for d in datasets:
     if fixed:
@@ -82,7 +82,7 @@ def cells(run: TableRun) -> list:
   """Every cell of the run's tables (before sharding)."""
   out = set()
   for n in run.tables:
-    spec = tables.SPECS[n]
+    spec = render.SPECS[n]
     targets = ({d: spec.fixed_targets for d in run.datasets} if spec.fixed_targets
                else run.targets)
     out.update(sweep.expand(
@@ -123,11 +123,11 @@ def check(run: TableRun) -> None:
 def _check_tables(run: TableRun) -> None:
   """The tables, and how their method cells select (rounds, pixels)."""
   for n in run.tables:
-    if n not in tables.SPECS:
+    if n not in render.SPECS:
       raise SetupError(f"tables: {n} is not a table of the paper; use 2-12, 13 "
                        "(the cold-start functions beside the paper's) or 14 (the "
                        "same on SimCLR features of each pool).", field="tables")
-    if run.rounds != 1 and True in tables.SPECS[n].balancing:
+    if run.rounds != 1 and True in render.SPECS[n].balancing:
       raise SetupError(f"rounds={run.rounds}: table {n} uses the balancing step, "
                        "which is single-shot; use rounds > 1 with a table without "
                        "it (2, 6, 7, 8, 10, 12).", field="rounds")
@@ -205,8 +205,8 @@ def _check_offline_source(s: protocol.Settings) -> None:
 def _check_pools(run: TableRun) -> None:
   """Budgets, and SimCLR's batch where a table uses it, against each pool."""
   s = run.settings
-  kinds = sorted({tables.SPECS[n].pool for n in run.tables})
-  uses_ssl = any("ssl" in tables.SPECS[n].features for n in run.tables) or any(
+  kinds = sorted({render.SPECS[n].pool for n in run.tables})
+  uses_ssl = any("ssl" in render.SPECS[n].features for n in run.tables) or any(
       "svm_ssl" in ts for ts in run.targets.values())
   if uses_ssl:
     _check_ssl(s)
@@ -292,7 +292,7 @@ def _check_source(run: TableRun, cfg: dict) -> None:
         f"and {where} holds a {cfg.get('arch')} encoder: jaxal fine-tunes its "
         "ResNets only (the SVM target is a linear SVM on the encoder's frozen "
         "features, the probe of the foundation-model studies).", field="targets")
-  ens = [n for n in run.tables if True in tables.SPECS[n].ensemble]
+  ens = [n for n in run.tables if True in render.SPECS[n].ensemble]
   if kind in ("pretrained", "simclr", "foundation") and ens:
     raise SetupError(
         f"{where} holds " + ("imported weights" if kind == "pretrained" else
@@ -344,7 +344,7 @@ def run_table(run: TableRun, log: Callable[[str], None] = print, *,
   results = of_rounds(every, run.rounds)
   suffix = "" if run.rounds == 1 else f"_rounds{run.rounds}"
   for n in run.tables:
-    table = tables.build(n, results, datasets=run.datasets, budgets=run.budgets,
+    table = render.build(n, results, datasets=run.datasets, budgets=run.budgets,
                          methods=run.methods, targets=run.targets,
                          published=run.settings.data == "real")
     base = os.path.join(run.workdir, "tables", f"table_{n}{suffix}")
@@ -368,7 +368,7 @@ def make_plots(run: TableRun, results, log) -> list:
   first non-random method before and after balancing at the largest budget."""
   from jaxal.experiments import plots  # pylint: disable=g-import-not-at-top
   made = []
-  pools = sorted({tables.SPECS[n].pool for n in run.tables})
+  pools = sorted({render.SPECS[n].pool for n in run.tables})
   try:
     for d in run.datasets:
       for pool in pools:

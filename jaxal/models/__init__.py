@@ -12,7 +12,6 @@
     strided_conv  stride-2 convolutions whose input gradient runs by phases on CPU
     train         optax training under `pmap`: steps, schedules, `fit`
     inference     features and probabilities of a pool, batch by batch
-    hostmem       aligned host buffers for inference outputs
     checkpoint    orbax snapshots with verified manifests (+ens)
     source        M_S: train on the source data, load a train_source run, outputs
     target        the target models: linear SVM on M_S's features, fine-tuning

@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxal import _xla_cpu
 from jaxal.datasets import split_images
-from jaxal.models import hostmem
+from jaxal import hostmem
 from jaxal.errors import InputError
 
 

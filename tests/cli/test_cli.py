@@ -171,7 +171,7 @@ def test_pip_install_gives_the_jaxal_command(tmp_path):
   where = subprocess.run(
       [py, "-c", "import jaxal, jaxal.experiments.paper, sys; print(jaxal.__file__); "
        "print(len(jaxal.experiments.paper.rows(6))); "
-       "print('tensorflow' in sys.modules); import os, jaxal.cli.labeling as l; "
+       "print('tensorflow' in sys.modules); import os, jaxal.cli.label_page as l; "
        "print(sorted(os.listdir(os.path.join(os.path.dirname(l.__file__), 'static'))))"],
       capture_output=True, text=True, cwd=str(tmp_path), env=clean, timeout=300)
   assert where.returncode == 0, where.stderr[-3000:]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from jaxal import acquisition, balancing
-from jaxal.cli import labelstudio
+from jaxal.cli import label_studio
 from jaxal.cli.workdir import Workdir
 from tests.cli import label_fixture as F
 from tests.cli.test_cli import jaxal
@@ -424,11 +424,11 @@ def test_spreadsheet_and_label_studio_labels_files(tmp_path):
   assert code == 0, err
 
   # Label Studio: the tasks jaxal wrote, sorted by rank as the prediction score
-  tasks = json.load(open(os.path.join(wd, "to_label.labelstudio.json")))
+  tasks = json.load(open(os.path.join(wd, "to_label.label_studio.json")))
   assert [t["data"]["jaxal_path"] for t in tasks] == paths
   assert [t["predictions"][0]["score"] for t in tasks] == \
       [float(r["rank"]) for r in rows]
-  assert tasks[0]["data"]["image"] == labelstudio.LOCAL_FILES + urllib.parse.quote(
+  assert tasks[0]["data"]["image"] == label_studio.LOCAL_FILES + urllib.parse.quote(
       paths[0], safe="/")
   # an export made by hand in Label Studio's documented JSON format
   export = []
@@ -510,7 +510,7 @@ def test_named_selections_share_one_embedding(tmp_path):
 
 def test_a_lease_expires_and_the_image_goes_to_another_annotator(tmp_path):
   from jaxal.cli import label  # pylint: disable=g-import-not-at-top
-  from jaxal.cli.labeling import session  # pylint: disable=g-import-not-at-top
+  from jaxal.cli.label_page import session  # pylint: disable=g-import-not-at-top
   wd, truth, cf = F.make(str(tmp_path))
   w = Workdir(wd, "leases")
   batch = label.prepare(w, classes_file=cf, method="margin", budget=4, batch=2,
@@ -630,8 +630,8 @@ def test_csv_cells_are_spreadsheet_safe_and_round_trip(tmp_path):
   """OWASP CSV injection: user text that a spreadsheet would evaluate is written
   with a leading ' and read back exactly, through the page's store and through
   `--labels` (paths and class names that begin with '-' included)."""
-  from jaxal.cli import labels as labels_lib  # pylint: disable=g-import-not-at-top
-  from jaxal.cli.labeling import store  # pylint: disable=g-import-not-at-top
+  from jaxal.cli import label_files as labels_lib  # pylint: disable=g-import-not-at-top
+  from jaxal.cli.label_page import store  # pylint: disable=g-import-not-at-top
   texts = ['=HYPERLINK("http://x")', "+1", "-dir/a.png", "@SUM(A1)", "\tcat",
            "\rdog", "'quoted", "''", "plain", "", "a=b", "-"]
   for t in texts:

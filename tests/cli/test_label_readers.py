@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from jaxal.cli.labels import LabelsError
+from jaxal.cli.label_files import LabelsError
 
 from tests.cli import label_fixture as F
 from tests.cli.test_cli import jaxal
@@ -145,7 +145,7 @@ def test_a_bad_hand_edit_is_refused_by_line_and_other_files_are_left_alone(tmp_p
   """A hand edit the store cannot take (a duplicated image) is refused naming
   its line, before the database changes; a Label Studio export beside the
   page's database, and a read-only look at an up-to-date file, change nothing."""
-  from jaxal.cli.labeling import store  # pylint: disable=g-import-not-at-top
+  from jaxal.cli.label_page import store  # pylint: disable=g-import-not-at-top
   labels = str(tmp_path / "labels.csv")
   st = store.Store(labels, str(tmp_path / "conflicts.csv"), log=lambda m: None)
   for k in range(3):

@@ -1,4 +1,4 @@
-"""The labeling page's answer store (`jaxal.cli.labeling.store`): SIGKILL between
+"""The labeling page's answer store (`jaxal.cli.label_page.store`): SIGKILL between
 any two answers loses nothing acknowledged and duplicates nothing, labels.csv is
 always parseable, hand edits of labels.csv between runs are taken, and labels
 files written before the database existed load."""
@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 
-from jaxal.cli.labeling import store
+from jaxal.cli.label_page import store
 
 from tests.conftest import ROOT  # noqa: E402
 
@@ -38,7 +38,7 @@ def csv_rows(path):
 # kills land inside transactions and inside labels.csv's exports too.
 _KILLER = textwrap.dedent(r"""
   import json, os, random, signal, sqlite3, sys, time
-  from jaxal.cli.labeling import store
+  from jaxal.cli.label_page import store
   labels, trials, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
   rng = random.Random(seed)
   acked, report = [], []

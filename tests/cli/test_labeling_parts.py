@@ -1,4 +1,4 @@
-"""The labeling page's parts on their own (`jaxal.cli.labeling`): the PNG cache
+"""The labeling page's parts on their own (`jaxal.cli.label_page`): the PNG cache
 of a TFDS pool (one pass per batch, whatever the concurrency), the folder
 image check, the answer tally, and the balancing replay, whose batches are
 `balanced_select`'s and which replays the same batches after an undo."""
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jaxal import balancing
-from jaxal.cli.labeling import config, images, replay, tally
+from jaxal.cli.label_page import config, images, replay, tally
 from jaxal.cli.workdir import Pool
 
 

@@ -1,4 +1,4 @@
-"""The labeling page's leases (`jaxal.cli.labeling.leases`), without threads and
+"""The labeling page's leases (`jaxal.cli.label_page.leases`), without threads and
 with a fake clock: one image on one screen at a time, a reload shows the same
 image and renews its lease, a lease that runs out frees the image, skipped
 images come back last, an answer or a closed page ends the lease, an undo hands
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from jaxal.cli.labeling.leases import Leases
+from jaxal.cli.label_page.leases import Leases
 
 
 class Clock:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxal import metrics
-from jaxal.cli import labels as labels_lib
+from jaxal.cli import label_files as labels_lib
 from jaxal.models import target
 from tests.cli.test_cli import jaxal, ok, read_csv, write_csv
 from tests.cli.test_own_model import formats, pool  # noqa: F401  (a fixture)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from jaxal import metrics
-from jaxal.experiments import sweep, tables
+from jaxal.experiments import render, sweep
 
 CSV = """dataset,pool,budget,method,balancing,ensemble,target,seed,acc_t,classes_found,imbalance_ratio,labeled,seconds
 cifar100,imbalanced,0,full,0,0,svm,0,50,100,0.8,22834,1
@@ -37,7 +37,7 @@ def rows(tmp_path):
 
 
 def build(rows, number, **kw):
-  return tables.build(number, rows, datasets=["cifar100"], budgets=[500, 1000],
+  return render.build(number, rows, datasets=["cifar100"], budgets=[500, 1000],
                       methods=["random", "entropy_inv_div"],
                       targets={"cifar100": ("svm",)}, **kw)
 

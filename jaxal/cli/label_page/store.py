@@ -57,10 +57,10 @@ import sqlite3
 from typing import Callable, Optional
 
 from jaxal import io
-from jaxal.cli.labeling import answerdb, export, handedit
+from jaxal.cli.label_page import answerdb, export, handedit
 # The store's vocabulary, for its users (`workdir`, the page, the tests).
-from jaxal.cli.labeling.answerdb import Answer, database_path, now  # noqa: F401
-from jaxal.cli.labeling.export import CONFLICTS_HEADER, LABELS_HEADER  # noqa: F401
+from jaxal.cli.label_page.answerdb import Answer, database_path, now  # noqa: F401
+from jaxal.cli.label_page.export import CONFLICTS_HEADER, LABELS_HEADER  # noqa: F401
 
 
 class Store:

@@ -19,7 +19,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from jaxal import acquisition, balancing
-from jaxal.cli import labels, select_balance, workdir
+from jaxal.cli import label_files, select_balance, workdir
 from jaxal.cli.workdir import Pool, Workdir, WorkdirError
 
 _FLAGS_HINT = "Rerun with the recorded flags (--batch, --rule, --majority_distance)."
@@ -88,8 +88,8 @@ def read_setup(wd: Workdir, *, classes_file: Optional[str], batch: int, rule: st
   root = wd.recorded("embed")["images"]
   labels_path = wd.file("labels.csv")
   if os.path.exists(labels_path):  # as every command would read it
-    labels.read_labels(labels_path, pool=index, classes=classes,
-                       offered=wd.offered(), root=root)
+    label_files.read_labels(labels_path, pool=index, classes=classes,
+                            offered=wd.offered(), root=root)
   flags = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
   wd.check("balance", flags, hint=_FLAGS_HINT)
   method, budget = sel["method"], int(sel["budget"])

@@ -7,7 +7,7 @@
   its path as written in `to_label.csv` (relative to the image folder; an absolute
   path inside it is accepted) and its class name. Further columns (the labeling
   page's `annotator,time`) are ignored.
-- Or a Label Studio JSON export of the tasks jaxal wrote (`labelstudio.py`):
+- Or a Label Studio JSON export of the tasks jaxal wrote (`label_studio.py`):
   any labels file whose name ends in `.json`.
 
 Both files are read as spreadsheets write them: a UTF-8 byte-order mark ("CSV
@@ -194,11 +194,11 @@ def _csv_rows(path: str):
 
 def _json_rows(path: str):
   """(task number, "task N", path, label) of each labeled task of a Label
-  Studio export (`labelstudio.read_export`)."""
-  from jaxal.cli import labelstudio  # pylint: disable=g-import-not-at-top
+  Studio export (`label_studio.read_export`)."""
+  from jaxal.cli import label_studio  # pylint: disable=g-import-not-at-top
   try:
     text = _text(path)
-    for k, (raw, label) in labelstudio.read_export(text):
+    for k, (raw, label) in label_studio.read_export(text):
       yield k, f"task {k}", raw, label
-  except labelstudio.FormatError as e:
+  except label_studio.FormatError as e:
     raise LabelsError(f"{path}:{e}") from None

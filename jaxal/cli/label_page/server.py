@@ -41,8 +41,8 @@ from starlette.datastructures import State
 from starlette.routing import Route
 
 from jaxal.cli import pixels
-from jaxal.cli.labeling import images
-from jaxal.cli.labeling.session import Refused, Session
+from jaxal.cli.label_page import images
+from jaxal.cli.label_page.session import Refused, Session
 
 MAX_BODY = 16 * 1024
 COOKIE = "jaxal_token"

@@ -35,7 +35,7 @@ import time
 from typing import Callable, Optional
 
 from jaxal import metrics
-from jaxal.cli.labeling import config, leases, records, replay, store, tally
+from jaxal.cli.label_page import config, leases, records, replay, store, tally
 from jaxal.cli.workdir import Workdir, WorkdirError
 
 

@@ -24,8 +24,8 @@ import threading
 from typing import Callable, Iterable
 
 from jaxal import io
-from jaxal.cli.labeling import answerdb
-from jaxal.cli.labels import from_cell, to_cell
+from jaxal.cli.label_page import answerdb
+from jaxal.cli.label_files import from_cell, to_cell
 
 LABELS_HEADER = ("path", "label", "annotator", "time")
 CONFLICTS_HEADER = ("path", "label", "annotator", "time", "kept_label",

@@ -83,7 +83,7 @@ def _path_of(data: dict, where: str) -> str:
   url = data.get("image")
   if not isinstance(url, str) or not url:
     raise FormatError(f"{where}: no data.jaxal_path or data.image to name its "
-                      "image; export the tasks jaxal wrote (to_label.labelstudio"
+                      "image; export the tasks jaxal wrote (to_label.label_studio"
                       ".json).")
   parsed = urllib.parse.urlparse(url)
   d = urllib.parse.parse_qs(parsed.query).get("d")

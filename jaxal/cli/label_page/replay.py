@@ -23,7 +23,7 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 
 from jaxal import balancing
-from jaxal.cli.labeling.config import Setup
+from jaxal.cli.label_page.config import Setup
 
 
 class _Restart(Exception):

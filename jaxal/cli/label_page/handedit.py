@@ -15,9 +15,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable, Optional
 
-from jaxal.cli.labeling import answerdb
-from jaxal.cli.labeling.answerdb import Answer
-from jaxal.cli.labels import LabelsError, csv_records
+from jaxal.cli.label_page import answerdb
+from jaxal.cli.label_page.answerdb import Answer
+from jaxal.cli.label_files import LabelsError, csv_records
 
 
 def edited_answers(path: str) -> list[Answer]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from jaxal.cli import select_balance
-from jaxal.cli.labeling.config import Setup
+from jaxal.cli.label_page.config import Setup
 from jaxal.cli.workdir import Workdir
 
 
