@@ -9,7 +9,7 @@ never reaches a jitted kernel and nothing is silently clipped or truncated.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -174,3 +174,33 @@ def check_same_length(**arrays) -> int:
     raise InputError(f"length mismatch among per-sample arguments ({desc}); they "
                      "must describe the same pool, one row per sample.")
   return next(iter(lengths.values())) if lengths else 0
+
+
+def check_int_fields(tuning, fields: Sequence[str], optional: Sequence[str],
+                     default, name: str) -> None:
+  """Each of `fields` of the NamedTuple `tuning` is a positive int (or None
+  for those in `optional`); the error names it `name.field` and gives
+  `default`'s value."""
+  for field in fields:
+    v = getattr(tuning, field)
+    if v is None and field in optional:
+      continue
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+      raise InputError(f"{name}.{field} must be a positive int"
+                       f"{' or None' if field in optional else ''}, got {v!r}; the "
+                       f"default is {getattr(default, field)!r}.",
+                       field=f"{name}.{field}")
+
+
+def check_tuning(tuning, cls: type, default, name: str):
+  """`tuning` validated by its own `validate(name)`, or `default` for None;
+  anything but a `cls` is refused naming `name`."""
+  if tuning is None:
+    return default
+  if not isinstance(tuning, cls):
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    raise InputError(f"{name} must be a {where} or None, got "
+                     f"{type(tuning).__name__}; build one with "
+                     f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__qualname__}(...).",
+                     field=name)
+  return tuning.validate(name)

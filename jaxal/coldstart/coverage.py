@@ -60,6 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxal import _validation as V
 from jaxal import distances
 from jaxal.coldstart import _pool
 from jaxal.errors import InputError
@@ -90,16 +91,8 @@ class Tuning(NamedTuple):
 
   def validate(self, name: str = "tuning") -> "Tuning":
     """Checks each field, naming it as `name.field` in the error; returns self."""
-    for field in ("rows", "cpu_rows", "tile", "evals", "chunk"):
-      v = getattr(self, field)
-      optional = field in ("rows", "tile")
-      if v is None and optional:
-        continue
-      if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise InputError(f"{name}.{field} must be a positive int"
-                         f"{' or None' if optional else ''}, got {v!r}; the default "
-                         f"is {getattr(DEFAULT_TUNING, field)!r}.",
-                         field=f"{name}.{field}")
+    V.check_int_fields(self, ("rows", "cpu_rows", "tile", "evals", "chunk"),
+                       ("rows", "tile"), DEFAULT_TUNING, name)
     if self.tile is not None and self.tile & (self.tile - 1):
       lower = 1 << (int(self.tile).bit_length() - 1)
       raise InputError(f"{name}.tile must be a power of two (or None), got "
@@ -119,13 +112,7 @@ DEFAULT_TUNING = Tuning()
 def check_tuning(tuning: Optional[Tuning], name: str = "tuning") -> Tuning:
   """`tuning` validated, or `DEFAULT_TUNING` for None; errors call the argument
   `name`."""
-  if tuning is None:
-    return DEFAULT_TUNING
-  if not isinstance(tuning, Tuning):
-    raise InputError(f"{name} must be a jaxal.coldstart.coverage.Tuning or None, got "
-                     f"{type(tuning).__name__}; build one with coverage.Tuning(...).",
-                     field=name)
-  return tuning.validate(name)
+  return V.check_tuning(tuning, Tuning, DEFAULT_TUNING, name)
 
 
 @dataclasses.dataclass(frozen=True)

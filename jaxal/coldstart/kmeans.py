@@ -46,15 +46,7 @@ class Tuning(NamedTuple):
   def validate(self, name: str = "tuning") -> "Tuning":
     """Checks that `rows` is a positive int or None and `cpu_rows` a positive
     int, naming the field as `name.field` in the error; returns self."""
-    for field, v in self._asdict().items():
-      optional = field == "rows"
-      if v is None and optional:
-        continue
-      if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise InputError(f"{name}.{field} must be a positive int"
-                         f"{' or None' if optional else ''}, got {v!r}; the default "
-                         f"is {getattr(DEFAULT_TUNING, field)!r}.",
-                         field=f"{name}.{field}")
+    V.check_int_fields(self, ("rows", "cpu_rows"), ("rows",), DEFAULT_TUNING, name)
     return self
 
 
@@ -64,13 +56,7 @@ DEFAULT_TUNING = Tuning()
 def check_tuning(tuning: Optional[Tuning], name: str = "tuning") -> Tuning:
   """`tuning` validated, or `DEFAULT_TUNING` for None; errors call the argument
   `name`."""
-  if tuning is None:
-    return DEFAULT_TUNING
-  if not isinstance(tuning, Tuning):
-    raise InputError(f"{name} must be a jaxal.coldstart.kmeans.Tuning or None, got "
-                     f"{type(tuning).__name__}; build one with kmeans.Tuning(...).",
-                     field=name)
-  return tuning.validate(name)
+  return V.check_tuning(tuning, Tuning, DEFAULT_TUNING, name)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ Every answer is one transaction of the standard library's SQLite, in WAL mode
 with `synchronous=FULL`: the commit's log frame is fsynced before it returns,
 so an answer acknowledged to the page survives a SIGKILL or a power cut, and an
 answer costs one B-tree insert whatever the number of labels (rewriting the
-whole labels file per answer took 21.9 ms at 10,000 labels, and growing).
+whole labels file per answer would grow with the labels: 21.9 ms at 10,000).
 SQLite rather than an append-only journal because an undo is then a DELETE
 rather than a tombstone to replay, a restart reads an index rather than
 re-parsing a log, and a crash mid-write is the database's problem, which it

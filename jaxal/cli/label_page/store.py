@@ -4,15 +4,8 @@ of labels.csv and conflicts.csv (`export.py`), the reading back of a hand-edited
 labels.csv (`handedit.py`); here, the `Store` the page writes its answers to,
 and `bring_up_to_date` for every command that reads labels.csv.
 
-Every answer is one transaction of the standard library's SQLite, in WAL mode
-with `synchronous=FULL`: the commit's log frame is fsynced before `add` returns,
-so an answer acknowledged to the page survives a SIGKILL or a power cut, and an
-answer costs one B-tree insert whatever the number of labels (rewriting the
-whole labels file per answer took 21.9 ms at 10,000 labels, and growing).
-SQLite rather than an append-only journal because an undo is then a DELETE
-rather than a tombstone to replay, a restart reads an index rather than
-re-parsing a log, and a crash mid-write is the database's problem, which it
-solves (a torn last journal line would be ours).
+Every answer is one durable SQLite transaction (`answerdb.py` says how and
+why SQLite).
 
 labels.csv stays the interchange file: the `path,label` CSV every command reads
 (`--labels`), with two more columns, `annotator` and `time` (UTC, ISO 8601), in
