@@ -115,7 +115,8 @@ def _workers(rest) -> list:
       a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) or "xdist" in a
       for a in rest):
     return []
-  return ["-n", "2", "--dist", "loadfile"]
+  # files in collection order, which tests/conftest.py makes longest first
+  return ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 def main(argv) -> int:
