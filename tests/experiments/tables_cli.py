@@ -53,6 +53,22 @@ def cells_csv(workdir, **match):
   return rows
 
 
+def run_in_process_status(workdir, *args):
+  """(exit code, stdout, stderr) of the table command's main() in this process,
+  flags parsed here and reset after: for its checks and messages, without a
+  Python and JAX start per case (`run` covers the command line itself)."""
+  argv = command(workdir, *args)[1:]
+  flags.FLAGS.unparse_flags()
+  out, err = io.StringIO(), io.StringIO()
+  try:
+    flags.FLAGS(argv)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+      code = tables_command.main([])
+  finally:
+    flags.FLAGS.unparse_flags()
+  return code, out.getvalue(), err.getvalue()
+
+
 def run_in_process(workdir, *args):
   """The table command's own main(), flags parsed here: one process, so JAX
   starts and compiles once for all tables (the subprocess tests below cover

@@ -1,6 +1,9 @@
 """The table command's refusals before any work (bad flags, missing real data,
 sources that cannot give a table's rows) and the real-data path on TFDS mock
-data: each in a work directory of its own."""
+data: each in a work directory of its own. The refusals call the command's
+main() in this process (`refused`: its exit code and stderr, one JAX start for
+all); `test_rounds_with_balancing_is_refused` runs the command line itself, in a
+subprocess, for its exit code and message."""
 
 import json
 import os
@@ -11,7 +14,15 @@ import pytest
 from absl import flags
 
 from tests.conftest import ROOT
-from tests.experiments.tables_cli import cells_csv, env, run, run_in_process
+from tests.experiments.tables_cli import (cells_csv, env, run, run_in_process,
+                                          run_in_process_status)
+
+
+def refused(workdir, *args):
+  """The command's main() in this process on these flags: its exit code,
+  stdout and stderr, as `run(..., check=False)` gives a subprocess's."""
+  code, stdout, stderr = run_in_process_status(workdir, *args)
+  return subprocess.CompletedProcess(args, code, stdout, stderr)
 
 
 @pytest.mark.parametrize("flags,message", [
@@ -32,7 +43,7 @@ from tests.experiments.tables_cli import cells_csv, env, run, run_in_process
 ])
 def test_bad_flags_stop_before_any_work(tmp_path, flags, message):
   workdir = str(tmp_path / "w")
-  out = run(workdir, *flags, check=False)
+  out = refused(workdir, *flags)  # an exception would propagate: no traceback
   assert out.returncode == 2, out.stdout + out.stderr
   assert message in out.stderr
   assert "Traceback" not in out.stderr
@@ -40,8 +51,8 @@ def test_bad_flags_stop_before_any_work(tmp_path, flags, message):
 
 
 def test_real_data_message_says_what_to_get(tmp_path):
-  out = run(str(tmp_path / "w"), "--table=2", "--data=real",
-            "--data_dir=/nonexistent/jaxal-data", check=False)
+  out = refused(str(tmp_path / "w"), "--table=2", "--data=real",
+                "--data_dir=/nonexistent/jaxal-data")
   assert out.returncode == 2
   assert "source_workdir is not set" in out.stderr
   assert "tfds build food101" in out.stderr and "ILSVRC2012_img_train.tar" in out.stderr
@@ -56,43 +67,42 @@ def test_an_imported_imagenet_source_is_refused_for_imn100_and_ens(tmp_path):
   (src / "config.json").write_text(json.dumps({"kind": "pretrained", "arch": "resnet18",
                                                "image_size": 224}))
   common = ["--data=real", f"--source_workdir={src}", "--data_dir=/nonexistent/x"]
-  out = run(str(tmp_path / "w"), "--table=2", "--datasets=imn100", *common,
-            check=False)
+  out = refused(str(tmp_path / "w"), "--table=2", "--datasets=imn100", *common)
   assert out.returncode == 2 and "--allow_source_seen_target" in out.stderr, \
       out.stderr[-2000:]
   assert "trained on IMN-100's 100 classes" in out.stderr
-  out = run(str(tmp_path / "w"), "--table=6", "--datasets=cifar100", *common,
-            check=False)
+  out = refused(str(tmp_path / "w"), "--table=6", "--datasets=cifar100", *common)
   assert out.returncode == 2 and "no training snapshots" in out.stderr
-  out = run(str(tmp_path / "w"), "--table=2", "--datasets=imn100", *common,
-            "--allow_source_seen_target", check=False)
+  out = refused(str(tmp_path / "w"), "--table=2", "--datasets=imn100", *common,
+                "--allow_source_seen_target")
   assert out.returncode == 2 and "--allow_source_seen_target" not in out.stderr
   assert "imagenet2012" in out.stderr or "ILSVRC" in out.stderr  # data missing next
   assert not os.path.exists(tmp_path / "w")
   # A SimCLR encoder (jaxal pretrain) has features and no probabilities.
   (src / "config.json").write_text(json.dumps({"kind": "simclr", "arch": "resnet18",
                                                "image_size": 32}))
-  out = run(str(tmp_path / "w"), "--table=2", "--datasets=cifar100", *common,
-            "--methods=random,entropy_inv_div", check=False)
+  out = refused(str(tmp_path / "w"), "--table=2", "--datasets=cifar100", *common,
+                "--methods=random,entropy_inv_div")
   assert out.returncode == 2 and "entropy_inv_div need M_S's source-class " \
       "probabilities" in out.stderr, out.stderr[-2000:]
   # A foundation encoder (import-source --arch=dinov2|siglip): the same, and no
   # fine-tuned target (jaxal fine-tunes its ResNets only).
   (src / "config.json").write_text(json.dumps({"kind": "foundation", "arch": "dinov2",
                                                "image_size": 224}))
-  out = run(str(tmp_path / "w"), "--table=2", "--datasets=cifar100", *common,
-            "--methods=random,margin", check=False)
+  out = refused(str(tmp_path / "w"), "--table=2", "--datasets=cifar100", *common,
+                "--methods=random,margin")
   assert out.returncode == 2 and "margin need M_S's source-class probabilities" \
       in out.stderr and "dinov2 foundation encoder" in out.stderr, out.stderr[-2000:]
-  out = run(str(tmp_path / "w"), "--table=2", "--datasets=food101", *common,
-            "--methods=random", check=False)
+  out = refused(str(tmp_path / "w"), "--table=2", "--datasets=food101", *common,
+                "--methods=random")
   assert out.returncode == 2 and "fine-tuned target" in out.stderr \
       and "--target=svm" in out.stderr, out.stderr[-2000:]
 
 
 def test_real_data_path_end_to_end_on_tfds_mock_data(tmp_path, monkeypatch):
   """--data=real through TFDS (mocked CIFAR-100), with M_S from a real
-  train_source workdir and its snapshots for +ens; published numbers beside ours."""
+  train_source workdir and its snapshots for +ens; published numbers beside ours
+  (one budget, 500: the paper's first, which has them; each cell fine-tunes)."""
   tfds = pytest.importorskip("tensorflow_datasets")
   source = str(tmp_path / "ms")
   out = subprocess.run(
@@ -104,11 +114,11 @@ def test_real_data_path_end_to_end_on_tfds_mock_data(tmp_path, monkeypatch):
   # mock_data replaces reading, not TFDS's "is it on disk" check.
   monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
   workdir = str(tmp_path / "tables")
-  with tfds.testing.mock_data(num_examples=2500):
+  with tfds.testing.mock_data(num_examples=1500):  # a pool of ~680 > 500
     try:
       text = run_in_process(
           workdir, "--table=6", "--data=real", "--datasets=cifar100",
-          f"--source_workdir={source}", "--budgets=500,1000", "--seeds=0",
+          f"--source_workdir={source}", "--budgets=500", "--seeds=0",
           "--methods=random,entropy_inv_div", "--plots=false")
     finally:
       flags.FLAGS.unparse_flags()
