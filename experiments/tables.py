@@ -53,8 +53,6 @@ flags.DEFINE_bool("allow_source_seen_target", False, "--data=real: run IMN-100 o
 flags.DEFINE_string("workdir", None, "Results (default: workdir/tables_<data>).")
 flags.DEFINE_string("shard", "0/1", "i/n: run every n-th cell starting at i.")
 flags.DEFINE_bool("render_only", False, "Only render what has finished.")
-flags.DEFINE_bool("render", True, "Render the tables and plots of what has finished "
-                  "after this shard's cells (false: only run them).")
 flags.DEFINE_integer("rounds", 1, "1: the paper's single-shot selection. R > 1: "
                      "iterative selection in R rounds, each after the first "
                      "re-selecting from the target model (jaxal.rounds); tables "
@@ -186,8 +184,7 @@ def table_run(table: int, tables: tuple) -> runner.TableRun:
       targets=runner.default_targets(datasets, table, FLAGS.target),
       settings=settings, workdir=FLAGS.workdir or os.path.join("workdir",
                                                                 f"tables_{data}"),
-      shard=shard, render=FLAGS.render, plots=FLAGS.plots, rounds=FLAGS.rounds,
-      pixels=FLAGS.pixels,
+      shard=shard, plots=FLAGS.plots, rounds=FLAGS.rounds, pixels=FLAGS.pixels,
       allow_source_seen_target=FLAGS.allow_source_seen_target)
 
 
@@ -204,9 +201,6 @@ def main(argv, table=None, run_tables=None):
   except InputError as e:
     print(f"error: {message(e)}", file=sys.stderr)
     return 2
-  if "cells_csv" not in out:  # --render=false: this shard's cells only
-    print(f"\n{out['computed']} cells computed; --render_only renders them")
-    return 0
   print(f"\ncells: {out['cells_csv']}")
   for n, paths in out["tables"].items():
     print(f"table {n}: {paths['md']} (also .csv, .tex)")
