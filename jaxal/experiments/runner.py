@@ -49,7 +49,6 @@ class TableRun:
   settings: protocol.Settings
   workdir: str
   shard: tuple = (0, 1)
-  render: bool = True
   plots: bool = True
   rounds: int = 1  # > 1: iterative selection (jaxal.rounds) in the method cells
   pixels: str = "auto"  # protocol.PIXELS: how pools are read (results unchanged)
@@ -337,8 +336,6 @@ def run_table(run: TableRun, log: Callable[[str], None] = print, *,
     except protocol.SettingsError as e:
       raise SetupError(str(e), field=e.field) from None
   out = {"computed": computed, "tables": {}, "plots": []}
-  if not run.render:
-    return out
   every = store.all()
   out["cells_csv"] = store.write_csv(every)
   results = of_rounds(every, run.rounds)
