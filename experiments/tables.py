@@ -10,6 +10,9 @@ r"""Regenerates one table of the paper: python3 run.py exp tables --table=N.
     python3 run.py exp tables --table=6 --data=real ... --render_only
     # iterative selection in 4 rounds beside the single shot (same workdir)
     python3 run.py exp tables --table=2 --rounds=4
+    # Table 15: every function over rounds (3 by default), with UHerding,
+    # DropQuery and DIRECT, which read the target model between rounds
+    python3 run.py exp tables --table=15
 
 Defaults come from `experiments/configs/table_N.py` (`get_config()`); flags
 override them. All tables of one --workdir share their cells (Table 4 reuses Table
@@ -35,7 +38,8 @@ from jaxal.experiments import runner, protocol, sweep
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("table", None, "Paper table to regenerate, 2-12; 13: the "
                      "cold-start functions that followed the paper beside its own; "
-                     "14: the same on SimCLR features of each pool.")
+                     "14: the same on SimCLR features of each pool; 15: 14 over "
+                     "rounds with UHerding, DropQuery and DIRECT.")
 flags.DEFINE_enum("data", "offline", ["real", "offline"],
                   "real: the paper's datasets (TFDS); offline: the project's data.")
 flags.DEFINE_list("datasets", None, "Datasets (default: the config's for --data).")
@@ -53,10 +57,11 @@ flags.DEFINE_bool("allow_source_seen_target", False, "--data=real: run IMN-100 o
 flags.DEFINE_string("workdir", None, "Results (default: workdir/tables_<data>).")
 flags.DEFINE_string("shard", "0/1", "i/n: run every n-th cell starting at i.")
 flags.DEFINE_bool("render_only", False, "Only render what has finished.")
-flags.DEFINE_integer("rounds", 1, "1: the paper's single-shot selection. R > 1: "
-                     "iterative selection in R rounds, each after the first "
-                     "re-selecting from the target model (jaxal.rounds); tables "
-                     "without balancing only, written as table_N_roundsR.")
+flags.DEFINE_integer("rounds", None, "1: the paper's single-shot selection (the "
+                     "default but in Table 15, 3). R > 1: iterative selection in R "
+                     "rounds, each after the first re-selecting from the target "
+                     "model (jaxal.rounds; the balancing step, where a table has "
+                     "it, in every round), written as table_N_roundsR.")
 flags.DEFINE_enum("pixels", "auto", ["auto", "memory", "stream"],
                   "How pools and test splits are read: stream (from TFDS, a few "
                   "batches in memory; only the labeled images are decoded again "
@@ -137,8 +142,8 @@ def _ints(values, flag):
 
 def table_run(table: int, tables: tuple) -> runner.TableRun:
   """Flags over the table's config -> TableRun (validated later, before work)."""
-  if table is None or not 2 <= table <= 14:
-    raise InputError(f"--table must be one of 2-14, got {table}.", field="table")
+  if table is None or not 2 <= table <= 15:
+    raise InputError(f"--table must be one of 2-15, got {table}.", field="table")
   config = importlib.import_module(f"experiments.configs.table_{table}").get_config()
   data = FLAGS.data
   datasets = tuple(FLAGS.datasets or config[data]["datasets"])
@@ -184,7 +189,9 @@ def table_run(table: int, tables: tuple) -> runner.TableRun:
       targets=runner.default_targets(datasets, table, FLAGS.target),
       settings=settings, workdir=FLAGS.workdir or os.path.join("workdir",
                                                                 f"tables_{data}"),
-      shard=shard, plots=FLAGS.plots, rounds=FLAGS.rounds, pixels=FLAGS.pixels,
+      shard=shard, plots=FLAGS.plots, rounds=(FLAGS.rounds if FLAGS.rounds is not None
+                                             else config.get("rounds", 1)),
+      pixels=FLAGS.pixels,
       allow_source_seen_target=FLAGS.allow_source_seen_target)
 
 

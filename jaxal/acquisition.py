@@ -12,6 +12,12 @@ Beyond the paper, the cold-start functions that followed it, on features alone
 is their greedy order, so `select(..., budget=b)` is also the ranking that
 `jaxal.balancing.balanced_select` walks.
 
+And the methods that read the *target* classifier between rounds
+(`jaxal.rounds`), given as a `TargetModel`: "uherding" (ICLR 2025; without a
+target, its cold start: MaxHerding with the adaptive bandwidth), "dropquery"
+(TMLR 2024; without a target, the centroid rule) and "direct" (ICML 2025; it
+labels as it selects, so it also needs an oracle, and has no cold start).
+
     idx = select("entropy_inv_div", budget=1000, probs=probs)
 
 Method names map to functions in one fixed table (`METHODS`); nothing registers
@@ -21,7 +27,7 @@ itself at import time.
 from __future__ import annotations
 
 import functools
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jax
 import numpy as np
@@ -30,24 +36,49 @@ from jax.typing import ArrayLike
 from jaxal import _sort
 from jaxal import _validation as V
 from jaxal import _xla_cpu
-from jaxal.coldstart import maxherding, probcover, typiclust
+from jaxal import direct as direct_lib
+from jaxal.balancing import Oracle
+from jaxal.coldstart import dropquery, maxherding, probcover, typiclust, uherding
 from jaxal.diversify import diversified_order, diversify, top1_classes  # noqa: F401 (API)
 from jaxal.kcenter import kcenter_greedy
 from jaxal.uncertainty import rank_by_uncertainty
 from jaxal.errors import InputError
 
-__all__ = ["METHODS", "select", "rank", "diversify", "kcenter_greedy"]
+__all__ = ["METHODS", "TargetModel", "select", "rank", "diversify", "kcenter_greedy"]
 
 _UNCERTAINTY = ("entropy", "least_confidence", "margin")
 _SUFFIXES = ("", "_inv", "_div", "_inv_div")
 COLD_START = ("typiclust", "probcover", "maxherding")
+# Methods that read the target classifier (`TargetModel`) in later rounds.
+TARGET_AWARE = ("uherding", "dropquery", "direct")
 METHODS: tuple[str, ...] = ("random", "coreset") + tuple(
-    base + suffix for base in _UNCERTAINTY for suffix in _SUFFIXES) + COLD_START
-# Methods that need only features (no source-model probabilities).
-FEATURES_ONLY = ("random", "coreset") + COLD_START
-# Methods whose selection depends on the seed (k-means seeding for TypiClust and
-# ProbCover's pseudo-labels); the others are deterministic given their inputs.
-SEEDED = ("random", "coreset", "typiclust", "probcover")
+    base + suffix for base in _UNCERTAINTY for suffix in _SUFFIXES) + COLD_START \
+    + TARGET_AWARE
+# Methods that need no source-model probabilities (features only, and the
+# target-aware ones, which read the target's and never M_S's).
+FEATURES_ONLY = ("random", "coreset") + COLD_START + TARGET_AWARE
+# Methods whose selection depends on the seed (k-means seeding for TypiClust,
+# ProbCover's pseudo-labels and DropQuery; dropout masks; DIRECT's draws); the
+# others are deterministic given their inputs.
+SEEDED = ("random", "coreset", "typiclust", "probcover", "dropquery", "direct")
+# Methods that label as they select (an oracle in the loop): the balancing step
+# cannot re-walk their picks without discarding labels already paid for.
+LABELS_WHILE_SELECTING = ("direct",)
+
+
+class TargetModel(NamedTuple):
+  """The target classifier's view of the pool, for the methods that read it
+  between rounds (`TARGET_AWARE`): a linear head over `inputs`.
+
+  `probs` = softmax(inputs @ weights + bias) for a linear head; a target
+  without one (a fine-tuned network read from its outputs only) has
+  `weights` None, and DropQuery refuses it.
+  """
+  probs: np.ndarray  # [N, K] its class probabilities
+  classes: np.ndarray  # [K] the target class of each column
+  inputs: Optional[np.ndarray] = None  # [N, d] what its linear head reads
+  weights: Optional[np.ndarray] = None  # [d, K]
+  bias: Optional[np.ndarray] = None  # [K]
 
 # Stage tag folded into the seed so that random selection and k-center's first
 # center use independent streams of the same seed.
@@ -82,7 +113,9 @@ def ranking_to_balance(method: str, *, budget: int,
                        probs: Optional[ArrayLike] = None,
                        features: Optional[ArrayLike] = None, seed: int = 0,
                        num_classes: Optional[int] = None,
-                       selected: Optional[ArrayLike] = None) -> np.ndarray:
+                       selected: Optional[ArrayLike] = None,
+                       labeled_mask: Optional[ArrayLike] = None,
+                       target: Optional[TargetModel] = None) -> np.ndarray:
   """The ranking the balancing step walks (method guide §4) for `method`.
 
   An uncertainty method ranks the whole pool (`rank`), so the step can go past
@@ -93,7 +126,8 @@ def ranking_to_balance(method: str, *, budget: int,
   Args:
     method: one of `METHODS`.
     budget: the selection's budget.
-    probs, features, seed, num_classes: as for `select`.
+    probs, features, seed, num_classes, labeled_mask, target: as for `select`
+      (a later round's: the points labeled before it are never ranked).
     selected: optional picks of `method` already made with these arguments
       (e.g. read back from a work directory); returned as they are for the
       methods that do not rank the whole pool, instead of selecting again.
@@ -101,12 +135,16 @@ def ranking_to_balance(method: str, *, budget: int,
   Returns:
     numpy int64 array of pool indices, best first.
   """
+  if method in LABELS_WHILE_SELECTING:
+    raise InputError(f"method {method!r} labels as it selects; the balancing step "
+                     "cannot walk its picks again without discarding labels already "
+                     "paid for: run it without balancing.", field="method")
   if ranks_whole_pool(method):
-    return rank(method, probs=probs)
+    return rank(method, probs=probs, labeled_mask=labeled_mask)
   if selected is not None:
     return np.asarray(selected, np.int64)
   return select(method, budget=budget, probs=probs, features=features, seed=seed,
-                num_classes=num_classes)
+                num_classes=num_classes, labeled_mask=labeled_mask, target=target)
 
 
 def needs_probs(method: str) -> bool:
@@ -158,6 +196,36 @@ def rank(method: str, *, probs: ArrayLike,
   return _rank(p, mask, base, inv, div)
 
 
+def _check_target(method: str, target, oracle, n: int) -> None:
+  """What the target-aware `method` needs of `target` and `oracle`."""
+  if target is not None and not isinstance(target, TargetModel):
+    raise InputError(f"target must be an acquisition.TargetModel, got "
+                     f"{type(target).__name__}.", field="target")
+  if method == "direct" and (target is None or oracle is None):
+    raise InputError("method 'direct' labels around the target classifier's "
+                     "thresholds as it selects: pass target (a TargetModel trained "
+                     "on the labeled points) and oracle (the annotator); it has no "
+                     "cold start (select the first round with 'random').",
+                     field="target" if target is None else "oracle")
+  if method != "direct" and oracle is not None:
+    raise InputError(f"method {method!r} takes no oracle (only 'direct' labels as "
+                     "it selects).", field="oracle")
+  if target is None:
+    return
+  V.check_probs(target.probs, "target.probs")
+  if target.probs.shape[0] != n:
+    raise InputError(f"target.probs has {target.probs.shape[0]} rows for a pool of "
+                     f"{n}.", field="target")
+  if method == "dropquery":
+    if target.weights is None or target.inputs is None:
+      raise InputError("method 'dropquery' needs the target's linear head (inputs, "
+                       "weights, bias): an SVM or linear-probe target.",
+                       field="target")
+    if np.shape(target.inputs)[0] != n:
+      raise InputError(f"target.inputs has {np.shape(target.inputs)[0]} rows for a "
+                       f"pool of {n}.", field="target")
+
+
 def _first_unlabeled(order: np.ndarray, mask: np.ndarray, budget: int,
                      block: int = 65_536) -> np.ndarray:
   """The first `budget` entries of `order` not labeled in `mask`, as int64,
@@ -190,7 +258,9 @@ def _rank(p: np.ndarray, mask: np.ndarray, base: str, inv: bool,
 def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
            features: Optional[ArrayLike] = None,
            labeled_mask: Optional[ArrayLike] = None, seed: int = 0,
-           num_classes: Optional[int] = None) -> np.ndarray:
+           num_classes: Optional[int] = None,
+           target: Optional[TargetModel] = None,
+           oracle: Optional[Oracle] = None) -> np.ndarray:
   """Selects `budget` unlabeled pool samples with an acquisition function.
 
   Args:
@@ -209,7 +279,12 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
     seed: seed of "random", of core-set's first center and of the k-means of
       TypiClust and ProbCover.
     num_classes: number of target classes; ProbCover's k-means pseudo-labels
-      (its choice of delta) need it.
+      (its choice of delta) and DIRECT need it.
+    target: the target classifier trained on the labeled points, for
+      "uherding" (its uncertainty weights), "dropquery" (its linear head) and
+      "direct" (its one-vs-rest scores); None for their cold starts.
+    oracle: "direct" only: the annotator (an [N] label array or a callable
+      `indices -> labels`), asked during the selection.
 
   Returns:
     numpy int64 array of `budget` unique unlabeled pool indices, in selection
@@ -228,11 +303,14 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
     array([1, 3])
   """
   base, inv, div = _parse(method)
-  n = V.check_same_length(probs=probs, features=features, labeled_mask=labeled_mask)
+  n = V.check_same_length(probs=probs, features=features, labeled_mask=labeled_mask,
+                          **({} if not isinstance(target, TargetModel) else
+                             {"target.probs": target.probs}))
   if base in _UNCERTAINTY and probs is None:
     raise InputError(f"method {method!r} needs probs: pass the source model's "
                      "[N, C] softmax probabilities.")
-  if base in ("coreset",) + COLD_START and features is None:
+  if base in ("coreset", "uherding") + COLD_START and features is None \
+      or base == "dropquery" and features is None and target is None:
     raise InputError(f"method {base!r} needs features: pass the source model's "
                      "[N, d] embeddings.")
   if base == "probcover" and num_classes is None:
@@ -245,8 +323,10 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
   # memory-mapped pool's features stay on disk for the uncertainty methods).
   if probs is not None and base in _UNCERTAINTY:
     V.check_probs(probs)
-  if features is not None and base in ("coreset",) + COLD_START:
+  if features is not None and base in ("coreset", "uherding") + COLD_START:
     V.check_features(features)
+  if base in TARGET_AWARE:
+    _check_target(base, target, oracle, n)
   mask = V.check_mask(labeled_mask, n)
   budget = V.check_budget(budget, int(n - mask.sum()))
   seed = V.check_seed(seed)
@@ -264,4 +344,16 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
                                num_classes=num_classes)
   if base == "maxherding":
     return maxherding.maxherding(features, budget, labeled_mask=mask)
+  if base == "uherding":
+    return uherding.uherding(features, budget, labeled_mask=mask, seed=seed,
+                             probabilities=None if target is None else target.probs)
+  if base == "dropquery":
+    if target is None:
+      return dropquery.dropquery(features, budget, labeled_mask=mask, seed=seed)
+    return dropquery.dropquery(target.inputs, budget, labeled_mask=mask, seed=seed,
+                               weights=target.weights, bias=target.bias)
+  if base == "direct":
+    return direct_lib.direct(target.probs, budget, oracle, labeled_mask=mask,
+                             num_classes=num_classes, classes=target.classes,
+                             seed=seed)
   return _rank(np.asarray(probs), mask, base, inv, div, budget)

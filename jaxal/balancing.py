@@ -200,7 +200,7 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
   """
   args = _check_args(ranking, features, budget, num_classes, labeled_mask, rule,
                      majority_distance, batch_size, cache_distances)
-  ask = _make_oracle(oracle, args.n, args.num_classes)
+  ask = asker(oracle, args.n, args.num_classes)
   return _select(args, ask)
 
 
@@ -371,8 +371,9 @@ def _picks_cached(args: _Args, pool: _DevicePool, tally: _Tally, dists, availabl
   return picks, dists
 
 
-def _make_oracle(oracle: Oracle, n: int, num_classes: int):
-  """Wraps an array or callable oracle into `ask(indices) -> validated labels`."""
+def asker(oracle: Oracle, n: int, num_classes: int) -> Callable[[np.ndarray], np.ndarray]:
+  """`ask(indices) -> labels` of an array or callable oracle, the answers
+  checked (labels in [0, num_classes), one per index)."""
   if callable(oracle):
     def ask(idx: np.ndarray) -> np.ndarray:
       return V.check_labels(oracle(np.asarray(idx, np.int64)), num_classes,

@@ -19,6 +19,19 @@ whatever signals it is given); the target models that give the signals live in
 While fewer than two classes have a label the target model is a constant and
 says nothing; that round falls back to the source model's signals.
 
+The target-aware methods (`acquisition.TARGET_AWARE`: UHerding, DropQuery,
+DIRECT) read the target model itself (`acquisition.TargetModel`), never M_S's
+source-class probabilities: without a target (round 1, or fewer than two
+classes labeled) UHerding and DropQuery run their cold starts, and DIRECT,
+which has none, selects that round at random, as its authors' benchmark
+(LabelBench) does in its first round.
+
+With the balancing step (method guide §4) each round's ranking is walked by
+`jaxal.balancing.balanced_select`, the points labeled in earlier rounds
+counting in its class counts and centroids: the paper's single-shot step
+applied round by round ([R]: the paper does not select in rounds). DIRECT labels
+as it selects and is not balanced.
+
 Used by the `jaxal select --rounds` command and by the experiments runner
 (`Cell.rounds`), so single-shot and iterative selection compare on one protocol.
 """
@@ -29,7 +42,7 @@ from typing import Optional
 
 import numpy as np
 
-from jaxal import acquisition
+from jaxal import acquisition, balancing
 from jaxal.errors import InputError
 
 
@@ -47,14 +60,59 @@ def round_sizes(budget: int, rounds: int) -> list[int]:
 
 def select_round(method: str, budget: int, *, features: np.ndarray,
                  probs: np.ndarray, labeled: np.ndarray, seed: int,
-                 num_classes: Optional[int] = None) -> np.ndarray:
+                 num_classes: Optional[int] = None,
+                 target: Optional[acquisition.TargetModel] = None,
+                 oracle: Optional[balancing.Oracle] = None) -> np.ndarray:
   """The next round: `budget` unlabeled pool indices, in selection order.
 
   `labeled` are the pool indices labeled in earlier rounds (never chosen
   again; core-set starts from them as centers). Random selection with one
   seed continues the same permutation of the pool round after round.
+  `target` is the target model trained on them (None: round 1, or fewer than
+  two classes labeled), read by the target-aware methods only; `oracle` the
+  annotator, asked by DIRECT only.
   """
-  mask = np.zeros(features.shape[0], bool)
-  mask[np.asarray(labeled, np.int64)] = True
+  method, kw = _round_method(method, target, oracle)
   return acquisition.select(method, budget=budget, probs=probs, features=features,
-                            labeled_mask=mask, seed=seed, num_classes=num_classes)
+                            labeled_mask=_mask(labeled, features.shape[0]),
+                            seed=seed, num_classes=num_classes, **kw)
+
+
+def balanced_round(method: str, budget: int, *, features: np.ndarray,
+                   probs: np.ndarray, labeled: np.ndarray, seed: int,
+                   num_classes: int, oracle: balancing.Oracle,
+                   target: Optional[acquisition.TargetModel] = None,
+                   rule: str = "ratio",
+                   majority_distance: str = "nearest") -> np.ndarray:
+  """The next round with the balancing step: `method`'s ranking of the
+  unlabeled pool walked by `balancing.balanced_select`, which asks `oracle`
+  and counts the points labeled before (`labeled`) in its classes."""
+  if method in acquisition.LABELS_WHILE_SELECTING:
+    raise InputError(f"method {method!r} labels as it selects; the balancing step "
+                     "cannot walk its picks again without discarding labels already "
+                     "paid for: select its rounds without balancing.", field="method")
+  method, kw = _round_method(method, target, None)
+  mask = _mask(labeled, features.shape[0])
+  ranking = acquisition.ranking_to_balance(
+      method, budget=budget, probs=probs, features=features, seed=seed,
+      num_classes=num_classes, labeled_mask=mask, **kw)
+  return balancing.balanced_select(ranking, features, oracle, budget, num_classes,
+                                   labeled_mask=mask, rule=rule,
+                                   majority_distance=majority_distance)
+
+
+def _mask(labeled, n: int) -> np.ndarray:
+  mask = np.zeros(n, bool)
+  mask[np.asarray(labeled, np.int64)] = True
+  return mask
+
+
+def _round_method(method: str, target, oracle):
+  """(the method that selects this round, its target/oracle arguments)."""
+  if method not in acquisition.TARGET_AWARE:
+    return method, {}
+  if method == "direct":
+    if target is None:  # no cold start: a random round, as in LabelBench
+      return "random", {}
+    return method, {"target": target, "oracle": oracle}
+  return method, {"target": target}

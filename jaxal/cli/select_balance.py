@@ -2,7 +2,9 @@
 
     select   single-shot acquisition (main paper section 3.2) of `budget`
              images -> to_label.csv; with `rounds` > 1, later rounds re-select
-             from the target model trained on the labels so far (`jaxal.rounds`)
+             from the target model trained on the labels so far (`jaxal.rounds`);
+             DIRECT, which labels as it selects, writes each batch it asks
+             about and replays the round from the answers on the next call
     balance  the balancing step (section 3.3, method guide §4) with the
              annotators in the loop: from the labels returned so far, the next
              batch to label, until the budget is spent
@@ -118,6 +120,11 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
                        f"{', '.join(acquisition.METHODS)}.")
   if pool.probs is None and acquisition.ranks_whole_pool(method):
     raise WorkdirError(no_probs(method))
+  if method == "direct" and num_rounds < 2:
+    raise WorkdirError("--rounds: --method=direct labels around the thresholds of a "
+                       "target model trained on earlier rounds' labels, so it needs "
+                       "--rounds >= 2 (its first round is random, as in its authors' "
+                       "benchmark).")
   try:
     V.check_seed(seed)
     V.check_budget(budget, len(pool.paths), what="embedded images")
@@ -158,6 +165,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
 
   if not picks:
     feats, probs, pred_names = pool.features, pool.probs, pool.guess_text()
+    tmodel = None
   else:
     classes, have = workdir.labeled(wd, pool, labels_csv, classes_file, log=log)
     missing = [i for i in done if i not in have]
@@ -166,11 +174,29 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
           f"(e.g. {pool.paths[missing[0]]}); label them, then rerun")
       _write_rows(wd, pool, picks[-1], done, missing, state)
       return picks[-1]
-    feats, probs, pred_names = _round_signals(wd, pool, classes, have, settings, log)
+    # DIRECT's answers within this round must not retrain the round's target.
+    earlier = {i: have[i] for i in done} if method == "direct" else have
+    feats, probs, pred_names, tmodel = _round_signals(wd, pool, classes, earlier,
+                                                      settings, log)
   r = len(picks)
-  new = rounds.select_round(method, sizes[r], features=feats, probs=probs,
-                            labeled=done, seed=seed, num_classes=num_classes).tolist()
-  state = {"picks": picks + [new],
+  try:
+    new = rounds.select_round(
+        method, sizes[r], features=feats, probs=probs, labeled=done, seed=seed,
+        num_classes=len(classes) if method == "direct" and picks else num_classes,
+        target=tmodel,
+        oracle=_annotator(have) if method == "direct" and picks else None
+    ).tolist()
+  except _NeedLabels as need:  # DIRECT labels as it selects: ask, then replay
+    log(f"select: round {r + 1} of {num_rounds} by direct asks for "
+        f"{len(need.batch)} label(s) before it can go on -> "
+        f"{wd.file('to_label.csv')}; add them to the labels file and rerun select "
+        "(it replays the round from the answers so far)")
+    if need.batch not in state.get("asked", []):
+      wd.write("selection.json", {**state, "asked": state.get("asked", []) + [need.batch]})
+    write_to_label(wd, pool, [(i, k + 1, "", "", "") for k, i in enumerate(need.batch)])
+    return list(need.batch)
+  state = {"picks": picks + [new], **({"asked": state["asked"]} if "asked" in state
+                                        else {}),
            "scores": state.get("scores", []) + [_scores(method, probs, feats,
                                                          np.asarray(new), done)],
            "predicted": state.get("predicted", []) + [[pred_names[i] for i in new]]}
@@ -217,10 +243,22 @@ def _round_signals(wd: Workdir, pool: Pool, classes: list[str], have: dict[int, 
       finetune=None if settings.kind == "svm" else finetuned)
   if got.model == "source":
     log("select: fewer than 2 classes labeled so far; this round uses M_S's signals")
-    return pool.features, pool.probs, pool.guess_text()
+    return pool.features, pool.probs, pool.guess_text(), None
   # The SVM scores the classes found so far; the fine-tuned model all of them.
   columns = np.unique(y) if got.model == "svm" else np.arange(len(classes))
-  return got.features, got.probs, [classes[columns[k]] for k in np.argmax(got.probs, 1)]
+  return (got.features, got.probs,
+          [classes[columns[k]] for k in np.argmax(got.probs, 1)], got.target)
+
+
+def _annotator(have: dict[int, int]):
+  """DIRECT's oracle from the labels returned so far: raises `_NeedLabels` with
+  the batch it asks about when one of them has no label yet."""
+  def ask(idx: np.ndarray) -> np.ndarray:
+    idx = [int(i) for i in idx]
+    if any(i not in have for i in idx):
+      raise _NeedLabels([i for i in idx if i not in have])
+    return np.asarray([have[i] for i in idx], np.int64)
+  return ask
 
 
 class _NeedLabels(Exception):

@@ -212,12 +212,13 @@ class Workdir:
     io.write_json(self.file(name), obj)
 
   def offered(self) -> list[int]:
-    """Pool indices sent to annotators so far (selection rounds, then balance
-    batches), in order, without repeats."""
+    """Pool indices sent to annotators so far (selection rounds, the batches
+    DIRECT asked about within a round, then balance batches), in order,
+    without repeats."""
     seen, out = set(), []
     sel = self.read("selection.json", {})
     bal = self.read("balance.json", {})
-    for group in sel.get("picks", []) + bal.get("batches", []):
+    for group in sel.get("picks", []) + sel.get("asked", []) + bal.get("batches", []):
       for i in group:
         if i not in seen:
           seen.add(i)

@@ -9,6 +9,7 @@ import numpy as np
 
 from jaxal import acquisition, balancing, rounds
 from jaxal.experiments import sweep
+from jaxal.models.target import RoundSignals
 
 Signals = tuple[np.ndarray, Optional[np.ndarray]]  # (features, probs) of the pool
 
@@ -28,12 +29,15 @@ def select(cell: sweep.Cell, features: np.ndarray, probs: Optional[np.ndarray],
     num_classes: the target classes.
     rule: the balancing step's rule (`balancing.RULES`).
     majority_distance: its distance to the majority classes.
-    later: labeled pool indices -> the (features, probs) the next round ranks
+    later: labeled pool indices -> the `RoundSignals` the next round selects
       by (`in_rounds`); called only with `cell.rounds` > 1.
   """
   if cell.rounds > 1:
+    balance = dict(rule=rule, majority_distance=majority_distance) \
+        if cell.balancing else None
     return in_rounds(cell.method, cell.budget, cell.rounds, seed=cell.seed,
-                     num_classes=num_classes, first=(features, probs), later=later)
+                     num_classes=num_classes, first=(features, probs), later=later,
+                     labels=labels, balance=balance)
   kw = dict(probs=probs, features=features, seed=cell.seed, num_classes=num_classes)
   if not cell.balancing:
     return acquisition.select(cell.method, budget=cell.budget, **kw)
@@ -45,14 +49,22 @@ def select(cell: sweep.Cell, features: np.ndarray, probs: Optional[np.ndarray],
 
 def in_rounds(method: str, budget: int, num_rounds: int, *, seed: int,
               num_classes: int, first: Signals,
-              later: Callable[[np.ndarray], Signals]) -> np.ndarray:
+              later: Callable[[np.ndarray], RoundSignals], labels: np.ndarray,
+              balance: Optional[dict] = None) -> np.ndarray:
   """Iterative selection (`jaxal.rounds`): `budget` split into `num_rounds`,
   round 1 ranked by `first` (M_S's signals), each later one by `later(labeled)`
-  for the pool indices labeled in the rounds before it."""
+  for the pool indices labeled in the rounds before it. `labels` is the
+  simulated annotator (DIRECT's oracle, the balancing step's); `balance` the
+  balancing step's rule and majority distance, or None for none."""
   labeled: list[int] = []
   for k, size in enumerate(rounds.round_sizes(budget, num_rounds)):
-    f, p = first if k == 0 else later(np.asarray(labeled, np.int64))
-    labeled += rounds.select_round(method, size, features=f, probs=p,
-                                   labeled=labeled, seed=seed,
-                                   num_classes=num_classes).tolist()
+    sig = RoundSignals(*first, "source") if k == 0 else later(
+        np.asarray(labeled, np.int64))
+    kw = dict(features=sig.features, probs=sig.probs, labeled=labeled, seed=seed,
+              num_classes=num_classes, target=sig.target)
+    if balance is None:
+      new = rounds.select_round(method, size, oracle=labels, **kw)
+    else:
+      new = rounds.balanced_round(method, size, oracle=labels, **kw, **balance)
+    labeled += new.tolist()
   return np.asarray(labeled, np.int64)

@@ -140,18 +140,24 @@ class Protocol:
     return selection.select(
         cell, feats, probs, pool.labels, pool.num_classes, rule=self.settings.rule,
         majority_distance=self.settings.majority_distance,
-        later=lambda idx: self._round_signals(cell, idx, (feats, probs)))
+        later=lambda idx: self._later(cell, idx, feats, probs))
+
+  def _later(self, cell: sweep.Cell, idx: np.ndarray, feats, probs):
+    """A later round's signals; an [SSL] cell keeps selecting on SimCLR's
+    features, its target model's view aside (`acquisition.TargetModel`)."""
+    sig = self._round_signals(cell, idx, (feats, probs))
+    return sig._replace(features=feats) if cell.features == "ssl" else sig
 
   def _round_signals(self, cell: sweep.Cell, idx: np.ndarray, first):
-    """The next round's (features, probs): the cell's target trained on the
-    ground truth of `idx` (`target.round_signals`)."""
+    """The next round's `RoundSignals`: the cell's target trained on the ground
+    truth of `idx` (`target.round_signals`)."""
     pool = self.pool(cell.dataset, cell.pool)
     finetuned = None if cell.target in SVM_TARGETS else (
         lambda i, _: self._finetuned_signals(cell, i))
     return target.round_signals(
         idx, pool.labels[idx], source=first,
         svm_features=lambda: self._svm_features(cell, "train"),
-        svm_c=self.settings.targets.svm_c, finetune=finetuned)[:2]
+        svm_c=self.settings.targets.svm_c, finetune=finetuned)
 
   def _finetuned_signals(self, cell: sweep.Cell, idx: np.ndarray):
     """(features, probs) of the pool by M_S fine-tuned on the labeled `idx`."""

@@ -19,7 +19,10 @@ imbalance ratio in one table. 14 asks the same in the cold-start functions' own
 setting: random, core-set and the cold-start functions select (and the
 balancing step balances) on the features of SimCLR pretrained on each pool
 ("[SSL]" rows, `jaxal.models.simclr`) beside every method on M_S's, and each
-selection is scored by the SVM on M_S's features and on SimCLR's.
+selection is scored by the SVM on M_S's features and on SimCLR's. 15 is 14's
+layout over rounds (`jaxal.rounds`, the balancing step applied in each round),
+with the methods that read the target model between rounds (UHerding, DropQuery,
+DIRECT; DIRECT labels as it selects and has no "+bal" row).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class TableSpec:
   # dataset:target (the SVM on M_S's features and on SimCLR's), with G_AL.
   features: tuple = ("source",)
   fixed_targets: tuple = ()
+  in_rounds: bool = False  # Table 15: the method cells select in rounds (>= 2)
 
   @property
   def summary(self) -> Optional[str]:
@@ -102,6 +106,14 @@ SPECS = {s.number: s for s in (
               "(+bal) balancing; columns: the SVM target on M_S's features (svm) "
               "and on SimCLR's (svm_ssl)", "imbalanced", (False, True), (False,),
               _ALL, features=("source", "ssl"), fixed_targets=("svm", "svm_ssl")),
+    TableSpec(15, "Beyond the paper: selection over rounds, the target model "
+              "retrained between them: the paper's functions, the cold-start "
+              "functions, UHerding, DropQuery and DIRECT, on M_S's features and "
+              "SimCLR's ([SSL] rows), imbalanced pools, before and after (+bal) "
+              "balancing; columns: the SVM target on M_S's features (svm) and on "
+              "SimCLR's (svm_ssl)", "imbalanced", (False, True), (False,), _ALL,
+              features=("source", "ssl"), fixed_targets=("svm", "svm_ssl"),
+              in_rounds=True),
 )}
 _DIGITS = {"acc_t": 2, "classes_found": 1, "imbalance_ratio": 3}
 _LOWER_IS_BETTER = {"imbalance_ratio"}

@@ -93,6 +93,8 @@ def expand(*, datasets: Sequence[str], pool: str, budgets: Sequence[int],
       for b in budgets:
         for m in methods:
           for bal in balancing:
+            if bal and m in acquisition.LABELS_WHILE_SELECTING:
+              continue  # DIRECT labels as it selects: never re-walked by balancing
             for ens in ensemble:
               if ens and m == "random":
                 continue

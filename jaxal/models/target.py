@@ -5,7 +5,9 @@
 - `finetune`: M_S with a new classification head over the target classes,
   trained on the same machinery as M_S (`jaxal.models.train.fit`).
 - `svm_signals`: the SVM's view of the pool (features, softmax of its decision
-  scores) that later selection rounds rank by (`jaxal.rounds`).
+  scores) that later selection rounds rank by (`jaxal.rounds`); `svm_target`
+  the same with its linear head, as the target-aware methods read it
+  (`jaxal.acquisition.TargetModel`).
 - `round_signals`: which signals a later round ranks by: the target model's,
   or the source model's while fewer than two classes are labeled (`jaxal
   select --rounds` and the experiments' cells both decide here).
@@ -25,6 +27,7 @@ from sklearn.svm import LinearSVC
 
 from jaxal import _validation as V
 from jaxal import io
+from jaxal.acquisition import TargetModel
 from jaxal.models import inference, train
 
 
@@ -53,6 +56,16 @@ class LinearSVM:
       return np.zeros((f.shape[0], 1))
     s = f @ self.coef.T + self.intercept
     return np.concatenate([-s, s], axis=1) if self.classes.size == 2 else s
+
+  def head(self) -> tuple[np.ndarray, np.ndarray]:
+    """(W [D, K], b [K]) float32 with decision(f) = l2_normalize(f) @ W + b, in
+    `decision`'s columns (the binary case two columns, -+)."""
+    w, b = self.coef.T, self.intercept
+    if self.classes.size == 2:
+      w, b = np.concatenate([-w, w], axis=1), np.concatenate([-b, b])
+    elif self.classes.size == 1:
+      w, b = np.zeros((self.coef.shape[1], 1)), np.zeros((1,))
+    return w.astype(np.float32), b.astype(np.float32)
 
   def predict(self, features) -> np.ndarray:
     """The class of each row of `features` (argmax of `decision`)."""
@@ -163,11 +176,26 @@ def svm_signals(features: np.ndarray, labeled: np.ndarray, labels: np.ndarray, *
   return features, softmax(svm.decision(features))
 
 
+def svm_target(features: np.ndarray, labeled: np.ndarray, labels: np.ndarray, *,
+               C: float = 1.0) -> Optional[TargetModel]:
+  """The SVM trained on the labeled part as a `TargetModel` (its linear head
+  over the L2-normalised features, softmax of its scores as probabilities, a
+  column per class labeled so far); None when fewer than two are labeled."""
+  labeled = np.asarray(labeled, np.int64)
+  if np.unique(labels).size < 2:
+    return None
+  svm = fit_svm(features[labeled], labels, C=C)
+  w, b = svm.head()
+  return TargetModel(softmax(svm.decision(features)), svm.classes.astype(np.int64),
+                     l2_normalize(features), w, b)
+
+
 class RoundSignals(NamedTuple):
   """The pool's signals for the next selection round, and their model."""
   features: np.ndarray
   probs: Optional[np.ndarray]
   model: str  # "source", "svm" or "finetune"
+  target: Optional[TargetModel] = None  # the target-aware methods' view
 
 
 def round_signals(labeled: np.ndarray, labels: np.ndarray, *,
@@ -199,5 +227,10 @@ def round_signals(labeled: np.ndarray, labels: np.ndarray, *,
   if np.unique(labels).size < 2:
     return RoundSignals(*source, "source")
   if finetune is not None:
-    return RoundSignals(*finetune(labeled, labels), "finetune")
-  return RoundSignals(*svm_signals(svm_features(), labeled, labels, C=svm_c), "svm")
+    feats, probs = finetune(labeled, labels)
+    # A network read from its outputs: no linear head (DropQuery needs one).
+    return RoundSignals(feats, probs, "finetune",
+                        TargetModel(probs, np.arange(probs.shape[1])))
+  feats = svm_features()
+  got = svm_target(feats, labeled, labels, C=svm_c)
+  return RoundSignals(feats, got.probs, "svm", got)

@@ -209,6 +209,42 @@ def test_features_alone_through_select_label_train_report_and_rounds(pool, tmp_p
       {r["path"] for r in first}
 
 
+def test_target_aware_methods_select_in_rounds_and_direct_asks_as_it_goes(pool, tmp_path):
+  files = formats(pool, str(tmp_path / "files"))
+  wd = str(tmp_path / "wd")
+  ok("embed", f"--workdir={wd}", f"--images={pool['images']}", *files["csv"])
+  code, _, err = jaxal("select", f"--workdir={wd}", "--method=direct", "--budget=8")
+  assert code == 2 and "--method=direct" in err and "--rounds >= 2" in err, err
+  answers = str(tmp_path / "answers.csv")
+  truth = pool["truth"]
+
+  def label(rows, keep=()):
+    write_csv(answers, [[p, truth[p]] for p in sorted({*keep, *(r["path"] for r in rows)})])
+    return {*keep, *(r["path"] for r in rows)}
+
+  for method in ("uherding", "dropquery", "direct"):
+    r = [f"--selection={method}", f"--method={method}", "--budget=16", "--rounds=2"]
+    ok("select", f"--workdir={wd}", *r)  # round 1: cold start (DIRECT: random)
+    to_label = os.path.join(wd, "selections", method, "to_label.csv")
+    done = label(read_csv(to_label))
+    assert len(done) == 8
+    calls = 0
+    while True:  # DIRECT writes each batch it asks about; the others one round
+      out = ok("select", f"--workdir={wd}", *r, f"--labels={answers}",
+               f"--classes={pool['classes']}")
+      rows = read_csv(to_label)
+      calls += 1
+      if "asks for" not in out:
+        break
+      assert method == "direct" and rows and not {x["path"] for x in rows} & done
+      done = label(rows, done)
+    assert len(rows) == 8 and not {x["path"] for x in rows} & \
+        {p for p in done if p not in {x["path"] for x in rows}}
+    if method == "direct":
+      # every pick of its second round was asked about (and answered) first
+      assert calls > 1 and {x["path"] for x in rows} <= done, out
+
+
 _MEASURE = r"""
 import json, os, sys, tracemalloc
 import numpy as np

@@ -2,8 +2,8 @@
 sources that cannot give a table's rows) and the real-data path on TFDS mock
 data: each in a work directory of its own. The refusals call the command's
 main() in this process (`refused`: its exit code and stderr, one JAX start for
-all); `test_rounds_with_balancing_is_refused` runs the command line itself, in a
-subprocess, for its exit code and message."""
+all); `test_a_bad_flag_on_the_command_line_exits_2` runs the command line
+itself, in a subprocess, for its exit code and message."""
 
 import json
 import os
@@ -32,7 +32,10 @@ def refused(workdir, *args):
      "balanced pool of offline_target"),
     (["--table=2", "--datasets=offline_target,food101"],
      "--datasets: unknown dataset 'food101' for data=offline"),
-    (["--table=15"], "--table must be one of 2-14"),
+    (["--table=16"], "--table must be one of 2-15"),
+    (["--table=15", "--rounds=1"], "--rounds: table 15 compares selection over rounds"),
+    (["--table=2", "--methods=random,direct"], "--methods: method 'direct' labels "
+     "around the target model's thresholds"),
     (["--table=14", "--ssl_temperature=0"], "--ssl_temperature must be > 0"),
     (["--table=14", "--ssl_batch_size=100000"], "--ssl_batch_size=100000 exceeds"),
     (["--table=2", "--shard=2/2"], "--shard"),
@@ -133,8 +136,9 @@ def test_real_data_path_end_to_end_on_tfds_mock_data(tmp_path, monkeypatch):
   assert any("_ens_" in c for c in cached) and any("_single_" in c for c in cached)
 
 
-def test_rounds_with_balancing_is_refused(tmp_path):
-  out = run(str(tmp_path), "--table=3", "--rounds=2", check=False)
-  assert out.returncode == 2 and "--rounds=2: table 3 uses the balancing step" in \
+def test_a_bad_flag_on_the_command_line_exits_2(tmp_path):
+  out = run(str(tmp_path), "--table=15", "--rounds=0", check=False)
+  assert out.returncode == 2 and "--rounds must be an int >= 1" in out.stderr, \
       out.stderr
+  assert "Traceback" not in out.stderr
   assert not os.listdir(tmp_path)

@@ -18,28 +18,39 @@ def pool():
   return probs, feats, mask
 
 
+def _extra(method, probs):
+  """DIRECT's target model and annotator (the others take neither): the pool's
+  probabilities over 9 classes as the target's, labels cycling through them."""
+  if method not in A.LABELS_WHILE_SELECTING:
+    return {}
+  return dict(target=A.TargetModel(probs, np.arange(C)), oracle=np.arange(N) % C,
+              num_classes=C)
+
+
 def test_method_names():
   for name in ["random", "coreset", "entropy", "least_confidence", "margin",
                "entropy_inv", "entropy_div", "entropy_inv_div",
                "least_confidence_inv_div", "margin_div", "margin_inv"]:
     assert name in A.METHODS
   assert A.COLD_START == ("typiclust", "probcover", "maxherding")
-  assert set(A.COLD_START) <= set(A.METHODS)
-  assert len(A.METHODS) == 14 + len(A.COLD_START)
+  assert A.TARGET_AWARE == ("uherding", "dropquery", "direct")
+  assert set(A.COLD_START + A.TARGET_AWARE) <= set(A.METHODS)
+  assert len(A.METHODS) == 14 + len(A.COLD_START) + len(A.TARGET_AWARE)
 
 
 @pytest.mark.parametrize("method", A.METHODS)
 def test_contract(pool, method):
   probs, feats, mask = pool
   budget = 60
+  kw = {"num_classes": 5, **_extra(method, probs)}
   got = A.select(method, budget=budget, probs=probs, features=feats,
-                 labeled_mask=mask, seed=3, num_classes=5)
+                 labeled_mask=mask, seed=3, **kw)
   assert isinstance(got, np.ndarray) and got.dtype.kind == "i"
   assert got.shape == (budget,)
   assert np.unique(got).size == budget
   assert not mask[got].any()
   again = A.select(method, budget=budget, probs=probs, features=feats,
-                   labeled_mask=mask, seed=3, num_classes=5)
+                   labeled_mask=mask, seed=3, **kw)
   np.testing.assert_array_equal(got, again)
 
 
@@ -48,7 +59,7 @@ def test_whole_unlabeled_pool(pool, method):
   probs, feats, mask = pool
   n_unlabeled = int((~mask).sum())
   got = A.select(method, budget=n_unlabeled, probs=probs, features=feats,
-                 labeled_mask=mask, num_classes=5)
+                 labeled_mask=mask, **{"num_classes": 5, **_extra(method, probs)})
   assert sorted(got.tolist()) == np.flatnonzero(~mask).tolist()
 
 
@@ -172,8 +183,11 @@ def test_memory_mapped_arrays_select_the_same(pool, method, tmp_path):
   mp = np.load(tmp_path / "p.npy", mmap_mode="r")
   mf = np.load(tmp_path / "f.npy", mmap_mode="r")
   assert isinstance(mp, np.memmap) and not mp.flags.writeable
-  kw = dict(budget=40, labeled_mask=mask, seed=3, num_classes=5)
+  kw = dict(budget=40, labeled_mask=mask, seed=3,
+            **{"num_classes": 5, **_extra(method, probs)})
   want = A.select(method, probs=probs, features=feats, **kw)
+  if method in A.LABELS_WHILE_SELECTING:
+    kw["target"] = kw["target"]._replace(probs=mp)
   got = A.select(method, probs=mp, features=mf, **kw)
   np.testing.assert_array_equal(got, want)
   if method in ("entropy_inv_div", "coreset"):
