@@ -15,6 +15,7 @@ parameter sets how many annotators label in parallel.
 
 In the authors' code (LabelBench `strategy_impl/direct.py`, the reference this
 module follows line by line):
+
 - The score of class k is p_k - max_j p_j (+ 1e-8 max_j p_j, or + 1e-8 p_0 with
   two classes): every point predicted k comes first, by p_k (with two classes
   the tie-break 1e-8 p_0 puts class 1's predicted points least confident first:
@@ -42,6 +43,7 @@ module follows line by line):
   ones, so its selection never meets the label noise the paper studies.
 
 Here [R]: the same steps and the same rules, with these choices stated:
+
 - `probs` is the target classifier's [N, K] probabilities and `classes` the
   target class of each column (an SVM has columns only for the classes labeled
   so far); an answer outside `classes` is "not k" for every column.

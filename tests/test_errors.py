@@ -75,7 +75,7 @@ def _table_run(tmp_path, **change):
 
 @pytest.mark.parametrize("change,field,words", [
     (dict(tables=(99,)), "tables", "99 is not a table"),
-    (dict(tables=(3,), rounds=2), "rounds", "rounds=2: table 3 uses the balancing"),
+    (dict(tables=(15,), rounds=1), "rounds", "table 15 compares selection over rounds"),
     (dict(pixels="disk"), "pixels", "pixels must be one of"),
     (dict(datasets=("food101",)), "datasets", "unknown dataset 'food101' for "
      "data=offline"),
