@@ -27,7 +27,7 @@ def tables_workdir(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("tables"))
   outputs = {}
   try:
-    for n in range(2, 15):
+    for n in range(2, 16):
       # Tables 3 and 12 keep the default targets (fine-tuning for the far target,
       # both targets in Table 12); the others use the SVM to stay fast.
       args = [f"--table={n}", f"--plots={n == 3}"]
@@ -39,23 +39,32 @@ def tables_workdir(tmp_path_factory):
       if n == 14:  # the same on SimCLR features (its own targets: svm, svm_ssl)
         args = ["--table=14", "--plots=false",
                 "--methods=random,entropy_inv_div,coreset,typiclust"]
+      if n == 15:  # over 2 rounds, with the methods that read the target
+        args = ["--table=15", "--plots=false", "--rounds=2", "--budgets=12",
+                "--seeds=0", "--methods=random,uherding,dropquery,direct"]
       outputs[n] = run_in_process(workdir, *args)
   finally:
     flags.FLAGS.unparse_flags()
   return workdir, outputs
 
 
-@pytest.mark.parametrize("n", range(2, 15))
+@pytest.mark.parametrize("n", range(2, 16))
 def test_every_table_command_end_to_end(tables_workdir, n):
   workdir, outputs = tables_workdir
+  name = f"table_{n}" + ("_rounds2" if n == 15 else "")
   for ext in ("md", "csv", "tex"):
-    path = os.path.join(workdir, "tables", f"table_{n}.{ext}")
+    path = os.path.join(workdir, "tables", f"{name}.{ext}")
     assert os.path.getsize(path) > 0, path
-  with open(os.path.join(workdir, "tables", f"table_{n}.md")) as f:
+  with open(os.path.join(workdir, "tables", f"{name}.md")) as f:
     md = f.read()
+  if n == 15:  # its rounds say so first
+    assert md.startswith("Iterative selection in 2 rounds")
+    md = md[md.index("Table 15."):]
   assert md.startswith(f"Table {n}.")
   body = [ln for ln in md.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
-  assert body and all("–" not in ln.split("|")[3] for ln in body)  # every cell ran
+  ran = [ln for ln in body if not ln.startswith("| direct [SSL] +bal")
+         and not ln.startswith("| direct +bal")]
+  assert ran and all("–" not in ln.split("|")[3] for ln in ran)  # every cell ran
   assert f"table {n}: " in outputs[n]
   if n == 12:
     assert "offline_far:finetune 6" in md and "offline_target:svm 12" in md
@@ -80,7 +89,7 @@ def test_every_table_command_end_to_end(tables_workdir, n):
     assert "entropy_inv_div [SSL]" not in md  # it needs M_S's probabilities
     assert "offline_target:svm 6" in md and "offline_far:svm_ssl 12" in md
     assert "G_AL (svm / svm_ssl) / Average" in md  # a G_AL per target
-    rows = cells_csv(workdir, features="ssl")
+    rows = [r for r in cells_csv(workdir, features="ssl") if r["rounds"] == "1"]
     assert rows and {r["method"] for r in rows} == {"random", "coreset", "typiclust"}
     assert {r["target"] for r in rows} == {"svm", "svm_ssl"}
     # one SimCLR run per pool, labels never read: its config names no labels
@@ -94,6 +103,18 @@ def test_every_table_command_end_to_end(tables_workdir, n):
                                                              "labeled"))
             for r in cells_csv(workdir)]
     assert len(keys) == len(set(keys))
+  if n == 15:
+    for label in ("uherding", "uherding +bal", "dropquery [SSL] +bal", "direct",
+                  "direct [SSL]", "random +bal"):
+      assert f"| {label} | acc_t |" in md
+    # DIRECT labels as it selects: no balanced cell of it ran
+    assert all("–" in ln.split("|")[3] for ln in body if "direct" in ln and "+bal" in ln)
+    rows = [r for r in cells_csv(workdir) if r["rounds"] == "2"]
+    assert {r["method"] for r in rows} == {"random", "uherding", "dropquery", "direct"}
+    assert {(r["method"], r["balancing"]) for r in rows} >= {("uherding", "1"),
+                                                            ("random", "1")}
+    assert ("direct", "1") not in {(r["method"], r["balancing"]) for r in rows}
+    assert all(int(r["labeled"]) == 12 for r in rows)
 
 
 def test_cells_csv_columns_and_plots(tables_workdir):
@@ -108,7 +129,8 @@ def test_cells_csv_columns_and_plots(tables_workdir):
   assert {r["target"] for r in rows} == {"svm", "finetune", "svm_ssl"}
   assert {r["features"] for r in rows} == {"source", "ssl"}
   assert {r["method"] for r in rows} == {"random", "entropy_inv_div", "coreset", "full",
-                                         "typiclust", "probcover", "maxherding"}
+                                         "typiclust", "probcover", "maxherding",
+                                         "uherding", "dropquery", "direct"}
   plots = os.listdir(os.path.join(workdir, "plots"))
   assert any(p.startswith("acc_vs_budget_offline_far") for p in plots)
   assert any(p.startswith("class_counts_offline_target") for p in plots)

@@ -5,6 +5,7 @@ import numpy as np
 from jaxal import acquisition, balancing, rounds
 from jaxal.experiments import _selection as selection
 from jaxal.experiments import sweep
+from jaxal.models.target import RoundSignals
 
 
 def _pool(n=60, k=4, seed=0):
@@ -44,7 +45,7 @@ def test_rounds_rank_round_one_by_the_source_and_later_ones_by_later():
 
   def later(labeled):
     seen.append(labeled.tolist())
-    return feats, probs[:, ::-1]
+    return RoundSignals(feats, probs[:, ::-1], "svm")
   got = selection.select(_cell(rounds=3), feats, probs, labels, 4, rule="ratio",
                          majority_distance="nearest", later=later)
   first = rounds.select_round("entropy", 4, features=feats, probs=probs,
