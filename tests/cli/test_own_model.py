@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from jaxal import acquisition
-from jaxal.cli.workdir import Workdir
+from jaxal.cli.workdir import Workdir, WorkdirError
 from jaxal.models import pretrained, source
 from tests.cli import label_fixture as F
 from tests.cli.test_cli import jaxal, ok, read_csv, write_csv
@@ -243,6 +243,36 @@ def test_target_aware_methods_select_in_rounds_and_direct_asks_as_it_goes(pool, 
     if method == "direct":
       # every pick of its second round was asked about (and answered) first
       assert calls > 1 and {x["path"] for x in rows} <= done, out
+  # The same DIRECT selection run live on the labeling page (in this process):
+  # the same images, asked in the same batches, recorded as `select` records.
+  from jaxal.cli.label_page import session  # pylint: disable=g-import-not-at-top
+  ok("select", f"--workdir={wd}", "--selection=page", "--method=direct",
+     "--budget=16", "--rounds=2")
+  with pytest.raises(WorkdirError, match="2 rounds of uherding"):
+    session.Session(Workdir(wd, "uherding"), classes_file=pool["classes"], batch=1)
+  page_wd = Workdir(wd, "page")
+  sess = session.Session(page_wd, classes_file=pool["classes"], batch=1,
+                         log=lambda m: None).start()
+  try:
+    modes = set()
+    for _ in range(100):
+      r = sess.next_for("ann", wait_s=10)
+      if r.get("done"):
+        break
+      modes.add(r["progress"]["mode"])
+      sess.answer("ann", r["image"]["path"], truth[r["image"]["path"]])
+    assert r.get("done") and r["progress"]["labeled"] == 16, r
+  finally:
+    sess.close()
+  assert modes == {"direct"}
+  by_file, by_page = (Workdir(wd, n).read("selection.json") for n in ("direct", "page"))
+  assert by_page["picks"] == by_file["picks"]
+  assert by_page["asked"] == by_file["asked"]  # DIRECT's questions, in order
+  # `select` reads the page's work as its own: both rounds are done
+  out = ok("select", f"--workdir={wd}", "--selection=page", "--method=direct",
+           "--budget=16", "--rounds=2", f"--labels={page_wd.file('labels.csv')}",
+           f"--classes={pool['classes']}")
+  assert "round 2 of 2 already selected" in out, out
 
 
 _MEASURE = r"""

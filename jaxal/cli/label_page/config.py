@@ -2,7 +2,8 @@
 checked: the pool, the target classes, the selection's budget and method, the
 acquisition ranking the balancing step consumes (method guide §3, through
 `acquisition.ranking_to_balance`), the balancing flags (method guide §4), and
-the source model's guesses shown beside each image.
+the source model's guesses shown beside each image; for a selection of DIRECT's
+rounds, the strategy that runs them instead (`direct_rounds`).
 
 `read_setup` validates and reads without writing anything; `remember` records
 the balancing flags and the classes the first time they are used, as `jaxal
@@ -14,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import types
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 
 from jaxal import acquisition, balancing
 from jaxal.cli import label_files, select_balance, workdir
+from jaxal.cli.label_page import direct_rounds
 from jaxal.cli.workdir import Pool, Workdir, WorkdirError
 
 _FLAGS_HINT = "Rerun with the recorded flags (--batch, --rule, --majority_distance)."
@@ -45,6 +47,9 @@ class Setup:
     guess_text: M_S's top-1 source class of each image ("" without
       probabilities), as to_label.csv's predicted_class holds it.
     guess_name: the same guesses by name, as the page shows them.
+    strategy: DIRECT's rounds (`direct_rounds.strategy`), run instead of the
+      balancing step; None for a single-shot selection.
+    selection: the selection's recorded setup (method, budget, rounds, ...).
   """
   pool: Pool
   index: Mapping[str, int]
@@ -60,6 +65,8 @@ class Setup:
   lease_s: float
   guess_text: tuple[str, ...]
   guess_name: tuple[str, ...]
+  strategy: Optional[Callable] = None
+  selection: Mapping = dataclasses.field(default_factory=dict)
 
   @property
   def balance_flags(self) -> dict:
@@ -78,7 +85,7 @@ def read_setup(wd: Workdir, *, classes_file: Optional[str], batch: int, rule: st
     LabelsError: an existing labels.csv that every command would refuse.
   """
   pool = wd.pool()
-  sel = _single_shot_selection(wd)
+  sel = _selection(wd)
   _check_flags(batch, lease_s, rule, majority_distance)
   classes = workdir.target_classes(wd, classes_file)
   if classes is None:
@@ -90,12 +97,17 @@ def read_setup(wd: Workdir, *, classes_file: Optional[str], batch: int, rule: st
   if os.path.exists(labels_path):  # as every command would read it
     label_files.read_labels(labels_path, pool=index, classes=classes,
                             offered=wd.offered(), root=root)
-  flags = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
-  wd.check("balance", flags, hint=_FLAGS_HINT)
   method, budget = sel["method"], int(sel["budget"])
   picks = wd.read("selection.json")["picks"][0]
-  ranking = acquisition.ranking_to_balance(method, budget=budget, probs=pool.probs,
-                                           selected=picks)
+  if sel["rounds"] == 1:
+    flags = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
+    wd.check("balance", flags, hint=_FLAGS_HINT)
+    ranking = acquisition.ranking_to_balance(method, budget=budget, probs=pool.probs,
+                                             selected=picks)
+    strategy = None
+  else:  # DIRECT's rounds, live
+    ranking = np.zeros(0, np.int64)
+    strategy = direct_rounds.strategy(pool, sel, picks, len(classes))
   guess_text = tuple(pool.guess_text())
   namer = select_balance.source_namer(wd)
   return Setup(
@@ -104,25 +116,26 @@ def read_setup(wd: Workdir, *, classes_file: Optional[str], batch: int, rule: st
       class_id=types.MappingProxyType({c: k for k, c in enumerate(classes)}),
       method=method, budget=budget, ranking=ranking, batch_size=int(batch),
       rule=rule, majority_distance=majority_distance, lease_s=float(lease_s),
-      guess_text=guess_text, guess_name=tuple(namer(g) for g in guess_text))
+      guess_text=guess_text, guess_name=tuple(namer(g) for g in guess_text),
+      strategy=strategy, selection=types.MappingProxyType(dict(sel)))
 
 
 def remember(wd: Workdir, setup: Setup, classes_file: Optional[str]) -> None:
   """Records the balancing flags and the classes file's classes where none are
   recorded yet, so that `balance`, `train` and `report` hold them to the same."""
-  if wd.recorded("balance") is None:
+  if wd.recorded("balance") is None and setup.strategy is None:
     wd.record("balance", setup.balance_flags)
   workdir.remember_classes(wd, list(setup.classes), classes_file)
 
 
-def _single_shot_selection(wd: Workdir) -> dict:
+def _selection(wd: Workdir) -> dict:
+  """The recorded selection: single-shot, or DIRECT's rounds."""
   sel = wd.recorded("select")
   if sel is None:
     raise WorkdirError(f"{wd.sel_path} has no selection; pass --method and "
                        "--budget (or run `jaxal select` first).")
   if sel["rounds"] != 1:
-    raise WorkdirError("label follows a single-shot selection; this selection "
-                       f"has {sel['rounds']} rounds (use `jaxal select --labels`).")
+    direct_rounds.check(sel)
   return sel
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from jaxal.cli import select_balance
+from jaxal.cli.label_page import direct_rounds
 from jaxal.cli.label_page.config import Setup
 from jaxal.cli.workdir import Workdir
 
@@ -56,3 +57,31 @@ class BalanceRecord:
   def to_label(self, rows: list[tuple]) -> None:
     """Writes to_label.csv: (pool index, rank, score, guess, guess's name) rows."""
     select_balance.write_to_label(self._wd, self._setup.pool, rows)
+
+
+class RoundsRecord(BalanceRecord):
+  """selection.json and to_label.csv of DIRECT's rounds, as `jaxal select`
+  writes them: each batch asked about in "asked", the finished rounds in
+  "picks" (so `select`, `train` and `report` read the page's work)."""
+
+  def __init__(self, wd: Workdir, setup: Setup):  # pylint: disable=super-init-not-called
+    self._wd, self._setup = wd, setup
+    self._state = wd.read("selection.json", {"picks": []})
+    self._recorded = {tuple(b) for b in self._state.get("asked", [])}
+    self.offered = set(wd.offered())
+
+  def add_batch(self, idx: Sequence[int]) -> None:
+    idx = [int(i) for i in idx]
+    if tuple(idx) not in self._recorded and not set(idx) <= self.offered:
+      # (round 1's images are recorded as its picks already)
+      self._state["asked"] = self._state.get("asked", []) + [idx]
+      self._recorded.add(tuple(idx))
+      self._wd.write("selection.json", self._state)
+    self.offered.update(idx)
+
+  def finish(self, chosen: list[int]) -> None:
+    """Records the rounds' images as `select` does (selection.json's picks)."""
+    picks = direct_rounds.split(chosen, dict(self._setup.selection))
+    if self._state.get("picks") != picks:
+      self._state["picks"] = picks
+      self._wd.write("selection.json", self._state)

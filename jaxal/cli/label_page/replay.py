@@ -53,7 +53,8 @@ class Replay:
     batch: the batch whose answers the oracle waits for, or None while the
       step chooses the next.
     mode: what chose the current batch: "acquisition" or "balancing" (Eq. 9's
-      switch, as `balanced_select` evaluates it).
+      switch, as `balanced_select` evaluates it), or "direct" (DIRECT's rounds,
+      `setup.strategy`, run in place of the balancing step).
     finished: the images selected once the budget is spent, else None.
     error: the step's failure ("Type: message"), else None.
   """
@@ -126,10 +127,14 @@ class Replay:
         gen = self._generation
         self._reset()
       try:
-        chosen = balancing.balanced_select(
-            s.ranking, s.pool.features, lambda idx: self._oracle(idx, gen),
-            s.budget, len(s.classes), rule=s.rule,
-            majority_distance=s.majority_distance, batch_size=s.batch_size)
+        oracle = lambda idx, gen=gen: self._oracle(idx, gen)  # noqa: E731
+        if s.strategy is not None:  # DIRECT's rounds (`direct_rounds`)
+          chosen = s.strategy(oracle)
+        else:
+          chosen = balancing.balanced_select(
+              s.ranking, s.pool.features, oracle, s.budget, len(s.classes),
+              rule=s.rule, majority_distance=s.majority_distance,
+              batch_size=s.batch_size)
       except _Restart:
         continue
       except Exception as e:  # pylint: disable=broad-except
@@ -178,7 +183,10 @@ class Replay:
       self._position[i] = (len(self.batches), before + j + 1)
     self.batches.append(idx)
     self.batch = idx
-    self.mode = "balancing" if balancing.switch_to_balancing(
-        self._used, self._setup.budget - before) else "acquisition"
+    if self._setup.strategy is not None:
+      self.mode = "direct"
+    else:
+      self.mode = "balancing" if balancing.switch_to_balancing(
+          self._used, self._setup.budget - before) else "acquisition"
     self._cond.notify_all()
 

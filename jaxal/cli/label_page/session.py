@@ -26,6 +26,10 @@ gives the same batches up to that one.
 
 A restart (after a SIGKILL) reads labels.csv and replays the same way, so
 nothing acknowledged is lost and labeling resumes where it stopped.
+
+A selection of DIRECT's rounds (`jaxal select --method=direct --rounds=R`) runs
+the same way with DIRECT in place of the balancing step (`direct_rounds`): its
+questions are the batches, recorded in selection.json as `select` records them.
 """
 
 from __future__ import annotations
@@ -75,7 +79,8 @@ class Session:
         majority_distance=majority_distance, lease_s=lease_s)
     self.store = store.Store(wd.file("labels.csv"), wd.file("conflicts.csv"), log=log)
     config.remember(wd, s, classes_file)
-    self.records = records.BalanceRecord(wd, s)
+    self.records = (records.BalanceRecord if s.strategy is None
+                    else records.RoundsRecord)(wd, s)
     self.tally = tally.Tally(s.classes, ((s.index[a.path], a.label)
                                          for a in self.store.answers))
     self.cond = threading.Condition()
