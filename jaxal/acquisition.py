@@ -58,9 +58,11 @@ METHODS: tuple[str, ...] = ("random", "coreset") + tuple(
 # target-aware ones, which read the target's and never M_S's).
 FEATURES_ONLY = ("random", "coreset") + COLD_START + TARGET_AWARE
 # Methods whose selection depends on the seed (k-means seeding for TypiClust,
-# ProbCover's pseudo-labels and DropQuery; dropout masks; DIRECT's draws); the
-# others are deterministic given their inputs.
-SEEDED = ("random", "coreset", "typiclust", "probcover", "dropquery", "direct")
+# ProbCover's pseudo-labels and DropQuery; dropout masks; UHerding's bandwidth
+# subset on large pools; DIRECT's draws); the others are deterministic given
+# their inputs.
+SEEDED = ("random", "coreset", "typiclust", "probcover", "uherding", "dropquery",
+          "direct")
 # Methods that label as they select (an oracle in the loop): the balancing step
 # cannot re-walk their picks without discarding labels already paid for.
 LABELS_WHILE_SELECTING = ("direct",)
@@ -70,15 +72,18 @@ class TargetModel(NamedTuple):
   """The target classifier's view of the pool, for the methods that read it
   between rounds (`TARGET_AWARE`): a linear head over `inputs`.
 
-  `probs` = softmax(inputs @ weights + bias) for a linear head; a target
-  without one (a fine-tuned network read from its outputs only) has
-  `weights` None, and DropQuery refuses it.
+  `probs` = softmax(x @ weights + bias) for a linear head over x = `inputs`,
+  or over `inputs` with rows scaled to unit L2 norm when `normalize` (the SVM's;
+  kept unnormalised so that no second [N, d] copy lives beside the pool's). A
+  target without a linear head (a fine-tuned network read from its outputs
+  only) has `weights` None, and DropQuery refuses it.
   """
   probs: np.ndarray  # [N, K] its class probabilities
   classes: np.ndarray  # [K] the target class of each column
   inputs: Optional[np.ndarray] = None  # [N, d] what its linear head reads
   weights: Optional[np.ndarray] = None  # [d, K]
   bias: Optional[np.ndarray] = None  # [K]
+  normalize: bool = False  # the head reads inputs / ||inputs|| (row-wise)
 
 # Stage tag folded into the seed so that random selection and k-center's first
 # center use independent streams of the same seed.
@@ -212,10 +217,10 @@ def _check_target(method: str, target, oracle, n: int) -> None:
                      "it selects).", field="oracle")
   if target is None:
     return
-  V.check_probs(target.probs, "target.probs")
-  if target.probs.shape[0] != n:
-    raise InputError(f"target.probs has {target.probs.shape[0]} rows for a pool of "
-                     f"{n}.", field="target")
+  rows = V.check_probs(target.probs, "target.probs").shape[0]
+  if rows != n:
+    raise InputError(f"target.probs has {rows} rows for a pool of {n}.",
+                     field="target")
   if method == "dropquery":
     if target.weights is None or target.inputs is None:
       raise InputError("method 'dropquery' needs the target's linear head (inputs, "
@@ -350,7 +355,10 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
   if base == "dropquery":
     if target is None:
       return dropquery.dropquery(features, budget, labeled_mask=mask, seed=seed)
-    return dropquery.dropquery(target.inputs, budget, labeled_mask=mask, seed=seed,
+    x = np.asarray(target.inputs, np.float32)
+    if target.normalize:  # as `models.target.l2_normalize`, one copy for the round
+      x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return dropquery.dropquery(x, budget, labeled_mask=mask, seed=seed,
                                weights=target.weights, bias=target.bias)
   if base == "direct":
     return direct_lib.direct(target.probs, budget, oracle, labeled_mask=mask,

@@ -55,7 +55,9 @@ Here [R]: the same steps and the same rules, with these choices stated:
   the oracle.
 - Sorts are stable (ties to the lower index); classes of equal labeled count in
   phase 1 go lowest column first; randomness (the phase-1 draws, the tie coin,
-  the phase-2 order) from one `np.random.Generator` seeded by (seed, 5).
+  the phase-2 order) from one `np.random.Generator` seeded by (seed, 5, the
+  number of labeled points), so that rounds with one seed draw anew, as the
+  authors' global generator does from round to round.
 - The picks come back in the order they were queried.
 - The accuracy vector is computed once per batch (it changes only when labels
   arrive), so a shrink costs O(N), not O(N) per step; each class sorts the pool
@@ -286,7 +288,7 @@ def direct(probs: ArrayLike, budget: int, oracle: Oracle, *,
   label_of[known] = (ask(known) if labeled_labels is None else
                      V.check_labels(labeled_labels, num_classes,
                                     name="labeled_labels", length=known.size))
-  rng = np.random.default_rng([seed, _STREAM])
+  rng = np.random.default_rng([seed, _STREAM, known.size])
   scores = one_vs_rest_scores(p)
   rnd = _Round(label_of, ask)
 

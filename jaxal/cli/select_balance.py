@@ -120,6 +120,11 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
                        f"{', '.join(acquisition.METHODS)}.")
   if pool.probs is None and acquisition.ranks_whole_pool(method):
     raise WorkdirError(no_probs(method))
+  if method == "dropquery" and num_rounds > 1 and settings.kind != "svm":
+    raise WorkdirError("--target: --method=dropquery reads the target model's "
+                       "linear head in later rounds, which the SVM has and a "
+                       "fine-tuned network read from its outputs does not; use "
+                       "--target=svm.")
   if method == "direct" and num_rounds < 2:
     raise WorkdirError("--rounds: --method=direct labels around the thresholds of a "
                        "target model trained on earlier rounds' labels, so it needs "

@@ -143,10 +143,13 @@ class Protocol:
         later=lambda idx: self._later(cell, idx, feats, probs))
 
   def _later(self, cell: sweep.Cell, idx: np.ndarray, feats, probs):
-    """A later round's signals; an [SSL] cell keeps selecting on SimCLR's
-    features, its target model's view aside (`acquisition.TargetModel`)."""
+    """A later round's signals. A cell whose SVM target reads other features
+    than the ones it selects on ([SSL] rows; M_S rows scored by the SVM on
+    SimCLR's) keeps selecting on its own, the target's view aside
+    (`acquisition.TargetModel`)."""
     sig = self._round_signals(cell, idx, (feats, probs))
-    return sig._replace(features=feats) if cell.features == "ssl" else sig
+    own = cell.features == "ssl" or cell.target == "svm_ssl"
+    return sig._replace(features=feats) if own else sig
 
   def _round_signals(self, cell: sweep.Cell, idx: np.ndarray, first):
     """The next round's `RoundSignals`: the cell's target trained on the ground

@@ -137,6 +137,13 @@ def _check_tables(run: TableRun) -> None:
     raise SetupError("method 'direct' labels around the target model's thresholds, "
                      "so it has no single-shot form: use rounds >= 2 (table 15).",
                      field="methods")
+  tuned = sorted({d for d, ts in run.targets.items() if "finetune" in ts})
+  if run.rounds > 1 and "dropquery" in run.methods and tuned and any(
+      not render.SPECS[n].fixed_targets for n in run.tables):
+    raise SetupError("method 'dropquery' reads the target model's linear head in "
+                     "later rounds, which the SVM has and the fine-tuned network "
+                     f"does not; {', '.join(tuned)} fine-tune: use target=svm.",
+                     field="targets")
   if run.rounds > min(run.budgets, default=1):
     raise SetupError(f"rounds={run.rounds} exceeds the smallest budget "
                      f"{min(run.budgets)}; use fewer rounds.", field="rounds")

@@ -179,15 +179,16 @@ def svm_signals(features: np.ndarray, labeled: np.ndarray, labels: np.ndarray, *
 def svm_target(features: np.ndarray, labeled: np.ndarray, labels: np.ndarray, *,
                C: float = 1.0) -> Optional[TargetModel]:
   """The SVM trained on the labeled part as a `TargetModel` (its linear head
-  over the L2-normalised features, softmax of its scores as probabilities, a
-  column per class labeled so far); None when fewer than two are labeled."""
+  over the L2-normalised `features`, which it keeps as they are, softmax of its
+  scores as probabilities, a column per class labeled so far); None when fewer
+  than two are labeled."""
   labeled = np.asarray(labeled, np.int64)
   if np.unique(labels).size < 2:
     return None
   svm = fit_svm(features[labeled], labels, C=C)
   w, b = svm.head()
   return TargetModel(softmax(svm.decision(features)), svm.classes.astype(np.int64),
-                     l2_normalize(features), w, b)
+                     features, w, b, normalize=True)
 
 
 class RoundSignals(NamedTuple):

@@ -215,6 +215,9 @@ def test_target_aware_methods_select_in_rounds_and_direct_asks_as_it_goes(pool, 
   ok("embed", f"--workdir={wd}", f"--images={pool['images']}", *files["csv"])
   code, _, err = jaxal("select", f"--workdir={wd}", "--method=direct", "--budget=8")
   assert code == 2 and "--method=direct" in err and "--rounds >= 2" in err, err
+  code, _, err = jaxal("select", f"--workdir={wd}", "--method=dropquery", "--budget=8",
+                       "--rounds=2", "--target=finetune")
+  assert code == 2 and "--target=svm" in err, err
   answers = str(tmp_path / "answers.csv")
   truth = pool["truth"]
 

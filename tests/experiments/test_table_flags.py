@@ -36,6 +36,8 @@ def refused(workdir, *args):
     (["--table=15", "--rounds=1"], "--rounds: table 15 compares selection over rounds"),
     (["--table=2", "--methods=random,direct"], "--methods: method 'direct' labels "
      "around the target model's thresholds"),
+    (["--table=2", "--rounds=2", "--methods=dropquery", "--target=finetune"],
+     "--target: method 'dropquery' reads the target model's linear head"),
     (["--table=14", "--ssl_temperature=0"], "--ssl_temperature must be > 0"),
     (["--table=14", "--ssl_batch_size=100000"], "--ssl_batch_size=100000 exceeds"),
     (["--table=2", "--shard=2/2"], "--shard"),

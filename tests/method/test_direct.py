@@ -22,7 +22,7 @@ def _reference(probs, labels, labeled, budget, seed, b1, min_per_class):
   their `np.random` calls made on one Generator the way `jaxal.direct` makes
   them (uniform draws among the region's unlabeled positions, a coin on ties,
   a permutation of the classes) and stable sorts; returns picks in query order."""
-  rng = np.random.default_rng([seed, 5])
+  rng = np.random.default_rng([seed, 5, len(labeled)])
   probs = np.asarray(probs, np.float64)
   n, n_class = probs.shape
   top = probs.max(axis=1, keepdims=True)
@@ -167,7 +167,7 @@ def test_one_dimensional_round_labels_around_the_boundary():
                                 return_info=True)
     np.testing.assert_array_equal(
         picks, _reference(probs, labels, np.flatnonzero(mask), 12, seed, 1, 3))
-    assert info.phase1 == 6 and info.per_class == 3
+    assert 4 <= info.phase1 <= 6 and info.per_class == 3  # a region can run dry
     assert 9 <= info.thresholds[0] <= 12, (seed, info.thresholds)
     known = np.r_[picks, 0, n - 1]
     gap = known[labels[known] == 1].min() - known[labels[known] == 0].max()

@@ -56,7 +56,9 @@ def test_svm_target_head_gives_its_decision_scores(k):
   y = rng.integers(0, k, 30) * 2
   t = target.svm_target(f, np.arange(30), y)
   d = target.fit_svm(f[:30], y).decision(f)
-  np.testing.assert_allclose(t.inputs @ t.weights + t.bias, d, rtol=1e-5, atol=1e-5)
+  assert t.inputs is f and t.normalize  # no normalised copy kept
+  np.testing.assert_allclose(target.l2_normalize(f) @ t.weights + t.bias, d,
+                             rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(t.classes, np.unique(y))
   np.testing.assert_array_equal(t.probs, target.svm_signals(f, np.arange(30), y)[1])
   assert target.svm_target(f, np.arange(30), np.zeros(30, int)) is None
@@ -89,8 +91,8 @@ def test_target_aware_methods_in_rounds():
       uherding.uherding(f, 9, labeled_mask=mask, probabilities=t.probs))
   np.testing.assert_array_equal(
       rounds.select_round("dropquery", 9, target=t, **kw),
-      dropquery.dropquery(t.inputs, 9, labeled_mask=mask, seed=3, weights=t.weights,
-                          bias=t.bias))
+      dropquery.dropquery(target.l2_normalize(t.inputs), 9, labeled_mask=mask, seed=3,
+                          weights=t.weights, bias=t.bias))
   got = rounds.select_round("direct", 9, target=t, oracle=y, **kw)
   np.testing.assert_array_equal(got, direct.direct(
       t.probs, 9, y, labeled_mask=mask, num_classes=3, classes=t.classes, seed=3))

@@ -62,26 +62,38 @@ class BalanceRecord:
 class RoundsRecord(BalanceRecord):
   """selection.json and to_label.csv of DIRECT's rounds, as `jaxal select`
   writes them: each batch asked about in "asked", the finished rounds in
-  "picks" (so `select`, `train` and `report` read the page's work)."""
+  "picks" (so `select`, `train` and `report` read the page's work). The file is
+  read again before each write, so what `select` recorded meanwhile is kept."""
 
   def __init__(self, wd: Workdir, setup: Setup):  # pylint: disable=super-init-not-called
     self._wd, self._setup = wd, setup
-    self._state = wd.read("selection.json", {"picks": []})
-    self._recorded = {tuple(b) for b in self._state.get("asked", [])}
+    self._recorded = {tuple(b) for b in self._read().get("asked", [])}
     self.offered = set(wd.offered())
+
+  def _read(self) -> dict:
+    return self._wd.read("selection.json", {"picks": []})
 
   def add_batch(self, idx: Sequence[int]) -> None:
     idx = [int(i) for i in idx]
     if tuple(idx) not in self._recorded and not set(idx) <= self.offered:
       # (round 1's images are recorded as its picks already)
-      self._state["asked"] = self._state.get("asked", []) + [idx]
+      state = self._read()
+      if idx not in state.get("asked", []):
+        self._wd.write("selection.json",
+                       {**state, "asked": state.get("asked", []) + [idx]})
       self._recorded.add(tuple(idx))
-      self._wd.write("selection.json", self._state)
     self.offered.update(idx)
 
   def finish(self, chosen: list[int]) -> None:
-    """Records the rounds' images as `select` does (selection.json's picks)."""
+    """Records the rounds' images as `select` does (selection.json's picks;
+    the rounds the page chose get blank scores and guesses in to_label.csv's
+    columns, as DIRECT has none)."""
+    state = self._read()
     picks = direct_rounds.split(chosen, dict(self._setup.selection))
-    if self._state.get("picks") != picks:
-      self._state["picks"] = picks
-      self._wd.write("selection.json", self._state)
+    if state.get("picks") == picks:
+      return
+    state["picks"] = picks
+    for key in ("scores", "predicted"):
+      have = list(state.get(key, []))[:len(picks)]
+      state[key] = have + [[""] * len(r) for r in picks[len(have):]]
+    self._wd.write("selection.json", state)
