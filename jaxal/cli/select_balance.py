@@ -155,6 +155,13 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
   picks = state["picks"]
   done = [i for r in picks for i in r]
 
+  pending = [i for i in (state.get("asked") or [[]])[-1] if i not in set(done)]
+  if pending and labels_csv is None and len(picks) < num_rounds:
+    log(f"select: round {len(picks) + 1} of {num_rounds} by direct is under way; "
+        f"its last question, {len(pending)} image(s) -> {wd.file('to_label.csv')}; "
+        "pass --labels and --classes with their answers to go on")
+    write_to_label(wd, pool, [(i, k + 1, "", "", "") for k, i in enumerate(pending)])
+    return pending
   if picks and len(picks) == num_rounds or (picks and labels_csv is None):
     have = {}
     if labels_csv:

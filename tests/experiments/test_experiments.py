@@ -41,7 +41,8 @@ def tables_workdir(tmp_path_factory):
                 "--methods=random,entropy_inv_div,coreset,typiclust"]
       if n == 15:  # over 2 rounds, with the methods that read the target
         args = ["--table=15", "--plots=false", "--rounds=2", "--budgets=12",
-                "--seeds=0", "--methods=random,uherding,dropquery,direct"]
+                "--seeds=0", "--datasets=offline_target",
+                "--methods=random,uherding,dropquery,direct"]
       outputs[n] = run_in_process(workdir, *args)
   finally:
     flags.FLAGS.unparse_flags()
