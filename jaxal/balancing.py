@@ -151,7 +151,8 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
                     labeled_mask: Optional[ArrayLike] = None, rule: str = "ratio",
                     majority_distance: str = "nearest",
                     batch_size: int = 1,
-                    cache_distances: Optional[bool] = None) -> np.ndarray:
+                    cache_distances: Optional[bool] = None,
+                    among: Optional[ArrayLike] = None) -> np.ndarray:
   """Acquisition ranking followed by the balancing step (method guide §4).
 
   Args:
@@ -183,6 +184,10 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
       Both compute the same distances up to float32 rounding (a matrix-vector
       product per column against one matrix product), so they can order exact
       near-ties differently.
+    among: optional [N] bool of the images that may be picked (e.g. one per
+      group of near-duplicates, `jaxal.curation.duplicates.candidates`): the
+      step runs on the pool of those and the labeled ones, as if the others
+      were not in it (the ranking's other entries are skipped).
 
   Returns:
     numpy int64 array of `budget` pool indices in selection order.
@@ -198,10 +203,45 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
     >>> balancing.balanced_select(np.arange(6), feats, truth, 4, num_classes=2)
     array([0, 1, 5, 3])
   """
+  if among is not None:
+    return _select_among(among, ranking, features, oracle, budget, num_classes,
+                         labeled_mask=labeled_mask, rule=rule,
+                         majority_distance=majority_distance, batch_size=batch_size,
+                         cache_distances=cache_distances)
   args = _check_args(ranking, features, budget, num_classes, labeled_mask, rule,
                      majority_distance, batch_size, cache_distances)
   ask = asker(oracle, args.n, args.num_classes)
   return _select(args, ask)
+
+
+def _select_among(among, ranking, features, oracle, budget, num_classes, *,
+                  labeled_mask, **kw) -> np.ndarray:
+  """`balanced_select` on the pool of `among` and the labeled images."""
+  n = np.shape(features)[0]
+  among = np.asarray(among)
+  if among.shape != (n,) or among.dtype != bool:
+    raise InputError(f"among must be a [{n}] bool mask, got {among.dtype} "
+                     f"{among.shape}.", field="among")
+  labeled = (np.zeros(n, bool) if labeled_mask is None
+             else np.asarray(labeled_mask, bool).reshape(-1))
+  if labeled.shape != (n,):
+    raise InputError(f"labeled_mask must have shape ({n},), got {labeled.shape}.",
+                     field="labeled_mask")
+  sub = np.flatnonzero(among | labeled)
+  pos = np.full(n, -1, np.int64)
+  pos[sub] = np.arange(sub.size)
+  ranking = np.asarray(ranking, np.int64).reshape(-1)
+  if ranking.size and (ranking.min() < 0 or ranking.max() >= n):
+    raise InputError(f"ranking must hold pool indices in [0, {n}).", field="ranking")
+  ranking = pos[ranking[among[ranking]]]
+  if callable(oracle):
+    ask = oracle
+    sub_oracle = lambda idx: ask(sub[np.asarray(idx, np.int64)])  # noqa: E731
+  else:
+    sub_oracle = np.asarray(oracle)[sub]
+  picks = balanced_select(ranking, np.asarray(features)[sub], sub_oracle, budget,
+                          num_classes, labeled_mask=labeled[sub], **kw)
+  return sub[picks]
 
 
 def _select(args: _Args, ask) -> np.ndarray:

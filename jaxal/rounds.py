@@ -62,7 +62,8 @@ def select_round(method: str, budget: int, *, features: np.ndarray,
                  probs: np.ndarray, labeled: np.ndarray, seed: int,
                  num_classes: Optional[int] = None,
                  target: Optional[acquisition.TargetModel] = None,
-                 oracle: Optional[balancing.Oracle] = None) -> np.ndarray:
+                 oracle: Optional[balancing.Oracle] = None,
+                 among: Optional[np.ndarray] = None) -> np.ndarray:
   """The next round: `budget` unlabeled pool indices, in selection order.
 
   `labeled` are the pool indices labeled in earlier rounds (never chosen
@@ -71,11 +72,46 @@ def select_round(method: str, budget: int, *, features: np.ndarray,
   `target` is the target model trained on them (None: round 1, or fewer than
   two classes labeled), read by the target-aware methods only; `oracle` the
   annotator, asked by DIRECT only.
+
+  `among` ([N] bool, None: all) are the images this round may pick, e.g. one
+  per group of near-duplicates (`jaxal.curation.duplicates.candidates`): the
+  method then runs on the pool of those and the labeled images, as if the
+  others were not in it (their features count nowhere), and its picks are
+  returned as indices of the whole pool.
   """
   method, kw = _round_method(method, target, oracle)
-  return acquisition.select(method, budget=budget, probs=probs, features=features,
-                            labeled_mask=_mask(labeled, features.shape[0]),
-                            seed=seed, num_classes=num_classes, **kw)
+  n = features.shape[0]
+  if among is None:
+    return acquisition.select(method, budget=budget, probs=probs, features=features,
+                              labeled_mask=_mask(labeled, n), seed=seed,
+                              num_classes=num_classes, **kw)
+  among = np.asarray(among)
+  if among.shape != (n,) or among.dtype != bool:
+    raise InputError(f"among must be a [{n}] bool mask, got {among.dtype} "
+                     f"{among.shape}.", field="among")
+  mask = _mask(labeled, n)
+  sub = np.flatnonzero(among | mask)
+  if budget > int((among & ~mask).sum()):
+    raise InputError(f"budget={budget} is more than the {int((among & ~mask).sum())} "
+                     "unlabeled images this round may pick (one per group of "
+                     "near-duplicates); lower the budget.", field="budget")
+  if "target" in kw:
+    kw["target"] = _rows(kw["target"], sub)
+  if kw.get("oracle") is not None:
+    ask = kw["oracle"]
+    kw["oracle"] = lambda idx: ask(sub[np.asarray(idx, np.int64)])
+  picks = acquisition.select(
+      method, budget=budget, probs=None if probs is None else probs[sub],
+      features=features[sub], labeled_mask=mask[sub], seed=seed,
+      num_classes=num_classes, **kw)
+  return sub[np.asarray(picks, np.int64)]
+
+
+def _rows(target: acquisition.TargetModel, rows: np.ndarray):
+  """The target model's view of the pool's `rows` only."""
+  return target._replace(
+      probs=np.asarray(target.probs)[rows],
+      inputs=None if target.inputs is None else np.asarray(target.inputs)[rows])
 
 
 def balanced_round(method: str, budget: int, *, features: np.ndarray,

@@ -6,7 +6,7 @@
     method       jaxal (the package) and the paper's method at its top:
                  acquisition, uncertainty, diversify, _sort, kcenter,
                  distances, balancing, metrics, rounds, direct; jaxal.coldstart.* (the methods
-                 that followed the paper)
+                 that followed the paper); jaxal.curation.* (duplicates, scores)
     datasets     jaxal.datasets.*
     models       jaxal.models.*
     experiments  jaxal.experiments.*
@@ -32,7 +32,9 @@ METHOD = {"jaxal", "jaxal.acquisition", "jaxal.uncertainty", "jaxal.diversify",
           "jaxal._sort", "jaxal.kcenter", "jaxal.distances", "jaxal.balancing", "jaxal.metrics",
           "jaxal.rounds", "jaxal.direct"} | {f"jaxal.coldstart{m}" for m in (
               "", "._inputs", "._pool", ".kmeans", ".coverage", ".typiclust", ".probcover",
-              ".maxherding", ".uherding", ".dropquery")}
+              ".maxherding", ".uherding", ".dropquery")} | {
+                  f"jaxal.curation{m}" for m in ("", ".neighbors", ".duplicates",
+                                                 ".scores", ".projection")}
 SUBPACKAGES = ("datasets", "models", "experiments", "cli")
 
 

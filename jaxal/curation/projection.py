@@ -1,0 +1,48 @@
+"""A 2-D map of the pool: its first two principal components, exactly.
+
+PCA always (no extra package, no seed): the features' mean and covariance in
+float64, summed over blocks of rows (a memory-mapped pool is read twice, never
+whole), the top two eigenvectors of the covariance (`numpy.linalg.eigh`), each
+signed so that its largest-magnitude entry is positive, and every row projected
+onto them. The same features give the same map on one machine; another machine
+may round the float64 sums differently (~1e-12 relative).
+
+UMAP or PaCMAP maps, which keep neighbourhoods that PCA flattens, are left to
+`umap-learn` / `pacmap` on the same features (not built here).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxal.errors import InputError
+
+
+def pca_2d(features, *, rows: int = 1 << 15) -> np.ndarray:
+  """[N, 2] float32: the rows of `features` [N, d] on their first two principal
+  axes (centred; module docstring). d = 1 gives a second column of zeros."""
+  if getattr(features, "ndim", None) != 2 or features.shape[0] < 1:
+    raise InputError("features must be a 2-D array [N, d] with N >= 1, got shape "
+                     f"{getattr(features, 'shape', None)}.", field="features")
+  n, d = features.shape
+  total = np.zeros(d)
+  for s in range(0, n, rows):
+    total += np.asarray(features[s:s + rows], np.float64).sum(0)
+  mean = total / n
+  cov = np.zeros((d, d))
+  for s in range(0, n, rows):
+    b = np.asarray(features[s:s + rows], np.float64) - mean
+    cov += b.T @ b
+  if not np.isfinite(cov).all():
+    raise InputError("features hold NaN or inf; embed the pool again.",
+                     field="features")
+  _, vecs = np.linalg.eigh(cov)  # ascending eigenvalues
+  axes = vecs[:, ::-1][:, :2]
+  if axes.shape[1] < 2:
+    axes = np.concatenate([axes, np.zeros((d, 2 - axes.shape[1]))], axis=1)
+  big = np.argmax(np.abs(axes), axis=0)
+  axes = axes * np.where(axes[big, [0, 1]] < 0, -1.0, 1.0)
+  out = np.empty((n, 2), np.float32)
+  for s in range(0, n, rows):
+    out[s:s + rows] = (np.asarray(features[s:s + rows], np.float64) - mean) @ axes
+  return out
