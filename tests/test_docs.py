@@ -22,6 +22,8 @@ API_MODULES = (
     "jaxal.coldstart", "jaxal.coldstart.typiclust", "jaxal.coldstart.probcover",
     "jaxal.coldstart.maxherding", "jaxal.coldstart.coverage", "jaxal.coldstart.kmeans",
     "jaxal.coldstart.uherding", "jaxal.coldstart.dropquery",
+    "jaxal.curation", "jaxal.curation.neighbors", "jaxal.curation.duplicates",
+    "jaxal.curation.scores", "jaxal.curation.projection",
     "jaxal.datasets", "jaxal.datasets.catalog", "jaxal.datasets.imbalance",
     "jaxal.datasets.procedural", "jaxal.datasets.images", "jaxal.datasets.pipeline",
     "jaxal.datasets.split_images", "jaxal.datasets.builders",

@@ -197,6 +197,12 @@ FLAG_SPECS: dict[str, FlagSpec] = {
     "test_paths": FlagSpec("string", "With a .npy --test_features: one image path a "
                            "line, in row order."),
     "plot": FlagSpec("bool", "Write the class-count chart (PNG).", True),
+    # dedupe
+    "threshold": FlagSpec("float", "Near-duplicate distance: images at --metric "
+                          "distance <= this are one group, of which select picks "
+                          "one (cosine: in (0, 2]; exact copies are at 0)."),
+    "metric": FlagSpec("enum", "Distance between features for dedupe and its "
+                       "scores.", "cosine", ("cosine", "euclidean")),
 }
 
 
@@ -291,6 +297,12 @@ def _run_embed(wd, fv):
               chunk=fv.chunk, batch_size=fv.batch, tfds=fv.tfds, data_dir=fv.data_dir)
 
 
+def _run_dedupe(wd, fv):
+  from jaxal.cli import dedupe  # pylint: disable=g-import-not-at-top
+  _require(fv, "threshold")
+  dedupe.dedupe(wd, threshold=fv.threshold, metric=fv.metric)
+
+
 def _run_select(wd, fv):
   from jaxal.cli import select_balance  # pylint: disable=g-import-not-at-top
   _require(fv, "method", "budget")
@@ -348,8 +360,8 @@ class Command:
   flags: tuple
   defaults: dict = dataclasses.field(default_factory=dict)
   choices: dict = dataclasses.field(default_factory=dict)
-  # False: writes a source (import-source, pretrain), or the embedding every
-  # selection shares (embed); --selection is refused.
+  # False: writes a source (import-source, pretrain), or what every selection
+  # shares (embed, dedupe); --selection is refused.
   selections: bool = True
 
 
@@ -378,6 +390,8 @@ COMMANDS: dict[str, Command] = {
         _IMAGES + ("source", "features", "paths", "probs", "ensemble", "chunk",
                    "batch", "coordinator_address", "num_processes", "process_id"),
         defaults={"batch": 128}, selections=False),
+    "dedupe": Command(
+        _run_dedupe, "Near-copies grouped (select takes one of each); scores.", ("threshold", "metric"), selections=False),
     "select": Command(
         _run_select, "Images to label, by an acquisition function -> "
         "to_label.csv.",
@@ -475,8 +489,9 @@ def main(argv: list[str]) -> int:
   try:
     if not COMMANDS[cmd].selections and fv.selection is not None:
       raise InputError(
-          "--selection: the embedding is shared by every selection of a work "
-          "directory; embed without --selection." if cmd == "embed" else
+          f"--selection: the embedding is shared by every selection of a work "
+          f"directory, and so is its dedupe; {cmd} without --selection."
+          if cmd in ("embed", "dedupe") else
           f"--selection: {cmd} writes a source (--workdir), which has no "
           "selections.", field="selection")
     COMMANDS[cmd].run(Workdir(fv.workdir, fv.selection), fv)

@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from jaxal import _plotting, metrics
-from jaxal.cli import label_files, train_predict, workdir
+from jaxal.cli import dedupe, label_files, pool_map, train_predict, workdir
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError
 from jaxal.datasets import images
 
@@ -30,7 +30,9 @@ def report(wd: Workdir, *, labels_csv: str, classes_file: str,
   section 4 metrics; chart sorted by count); with a labeled test set
   (`test_labels` CSV of paths under `test_images`, or of the rows of the
   `test_features` file, with `test_paths` for a .npy), the current target
-  model's ACC_t (supplement Eq. 1). Writes WORKDIR/report/report.json (+ .png)."""
+  model's ACC_t (supplement Eq. 1). Writes WORKDIR/report/report.json and, with
+  `plot`, the class-count chart, the pool's map (`pool_map`) and, after
+  `jaxal dedupe`, the nearest-neighbour distances' histogram (PNGs)."""
   _check_test_flags(test_labels, test_images, test_features, test_paths)
   pool = wd.pool()
   classes, have = workdir.labeled(wd, pool, labels_csv, classes_file, log=log)
@@ -58,6 +60,14 @@ def report(wd: Workdir, *, labels_csv: str, classes_file: str,
   if plot:
     out["chart"] = labeled_per_class(classes, counts,
                                      wd.file("report", "class_counts.png"))
+    found = dedupe.load(wd)
+    out["map"] = pool_map.draw(
+        pool_map.coordinates(wd), wd.file("report", "map.png"), classes=classes,
+        labeled=have, offered=wd.offered(),
+        dup=None if found is None else found.duplicates)
+    if found is not None:
+      out["nn_histogram"] = pool_map.nn_histogram(
+          found, wd.file("report", "nn_distances.png"))
   wd.write(os.path.join("report", "report.json"), out)
   log(f"report: {out['labeled']} labeled, {out['classes_found']} of {k} classes "
       f"found, imbalance ratio {out['imbalance_ratio']:.3f}"

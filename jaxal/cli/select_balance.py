@@ -21,6 +21,8 @@ import numpy as np
 
 from jaxal import _validation as V
 from jaxal import acquisition, balancing, io, rounds, uncertainty
+from jaxal.curation import duplicates
+from jaxal.cli import dedupe as dedupe_files
 from jaxal.cli import label_files, label_studio, train_predict, workdir
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError
 from jaxal.models import target
@@ -62,7 +64,8 @@ def _pick_distances(f: np.ndarray, picks: np.ndarray, labeled: np.ndarray,
   return np.sqrt(out)
 
 
-HEADER = ["path", "rank", "score", "predicted_class", "predicted_name"]
+HEADER = ["path", "rank", "score", "predicted_class", "predicted_name",
+          *dedupe_files.SCORES]
 
 
 def no_probs(method: str) -> str:
@@ -84,15 +87,20 @@ def source_namer(wd: Workdir):
 
 def write_to_label(wd: Workdir, pool: Pool, rows: list[tuple]) -> None:
   """to_label.csv (path, rank, score, the guess's class index or target name,
-  its name) and, for an image folder, the same as Label Studio tasks."""
+  its name, and `jaxal dedupe`'s scores where it ran: nearest-neighbour
+  distance, uniqueness, representativeness) and, for an image folder, the same
+  as Label Studio tasks."""
+  found = dedupe_files.load(wd)
   buf = _io.StringIO()
   w = csv.writer(buf, lineterminator="\n")
   w.writerow(HEADER)
   dicts = []
   for idx, rank, score, pred, name in rows:
+    extra = found.score_text(idx) if found else [""] * len(dedupe_files.SCORES)
     w.writerow([label_files.to_cell(pool.paths[idx]), rank, score,
-                label_files.to_cell(pred), label_files.to_cell(name)])
-    dicts.append(dict(zip(HEADER, (pool.paths[idx], rank, score, pred, name))))
+                label_files.to_cell(pred), label_files.to_cell(name), *extra])
+    dicts.append(dict(zip(HEADER, (pool.paths[idx], rank, score, pred, name,
+                                   *extra))))
   io.write_text(wd.file("to_label.csv"), buf.getvalue())
   if not wd.recorded("embed")["tfds"]:
     classes = (wd.recorded("classes") or {}).get("classes")
@@ -130,14 +138,20 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
                        "target model trained on earlier rounds' labels, so it needs "
                        "--rounds >= 2 (its first round is random, as in its authors' "
                        "benchmark).")
+  found = dedupe_files.load(wd)
   try:
     V.check_seed(seed)
     V.check_budget(budget, len(pool.paths), what="embedded images")
+    if found is not None:
+      V.check_budget(budget, int(found.duplicates.kept.sum()),
+                     what="images dedupe kept (one per group)")
     sizes = rounds.round_sizes(int(budget), int(num_rounds))
   except ValueError as e:
     raise WorkdirError(f"--budget/--rounds/--seed: {e}") from None
   setup = {"method": method, "budget": int(budget), "seed": int(seed),
            "rounds": int(num_rounds)}
+  if found is not None:  # one image per group of near-duplicates
+    setup["dedupe"] = found.setting()
   if method == "probcover":  # its radius needs the number of target classes
     if num_classes is None and classes_file is not None:
       num_classes = len(label_files.read_classes(classes_file))
@@ -191,12 +205,18 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
     feats, probs, pred_names, tmodel = _round_signals(wd, pool, classes, earlier,
                                                       settings, log)
   r = len(picks)
+  among = None
+  if found is not None:
+    taken = np.zeros(len(pool.paths), bool)
+    taken[np.asarray(done, np.int64)] = True  # DIRECT's asked ones: replayed
+    among = duplicates.candidates(found.duplicates, taken)
   try:
     new = rounds.select_round(
         method, sizes[r], features=feats, probs=probs, labeled=done, seed=seed,
         num_classes=len(classes) if method == "direct" and picks else num_classes,
         target=tmodel,
-        oracle=_annotator(have) if method == "direct" and picks else None
+        oracle=_annotator(have) if method == "direct" and picks else None,
+        among=among
     ).tolist()
   except _NeedLabels as need:  # DIRECT labels as it selects: ask, then replay
     log(f"select: round {r + 1} of {num_rounds} by direct asks for "
@@ -308,6 +328,7 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   picks = wd.read("selection.json")["picks"][0]
   ranking = acquisition.ranking_to_balance(method, budget=budget, probs=pool.probs,
                                            selected=picks)
+  among = dedupe_files.kept(dedupe_files.for_selection(wd, sel))
 
   def oracle(idx):
     if any(int(i) not in have for i in idx):
@@ -317,7 +338,7 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   try:
     chosen = balancing.balanced_select(
         ranking, pool.features, oracle, budget, len(classes), rule=rule,
-        majority_distance=majority_distance, batch_size=batch)
+        majority_distance=majority_distance, batch_size=batch, among=among)
   except _NeedLabels as need:
     nxt = need.batch
   else:

@@ -12,6 +12,9 @@ resumes:
                        when read: a pool of 1M x 512 features is never copied
                        (work directories from before keep embedding.npz)
     skipped.csv        images that could not be read, with the reason
+    dedupe/            near-duplicate groups and per-image scores of the
+                       embedding (`jaxal dedupe`; `jaxal.cli.dedupe`)
+    map/               the pool's PCA coordinates for report's map
     selection.json     the acquisition's picks, per round
     balance.json       the balancing step's batches offered so far
     to_label.csv       what to send to the annotators now (and, for an image
@@ -84,7 +87,7 @@ class Pool:
     return [str(int(g)) if g >= 0 else "" for g in self.guesses()]
 
 
-SHARED = frozenset({"paths.txt", "embedding", "embedding.npz", "embed",
+SHARED = frozenset({"paths.txt", "embedding", "embedding.npz", "embed", "dedupe", "map",
                     "skipped.csv"})
 ARRAYS = ("index", "features", "probs", "target_features")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

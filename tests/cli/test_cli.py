@@ -203,7 +203,10 @@ def test_embed_select_balance_train_predict_report(setup):
   to_label = os.path.join(wd, "to_label.csv")
   with open(to_label) as f:
     first = f.read()
-  assert first.startswith("path,rank,score,predicted_class,predicted_name\n")
+  # dedupe's scores last, empty without it
+  assert first.startswith("path,rank,score,predicted_class,predicted_name,"
+                          "nn_distance,uniqueness,representativeness\n")
+  assert first.splitlines()[1].endswith(",,,")
   rows = read_csv(to_label)
   want = acquisition.select(method, budget=budget, probs=probs)
   assert [r["path"] for r in rows] == [paths[i] for i in want]

@@ -58,7 +58,7 @@ def test_help_is_an_overview_in_the_order_of_the_work():
   assert code == 0
   lines = out.splitlines()
   order = [next(i for i, ln in enumerate(lines) if ln.startswith(f"  {c} "))
-           for c in ("import-source", "pretrain", "embed", "select", "label",
+           for c in ("import-source", "pretrain", "embed", "dedupe", "select", "label",
                      "balance", "train", "predict", "report")]
   assert order == sorted(order)
   assert "README.md" in out and "docs/guides/command.md" in out

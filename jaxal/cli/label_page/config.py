@@ -20,7 +20,7 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 
 from jaxal import acquisition, balancing
-from jaxal.cli import label_files, select_balance, workdir
+from jaxal.cli import dedupe, label_files, select_balance, workdir
 from jaxal.cli.label_page import direct_rounds
 from jaxal.cli.workdir import Pool, Workdir, WorkdirError
 
@@ -50,6 +50,9 @@ class Setup:
     strategy: DIRECT's rounds (`direct_rounds.strategy`), run instead of the
       balancing step; None for a single-shot selection.
     selection: the selection's recorded setup (method, budget, rounds, ...).
+    among: the images the balancing step may pick (one per group of
+      near-duplicates, where the selection was made after `jaxal dedupe`), or
+      None for all.
   """
   pool: Pool
   index: Mapping[str, int]
@@ -67,6 +70,7 @@ class Setup:
   guess_name: tuple[str, ...]
   strategy: Optional[Callable] = None
   selection: Mapping = dataclasses.field(default_factory=dict)
+  among: Optional[np.ndarray] = None
 
   @property
   def balance_flags(self) -> dict:
@@ -99,6 +103,7 @@ def read_setup(wd: Workdir, *, classes_file: Optional[str], batch: int, rule: st
                             offered=wd.offered(), root=root)
   method, budget = sel["method"], int(sel["budget"])
   picks = wd.read("selection.json")["picks"][0]
+  dup = dedupe.for_selection(wd, sel)
   if sel["rounds"] == 1:
     flags = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
     wd.check("balance", flags, hint=_FLAGS_HINT)
@@ -107,7 +112,7 @@ def read_setup(wd: Workdir, *, classes_file: Optional[str], batch: int, rule: st
     strategy = None
   else:  # DIRECT's rounds, live
     ranking = np.zeros(0, np.int64)
-    strategy = direct_rounds.strategy(pool, sel, picks, len(classes))
+    strategy = direct_rounds.strategy(pool, sel, picks, len(classes), dup)
   guess_text = tuple(pool.guess_text())
   namer = select_balance.source_namer(wd)
   return Setup(
@@ -117,7 +122,8 @@ def read_setup(wd: Workdir, *, classes_file: Optional[str], batch: int, rule: st
       method=method, budget=budget, ranking=ranking, batch_size=int(batch),
       rule=rule, majority_distance=majority_distance, lease_s=float(lease_s),
       guess_text=guess_text, guess_name=tuple(namer(g) for g in guess_text),
-      strategy=strategy, selection=types.MappingProxyType(dict(sel)))
+      strategy=strategy, selection=types.MappingProxyType(dict(sel)),
+      among=dedupe.kept(dup))
 
 
 def remember(wd: Workdir, setup: Setup, classes_file: Optional[str]) -> None:

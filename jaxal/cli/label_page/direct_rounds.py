@@ -15,11 +15,12 @@ command choose the same images from the same answers.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
 from jaxal import rounds
+from jaxal.curation import duplicates
 from jaxal.cli.workdir import Pool, WorkdirError
 from jaxal.models import target
 
@@ -38,9 +39,11 @@ def check(sel: dict) -> None:
                        "--labels`, which trains it between rounds).")
 
 
-def strategy(pool: Pool, sel: dict, first: list[int],
-             num_classes: int) -> Callable[[Ask], list[int]]:
-  """`run(ask) -> chosen`: the selection's rounds, round 1 = `first`."""
+def strategy(pool: Pool, sel: dict, first: list[int], num_classes: int,
+             dup: Optional[duplicates.Duplicates] = None
+             ) -> Callable[[Ask], list[int]]:
+  """`run(ask) -> chosen`: the selection's rounds, round 1 = `first`; with
+  `dup`, one image per group of near-duplicates, as `select` picks them."""
   sizes = rounds.round_sizes(int(sel["budget"]), int(sel["rounds"]))
   seed, svm_c = int(sel["seed"]), float(sel.get("svm_c", 1.0))
 
@@ -60,9 +63,15 @@ def strategy(pool: Pool, sel: dict, first: list[int],
       idx = np.asarray(sorted(labeled), np.int64)  # as `select` trains it
       tmodel = target.svm_target(pool.target_features, idx,
                                  np.asarray([known[i] for i in idx.tolist()]), C=svm_c)
+      among = None
+      if dup is not None:
+        taken = np.zeros(len(pool.paths), bool)
+        taken[np.asarray(labeled, np.int64)] = True
+        among = duplicates.candidates(dup, taken)
       new = rounds.select_round("direct", size, features=pool.features,
                                 probs=pool.probs, labeled=labeled, seed=seed,
-                                num_classes=num_classes, target=tmodel, oracle=asked)
+                                num_classes=num_classes, target=tmodel, oracle=asked,
+                                among=among)
       missing = [int(i) for i in new if int(i) not in known]
       if missing:  # a random round (no target yet) asks after choosing
         asked(np.asarray(missing, np.int64))

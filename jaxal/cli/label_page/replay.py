@@ -134,7 +134,7 @@ class Replay:
           chosen = balancing.balanced_select(
               s.ranking, s.pool.features, oracle, s.budget, len(s.classes),
               rule=s.rule, majority_distance=s.majority_distance,
-              batch_size=s.batch_size)
+              batch_size=s.batch_size, among=s.among)
       except _Restart:
         continue
       except Exception as e:  # pylint: disable=broad-except

@@ -1,0 +1,157 @@
+"""`jaxal dedupe`: the pool's near-duplicates and per-image scores, once per
+embedding, in WORKDIR/dedupe/ for the steps after it.
+
+    dedupe/representative.npy      [N] the image kept for each image's group
+    dedupe/pairs.npy               [P, 2] the pairs at distance <= threshold
+    dedupe/pair_distances.npy      [P] their exact (float64) distances
+    dedupe/neighbors.npy           [N, k] each image's nearest others
+    dedupe/neighbor_distances.npy  [N, k] their distances
+    dedupe/nn_distance.npy, uniqueness.npy, representativeness.npy   [N]
+    dedupe/dedupe.json             the settings, the counts, and the
+                                   embedding's fingerprint
+
+Rows are pool indices (the embedding's order). `select` reads the folder and
+never picks two images of a group (`jaxal.curation.duplicates.candidates`);
+to_label.csv gets the three scores as columns. A new embed makes the folder
+stale: the steps that read it refuse it by its fingerprint until dedupe runs
+again. The folder is written under a temporary name and renamed when whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from typing import Optional
+
+import numpy as np
+
+from jaxal import _array_store as array_store
+from jaxal import io
+from jaxal.curation import duplicates, neighbors, scores
+from jaxal.cli.workdir import Log, Workdir, WorkdirError
+
+FOLDER = "dedupe"
+K = scores.REPRESENTATIVENESS_K
+SCORES = ("nn_distance", "uniqueness", "representativeness")
+
+
+def fingerprint(wd: Workdir) -> str:
+  """A digest of the embedding: its pool order and shape, and 1,024 of its
+  feature rows spread over the pool (a new embed changes it; copying the work
+  directory does not)."""
+  emb = wd.embedding()
+  x, index = emb["features"], np.asarray(emb["index"])
+  h = hashlib.sha256()
+  h.update(repr((x.shape, str(x.dtype))).encode())
+  h.update(np.ascontiguousarray(index, np.int64).tobytes())
+  rows = np.unique(np.linspace(0, x.shape[0] - 1, min(1024, x.shape[0])).astype(np.int64))
+  h.update(np.ascontiguousarray(x[rows]).tobytes())
+  return h.hexdigest()[:16]
+
+
+def dedupe(wd: Workdir, *, threshold: float, metric: str = "cosine",
+           log: Log = print) -> duplicates.Duplicates:
+  """Finds the near-duplicates of the embedded pool and writes WORKDIR/dedupe/."""
+  metric = neighbors.check_metric(metric)
+  threshold = neighbors.check_threshold(threshold, metric)
+  pool = wd.pool()
+  if len(pool.paths) < 2:
+    raise WorkdirError(f"{wd.path} holds {len(pool.paths)} embedded image(s); "
+                       "dedupe compares at least 2.")
+  found = neighbors.search(pool.features, threshold=threshold, metric=metric, k=K)
+  dup = duplicates.group(pool.features, found)
+  groups = dup.groups()
+  meta = {"metric": metric, "threshold": threshold, "k": found.k,
+          "embedding": fingerprint(wd), "images": len(pool.paths),
+          "pairs": int(len(found.pairs)), "groups": len(groups),
+          "removed": dup.removed,
+          "representative": "the member nearest its group's mean"}
+  path = wd.file(FOLDER)
+  with array_store.npy_folder(path + ".new") as folder:
+    for name, arr in (("representative", dup.representative),
+                      ("pairs", found.pairs), ("pair_distances", found.pair_distances),
+                      ("neighbors", found.indices),
+                      ("neighbor_distances", found.distances),
+                      ("nn_distance", scores.nn_distance(found.distances)),
+                      ("uniqueness", scores.uniqueness(found.distances)),
+                      ("representativeness", scores.representativeness(found.distances))):
+      folder.create(name, arr.dtype, arr.shape)[...] = arr
+    io.write_json(os.path.join(folder.folder, "dedupe.json"), meta)
+  swap(path + ".new", path)
+  log(f"dedupe: {len(found.pairs)} pair(s) at {metric} distance <= {threshold:g} in "
+      f"{len(groups)} group(s); {dup.removed} of {len(pool.paths)} images set aside, "
+      f"one kept per group -> {path}")
+  return dup
+
+
+def swap(new: str, path: str) -> None:
+  """`new` becomes `path`; an older `path` is removed only after."""
+  old = path + ".old"
+  if os.path.isdir(old):
+    shutil.rmtree(old)
+  if os.path.isdir(path):
+    os.replace(path, old)
+  os.replace(new, path)
+  shutil.rmtree(old, ignore_errors=True)
+
+
+class Found:
+  """What dedupe wrote for this embedding (`load`)."""
+
+  def __init__(self, folder: str, meta: dict):
+    self.folder, self.meta = folder, meta
+
+  def array(self, name: str) -> np.ndarray:
+    return np.load(os.path.join(self.folder, name + ".npy"), mmap_mode="r")
+
+  @property
+  def duplicates(self) -> duplicates.Duplicates:
+    return duplicates.Duplicates(np.asarray(self.array("representative")))
+
+  def setting(self) -> dict:
+    """What a selection records of it (a later dedupe with other settings
+    contradicts a selection made before it)."""
+    return {"metric": self.meta["metric"], "threshold": self.meta["threshold"],
+            "embedding": self.meta["embedding"]}
+
+  def score_text(self, i: int) -> list[str]:
+    return [f"{float(self.array(s)[i]):.6g}" for s in SCORES]
+
+
+def load(wd: Workdir) -> Optional[Found]:
+  """WORKDIR/dedupe/ when dedupe ran, else None; WorkdirError when it was run on
+  another embedding than the one here now."""
+  folder = wd.file(FOLDER)
+  meta_path = os.path.join(folder, "dedupe.json")
+  if not os.path.exists(meta_path):
+    return None
+  meta = io.read_json(meta_path, {})
+  if meta.get("embedding") != fingerprint(wd):
+    raise WorkdirError(f"{folder} was made from another embedding than the one in "
+                       f"{wd.path} now (embed ran again since); run `jaxal dedupe "
+                       f"--workdir={wd.path}` again, or remove that folder.",
+                       field="workdir")
+  return Found(folder, meta)
+
+
+def for_selection(wd: Workdir, sel: dict) -> Optional[duplicates.Duplicates]:
+  """The groups the selection `sel` (its recorded settings) was made with, or
+  None when it was made without dedupe; WorkdirError when the folder changed
+  since."""
+  if sel.get("dedupe") is None:
+    return None
+  found = load(wd)
+  if found is None or found.setting() != sel["dedupe"]:
+    raise WorkdirError(f"{wd.sel_path}'s selection was made with dedupe "
+                       f"{sel['dedupe']}, and {wd.file(FOLDER)} now holds "
+                       f"{None if found is None else found.setting()}; run dedupe "
+                       "again with the recorded settings, or name a new selection "
+                       "(--selection=NAME).", field="workdir")
+  return found.duplicates
+
+
+def kept(dup: Optional[duplicates.Duplicates]) -> Optional[np.ndarray]:
+  """[N] bool of the images dedupe kept (None without dedupe): what the
+  balancing step may pick (`balancing.balanced_select(among=)`)."""
+  return None if dup is None else dup.kept
