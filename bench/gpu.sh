@@ -119,6 +119,10 @@ for m in typiclust probcover maxherding; do
 done
 cat "$out"/coldstart_*.txt > "$out/coldstart.txt" 2> /dev/null
 rm -f "$out"/coldstart_*.txt
+# near-duplicate pairs and 20 neighbours of 1,000,000 x 768 (goal: under 60 s)
+if [[ "${QUICK:-0}" == 1 ]]; then dd=(--n=0 --large=5000 --d=64); else
+  dd=(--n=0 --large=1000000); fi
+section dedupe 240 "$py" bench/dedupe.py --nocompare "${dd[@]}"
 
 section tests 60 env JAX_PLATFORMS= "$py" -m pytest -q -p no:cacheprovider \
   tests/method/test_kcenter.py tests/method/test_coldstart.py \
