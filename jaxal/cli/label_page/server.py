@@ -1,5 +1,6 @@
 """The labeling page's HTTP side (Starlette on uvicorn): the page, the pool's
-images, and a small JSON API over `session.Session`.
+images, the map of the pool (`/map`), and a small JSON API over
+`session.Session`.
 
 The handlers are module-level functions; what they serve (the session, the
 token, the commands to show, the image source) is the app's state
@@ -30,9 +31,11 @@ import hmac
 import ipaddress
 import json
 import os
+import threading
 from typing import Awaitable, Callable, Optional
 from urllib.parse import parse_qsl
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -40,7 +43,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import State
 from starlette.routing import Route
 
-from jaxal.cli import pixels
+from jaxal.cli import pixels, pool_map
 from jaxal.cli.label_page import images
 from jaxal.cli.label_page.session import Refused, Session
 
@@ -143,6 +146,7 @@ def create_app(session: Session, *, token: Optional[str] = None,
   app = Starlette(routes=_ROUTES)
   app.state.session = session
   app.state.token = token
+  app.state.map_lock, app.state.map_bytes = threading.Lock(), None
   app.state.commands = commands or {}
   tfds = session.wd.recorded("embed")["tfds"]
   # A folder's images are files under its real path; a TFDS split's are PNGs.
@@ -159,18 +163,26 @@ def _headers() -> dict:
 
 
 # -------------------------------------------------------------- the page
-async def _page(request: Request):
+def _html(request: Request, name: str):
   token = request.app.state.token
-  r = FileResponse(os.path.join(STATIC, "index.html"), headers=_headers(),
+  r = FileResponse(os.path.join(STATIC, name), headers=_headers(),
                    media_type="text/html; charset=utf-8")
   if token is not None:  # the page's own requests (script, style) carry it back
     r.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
   return r
 
 
+async def _page(request: Request):
+  return _html(request, "index.html")
+
+
+async def _map_page(request: Request):
+  return _html(request, "map.html")
+
+
 async def _static(request: Request):
   name = request.path_params["name"]
-  if name not in ("app.js", "style.css"):
+  if name not in ("app.js", "style.css", "map.js"):
     return _error("not found", 404)
   return FileResponse(os.path.join(STATIC, name), headers=_headers())
 
@@ -249,6 +261,42 @@ async def _release(state: State, data: dict) -> dict:
   return {"released": True}
 
 
+async def _map_points(request: Request):
+  """The pool's map as bytes: [N, 2] float32 coordinates (little-endian), then
+  [N] uint8 flags (1: set aside by dedupe); computed once per server."""
+  state = request.app.state
+  return Response(await run_in_threadpool(_map_bytes, state),
+                  media_type="application/octet-stream", headers=_headers())
+
+
+def _map_bytes(state: State) -> bytes:
+  with state.map_lock:
+    if state.map_bytes is None:
+      session = state.session
+      xy = pool_map.coordinates(session.wd).astype("<f4")
+      flags = np.zeros(xy.shape[0], np.uint8)
+      if session.setup.among is not None:
+        flags[~session.setup.among] = 1
+      state.map_bytes = xy.tobytes() + flags.tobytes()
+    return state.map_bytes
+
+
+async def _map_state(state: State, data: dict) -> dict:
+  del data  # a GET
+  return await run_in_threadpool(state.session.map_state)
+
+
+async def _map_point(request: Request):
+  raw = request.query_params.get("i", "")
+  try:
+    if not raw.isdigit() or len(raw) > 12:
+      raise Refused(f"i: a pool index (digits), got {raw[:40]!r}.")
+    out = await run_in_threadpool(request.app.state.session.point, int(raw))
+  except Refused as e:
+    return JSONResponse({"error": str(e)}, status_code=e.status, headers=_headers())
+  return JSONResponse(out, headers=_headers())
+
+
 _ROUTES = [
     Route("/", _page), Route("/static/{name}", _static), Route("/image", _image),
     Route("/api/state", _api(_state)),
@@ -257,4 +305,6 @@ _ROUTES = [
     Route("/api/skip", _api(_skip), methods=["POST"]),
     Route("/api/undo", _api(_undo), methods=["POST"]),
     Route("/api/release", _api(_release), methods=["POST"]),
+    Route("/map", _map_page), Route("/api/map/points", _map_points),
+    Route("/api/map/state", _api(_map_state)), Route("/api/map/point", _map_point),
 ]

@@ -218,6 +218,35 @@ class Session:
     with self.cond:
       return self._progress()
 
+  def map_state(self) -> dict:
+    """What the map shows over the pool: every answer kept ([pool index, class
+    id, annotator]), the current batch's images not yet answered, the
+    progress."""
+    with self.cond:
+      cid, paths = self.setup.class_id, self.setup.pool.paths
+      labeled = []
+      for i, label in self.tally.labels.items():
+        a = self.store.get(paths[i])
+        labeled.append([int(i), cid[label], a.annotator if a is not None else ""])
+      pending = [int(i) for i in (self.replay.batch or [])
+                 if i not in self.tally.labels]
+      return {"classes": list(self.setup.classes), "labeled": labeled,
+              "pending": pending, "progress": self._progress()}
+
+  def point(self, i) -> dict:
+    """One image of the pool by index, for the map's hover: its path, the
+    source model's guess, and its answer if any."""
+    n = len(self.setup.pool.paths)
+    if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n:
+      raise Refused(f"i: a pool index in [0, {n}), got {str(i)[:40]!r}.")
+    with self.cond:
+      path = self.setup.pool.paths[i]
+      a = self.store.get(path) if i in self.tally.labels else None
+      return {"index": i, "path": path, "guess": self.setup.guess_name[i],
+              "label": a.label if a else None, "annotator": a.annotator if a else None,
+              "set_aside": bool(self.setup.among is not None
+                                and not self.setup.among[i])}
+
   # -------------------------------------------------------------- helpers
   def _check_ready(self):
     if self.replay.error is not None:

@@ -197,6 +197,7 @@ async function start() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  if (token) $("map-link").href = "map?token=" + encodeURIComponent(token);
   $("login-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const name = $("name").value.trim();
