@@ -10,7 +10,8 @@ embedding, in WORKDIR/dedupe/ for the steps after it.
     dedupe/dedupe.json             the settings, the counts, and the
                                    embedding's fingerprint
 
-Rows are pool indices (the embedding's order). `select` reads the folder and
+Rows are pool indices (the embedding's order). The tiles run on every local
+device (one process; not yet over several hosts). `select` reads the folder and
 never picks two images of a group (`jaxal.curation.duplicates.candidates`);
 to_label.csv gets the three scores as columns. A new embed makes the folder
 stale: the steps that read it refuse it by its fingerprint until dedupe runs
@@ -24,6 +25,7 @@ import os
 import shutil
 from typing import Optional
 
+import jax
 import numpy as np
 
 from jaxal import _array_store as array_store
@@ -59,7 +61,8 @@ def dedupe(wd: Workdir, *, threshold: float, metric: str = "cosine",
   if len(pool.paths) < 2:
     raise WorkdirError(f"{wd.path} holds {len(pool.paths)} embedded image(s); "
                        "dedupe compares at least 2.")
-  found = neighbors.search(pool.features, threshold=threshold, metric=metric, k=K)
+  found = neighbors.search(pool.features, threshold=threshold, metric=metric, k=K,
+                           devices=jax.local_devices())
   dup = duplicates.group(pool.features, found)
   groups = dup.groups()
   meta = {"metric": metric, "threshold": threshold, "k": found.k,

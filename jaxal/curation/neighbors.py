@@ -44,15 +44,17 @@ the pairs alone, a range search.
 Memory: the pool's blocks on the device while they fit in `Tuning.resident`
 (2 GiB; on a CPU the device's memory is the host's), else two blocks at a time
 read again from `features` for each tile; one tile's [tile, tile] values; on
-the host the [N, k] neighbours and the pairs found. Tiles are dispatched one ahead
-of the host's merge of the previous one, so the device does not wait on it.
+the host the [N, k] neighbours and the pairs found. Several devices (`devices`)
+take the tiles in turn, each one tile ahead of the host's merge, so no device
+waits on it; one process drives them all (not yet several hosts).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -291,9 +293,91 @@ def exact_distances(x, i: np.ndarray, j: np.ndarray, metric: str,
   return out
 
 
+class _Pass:
+  """The tiles of one search: blocks (on their devices), dispatch, and the
+  host's collection of each tile's pairs and neighbours."""
+
+  def __init__(self, features, metric: str, k: int, limit: np.float32, stats: _Stats,
+               tuning: Tuning, devices: Sequence[jax.Device]):
+    self.x, self.metric, self.k, self.devices = features, metric, k, list(devices)
+    n, d = features.shape
+    self.n = n
+    self.size = min(tuning.tile, -(-n // 8) * 8)
+    self.first = (min(tuning.rows, self.size), tuning.capacity)
+    # per device: the pool's mean, N and the limit
+    self.consts = [tuple(jax.device_put(v, dev) for v in (stats.mean, np.int32(n), limit))
+                   for dev in self.devices]
+    # Blocks stay on their devices while they fit in `tuning.resident` bytes
+    # (each device holding those of its tiles); else they are read again.
+    self.keep = len(self.devices) * -(-n // self.size) * self.size * d * 4 \
+        <= tuning.resident
+    self.kept: dict[tuple[int, int], jax.Array] = {}
+    self.best = _Best(n, k) if k else None
+    self.rows: list[np.ndarray] = []
+    self.cols: list[np.ndarray] = []
+
+  def block(self, s: int, dev: int) -> jax.Array:
+    if (dev, s) in self.kept:
+      return self.kept[(dev, s)]
+    b = np.zeros((self.size, self.x.shape[1]), np.float32)
+    rows = np.asarray(self.x[s:s + self.size], np.float32)
+    b[:len(rows)] = rows
+    out = jax.device_put(b, self.devices[dev])
+    if self.keep:
+      self.kept[(dev, s)] = out
+    return out
+
+  def run(self, qs: int, cs: int, dev: int, cap: tuple[int, int]):
+    """Dispatches tile (qs, cs) on device `dev`; returns its job."""
+    qb = self.block(qs, dev)
+    cb = qb if cs == qs else self.block(cs, dev)
+    mean, n, lim = self.consts[dev]
+    out = _tile(qb, cb, np.int32(qs), np.int32(cs), n, lim, mean, metric=self.metric,
+                k=self.k, cap=cap, diag=qs == cs)
+    return (qs, cs, dev, qb, cb, out)
+
+  def collect(self, job) -> None:
+    """Waits for a tile; keeps its candidate pairs and merges its neighbours."""
+    qs, cs, dev, qb, cb, out = job
+    cap = self.first
+    hit_rows, count = (int(v) for v in out[0])
+    while hit_rows > cap[0] or count > cap[1]:  # again, with room for all
+      cap = (_room(hit_rows, cap[0]), _room(count, cap[1]))  # (count grows with rows)
+      out = self.run(qs, cs, dev, cap)[-1]
+      hit_rows, count = (int(v) for v in out[0])
+    self.rows.append(np.asarray(out[1])[:count])
+    self.cols.append(np.asarray(out[2])[:count])
+    for near, a, b, start, other in ((out[3], qb, cb, qs, cs), (out[4], cb, qb, cs, qs)):
+      if near is None:
+        continue
+      v, j = np.array(near[0]), np.asarray(near[1])
+      m = min(self.k, DIRECT)
+      v[:, :m] = np.asarray(_direct(a, b, near, metric=self.metric, m=m))
+      self.best.merge(start, v, j + other)
+
+  def tiles(self) -> None:
+    """Every tile (I <= J), dealt round-robin to the devices, each device one
+    tile ahead of the host's collection, collected in dispatch order."""
+    pending: collections.deque = collections.deque()
+    starts = range(0, self.n, self.size)
+    t = 0
+    for qs in starts:
+      for cs in starts[starts.index(qs):]:
+        pending.append(self.run(qs, cs, t % len(self.devices), self.first))
+        t += 1
+        if len(pending) > len(self.devices):
+          self.collect(pending.popleft())
+    while pending:
+      self.collect(pending.popleft())
+
+
+def _room(count: int, have: int) -> int:
+  return have if count <= have else 1 << (count - 1).bit_length()
+
+
 def search(features, *, threshold: float, metric: str = "cosine", k: int = 20,
-           tuning: Optional[Tuning] = None, device: Optional[jax.Device] = None
-           ) -> Neighbors:
+           tuning: Optional[Tuning] = None,
+           devices: Optional[Sequence[jax.Device]] = None) -> Neighbors:
   """Every pair of rows of `features` [N, d] at distance <= `threshold`, exactly,
   and each row's `k` nearest other rows (k = min(k, N - 1)); module docstring.
 
@@ -303,7 +387,9 @@ def search(features, *, threshold: float, metric: str = "cosine", k: int = 20,
     metric: "cosine" or "euclidean".
     k: neighbours kept per point, >= 0 (0: the pairs only, a range search).
     tuning: block sizes (`Tuning`; None: `DEFAULT_TUNING`).
-    device: where the tiles run (default: JAX's first device).
+    devices: where the tiles run, dealt round-robin (default: JAX's first
+      device). The result does not depend on them: each tile is computed
+      whole on one device and collected in the same order.
 
   >>> x = np.array([[0., 0.], [0., 1e-3], [5., 5.], [5., 6.]], np.float32)
   >>> nb = search(x, threshold=0.01, metric="euclidean", k=1)
@@ -315,7 +401,7 @@ def search(features, *, threshold: float, metric: str = "cosine", k: int = 20,
   if getattr(features, "ndim", None) != 2:
     raise InputError("features must be a 2-D array [N, d], got shape "
                      f"{getattr(features, 'shape', None)}.", field="features")
-  n, d = features.shape
+  n = features.shape[0]
   if n < 2:
     raise InputError(f"features: a pool of {n} point(s) has no pairs; give at "
                      "least 2 rows.", field="features")
@@ -324,73 +410,14 @@ def search(features, *, threshold: float, metric: str = "cosine", k: int = 20,
     raise InputError(f"k must be an int >= 0 (neighbours per point; 0: pairs "
                      f"only), got {k!r}.", field="k")
   k = min(int(k), n - 1)
+  if devices is not None and not len(devices):
+    raise InputError("devices: give at least one device, or None.", field="devices")
   stats = _stats(features, metric, tuning.stats)
-  limit = _limit(t, metric, stats.delta)
-  size = min(tuning.tile, -(-n // 8) * 8)
-  device = device or jax.devices()[0]
-  put = functools.partial(jax.device_put, device=device)
-  mean, n_dev, lim = put(stats.mean), put(np.int32(n)), put(limit)
-
-  def load(s):
-    b = np.zeros((size, d), np.float32)
-    rows = np.asarray(features[s:s + size], np.float32)
-    b[:len(rows)] = rows
-    return put(b)
-
-  # The blocks stay on the device when they fit in `tuning.resident` bytes;
-  # else each tile reads its column block again from `features`.
-  kept = ({s: load(s) for s in range(0, n, size)}
-          if -(-n // size) * size * d * 4 <= tuning.resident else {})
-
-  def block(s):
-    return kept[s] if s in kept else load(s)
-
-  best = _Best(n, k) if k else None
-  found_r, found_c = [], []
-
-  def run(qs, cs, qb, cb, cap):
-    return _tile(qb, cb, np.int32(qs), np.int32(cs), n_dev, lim, mean, metric=metric,
-                 k=k, cap=cap, diag=qs == cs)
-
-  def room(count: int, have: int) -> int:
-    return have if count <= have else 1 << (count - 1).bit_length()
-
-  first = (min(tuning.rows, size), tuning.capacity)
-
-  def collect(job):
-    qs, cs, qb, cb, out = job
-    cap = first
-    hit_rows, count = (int(v) for v in out[0])
-    while hit_rows > cap[0] or count > cap[1]:  # again, with room for all
-      cap = (room(hit_rows, cap[0]), room(count, cap[1]))  # (count grows with rows)
-      out = run(qs, cs, qb, cb, cap)
-      hit_rows, count = (int(v) for v in out[0])
-    found_r.append(np.asarray(out[1])[:count])
-    found_c.append(np.asarray(out[2])[:count])
-    for near, a, b, start, other in ((out[3], qb, cb, qs, cs), (out[4], cb, qb, cs, qs)):
-      if near is None:
-        continue
-      v, j = np.array(near[0]), np.asarray(near[1])
-      m = min(k, DIRECT)
-      v[:, :m] = np.asarray(_direct(a, b, near, metric=metric, m=m))
-      best.merge(start, v, j + other)
-
-  pending = None
-  starts = range(0, n, size)
-  for qs in starts:
-    qb = block(qs)
-    for cs in starts:
-      if cs < qs:
-        continue
-      cb = qb if cs == qs else block(cs)
-      job = (qs, cs, qb, cb, run(qs, cs, qb, cb, first))
-      if pending is not None:
-        collect(pending)
-      pending = job
-  collect(pending)
-
-  r = np.concatenate(found_r).astype(np.int64)
-  c = np.concatenate(found_c).astype(np.int64)
+  work = _Pass(features, metric, k, _limit(t, metric, stats.delta), stats, tuning,
+               devices or jax.devices()[:1])
+  work.tiles()
+  r = np.concatenate(work.rows).astype(np.int64)
+  c = np.concatenate(work.cols).astype(np.int64)
   dist = exact_distances(features, r, c, metric)
   keep = dist <= t
   r, c, dist = r[keep], c[keep], dist[keep]
@@ -399,5 +426,5 @@ def search(features, *, threshold: float, metric: str = "cosine", k: int = 20,
       metric=metric, threshold=t,
       pairs=np.stack([r[order], c[order]], axis=1).reshape(-1, 2),
       pair_distances=dist[order],
-      indices=best.i if k else np.zeros((n, 0), np.int64),
-      distances=best.d if k else np.zeros((n, 0), np.float32))
+      indices=work.best.i if k else np.zeros((n, 0), np.int64),
+      distances=work.best.d if k else np.zeros((n, 0), np.float32))

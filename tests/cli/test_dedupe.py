@@ -136,6 +136,16 @@ def test_refusals(pool, tmp_path):
   assert code == 2 and "other select settings" in err, err
   assert not any(n.startswith("dedupe.") for n in os.listdir(wd))  # no temp left
 
+  # the folder of another work directory's embedding: refused naming it
+  other, _, _ = F.make(str(tmp_path / "other"), seed=1)
+  ok("dedupe", f"--workdir={other}", "--threshold=1e-5")
+  import shutil  # pylint: disable=g-import-not-at-top
+  shutil.rmtree(os.path.join(wd, "dedupe"))
+  shutil.copytree(os.path.join(other, "dedupe"), os.path.join(wd, "dedupe"))
+  code, _, err = jaxal("select", f"--workdir={wd}", "--selection=copied",
+                       "--method=random", "--budget=5")
+  assert code == 2 and os.path.join(wd, "dedupe") in err, err
+  ok("dedupe", f"--workdir={wd}", "--threshold=2e-5", "--metric=euclidean")
   # a new embedding makes the folder stale: refused naming it
   path = os.path.join(wd, "embedding.npz")
   z = dict(np.load(path))

@@ -286,3 +286,17 @@ def test_pca_map_against_an_svd_and_deterministic():
   assert projection.pca_2d(x[:, :1]).shape == (400, 2)
   with pytest.raises(InputError):
     projection.pca_2d(np.full((3, 2), np.nan, np.float32))
+
+
+def test_several_devices_give_the_same_result():
+  import jax  # pylint: disable=g-import-not-at-top
+  assert jax.local_device_count() == 4, "tests expect 4 fake CPU devices"
+  x = planted(21, n=300)
+  for metric, t in (("cosine", 0.05), ("euclidean", 1.0)):
+    one = neighbors.search(x, threshold=t, metric=metric, k=5, tuning=SMALL)
+    four = neighbors.search(x, threshold=t, metric=metric, k=5, tuning=SMALL,
+                            devices=jax.devices()[:4])
+    for a, b in ((one.pairs, four.pairs), (one.indices, four.indices),
+                 (one.distances, four.distances)):
+      np.testing.assert_array_equal(a, b)
+    assert len(one.pairs) > 10
