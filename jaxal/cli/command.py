@@ -150,7 +150,11 @@ FLAG_SPECS: dict[str, FlagSpec] = {
                         "label on a selection's first run; elsewhere the work "
                         "directory's recorded classes are the default. import-source: "
                         "the names of the head's classes (default ImageNet's for a "
-                        "1,000-class head)."),
+                        "1,000-class head). embed with a SigLIP source: the classes "
+                        "to guess zero-shot, written as the pool's probabilities."),
+    "prompts": FlagSpec("string", "embed --classes: templates, one a line, each with "
+                        "'{}' for the class name; the class embedding is their "
+                        "normalised mean (default: 'a photo of a {}.')."),
     "batch": FlagSpec("integer", "embed: images per device computation. balance, "
                       "label: images the balancing step decides at a time, one "
                       "annotator round trip (1 = its exact sequential rule; more lets "
@@ -283,6 +287,10 @@ def _run_embed(wd, fv):
       if fv[other].value:
         raise InputError(f"--features and --{other} do not go together: the "
                          "features were computed elsewhere.", field=other)
+    for zs in ("classes", "prompts"):
+      if fv[zs].value:
+        raise InputError(f"--{zs}: zero-shot guesses need a SigLIP --source (its "
+                         "text tower), not --features.", field=zs)
     import_features.import_features(wd, features=fv.features, images_dir=fv.images,
                                     paths_file=fv.paths, probs=fv.probs)
     return
@@ -295,6 +303,15 @@ def _run_embed(wd, fv):
     distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id)
   embed.embed(wd, images_dir=fv.images, source_dir=fv.source, ensemble=fv.ensemble,
               chunk=fv.chunk, batch_size=fv.batch, tfds=fv.tfds, data_dir=fv.data_dir)
+  if fv.classes:
+    import jax  # pylint: disable=g-import-not-at-top
+    from jaxal.cli import zero_shot  # pylint: disable=g-import-not-at-top
+    if jax.process_index() == 0:
+      zero_shot.guesses(wd, source_dir=fv.source, classes_file=fv.classes,
+                        prompts_file=fv.prompts)
+  elif fv.prompts:
+    raise InputError("--prompts goes with --classes (zero-shot guesses).",
+                     field="prompts")
 
 
 def _run_dedupe(wd, fv):
@@ -388,7 +405,8 @@ COMMANDS: dict[str, Command] = {
         _run_embed, "Features of your images by the source model (or your "
         "own).",
         _IMAGES + ("source", "features", "paths", "probs", "ensemble", "chunk",
-                   "batch", "coordinator_address", "num_processes", "process_id"),
+                   "batch", "coordinator_address", "num_processes", "process_id",
+                   "classes", "prompts"),
         defaults={"batch": 128}, selections=False),
     "dedupe": Command(
         _run_dedupe, "Near-copies grouped (select takes one of each); scores.", ("threshold", "metric"), selections=False),

@@ -90,6 +90,8 @@ class Pool:
 SHARED = frozenset({"paths.txt", "embedding", "embedding.npz", "embed", "dedupe", "map",
                     "skipped.csv"})
 ARRAYS = ("index", "features", "probs", "target_features")
+# records of the embedding every selection shares (the others are a selection's)
+EMBEDDING_SECTIONS = ("embed", "zero_shot")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -116,7 +118,7 @@ class Workdir:
 
   # ---------------------------------------------------------------- records
   def _records(self, section: str) -> str:
-    base = self.path if section == "embed" else self.sel_path
+    base = self.path if section in EMBEDDING_SECTIONS else self.sel_path
     return os.path.join(base, "workdir.json")
 
   def recorded(self, section: str) -> Optional[dict]:
@@ -191,6 +193,9 @@ class Workdir:
     setup = self.recorded("embed")
     if setup is None:
       return None
+    zero_shot = self.recorded("zero_shot")
+    if zero_shot is not None:  # the probabilities are over the target classes
+      return list(zero_shot["classes"])
     if setup.get("source") is None:  # imported features
       return None
     path = os.path.join(setup["source"], "classes.txt")
@@ -231,8 +236,15 @@ class Workdir:
 
 # ------------------------------------------------- labels against the pool
 def target_classes(wd: Workdir, classes_file: Optional[str]) -> Optional[list[str]]:
-  """The classes file's classes (which must match any recorded ones), else the
-  recorded ones, else None."""
+  """The classes file's classes (which must match any recorded ones, and the
+  zero-shot guesses' classes), else the recorded ones, else None."""
+  zero_shot = wd.recorded("zero_shot")
+  if zero_shot is not None:
+    if classes_file and label_files.read_classes(classes_file) != zero_shot["classes"]:
+      raise WorkdirError(f"--classes {classes_file}: the embedding's zero-shot guesses "
+                         f"are over the classes {zero_shot['classes']}; label with "
+                         "those, in that order.", field="classes")
+    return list(zero_shot["classes"])
   if classes_file:
     classes = label_files.read_classes(classes_file)
     wd.check("classes", {"classes": classes},

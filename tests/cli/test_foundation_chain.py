@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxal import zeroshot
 from jaxal.models import foundation, source, vit
 from tests.cli import label_fixture as F
 from tests.cli.test_cli import jaxal, ok, read_csv
@@ -136,3 +137,70 @@ def test_the_experiments_normalise_with_the_encoders_statistics(siglip, tmp_path
   got = src.normalize(x)
   np.testing.assert_allclose(got, (x / 255.0 - 0.5) / 0.5, atol=1e-6)
   assert not np.allclose(got, pipeline.normalize(x))
+
+
+def test_class_names_as_zero_shot_guesses(siglip, tmp_path):
+  """embed --classes: the pool's probabilities are the normalised sigmoids of
+  SigLIP's logits over the class prompts; the uncertainty methods then run and
+  name the guessed target class; bad prompts, over-long names, imported
+  features and labels with other classes are refused by file and line."""
+  wd = str(tmp_path / "wd")
+  names = tmp_path / "classes.txt"  # short: the tiny tower reads 16 tokens
+  names.write_text("cat\ndog\nbird\nfish\n")
+  prompts = tmp_path / "prompts.txt"
+  prompts.write_text("# templates\na photo of a {}.\n\na blurry picture of the {}\n")
+  ok("embed", f"--workdir={wd}", f"--images={siglip['images']}",
+     f"--source={siglip['src']}", f"--classes={names}",
+     f"--prompts={prompts}")
+  classes = names.read_text().splitlines()
+  probs = np.load(os.path.join(wd, "embedding", "probs.npy"))
+  feats = np.load(os.path.join(wd, "embedding", "features.npy"))
+  tower = foundation.load_text(siglip["src"])
+  texts = [t.replace("{}", c) for c in classes
+           for t in ("a photo of a {}.", "a blurry picture of the {}")]
+  e = foundation.text_embeddings(tower, texts).astype(np.float64)
+  e /= np.linalg.norm(e, axis=1, keepdims=True)
+  cls = e.reshape(len(classes), 2, -1).mean(1)
+  x = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+  cls /= np.linalg.norm(cls, axis=1, keepdims=True)
+  lg = np.exp(tower.logit_scale) * x @ cls.T + tower.logit_bias
+  s = 1 / (1 + np.exp(-lg))
+  np.testing.assert_allclose(probs, s / s.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
+  assert probs.shape == (48, len(classes))
+  # one template: the guesses order the classes as SigLIP's own logits do
+  one = [f"a photo of a {c}." for c in classes]
+  got = zeroshot.probabilities(feats, zeroshot.ensemble(
+      foundation.text_embeddings(tower, one), len(classes)), tower.logit_scale,
+      tower.logit_bias)
+  np.testing.assert_array_equal(np.argsort(got, 1),
+                                np.argsort(foundation.image_text_logits(tower, feats, one), 1))
+  ok("select", f"--workdir={wd}", "--method=margin_div", "--budget=8")
+  rows = read_csv(os.path.join(wd, "to_label.csv"))
+  assert all(r["predicted_name"] in classes for r in rows)
+  assert [r["predicted_name"] for r in rows] == \
+      [classes[k] for k in probs[[source_paths(wd).index(r["path"]) for r in rows]]
+       .argmax(1)]
+  # rerun: already written; other classes: refused
+  assert "already written" in ok("embed", f"--workdir={wd}",
+                                 f"--images={siglip['images']}",
+                                 f"--source={siglip['src']}",
+                                 f"--classes={names}", f"--prompts={prompts}")
+  other = tmp_path / "other.txt"
+  other.write_text("\n".join(reversed(classes)) + "\n")
+  code, _, err = jaxal("label", f"--workdir={wd}", f"--classes={other}")
+  assert code == 2 and "--classes" in err and "zero-shot" in err, err
+  # refusals
+  bad = tmp_path / "bad_prompts.txt"
+  bad.write_text("a photo of a {}.\na photo without a slot\n")
+  longer = tmp_path / "long.txt"
+  longer.write_text("cat\n" + "very " * 20 + "long name\n")
+  for args, words in (
+      ((f"--source={siglip['src']}", f"--classes={names}",
+        f"--prompts={bad}"), f"{bad}:2:"),
+      ((f"--source={siglip['src']}", f"--classes={longer}"), f"{longer}:2:"),
+      ((f"--features={os.path.join(wd, 'embedding', 'features.npy')}",
+        f"--classes={names}"), "--classes"),
+      ((f"--source={siglip['src']}", f"--prompts={prompts}"), "--prompts goes with")):
+    code, _, err = jaxal("embed", f"--workdir={tmp_path / 'w2'}",
+                         f"--images={siglip['images']}", *args)
+    assert code == 2 and words in err, (args, err)
