@@ -50,6 +50,7 @@ from jax.typing import ArrayLike
 from jaxal import _validation as V
 from jaxal import _xla_cpu
 from jaxal import distances
+from jaxal import guesses as guesses_lib
 from jaxal.diversify import _check_ranking
 from jaxal.uncertainty import by_row_blocks
 from jaxal.errors import InputError
@@ -152,7 +153,9 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
                     majority_distance: str = "nearest",
                     batch_size: int = 1,
                     cache_distances: Optional[bool] = None,
-                    among: Optional[ArrayLike] = None) -> np.ndarray:
+                    among: Optional[ArrayLike] = None,
+                    guesses: Optional[ArrayLike] = None,
+                    guess_weight: float = 0.5) -> np.ndarray:
   """Acquisition ranking followed by the balancing step (method guide §4).
 
   Args:
@@ -188,6 +191,12 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
       group of near-duplicates, `jaxal.curation.duplicates.candidates`): the
       step runs on the pool of those and the labeled ones, as if the others
       were not in it (the ranking's other entries are skipped).
+    guesses: optional [N, N_t] zero-shot probabilities over the target
+      classes (`jaxal.zeroshot`): until every class has an answer, each pick
+      fills the least represented class by its guesses (`jaxal.guesses`);
+      then the paper's rule as without them. None (default): the paper's rule.
+    guess_weight: with `guesses`, what a pick guessed as a class that has no
+      answer yet counts for it (0: nothing; 1: as an answer).
 
   Returns:
     numpy int64 array of `budget` pool indices in selection order.
@@ -205,17 +214,18 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
   """
   if among is not None:
     return _select_among(among, ranking, features, oracle, budget, num_classes,
-                         labeled_mask=labeled_mask, rule=rule,
+                         labeled_mask=labeled_mask, guesses=guesses, rule=rule,
                          majority_distance=majority_distance, batch_size=batch_size,
-                         cache_distances=cache_distances)
+                         cache_distances=cache_distances, guess_weight=guess_weight)
   args = _check_args(ranking, features, budget, num_classes, labeled_mask, rule,
                      majority_distance, batch_size, cache_distances)
   ask = asker(oracle, args.n, args.num_classes)
-  return _select(args, ask)
+  return _select(args, ask, guesses_lib.build(guesses, args.ranking, guess_weight,
+                                              args.n, args.num_classes))
 
 
 def _select_among(among, ranking, features, oracle, budget, num_classes, *,
-                  labeled_mask, **kw) -> np.ndarray:
+                  labeled_mask, guesses, **kw) -> np.ndarray:
   """`balanced_select` on the pool of `among` and the labeled images."""
   n = np.shape(features)[0]
   among = np.asarray(among)
@@ -240,14 +250,16 @@ def _select_among(among, ranking, features, oracle, budget, num_classes, *,
   else:
     sub_oracle = np.asarray(oracle)[sub]
   picks = balanced_select(ranking, np.asarray(features)[sub], sub_oracle, budget,
-                          num_classes, labeled_mask=labeled[sub], **kw)
+                          num_classes, labeled_mask=labeled[sub],
+                          guesses=None if guesses is None else np.asarray(guesses)[sub],
+                          **kw)
   return sub[picks]
 
 
-def _select(args: _Args, ask) -> np.ndarray:
+def _select(args: _Args, ask, guide: Optional[guesses_lib.Guide] = None) -> np.ndarray:
   """`balanced_select` on checked arguments: decides `args.batch_size` samples
-  at a time, from the ranking or by the balancing score, and asks for their
-  labels."""
+  at a time, by the guesses while a class has no answer (`guide`), else from
+  the ranking or by the balancing score, and asks for their labels."""
   pool = _device_pool(args.features)
   tally = _Tally.empty(args.num_classes, args.features.shape[1])
   available = ~args.mask
@@ -261,7 +273,9 @@ def _select(args: _Args, ask) -> np.ndarray:
   while len(selected) < args.budget:
     remaining = args.budget - len(selected)
     k = min(args.batch_size, remaining)
-    if not switch_to_balancing(tally.counts, remaining):
+    if guide is not None and guide.leads(tally.counts):
+      picks = guide.picks(tally.counts, available, k)
+    elif not switch_to_balancing(tally.counts, remaining):
       picks, cursor = _ranking_picks(args.ranking, cursor, available, k)
     elif not args.cache_distances:
       picks = _picks_recomputed(args, pool, tally, available, k)
@@ -269,6 +283,8 @@ def _select(args: _Args, ask) -> np.ndarray:
       picks, dists = _picks_cached(args, pool, tally, dists, available, k)
     available[picks] = False
     tally.record(args.features, picks, ask(picks))
+    if guide is not None:
+      guide.record(picks)
     selected.extend(picks.tolist())
   return np.asarray(selected, np.int64)
 

@@ -18,7 +18,7 @@ from tests.conftest import ROOT  # noqa: E402
 API_MODULES = (
     "jaxal", "jaxal.acquisition", "jaxal.uncertainty", "jaxal.diversify",
     "jaxal.kcenter", "jaxal.distances", "jaxal.balancing", "jaxal.metrics",
-    "jaxal.rounds", "jaxal.direct", "jaxal.zeroshot", "jaxal.io", "jaxal.errors",
+    "jaxal.rounds", "jaxal.direct", "jaxal.zeroshot", "jaxal.guesses", "jaxal.io", "jaxal.errors",
     "jaxal.coldstart", "jaxal.coldstart.typiclust", "jaxal.coldstart.probcover",
     "jaxal.coldstart.maxherding", "jaxal.coldstart.coverage", "jaxal.coldstart.kmeans",
     "jaxal.coldstart.uherding", "jaxal.coldstart.dropquery",

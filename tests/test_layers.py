@@ -5,7 +5,7 @@
                  jaxal.hostmem
     method       jaxal (the package) and the paper's method at its top:
                  acquisition, uncertainty, diversify, _sort, kcenter,
-                 distances, balancing, metrics, rounds, direct, zeroshot; jaxal.coldstart.* (the methods
+                 distances, balancing, metrics, rounds, direct, zeroshot, guesses; jaxal.coldstart.* (the methods
                  that followed the paper); jaxal.curation.* (duplicates, scores)
     datasets     jaxal.datasets.*
     models       jaxal.models.*
@@ -30,7 +30,7 @@ BASE = {"jaxal._validation", "jaxal.errors", "jaxal.io", "jaxal._array_store",
         "jaxal.hostmem"}
 METHOD = {"jaxal", "jaxal.acquisition", "jaxal.uncertainty", "jaxal.diversify",
           "jaxal._sort", "jaxal.kcenter", "jaxal.distances", "jaxal.balancing", "jaxal.metrics",
-          "jaxal.rounds", "jaxal.direct", "jaxal.zeroshot"} | {f"jaxal.coldstart{m}" for m in (
+          "jaxal.rounds", "jaxal.direct", "jaxal.zeroshot", "jaxal.guesses"} | {f"jaxal.coldstart{m}" for m in (
               "", "._inputs", "._pool", ".kmeans", ".coverage", ".typiclust", ".probcover",
               ".maxherding", ".uherding", ".dropquery")} | {
                   f"jaxal.curation{m}" for m in ("", ".neighbors", ".duplicates",

@@ -201,6 +201,14 @@ FLAG_SPECS: dict[str, FlagSpec] = {
     "test_paths": FlagSpec("string", "With a .npy --test_features: one image path a "
                            "line, in row order."),
     "plot": FlagSpec("bool", "Write the class-count chart (PNG).", True),
+    "guesses": FlagSpec("bool", "The balancing step follows the embedding's zero-shot "
+                        "guesses (embed --classes with a SigLIP source) until every "
+                        "class has an answer: each pick fills the least represented "
+                        "class, by answers, by guesses where none exist; then the "
+                        "paper's rule. Default: the paper's rule.", False),
+    "guess_weight": FlagSpec("float", "With --guesses: what a pick guessed as a class "
+                             "with no answer yet counts for it (0: nothing, 1: as an "
+                             "answer).", 0.5),
     # dedupe
     "threshold": FlagSpec("float", "Near-duplicate distance: images at --metric "
                           "distance <= this are one group, of which select picks "
@@ -334,7 +342,8 @@ def _run_label(wd, fv):
   label.label(wd, classes_file=fv.classes, method=fv.method, budget=fv.budget,
               batch=fv.batch, host=fv.host, port=fv.port, token=fv.token,
               lease_s=fv.lease, rule=fv.rule, majority_distance=fv.majority_distance,
-              seed=fv.seed, num_classes=fv.num_classes, export_only=fv.export)
+              seed=fv.seed, num_classes=fv.num_classes, export_only=fv.export,
+              guess_weight=_guess_weight(fv))
 
 
 def _run_balance(wd, fv):
@@ -342,7 +351,15 @@ def _run_balance(wd, fv):
   _require(fv, "labels", "classes", "batch")
   select_balance.balance(wd, labels_csv=fv.labels, classes_file=fv.classes,
                          batch=fv.batch, rule=fv.rule,
-                         majority_distance=fv.majority_distance)
+                         majority_distance=fv.majority_distance,
+                         guess_weight=_guess_weight(fv))
+
+
+def _guess_weight(fv):
+  """The guided balancing step's weight, or None for the paper's rule."""
+  if fv["guess_weight"].present and not fv.guesses:
+    raise InputError("--guess_weight goes with --guesses.", field="guess_weight")
+  return fv.guess_weight if fv.guesses else None
 
 
 def _run_train(wd, fv):
@@ -385,7 +402,7 @@ class Command:
 _IMAGES = ("images", "tfds", "data_dir")
 _TARGET = ("target", "svm_c", "epochs", "batch_size", "learning_rate", "seed")
 _LABELS = ("labels", "classes")
-_BALANCING = ("batch", "rule", "majority_distance")
+_BALANCING = ("batch", "rule", "majority_distance", "guesses", "guess_weight")
 _SIMCLR = {"epochs": 200, "batch_size": 512, "learning_rate": None}
 
 # In the order of the work, which `jaxal --help` keeps.

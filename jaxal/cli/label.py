@@ -65,7 +65,7 @@ def label(wd: Workdir, *, classes_file: Optional[str], method: Optional[str] = N
           lease_s: float = 120.0, rule: str = "ratio",
           majority_distance: str = "nearest", seed: int = 0,
           num_classes: Optional[int] = None, export_only: bool = False,
-          log: Log = print) -> None:
+          guess_weight: Optional[float] = None, log: Log = print) -> None:
   """Serves the labeling page until interrupted (then writes labels.csv a last
   time); with `export_only`, writes labels.csv from the answers and returns."""
   from jaxal.cli.label_page import server, session  # pylint: disable=g-import-not-at-top
@@ -83,7 +83,7 @@ def label(wd: Workdir, *, classes_file: Optional[str], method: Optional[str] = N
                   batch=batch, seed=seed, num_classes=num_classes, log=log)
   sess = session.Session(wd, classes_file=classes_file, batch=batch, rule=rule,
                          majority_distance=majority_distance, lease_s=lease_s,
-                         log=log)
+                         guess_weight=guess_weight, log=log)
   if export_only:
     sess.close()
     log(f"label: {len(sess.store)} answers -> {wd.file('labels.csv')}")

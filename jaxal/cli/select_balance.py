@@ -23,7 +23,7 @@ from jaxal import _validation as V
 from jaxal import acquisition, balancing, io, rounds, uncertainty
 from jaxal.curation import duplicates
 from jaxal.cli import dedupe as dedupe_files
-from jaxal.cli import label_files, label_studio, train_predict, workdir
+from jaxal.cli import label_files, label_studio, train_predict, workdir, zero_shot
 from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError
 from jaxal.models import target
 
@@ -301,13 +301,16 @@ class _NeedLabels(Exception):
 
 def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
             rule: str = "ratio", majority_distance: str = "nearest",
+            guess_weight: Optional[float] = None,
             log: Log = print) -> Optional[list[int]]:
   """The next batch of the balancing step, or None when the budget is spent.
 
   Replays `balancing.balanced_select` over the selection's ranking with the
   labels returned so far as the oracle (batches of `batch`): the first batch
   holding an unlabeled image is the next to send, so the sequence of batches is
-  exactly what `balanced_select` chooses with the same answers.
+  exactly what `balanced_select` chooses with the same answers. With
+  `guess_weight`, the embedding's zero-shot guesses lead until every class has
+  an answer (`jaxal.guesses`).
   """
   pool = wd.pool()
   sel = wd.recorded("select")
@@ -322,7 +325,9 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
     raise WorkdirError(f"--rule must be one of {balancing.RULES} and "
                        f"--majority_distance one of {balancing.MAJORITY_DISTANCES}.")
   classes, have = workdir.labeled(wd, pool, labels_csv, classes_file, log=log)
-  setup = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
+  setup = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance,
+           **zero_shot.guidance_flags(guess_weight)}
+  guesses = zero_shot.guidance(wd, pool, classes, guess_weight)
   known = wd.check("balance", setup, hint="Rerun with the recorded flags.")
   method, budget = sel["method"], sel["budget"]
   picks = wd.read("selection.json")["picks"][0]
@@ -338,7 +343,8 @@ def balance(wd: Workdir, *, labels_csv: str, classes_file: str, batch: int,
   try:
     chosen = balancing.balanced_select(
         ranking, pool.features, oracle, budget, len(classes), rule=rule,
-        majority_distance=majority_distance, batch_size=batch, among=among)
+        majority_distance=majority_distance, batch_size=batch, among=among,
+        guesses=guesses, **({} if guesses is None else {"guess_weight": guess_weight}))
   except _NeedLabels as need:
     nxt = need.batch
   else:

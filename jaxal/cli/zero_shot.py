@@ -107,3 +107,32 @@ def guesses(wd: Workdir, *, source_dir: str, classes_file: str,
       f"template(s)) -> {probs_path}; images per guessed class: "
       + ", ".join(f"{c} {n}" for c, n in zip(classes, top)))
   return probs
+
+
+def guidance(wd: Workdir, pool, classes, guess_weight: Optional[float]
+             ) -> Optional[np.ndarray]:
+  """The guesses the balancing step follows (`balancing.balanced_select(
+  guesses=)`), or None for the paper's rule (`guess_weight` None); refused
+  unless the embedding has zero-shot guesses over exactly `classes`."""
+  if guess_weight is None:
+    return None
+  zs = wd.recorded("zero_shot")
+  if zs is None or pool.probs is None:
+    raise WorkdirError("--guesses follows the embedding's zero-shot guesses, and "
+                       f"{wd.path} has none: embed with a SigLIP --source and "
+                       "--classes=FILE first.", field="guesses")
+  if list(classes) != list(zs["classes"]):
+    raise WorkdirError(f"--guesses: the zero-shot guesses are over {zs['classes']}, "
+                       f"the labels over {list(classes)}.", field="guesses")
+  w = float(guess_weight)
+  if not (np.isfinite(w) and w >= 0):
+    raise InputError(f"--guess_weight must be a number >= 0, got {guess_weight!r}.",
+                     field="guess_weight")
+  return pool.probs
+
+
+def guidance_flags(guess_weight: Optional[float]) -> dict:
+  """What a balancing run records of its guidance (nothing for the paper's
+  rule, so that the records of runs without it stay as they were)."""
+  return {} if guess_weight is None else {"guesses": True,
+                                          "guess_weight": float(guess_weight)}

@@ -204,3 +204,63 @@ def test_class_names_as_zero_shot_guesses(siglip, tmp_path):
     code, _, err = jaxal("embed", f"--workdir={tmp_path / 'w2'}",
                          f"--images={siglip['images']}", *args)
     assert code == 2 and words in err, (args, err)
+
+
+def test_the_balancing_step_follows_the_guesses_in_balance_and_on_the_page(
+    siglip, tmp_path):
+  """balance --guesses and label --guesses ask for exactly the batches of
+  `balanced_select(guesses=the zero-shot probabilities)` with the same answers;
+  --guesses without zero-shot guesses is refused."""
+  from jaxal import acquisition, balancing  # pylint: disable=g-import-not-at-top
+  from tests.cli.test_cli import write_csv  # pylint: disable=g-import-not-at-top
+  names = tmp_path / "classes.txt"
+  names.write_text("cat\ndog\nbird\nfish\n")
+  classes = names.read_text().splitlines()
+  truth = {p: ("fish" if c not in classes else c) for p, c in siglip["truth"].items()}
+  wd = str(tmp_path / "wd")
+  ok("embed", f"--workdir={wd}", f"--images={siglip['images']}",
+     f"--source={siglip['src']}", f"--classes={names}")
+  ok("select", f"--workdir={wd}", "--method=entropy", "--budget=12")
+  paths = source_paths(wd)
+  probs = np.load(os.path.join(wd, "embedding", "probs.npy"))
+  feats = np.load(os.path.join(wd, "embedding", "features.npy"))
+  y = np.array([classes.index(truth[p]) for p in paths])
+  ranking = acquisition.ranking_to_balance("entropy", budget=12, probs=probs)
+  want = balancing.balanced_select(ranking, feats, y, 12, 4, batch_size=3,
+                                   guesses=probs, guess_weight=0.25)
+  labels = tmp_path / "labels.csv"
+  write_csv(labels, [])
+  offered = []
+  for _ in range(10):
+    ok("balance", f"--workdir={wd}", f"--labels={labels}", f"--classes={names}",
+       "--batch=3", "--guesses", "--guess_weight=0.25")
+    batch = [r["path"] for r in read_csv(os.path.join(wd, "to_label.csv"))]
+    if not batch:
+      break
+    offered += batch
+    write_csv(labels, [[p, truth[p]] for p in offered])
+  assert [paths.index(p) for p in offered] == want.tolist()
+  # the page, on a named selection, picks the same
+  ok("select", f"--workdir={wd}", "--selection=page", "--method=entropy",
+     "--budget=12")
+  srv = F.Server(f"--workdir={wd}", "--selection=page", f"--classes={names}",
+                 "--batch=3", "--guesses", "--guess_weight=0.25")
+  try:
+    from tests.cli.test_label import answer_all  # pylint: disable=g-import-not-at-top
+    done = answer_all(srv, truth, "ann", 12)
+  finally:
+    srv.stop()
+  assert sorted(paths.index(p) for p in done) == sorted(want.tolist())
+  # refusals: no zero-shot guesses; --guess_weight alone
+  plain = str(tmp_path / "plain")
+  ok("embed", f"--workdir={plain}", f"--images={siglip['images']}",
+     f"--source={siglip['src']}")
+  ok("select", f"--workdir={plain}", "--method=random", "--budget=6")
+  empty = tmp_path / "empty.csv"
+  write_csv(empty, [])
+  code, _, err = jaxal("balance", f"--workdir={plain}", f"--labels={empty}",
+                       f"--classes={siglip['classes']}", "--batch=3", "--guesses")
+  assert code == 2 and "--guesses" in err and "zero-shot" in err, err
+  code, _, err = jaxal("balance", f"--workdir={wd}", f"--labels={labels}",
+                       f"--classes={names}", "--batch=3", "--guess_weight=1")
+  assert code == 2 and "--guess_weight goes with --guesses" in err, err

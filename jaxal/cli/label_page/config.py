@@ -20,11 +20,12 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 
 from jaxal import acquisition, balancing
-from jaxal.cli import dedupe, label_files, select_balance, workdir
+from jaxal.cli import dedupe, label_files, select_balance, workdir, zero_shot
 from jaxal.cli.label_page import direct_rounds
 from jaxal.cli.workdir import Pool, Workdir, WorkdirError
 
-_FLAGS_HINT = "Rerun with the recorded flags (--batch, --rule, --majority_distance)."
+_FLAGS_HINT = ("Rerun with the recorded flags (--batch, --rule, --majority_distance, "
+               "--guesses, --guess_weight).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,9 @@ class Setup:
     among: the images the balancing step may pick (one per group of
       near-duplicates, where the selection was made after `jaxal dedupe`), or
       None for all.
+    guesses, guess_weight: the zero-shot guesses the balancing step follows
+      until every class has an answer (`--guesses`), and their weight; None
+      for the paper's rule.
   """
   pool: Pool
   index: Mapping[str, int]
@@ -71,16 +75,20 @@ class Setup:
   strategy: Optional[Callable] = None
   selection: Mapping = dataclasses.field(default_factory=dict)
   among: Optional[np.ndarray] = None
+  guesses: Optional[np.ndarray] = None
+  guess_weight: Optional[float] = None
 
   @property
   def balance_flags(self) -> dict:
     """The flags `jaxal balance` records, under the same names."""
     return {"batch": self.batch_size, "rule": self.rule,
-            "majority_distance": self.majority_distance}
+            "majority_distance": self.majority_distance,
+            **zero_shot.guidance_flags(self.guess_weight)}
 
 
 def read_setup(wd: Workdir, *, classes_file: Optional[str], batch: int, rule: str,
-               majority_distance: str, lease_s: float) -> Setup:
+               majority_distance: str, lease_s: float,
+               guess_weight: Optional[float] = None) -> Setup:
   """Reads and checks the labeling setup of `wd`'s selection; writes nothing.
 
   Raises:
@@ -105,7 +113,8 @@ def read_setup(wd: Workdir, *, classes_file: Optional[str], batch: int, rule: st
   picks = wd.read("selection.json")["picks"][0]
   dup = dedupe.for_selection(wd, sel)
   if sel["rounds"] == 1:
-    flags = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance}
+    flags = {"batch": int(batch), "rule": rule, "majority_distance": majority_distance,
+             **zero_shot.guidance_flags(guess_weight)}
     wd.check("balance", flags, hint=_FLAGS_HINT)
     ranking = acquisition.ranking_to_balance(method, budget=budget, probs=pool.probs,
                                              selected=picks)
@@ -123,7 +132,9 @@ def read_setup(wd: Workdir, *, classes_file: Optional[str], batch: int, rule: st
       rule=rule, majority_distance=majority_distance, lease_s=float(lease_s),
       guess_text=guess_text, guess_name=tuple(namer(g) for g in guess_text),
       strategy=strategy, selection=types.MappingProxyType(dict(sel)),
-      among=dedupe.kept(dup))
+      among=dedupe.kept(dup),
+      guesses=zero_shot.guidance(wd, pool, classes, guess_weight),
+      guess_weight=guess_weight)
 
 
 def remember(wd: Workdir, setup: Setup, classes_file: Optional[str]) -> None:

@@ -134,7 +134,8 @@ class Replay:
           chosen = balancing.balanced_select(
               s.ranking, s.pool.features, oracle, s.budget, len(s.classes),
               rule=s.rule, majority_distance=s.majority_distance,
-              batch_size=s.batch_size, among=s.among)
+              batch_size=s.batch_size, among=s.among, guesses=s.guesses,
+              **({} if s.guesses is None else {"guess_weight": s.guess_weight}))
       except _Restart:
         continue
       except Exception as e:  # pylint: disable=broad-except

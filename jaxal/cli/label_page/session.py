@@ -66,17 +66,21 @@ class Session:
     batch, rule, majority_distance: the balancing step's flags.
     lease_s: how long an image stays leased to an annotator, seconds.
     clock: the leases' clock.
+    guess_weight: None for the paper's balancing step; a weight to follow the
+      embedding's zero-shot guesses until every class has an answer.
     log: where messages go.
   """
 
   def __init__(self, wd: Workdir, *, classes_file: Optional[str], batch: int,
                rule: str = "ratio", majority_distance: str = "nearest",
                lease_s: float = 120.0, clock: Callable[[], float] = time.monotonic,
+               guess_weight: Optional[float] = None,
                log: Callable[[str], None] = print):
     self.wd, self.log = wd, log
     self.setup = s = config.read_setup(
         wd, classes_file=classes_file, batch=batch, rule=rule,
-        majority_distance=majority_distance, lease_s=lease_s)
+        majority_distance=majority_distance, lease_s=lease_s,
+        guess_weight=guess_weight)
     self.store = store.Store(wd.file("labels.csv"), wd.file("conflicts.csv"), log=log)
     config.remember(wd, s, classes_file)
     self.records = (records.BalanceRecord if s.strategy is None
