@@ -209,6 +209,12 @@ FLAG_SPECS: dict[str, FlagSpec] = {
     "guess_weight": FlagSpec("float", "With --guesses: what a pick guessed as a class "
                              "with no answer yet counts for it (0: nothing, 1: as an "
                              "answer).", 0.5),
+    # search
+    "text": FlagSpec("string", "search: the images nearest this text (a SigLIP "
+                     "source's text tower)."),
+    "image": FlagSpec("string", "search: the images nearest this example: a pool "
+                      "image's path, or an image file the source model embeds."),
+    "top": FlagSpec("integer", "search: how many images to return.", 20),
     # dedupe
     "threshold": FlagSpec("float", "Near-duplicate distance: images at --metric "
                           "distance <= this are one group, of which select picks "
@@ -328,6 +334,12 @@ def _run_dedupe(wd, fv):
   dedupe.dedupe(wd, threshold=fv.threshold, metric=fv.metric)
 
 
+def _run_search(wd, fv):
+  from jaxal.cli import search  # pylint: disable=g-import-not-at-top
+  search.search(wd, text=fv.text, image=fv.image, top=fv.top, labels_csv=fv.labels,
+                classes_file=fv.classes)
+
+
 def _run_select(wd, fv):
   from jaxal.cli import select_balance  # pylint: disable=g-import-not-at-top
   _require(fv, "method", "budget")
@@ -431,6 +443,9 @@ COMMANDS: dict[str, Command] = {
         _run_select, "Images to label, by an acquisition function -> "
         "to_label.csv.",
         ("method", "budget", "num_classes", "rounds") + _LABELS + _TARGET),
+    "search": Command(
+        _run_search, "Unlabeled images nearest a text or an example "
+        "-> to_label.csv.", ("text", "image", "top") + _LABELS),
     "label": Command(
         _run_label, "Label in the browser; the balancing step picks the next "
         "batch.",

@@ -17,6 +17,7 @@ resumes:
     map/               the pool's PCA coordinates for report's map
     selection.json     the acquisition's picks, per round
     balance.json       the balancing step's batches offered so far
+    search.json        the matches `jaxal search` wrote (their labels count)
     to_label.csv       what to send to the annotators now (and, for an image
                        folder, to_label.label_studio.json: the same as Label
                        Studio tasks)
@@ -221,12 +222,14 @@ class Workdir:
 
   def offered(self) -> list[int]:
     """Pool indices sent to annotators so far (selection rounds, the batches
-    DIRECT asked about within a round, then balance batches), in order,
-    without repeats."""
+    DIRECT asked about within a round, balance batches, then `jaxal search`'s
+    matches), in order, without repeats."""
     seen, out = set(), []
     sel = self.read("selection.json", {})
     bal = self.read("balance.json", {})
-    for group in sel.get("picks", []) + sel.get("asked", []) + bal.get("batches", []):
+    found = [q["picks"] for q in self.read("search.json", {}).get("queries", [])]
+    for group in (sel.get("picks", []) + sel.get("asked", []) + bal.get("batches", [])
+                  + found):
       for i in group:
         if i not in seen:
           seen.add(i)

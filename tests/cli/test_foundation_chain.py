@@ -264,3 +264,27 @@ def test_the_balancing_step_follows_the_guesses_in_balance_and_on_the_page(
   code, _, err = jaxal("balance", f"--workdir={wd}", f"--labels={labels}",
                        f"--classes={names}", "--batch=3", "--guess_weight=1")
   assert code == 2 and "--guess_weight goes with --guesses" in err, err
+
+
+def test_search_by_text_and_by_an_image_outside_the_pool(siglip, tmp_path):
+  wd = str(tmp_path / "wd")
+  ok("embed", f"--workdir={wd}", f"--images={siglip['images']}",
+     f"--source={siglip['src']}")
+  feats = np.load(os.path.join(wd, "embedding", "features.npy")).astype(np.float64)
+  feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+  paths = source_paths(wd)
+  tower = foundation.load_text(siglip["src"])
+  q = foundation.text_embeddings(tower, ["a small red bird"])[0].astype(np.float64)
+  ref = feats @ (q / np.linalg.norm(q))
+  ok("search", f"--workdir={wd}", "--text=a small red bird", "--top=4")
+  rows = read_csv(os.path.join(wd, "to_label.csv"))
+  assert [r["path"] for r in rows] == [paths[i] for i in np.argsort(-ref, kind="stable")[:4]]
+  # an image file outside the pool: embedded as the pool was, so a copy of a
+  # pool image finds that image first
+  outside = tmp_path / "copy.png"
+  shutil.copy(os.path.join(siglip["images"], paths[5]), outside)
+  ok("search", f"--workdir={wd}", f"--image={outside}", "--top=3")
+  rows = read_csv(os.path.join(wd, "to_label.csv"))
+  assert rows[0]["path"] == paths[5] and float(rows[0]["score"]) > 0.9999
+  code, _, err = jaxal("search", f"--workdir={wd}", "--text=" + "word " * 40)
+  assert code == 2 and "--text fills" in err, err
