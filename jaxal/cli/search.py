@@ -18,6 +18,7 @@ that their labels are accepted by every later step.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Optional
 
@@ -29,6 +30,13 @@ from jaxal.cli.workdir import Log, Pool, Workdir, WorkdirError
 from jaxal.errors import InputError
 
 
+@functools.lru_cache(maxsize=2)
+def _tower(source: str):
+  """A source's text tower, loaded once per process (the page searches often)."""
+  from jaxal.models import foundation  # pylint: disable=g-import-not-at-top
+  return foundation.load_text(source)
+
+
 def _text_query(wd: Workdir, text: str) -> np.ndarray:
   from jaxal.models import foundation  # pylint: disable=g-import-not-at-top
   setup = wd.recorded("embed")
@@ -37,7 +45,7 @@ def _text_query(wd: Workdir, text: str) -> np.ndarray:
                      "tower); these features were imported. Search by --image.",
                      field="text")
   try:
-    tower = foundation.load_text(setup["source"])
+    tower = _tower(setup["source"])
   except InputError as e:
     raise InputError(f"--text: {e} Search by --image instead.", field="text") from None
   _, mask = tower.tokenizer.encode_with_mask([text])
@@ -73,11 +81,9 @@ def _image_query(wd: Workdir, pool: Pool, image: str) -> tuple[np.ndarray, Optio
   return np.asarray(feats[0], np.float32), None
 
 
-def nearest(features, query: np.ndarray, allowed: np.ndarray, top: int,
-            rows: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
-  """(pool indices, cosines) of the `top` allowed rows of `features` [N, d]
-  (read by blocks) most similar to `query` [d], best first, ties to the lower
-  index."""
+def similarities(features, query: np.ndarray, rows: int = 1 << 16) -> np.ndarray:
+  """[N] float64 cosine of each row of `features` [N, d] (read by blocks) with
+  `query` [d]."""
   q = np.asarray(query, np.float64)
   q = q / max(np.linalg.norm(q), 1e-30)
   n = features.shape[0]
@@ -86,9 +92,50 @@ def nearest(features, query: np.ndarray, allowed: np.ndarray, top: int,
     b = np.asarray(features[s:s + rows], np.float64)
     norm = np.linalg.norm(b, axis=1)
     sims[s:s + rows] = (b @ q) / np.where(norm > 0, norm, 1.0)
+  return sims
+
+
+def best(sims: np.ndarray, allowed: np.ndarray, top: int) -> np.ndarray:
+  """The `top` allowed indices of highest `sims`, ties to the lower index."""
   idx = np.flatnonzero(allowed)
-  order = np.lexsort((idx, -sims[idx]))[:top]
-  return idx[order], sims[idx[order]]
+  return idx[np.lexsort((idx, -sims[idx]))[:top]]
+
+
+def nearest(features, query: np.ndarray, allowed: np.ndarray, top: int,
+            rows: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+  """(pool indices, cosines) of the `top` allowed rows of `features` [N, d]
+  most similar to `query` [d], best first, ties to the lower index."""
+  sims = similarities(features, query, rows)
+  picks = best(sims, allowed, top)
+  return picks, sims[picks]
+
+
+def query_of(wd: Workdir, pool: Pool, *, text: Optional[str] = None,
+             image: Optional[str] = None) -> tuple[np.ndarray, Optional[int]]:
+  """(the query's embedding, the example's pool index or None) of one of
+  `text` and `image`; InputError naming the flag otherwise."""
+  if bool(text) == bool(image):
+    raise InputError("give one of --text and --image.", field="text")
+  if text:
+    q, itself = _text_query(wd, text), None
+  else:
+    q, itself = _image_query(wd, pool, image)
+  if q.shape[0] != pool.features.shape[1]:
+    raise WorkdirError(f"the query's embedding has {q.shape[0]} values and the "
+                       f"pool's features {pool.features.shape[1]}: they are not of "
+                       "one model.")
+  return q, itself
+
+
+def record(wd: Workdir, *, text: Optional[str], image: Optional[str], top: int,
+           picks: list[int], annotator: Optional[str] = None) -> None:
+  """Adds a query and its matches to the selection's search.json (their labels
+  then count: `Workdir.offered`)."""
+  state = wd.read("search.json", {"queries": []})
+  state["queries"].append({"text": text, "image": image, "top": int(top),
+                           "picks": [int(i) for i in picks],
+                           **({"annotator": annotator} if annotator else {})})
+  wd.write("search.json", state)
 
 
 def search(wd: Workdir, *, text: Optional[str] = None, image: Optional[str] = None,
@@ -108,21 +155,11 @@ def search(wd: Workdir, *, text: Optional[str] = None, image: Optional[str] = No
   found = dedupe_files.load(wd)
   if found is not None:
     allowed &= found.duplicates.kept
-  if text:
-    query, itself = _text_query(wd, text), None
-  else:
-    query, itself = _image_query(wd, pool, image)
-    if itself is not None:
-      allowed[itself] = False
-  if query.shape[0] != pool.features.shape[1]:
-    raise WorkdirError(f"the query's embedding has {query.shape[0]} values and the "
-                       f"pool's features {pool.features.shape[1]}: they are not of "
-                       "one model.")
+  query, itself = query_of(wd, pool, text=text, image=image)
+  if itself is not None:
+    allowed[itself] = False
   picks, sims = nearest(pool.features, query, allowed, top)
-  state = wd.read("search.json", {"queries": []})
-  state["queries"].append({"text": text, "image": image, "top": int(top),
-                           "picks": picks.tolist()})
-  wd.write("search.json", state)
+  record(wd, text=text, image=image, top=top, picks=picks.tolist())
   preds = pool.guess_text()
   name = select_balance.source_namer(wd)
   select_balance.write_to_label(wd, pool, [

@@ -178,7 +178,8 @@ def test_pip_install_gives_the_jaxal_command(tmp_path):
   path, tables, tf, static = where.stdout.split(maxsplit=3)
   assert path.startswith(str(venv)), path  # the installed copy, with its data files
   assert int(tables) > 0 and tf == "False"
-  assert static.strip() == "['app.js', 'index.html', 'style.css']", static
+  assert static.strip() == "['app.js', 'index.html', 'map.html', 'map.js', 'style.css']", \
+      static
 
 
 def test_embed_select_balance_train_predict_report(setup):

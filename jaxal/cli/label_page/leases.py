@@ -84,6 +84,12 @@ class Leases:
       if who == annotator:
         del self._held[j]
 
+  def held_by_others(self, annotator: str) -> list[int]:
+    """The images whose unexpired lease is another annotator's."""
+    now = self._now()
+    return [i for i, (who, until) in self._held.items()
+            if who != annotator and until > now]
+
   def holder(self, i: int) -> Optional[str]:
     """The annotator whose lease on image `i` has not run out, or None."""
     who, until = self._held.get(i, (None, 0.0))

@@ -104,6 +104,10 @@ class Replay:
       self.restart()
 
   # ---------------------------------------------------------------- reads
+  def knows(self, i: int) -> bool:
+    """Whether image `i` was offered by this run of the step (not a search's)."""
+    return i in self._position
+
   def position(self, i: int) -> tuple[int, int]:
     """(batch number from 0, rank from 1) of offered image `i` in this run."""
     return self._position[i]

@@ -256,6 +256,12 @@ async def _undo(state: State, data: dict) -> dict:
   return await run_in_threadpool(state.session.undo, data.get("annotator"))
 
 
+async def _search(state: State, data: dict) -> dict:
+  return await run_in_threadpool(
+      lambda: state.session.search(data.get("annotator"), text=data.get("text"),
+                                   path=data.get("path"), top=data.get("top", 12)))
+
+
 async def _release(state: State, data: dict) -> dict:
   await run_in_threadpool(state.session.release, data.get("annotator"))
   return {"released": True}
@@ -305,6 +311,7 @@ _ROUTES = [
     Route("/api/skip", _api(_skip), methods=["POST"]),
     Route("/api/undo", _api(_undo), methods=["POST"]),
     Route("/api/release", _api(_release), methods=["POST"]),
+    Route("/api/search", _api(_search), methods=["POST"]),
     Route("/map", _map_page), Route("/api/map/points", _map_points),
     Route("/api/map/state", _api(_map_state)), Route("/api/map/point", _map_point),
 ]

@@ -38,9 +38,13 @@ import threading
 import time
 from typing import Callable, Optional
 
+import numpy as np
+
 from jaxal import metrics
+from jaxal.cli import search as search_lib
 from jaxal.cli.label_page import config, leases, records, replay, store, tally
 from jaxal.cli.workdir import Workdir, WorkdirError
+from jaxal.errors import InputError
 
 
 class Refused(ValueError):
@@ -88,6 +92,7 @@ class Session:
     self.tally = tally.Tally(s.classes, ((s.index[a.path], a.label)
                                          for a in self.store.answers))
     self.cond = threading.Condition()
+    self.queues: dict[str, list[int]] = {}  # annotator -> their search's images
     self.leases = leases.Leases(s.lease_s, clock)
     self.replay = replay.Replay(
         s, self.cond, lambda: self.tally.labels,
@@ -137,6 +142,9 @@ class Session:
     with self.cond:
       while True:
         self._check_ready()
+        found = self._from_queue(annotator)
+        if found is not None:
+          return {"image": found, "progress": self._progress()}
         if self.replay.finished is not None:
           return {"done": True, "progress": self._progress()}
         got = self._lease_for(annotator)
@@ -176,6 +184,48 @@ class Session:
       self.cond.notify_all()
       return {"saved": True, "progress": self._progress()}
 
+  def search(self, annotator: str, *, text=None, path=None, top=12) -> dict:
+    """Queues for `annotator` the `top` unlabeled images nearest `text` or the
+    pool image `path` (`jaxal.cli.search`): never an image answered, queued for
+    anyone, in the current batch, held by another annotator or set aside by
+    dedupe. They come before the batch's images on their screen, leased to
+    them as they come."""
+    annotator = check_annotator(annotator)
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
+      raise Refused("top: how many images, 1-100.")
+    for name, v in (("text", text), ("path", path)):
+      if v is not None and (not isinstance(v, str) or not v.strip() or len(v) > 300):
+        raise Refused(f"{name}: 1-300 characters.")
+    if bool(text) == bool(path):
+      raise Refused("give one of text and path.")
+    if path is not None and path not in self.setup.index:
+      raise Refused(f"path: {path[:200]!r} is not an image of this selection.")
+    try:  # the query's embedding and its cosines: no lock (the slow part)
+      query, itself = search_lib.query_of(self.wd, self.setup.pool, text=text,
+                                          image=path)
+    except InputError as e:
+      raise Refused(str(e).replace("--text", "text").replace("--image", "path")) \
+          from None
+    sims = search_lib.similarities(self.setup.pool.features, query)
+    with self.cond:
+      self._check_ready()
+      allowed = np.ones(len(self.setup.pool.paths), bool)
+      taken = list(self.tally.labels) + [i for q in self.queues.values() for i in q]
+      taken += list(self.replay.batch or []) + self.leases.held_by_others(annotator)
+      allowed[np.asarray(taken, np.int64)] = False
+      if itself is not None:
+        allowed[itself] = False
+      if self.setup.among is not None:
+        allowed &= self.setup.among
+      picks = [int(i) for i in search_lib.best(sims, allowed, top)]
+      search_lib.record(self.wd, text=text, image=path, top=top, picks=picks,
+                        annotator=annotator)
+      self.records.offered.update(picks)
+      self.queues.setdefault(annotator, []).extend(picks)
+      self.cond.notify_all()
+      return {"queued": [self.setup.pool.paths[i] for i in picks],
+              "progress": self._progress()}
+
   def skip(self, annotator: str, path: str) -> dict:
     """Hands `path` back; `annotator` sees the batch's other images first."""
     annotator = check_annotator(annotator)
@@ -203,6 +253,8 @@ class Session:
       self.tally.remove(i)
       self.replay.reopen(i)
       self.leases.hand_back(annotator, i)
+      if not self.replay.knows(i):  # a search's image: first in their queue again
+        self.queues.setdefault(annotator, []).insert(0, i)
       self.cond.notify_all()
       return {"undone": last.path, "label": last.label}
 
@@ -256,6 +308,20 @@ class Session:
     if self.replay.error is not None:
       raise Refused(f"the balancing step failed ({self.replay.error}); see the "
                     "server's log, then restart `jaxal label`.", 500)
+
+  def _from_queue(self, annotator: str) -> Optional[dict]:
+    """The next image of `annotator`'s search queue still to answer and held by
+    nobody else, leased to them; None when the queue is empty."""
+    queue = self.queues.get(annotator, [])
+    while queue:
+      i = queue[0]
+      if i in self.tally.labels or self.leases.holder(i) not in (None, annotator):
+        queue.pop(0)  # answered, or the balancing step's batch gave it to another
+        continue
+      self.leases.hand_back(annotator, i)
+      return {"path": self.setup.pool.paths[i], "rank": "search",
+              "guess": self.setup.guess_name[i], "batch": "your search"}
+    return None
 
   def _lease_for(self, annotator: str) -> Optional[int]:
     batch = self.replay.batch

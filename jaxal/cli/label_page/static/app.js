@@ -10,6 +10,7 @@ let annotator = localStorage.getItem("jaxal-annotator") || "";
 let classes = [];
 let current = null;  // the image on screen
 let busy = false;
+let lastProgress = null;
 
 function headers() {
   const h = {"Content-Type": "application/json", "X-Jaxal": "1"};
@@ -56,8 +57,8 @@ function showProgress(p) {
   $("nclasses").textContent = p.classes;
   $("ir").textContent = p.imbalance_ratio === null ? "-" : p.imbalance_ratio.toFixed(3);
   $("conflicts").textContent = p.conflicts;
-  $("mode").textContent = p.mode === "balancing"
-      ? "the balancing step (Eq. 9)" : p.method + " (acquisition order)";
+  lastProgress = p;
+  if (!current || current.rank !== "search") $("mode").textContent = modeText(p);
   $("bar-fill").style.width = (100 * p.labeled / Math.max(1, p.budget)) + "%";
   const most = Math.max(1, ...p.counts.map((c) => c[1]));
   const table = $("counts");
@@ -84,8 +85,15 @@ function showDone(p) {
   showProgress(p);
 }
 
+function modeText(p) {
+  if (!p) return "";
+  return p.mode === "balancing" ? "the balancing step (Eq. 9)"
+      : p.method + " (acquisition order)";
+}
+
 function showImage(img) {
   current = img;
+  $("mode").textContent = img.rank === "search" ? "your search" : modeText(lastProgress);
   $("rank").textContent = img.rank;
   $("batch").textContent = img.batch;
   $("guess").textContent = img.guess;
@@ -149,6 +157,14 @@ async function undo() {
   await next();
 }
 
+async function find(body) {
+  // the matches wait in this annotator's queue, leased to them as they come
+  const {status, data} = await call("api/search", {annotator, top: 12, ...body});
+  if (status !== 200) { say(data.error); return; }
+  say(data.queued.length + " image(s) of your search queued; they come next.");
+  if (!current && !busy) await next();
+}
+
 function visibleButtons() {
   return [...$("classes").querySelectorAll("button:not(.hidden)")];
 }
@@ -205,6 +221,14 @@ document.addEventListener("DOMContentLoaded", () => {
     annotator = name;
     localStorage.setItem("jaxal-annotator", name);
     start();
+  });
+  $("search-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("search-text").value.trim();
+    if (text) find({text});
+  });
+  $("more-like").addEventListener("click", () => {
+    if (current) find({path: current.path});
   });
   $("skip").addEventListener("click", skip);
   $("undo").addEventListener("click", undo);

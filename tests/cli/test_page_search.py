@@ -1,0 +1,92 @@
+"""Search on the labeling page: three annotators (one in Chromium, two over
+HTTP) queue the images nearest an example; each image is queued for one of
+them only, comes to them before the batch, is answered once, and its answer
+counts in the later steps; malformed searches get 4xx."""
+
+import os
+
+from jaxal.cli.workdir import Workdir
+from tests.cli import label_fixture as F
+from tests.cli.test_cli import ok
+from tests.cli.test_label import browser, login, shown_now, stored  # noqa: F401
+
+
+def _answer_queue(srv, truth, name, queue):
+  """Answers `name`'s next images while they are from their search."""
+  done = []
+  while True:
+    status, r = srv.request("POST", "api/next", {"annotator": name, "wait": 0})
+    if "image" not in r or r["image"]["rank"] != "search":
+      return done
+    path = r["image"]["path"]
+    assert path in queue, (name, path)
+    status, a = srv.request("POST", "api/answer",
+                            {"annotator": name, "path": path, "label": truth[path]})
+    assert status == 200 and a["saved"], a
+    done.append(path)
+
+
+def test_three_annotators_search_and_each_image_is_theirs_alone(
+    browser, tmp_path):  # noqa: F811
+  wd, truth, cf = F.make(str(tmp_path))
+  srv = F.Server(f"--workdir={wd}", f"--classes={cf}", "--method=margin",
+                 "--budget=12", "--batch=3")
+  try:
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    login(page, srv.url, "ann")
+    state, first = shown_now(page, waiting=False)
+    assert state == "image"
+    example = Workdir(wd).pool().paths[0]
+    queued = {}
+    for name in ("bob", "cyd"):
+      status, r = srv.request("POST", "api/search",
+                              {"annotator": name, "path": example, "top": 5})
+      assert status == 200 and len(r["queued"]) == 5, r
+      queued[name] = r["queued"]
+    # ann asks for more like the image on her screen, in the browser
+    page.click("#more-like")
+    page.wait_for_function("""() => document.getElementById('message')
+        .textContent.includes('queued')""")
+    page.keyboard.press(page.evaluate("""(l) => [...document.querySelectorAll(
+        '#classes button')].find(b => b.dataset.label === l).dataset.key""",
+        truth[first]))
+    ann = []
+    prev = first
+    for _ in range(5):
+      state, path = shown_now(page, prev, waiting=False)
+      if state != "image" or page.text_content("#mode") != "your search":
+        break
+      ann.append(path)
+      page.keyboard.press(page.evaluate("""(l) => [...document.querySelectorAll(
+          '#classes button')].find(b => b.dataset.label === l).dataset.key""",
+          truth[path]))
+      prev = path
+    assert len(ann) >= 3, ann
+    bob = _answer_queue(srv, truth, "bob", queued["bob"])
+    cyd = _answer_queue(srv, truth, "cyd", queued["cyd"])
+    assert bob == queued["bob"] and cyd == queued["cyd"]
+    sets = [set(ann), set(bob), set(cyd)]
+    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+    assert example not in sets[1] | sets[2]
+    # every answer stored once, none in conflict
+    paths = [p for p, _, _ in stored(os.path.join(wd, "labels.csv"))]
+    assert len(paths) == len(set(paths)) >= 1 + len(ann) + 10
+    assert not os.path.exists(os.path.join(wd, "conflicts.csv")) or \
+        open(os.path.join(wd, "conflicts.csv")).read().count("\n") <= 1
+    # malformed searches: 4xx, never 500
+    for body in ({"annotator": "bob"}, {"annotator": "bob", "text": "x", "path": example},
+                 {"annotator": "bob", "path": "../etc/passwd"},
+                 {"annotator": "bob", "path": example, "top": 0},
+                 {"annotator": "bob", "path": example, "top": "many"},
+                 {"annotator": "bob", "text": "a cat"},  # no text tower here
+                 {"annotator": "", "path": example}, {"path": example}):
+      status, r = srv.request("POST", "api/search", body)
+      assert 400 <= status < 500 and r.get("error"), (body, status, r)
+    assert not errors, errors
+  finally:
+    srv.stop()
+  # the searched images' answers count: train takes them
+  ok("train", f"--workdir={wd}", f"--labels={os.path.join(wd, 'labels.csv')}",
+     "--target=svm")
