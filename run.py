@@ -140,6 +140,8 @@ def main(argv) -> int:
     flags = env.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
       env["XLA_FLAGS"] = (flags + " --xla_force_host_platform_device_count=4").strip()
+    if env.get("CI") and not any(a.startswith("--durations") for a in rest):
+      rest = rest + ["--durations=30"]  # CI's log says where its time went
     args = [PY, "-m", "pytest", "-q", os.path.join(ROOT, "tests")] + _workers(rest) + rest
   elif cmd == "docs":
     env.setdefault("JAX_PLATFORMS", "cpu")

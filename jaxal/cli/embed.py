@@ -33,8 +33,8 @@ from jaxal.datasets import images
 from jaxal.models import distributed, inference, source
 
 
-def _signals(trained: source.Trained, ensemble: bool, batch: np.ndarray,
-             batch_size: int):
+def signals(trained: source.Trained, ensemble: bool, batch: np.ndarray,
+            batch_size: int):
   """(features, probs, target features) of one uint8 batch."""
   variables = trained.snapshots if ensemble else [trained.final]
   norm = images.normalizer(trained.preprocess)
@@ -224,7 +224,7 @@ def _embed_chunks(store: array_store.ChunkStore, chunks, trained: source.Trained
     for p, err in errors.items():
       log(f"embed: skipping unreadable image {os.path.join(images_dir, p)} ({err})")
     if ok.any():
-      feats, probs, tfeats = _signals(trained, ensemble, batch, min(batch_size, chunk))
+      feats, probs, tfeats = signals(trained, ensemble, batch, min(batch_size, chunk))
     else:
       feats = probs = tfeats = np.zeros((0, 0), np.float32)
     store.save(s // chunk, ok=ok, features=feats, probs=probs, target_features=tfeats,

@@ -77,7 +77,7 @@ def _image_query(wd: Workdir, pool: Pool, image: str) -> tuple[np.ndarray, Optio
   if not len(batch):
     raise InputError(f"--image {image!r} could not be read as an image.",
                      field="image")
-  feats, _, _ = embed._signals(trained, setup["ensemble"], batch, 1)  # pylint: disable=protected-access
+  feats, _, _ = embed.signals(trained, setup["ensemble"], batch, 1)
   return np.asarray(feats[0], np.float32), None
 
 
