@@ -77,6 +77,9 @@ flags.DEFINE_enum("majority_distance", "nearest", ["nearest", "farthest"],
                   "Balancing: distance to the nearest majority centroid (the "
                   "paper) or the farthest (Emam et al.).")
 # Target models (default: the config's for --data, else TargetSettings').
+flags.DEFINE_float("dedupe", None, "Near-duplicates: images of a pool at cosine "
+                   "distance <= this on M_S's features are one group, and a cell "
+                   "selects at most one of a group (jaxal.curation). Default: none.")
 flags.DEFINE_float("svm_c", None, "C of the linear SVM target model (1.0).")
 flags.DEFINE_integer("finetune_epochs", None, "Fine-tuning epochs (30; offline 8).")
 flags.DEFINE_integer("finetune_batch_size", None, "Fine-tuning batch (64; offline 32).")
@@ -181,7 +184,7 @@ def table_run(table: int, tables: tuple) -> runner.TableRun:
                                learning_rate=FLAGS.ssl_learning_rate),
       targets=targets, data_seed=FLAGS.data_seed,
       balanced_per_class=FLAGS.balanced_per_class, rule=FLAGS.rule,
-      majority_distance=FLAGS.majority_distance)
+      majority_distance=FLAGS.majority_distance, dedupe=FLAGS.dedupe)
   shard = sweep.parse_shard(FLAGS.shard)
   return runner.TableRun(
       tables=tables, datasets=datasets, budgets=budgets,

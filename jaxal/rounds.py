@@ -119,10 +119,13 @@ def balanced_round(method: str, budget: int, *, features: np.ndarray,
                    num_classes: int, oracle: balancing.Oracle,
                    target: Optional[acquisition.TargetModel] = None,
                    rule: str = "ratio",
-                   majority_distance: str = "nearest") -> np.ndarray:
+                   majority_distance: str = "nearest",
+                   among: Optional[np.ndarray] = None) -> np.ndarray:
   """The next round with the balancing step: `method`'s ranking of the
   unlabeled pool walked by `balancing.balanced_select`, which asks `oracle`
-  and counts the points labeled before (`labeled`) in its classes."""
+  and counts the points labeled before (`labeled`) in its classes; `among` as
+  `select_round`'s (the ranking's other images skipped, the step's picks
+  among these)."""
   if method in acquisition.LABELS_WHILE_SELECTING:
     raise InputError(f"method {method!r} labels as it selects; the balancing step "
                      "cannot walk its picks again without discarding labels already "
@@ -134,7 +137,7 @@ def balanced_round(method: str, budget: int, *, features: np.ndarray,
       num_classes=num_classes, labeled_mask=mask, **kw)
   return balancing.balanced_select(ranking, features, oracle, budget, num_classes,
                                    labeled_mask=mask, rule=rule,
-                                   majority_distance=majority_distance)
+                                   majority_distance=majority_distance, among=among)
 
 
 def _mask(labeled, n: int) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from jaxal import acquisition, balancing, rounds
+from jaxal.curation import duplicates
 from jaxal.experiments import sweep
 from jaxal.models.target import RoundSignals
 
@@ -17,7 +18,8 @@ Signals = tuple[np.ndarray, Optional[np.ndarray]]  # (features, probs) of the po
 def select(cell: sweep.Cell, features: np.ndarray, probs: Optional[np.ndarray],
            labels: np.ndarray, num_classes: int, *, rule: str,
            majority_distance: str,
-           later: Callable[[np.ndarray], Signals]) -> np.ndarray:
+           later: Callable[[np.ndarray], Signals],
+           dup: Optional[duplicates.Duplicates] = None) -> np.ndarray:
   """Pool indices chosen for `cell` (not the Full row), in selection order.
 
   Args:
@@ -31,40 +33,54 @@ def select(cell: sweep.Cell, features: np.ndarray, probs: Optional[np.ndarray],
     majority_distance: its distance to the majority classes.
     later: labeled pool indices -> the `RoundSignals` the next round selects
       by (`in_rounds`); called only with `cell.rounds` > 1.
+    dup: the pool's groups of near-duplicates (`Settings.dedupe`): at most one
+      image of a group is selected; None: every image may be.
   """
   if cell.rounds > 1:
     balance = dict(rule=rule, majority_distance=majority_distance) \
         if cell.balancing else None
     return in_rounds(cell.method, cell.budget, cell.rounds, seed=cell.seed,
                      num_classes=num_classes, first=(features, probs), later=later,
-                     labels=labels, balance=balance)
+                     labels=labels, balance=balance, dup=dup)
   kw = dict(probs=probs, features=features, seed=cell.seed, num_classes=num_classes)
+  among = None if dup is None else dup.kept
   if not cell.balancing:
-    return acquisition.select(cell.method, budget=cell.budget, **kw)
+    if among is None:
+      return acquisition.select(cell.method, budget=cell.budget, **kw)
+    return rounds.select_round(cell.method, cell.budget, labeled=np.zeros(0, np.int64),
+                               among=among, **kw)
   ranking = acquisition.ranking_to_balance(cell.method, budget=cell.budget, **kw)
   return balancing.balanced_select(ranking, features, labels, cell.budget,
                                    num_classes, rule=rule,
-                                   majority_distance=majority_distance)
+                                   majority_distance=majority_distance, among=among)
 
 
 def in_rounds(method: str, budget: int, num_rounds: int, *, seed: int,
               num_classes: int, first: Signals,
               later: Callable[[np.ndarray], RoundSignals], labels: np.ndarray,
-              balance: Optional[dict] = None) -> np.ndarray:
+              balance: Optional[dict] = None,
+              dup: Optional[duplicates.Duplicates] = None) -> np.ndarray:
   """Iterative selection (`jaxal.rounds`): `budget` split into `num_rounds`,
   round 1 ranked by `first` (M_S's signals), each later one by `later(labeled)`
   for the pool indices labeled in the rounds before it. `labels` is the
   simulated annotator (DIRECT's oracle, the balancing step's); `balance` the
-  balancing step's rule and majority distance, or None for none."""
+  balancing step's rule and majority distance, or None for none; `dup` the
+  near-duplicates of which at most one image is selected."""
   labeled: list[int] = []
   for k, size in enumerate(rounds.round_sizes(budget, num_rounds)):
     sig = RoundSignals(*first, "source") if k == 0 else later(
         np.asarray(labeled, np.int64))
     kw = dict(features=sig.features, probs=sig.probs, labeled=labeled, seed=seed,
               num_classes=num_classes, target=sig.target)
+    among = None
+    if dup is not None:
+      taken = np.zeros(len(labels), bool)
+      taken[np.asarray(labeled, np.int64)] = True
+      among = duplicates.candidates(dup, taken)
     if balance is None:
-      new = rounds.select_round(method, size, oracle=labels, **kw)
+      new = rounds.select_round(method, size, oracle=labels, among=among, **kw)
     else:
-      new = rounds.balanced_round(method, size, oracle=labels, **kw, **balance)
+      new = rounds.balanced_round(method, size, oracle=labels, among=among, **kw,
+                                  **balance)
     labeled += new.tolist()
   return np.asarray(labeled, np.int64)

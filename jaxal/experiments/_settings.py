@@ -73,14 +73,21 @@ class Settings:
   balanced_per_class: Optional[int] = None  # None: the dataset's (supplement 2)
   rule: str = "ratio"
   majority_distance: str = "nearest"
+  # A cosine distance on M_S's features of each pool: images at most this far
+  # apart are one group of near-duplicates (`jaxal.curation`), and a cell
+  # selects at most one image of a group. None: every image, as the paper.
+  dedupe: Optional[float] = None
 
   def as_dict(self) -> dict:
     """The settings as plain JSON values (saved beside each cell's result).
-    `ssl` is left out while it has its defaults, so that work directories
-    written before Table 14 existed still hold these settings."""
+    `ssl` is left out while it has its defaults, and `dedupe` while None, so
+    that work directories written before they existed still hold these
+    settings."""
     d = json.loads(json.dumps(dataclasses.asdict(self), default=str))
     if self.ssl == SSLSettings():
       del d["ssl"]
+    if self.dedupe is None:
+      del d["dedupe"]
     return d
 
 

@@ -40,6 +40,7 @@ import os
 import numpy as np
 
 from jaxal import metrics
+from jaxal.curation import duplicates, neighbors
 from jaxal.datasets import split_images
 from jaxal.experiments import _memo as memo
 from jaxal.experiments import _output_cache as output_cache
@@ -77,6 +78,7 @@ class Protocol:
     self._sources = SourceModels(settings, workdir, log)
     self._ssl = SSLEncoders(settings, workdir, log, self.max_pixel_bytes)
     self._pools = Pools(settings, pixels, self._sources.image_size)
+    self._dups: dict = {}  # (dataset, pool) -> its near-duplicates (settings.dedupe)
 
   # ------------------------------------------------------- what cells share
   def streams(self) -> bool:
@@ -140,7 +142,24 @@ class Protocol:
     return selection.select(
         cell, feats, probs, pool.labels, pool.num_classes, rule=self.settings.rule,
         majority_distance=self.settings.majority_distance,
-        later=lambda idx: self._later(cell, idx, feats, probs))
+        later=lambda idx: self._later(cell, idx, feats, probs),
+        dup=self.duplicates(cell.dataset, cell.pool))
+
+  def duplicates(self, dataset: str, kind: str):
+    """The pool's groups of near-duplicates on M_S's features (`settings.dedupe`,
+    a cosine distance), or None without that setting; computed once a pool."""
+    if self.settings.dedupe is None:
+      return None
+    key = (dataset, kind)
+    if key not in self._dups:
+      feats = self.outputs(dataset, kind, "train", False)[0]
+      found = neighbors.search(feats, threshold=self.settings.dedupe,
+                               metric="cosine", k=0)
+      self._dups[key] = duplicates.group(feats, found)
+      self.log(f"dedupe: {dataset} {kind} pool: {self._dups[key].removed} of "
+               f"{len(feats)} images set aside as near-copies (cosine <= "
+               f"{self.settings.dedupe:g} on M_S's features)")
+    return self._dups[key]
 
   def _later(self, cell: sweep.Cell, idx: np.ndarray, feats, probs):
     """A later round's signals. A cell whose SVM target reads other features

@@ -22,6 +22,7 @@ import numpy as np
 
 from jaxal import _validation as V
 from jaxal import acquisition, io
+from jaxal.curation import neighbors
 from jaxal.datasets import catalog
 from jaxal.errors import InputError
 from jaxal.experiments import protocol, render, sweep
@@ -116,7 +117,17 @@ def check(run: TableRun) -> None:
   else:
     _check_offline_source(run.settings)
   _check_pools(run)
+  _check_dedupe(run.settings)
   _check_workdir(run)
+
+
+def _check_dedupe(settings: protocol.Settings) -> None:
+  if settings.dedupe is not None:
+    try:
+      neighbors.check_threshold(settings.dedupe, "cosine")
+    except InputError as e:
+      raise SetupError(str(e).replace("threshold", "dedupe", 1), field="dedupe") \
+          from None
 
 
 def _check_tables(run: TableRun) -> None:

@@ -40,6 +40,7 @@ def refused(workdir, *args):
      "--target: method 'dropquery' reads the target model's linear head"),
     (["--table=14", "--ssl_temperature=0"], "--ssl_temperature must be > 0"),
     (["--table=14", "--ssl_batch_size=100000"], "--ssl_batch_size=100000 exceeds"),
+    (["--table=2", "--dedupe=0"], "--dedupe must be a number > 0"),
     (["--table=2", "--shard=2/2"], "--shard"),
     (["--table=2", "--seeds=0,-1"], "--seeds: seed must lie in [0, 2**32)"),
     (["--table=2", "--batch_size=400"], "--batch_size=400: M_S's batch must be"),
