@@ -200,7 +200,11 @@ FLAG_SPECS: dict[str, FlagSpec] = {
                               "its rows'. Scored by the SVM target."),
     "test_paths": FlagSpec("string", "With a .npy --test_features: one image path a "
                            "line, in row order."),
-    "plot": FlagSpec("bool", "Write the class-count chart (PNG).", True),
+    "plot": FlagSpec("bool", "Write the charts: class counts, the pool's map (PNG).",
+                     True),
+    "projection": FlagSpec("enum", "The pool's map: pca (exact, needs nothing), umap "
+                           "or pacmap (pip install \".[map]\"; in memory, slower).",
+                           "pca", ("pca", "umap", "pacmap")),
     "guesses": FlagSpec("bool", "The balancing step follows the embedding's zero-shot "
                         "guesses (embed --classes with a SigLIP source) until every "
                         "class has an answer: each pick fills the least represented "
@@ -355,7 +359,7 @@ def _run_label(wd, fv):
               batch=fv.batch, host=fv.host, port=fv.port, token=fv.token,
               lease_s=fv.lease, rule=fv.rule, majority_distance=fv.majority_distance,
               seed=fv.seed, num_classes=fv.num_classes, export_only=fv.export,
-              guess_weight=_guess_weight(fv))
+              guess_weight=_guess_weight(fv), projection=fv.projection)
 
 
 def _run_balance(wd, fv):
@@ -393,7 +397,7 @@ def _run_report(wd, fv):
   report.report(wd, labels_csv=fv.labels, classes_file=fv.classes,
                 test_labels=fv.test_labels, test_images=fv.test_images,
                 test_features=fv.test_features, test_paths=fv.test_paths,
-                plot=fv.plot)
+                plot=fv.plot, projection=fv.projection)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,7 +454,7 @@ COMMANDS: dict[str, Command] = {
         _run_label, "Label in the browser; the balancing step picks the next "
         "batch.",
         ("classes", "method", "budget", "num_classes", "seed") + _BALANCING +
-        ("host", "port", "token", "lease", "export")),
+        ("host", "port", "token", "lease", "export", "projection")),
     "balance": Command(
         _run_balance, "Labeling elsewhere: the next batch to label -> to_label.csv.",
         _LABELS + _BALANCING),
@@ -461,7 +465,7 @@ COMMANDS: dict[str, Command] = {
     "report": Command(
         _run_report, "Classes found, imbalance, counts per class, test accuracy.",
         _LABELS + ("test_labels", "test_images", "test_features", "test_paths",
-                   "plot")),
+                   "plot", "projection")),
 }
 
 

@@ -65,7 +65,8 @@ def label(wd: Workdir, *, classes_file: Optional[str], method: Optional[str] = N
           lease_s: float = 120.0, rule: str = "ratio",
           majority_distance: str = "nearest", seed: int = 0,
           num_classes: Optional[int] = None, export_only: bool = False,
-          guess_weight: Optional[float] = None, log: Log = print) -> None:
+          guess_weight: Optional[float] = None, projection: str = "pca",
+          log: Log = print) -> None:
   """Serves the labeling page until interrupted (then writes labels.csv a last
   time); with `export_only`, writes labels.csv from the answers and returns."""
   from jaxal.cli.label_page import server, session  # pylint: disable=g-import-not-at-top
@@ -94,7 +95,7 @@ def label(wd: Workdir, *, classes_file: Optional[str], method: Optional[str] = N
     sess.close()
     raise
   app = server.create_app(sess, token=token, loopback=loopback,
-                          commands=commands(wd, classes_file))
+                          commands=commands(wd, classes_file), projection=projection)
   import uvicorn  # pylint: disable=g-import-not-at-top
   config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                           access_log=False, timeout_graceful_shutdown=2)

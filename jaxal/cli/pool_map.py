@@ -1,7 +1,8 @@
 """The pool on one page, for `jaxal report`: its map and, after `jaxal dedupe`,
 the histogram of nearest-neighbour distances to choose a threshold by.
 
-    map/pca.npy    [N, 2] the pool's PCA coordinates (`jaxal.curation.projection`),
+    map/pca.npy    [N, 2] the pool's PCA coordinates (`jaxal.curation.projection`;
+                   umap.npy, pacmap.npy by those, where asked for),
     map/map.json   computed once per embedding (its fingerprint, as dedupe's)
 
 The map draws every image (density shading in grey beyond `DENSITY_FROM`
@@ -27,25 +28,32 @@ FOLDER = "map"
 DENSITY_FROM = 20000  # images: grey hexagonal density instead of points
 
 
-def coordinates(wd: Workdir) -> np.ndarray:
-  """[N, 2] PCA coordinates of the embedded pool, from WORKDIR/map when made
-  from this embedding, else computed and saved there."""
+def coordinates(wd: Workdir, method: str = "pca") -> np.ndarray:
+  """[N, 2] coordinates of the embedded pool by `method` (`projection.project`,
+  seed 0), from WORKDIR/map when made from this embedding, else computed and
+  saved there beside the other projections already made."""
   folder = wd.file(FOLDER)
   stamp = dedupe.fingerprint(wd)
   meta = io.read_json(os.path.join(folder, "map.json"), {})
-  if meta.get("embedding") == stamp and os.path.exists(os.path.join(folder, "pca.npy")):
-    return np.load(os.path.join(folder, "pca.npy"))
-  xy = projection.pca_2d(wd.pool().features)
+  have = meta.get("projections", ["pca"] if "projection" in meta else []) \
+      if meta.get("embedding") == stamp else []
+  if method in have and os.path.exists(os.path.join(folder, method + ".npy")):
+    return np.load(os.path.join(folder, method + ".npy"))
+  xy = projection.project(wd.pool().features, method, seed=0)
+  kept = {m: np.load(os.path.join(folder, m + ".npy")) for m in have
+          if m != method and os.path.exists(os.path.join(folder, m + ".npy"))}
   with array_store.npy_folder(folder + ".new") as out:
-    out.create("pca", xy.dtype, xy.shape)[...] = xy
+    for name, arr in {**kept, method: xy}.items():
+      out.create(name, arr.dtype, arr.shape)[...] = arr
     io.write_json(os.path.join(out.folder, "map.json"),
-                  {"embedding": stamp, "projection": "pca"})
+                  {"embedding": stamp, "projections": sorted({*kept, method})})
   dedupe.swap(folder + ".new", folder)
   return xy
 
 
 def draw(xy: np.ndarray, path: str, *, classes: list[str], labeled: dict[int, int],
-         offered: list[int], dup: Optional[duplicates.Duplicates]) -> str:
+         offered: list[int], dup: Optional[duplicates.Duplicates],
+         method: str = "pca") -> str:
   """Writes the map (module docstring) of the pool at `xy` [N, 2] to `path`."""
   plt = _plotting.pyplot()
   fig, ax = plt.subplots(figsize=(7.5, 6.0))
@@ -72,9 +80,11 @@ def draw(xy: np.ndarray, path: str, *, classes: list[str], labeled: dict[int, in
     ax.scatter(xy[pending, 0], xy[pending, 1], s=40, facecolors="none",
                edgecolors="black", linewidths=0.9,
                label=f"offered, not yet labeled ({pending.size})")
-  ax.set_xlabel("first principal component")
-  ax.set_ylabel("second principal component")
-  ax.set_title(f"the pool ({n:,} images), PCA of its features", fontsize=10)
+  if method == "pca":
+    ax.set_xlabel("first principal component")
+    ax.set_ylabel("second principal component")
+  ax.set_title(f"the pool ({n:,} images), {method.upper()} of its features",
+               fontsize=10)
   handles, names = ax.get_legend_handles_labels()
   if handles:
     shown = 22  # the legend's rows: classes beyond stay in the colours only

@@ -25,7 +25,7 @@ from jaxal.datasets import images
 def report(wd: Workdir, *, labels_csv: str, classes_file: str,
            test_labels: Optional[str] = None, test_images: Optional[str] = None,
            test_features: Optional[str] = None, test_paths: Optional[str] = None,
-           plot: bool = True, log: Log = print) -> dict:
+           plot: bool = True, projection: str = "pca", log: Log = print) -> dict:
   """Classes found, imbalance ratio and labeled counts per class (main paper
   section 4 metrics; chart sorted by count); with a labeled test set
   (`test_labels` CSV of paths under `test_images`, or of the rows of the
@@ -62,9 +62,9 @@ def report(wd: Workdir, *, labels_csv: str, classes_file: str,
                                      wd.file("report", "class_counts.png"))
     found = dedupe.load(wd)
     out["map"] = pool_map.draw(
-        pool_map.coordinates(wd), wd.file("report", "map.png"), classes=classes,
-        labeled=have, offered=wd.offered(),
-        dup=None if found is None else found.duplicates)
+        pool_map.coordinates(wd, projection), wd.file("report", "map.png"),
+        classes=classes, labeled=have, offered=wd.offered(),
+        dup=None if found is None else found.duplicates, method=projection)
     if found is not None:
       out["nn_histogram"] = pool_map.nn_histogram(
           found, wd.file("report", "nn_distances.png"))

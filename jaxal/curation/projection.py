@@ -7,8 +7,12 @@ signed so that its largest-magnitude entry is positive, and every row projected
 onto them. The same features give the same map on one machine; another machine
 may round the float64 sums differently (~1e-12 relative).
 
-UMAP or PaCMAP maps, which keep neighbourhoods that PCA flattens, are left to
-`umap-learn` / `pacmap` on the same features (not built here).
+UMAP (McInnes et al., 2018; `umap-learn`) and PaCMAP (Wang et al., JMLR 2021;
+`pacmap`) keep neighbourhoods that PCA flattens (`project`, an optional extra:
+`pip install ".[map]"`): the well-kept libraries with their defaults, their
+`random_state` set from `seed` (UMAP is then deterministic and single-threaded;
+PaCMAP deterministic). Both need the features in memory and take minutes at a
+few 10^5 points on a CPU; PCA is the default for that reason.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from jaxal.errors import InputError
+
+PROJECTIONS = ("pca", "umap", "pacmap")
+_PACKAGES = {"umap": ("umap", "umap-learn"), "pacmap": ("pacmap", "pacmap")}
 
 
 def pca_2d(features, *, rows: int = 1 << 15) -> np.ndarray:
@@ -46,3 +53,27 @@ def pca_2d(features, *, rows: int = 1 << 15) -> np.ndarray:
   for s in range(0, n, rows):
     out[s:s + rows] = (np.asarray(features[s:s + rows], np.float64) - mean) @ axes
   return out
+
+
+def project(features, method: str = "pca", *, seed: int = 0) -> np.ndarray:
+  """[N, 2] float32 map of the rows of `features` by `method` (module docstring):
+  "pca" (`pca_2d`), "umap" or "pacmap" (optional packages, refused by name
+  when missing)."""
+  if method not in PROJECTIONS:
+    raise InputError(f"projection must be one of {', '.join(PROJECTIONS)}, got "
+                     f"{method!r}.", field="projection")
+  if method == "pca":
+    return pca_2d(features)
+  module, package = _PACKAGES[method]
+  try:
+    lib = __import__(module)
+  except ImportError:
+    raise InputError(f"projection {method!r} needs the package {package}: pip "
+                     f"install {package} (or pip install \".[map]\"); pca needs "
+                     "nothing.", field="projection") from None
+  x = np.asarray(features, np.float32)
+  if method == "umap":
+    model = lib.UMAP(n_components=2, random_state=int(seed))
+  else:
+    model = lib.PaCMAP(n_components=2, random_state=int(seed))
+  return np.asarray(model.fit_transform(x), np.float32)

@@ -108,6 +108,17 @@ def test_dedupe_then_select_and_balance_offer_one_image_of_a_group(pool):
   assert has_colour(got["nn_histogram"], tab10[0]) > 200
   coords = np.load(os.path.join(wd, "map", "pca.npy"))
   assert coords.shape == (48, 2)
+  # another projection: drawn and cached beside PCA's, or refused by its flag
+  code, _, err = jaxal("report", f"--workdir={wd}", f"--labels={labels}",
+                       f"--classes={classes}", "--projection=pacmap")
+  try:
+    import pacmap  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    assert code == 2 and "--projection" in err and "pip install" in err, err
+  else:
+    assert code == 0, err
+    assert np.load(os.path.join(wd, "map", "pacmap.npy")).shape == (48, 2)
+    np.testing.assert_array_equal(np.load(os.path.join(wd, "map", "pca.npy")), coords)
 
 
 def test_refusals(pool, tmp_path):

@@ -301,3 +301,22 @@ def test_several_devices_give_the_same_result():
                (one.distances, two.distances)):
     np.testing.assert_array_equal(a, b)
   assert len(one.pairs) > 10
+
+
+@pytest.mark.parametrize("method,package", [("umap", "umap"), ("pacmap", "pacmap")])
+def test_umap_and_pacmap_maps_seeded_or_refused_by_name(method, package):
+  from jaxal.curation import projection  # pylint: disable=g-import-not-at-top
+  x, y = _copied_pool(9)
+  x = x[::4]
+  try:
+    __import__(package)
+  except ImportError:  # the optional extra is not installed (as in CI)
+    with pytest.raises(InputError) as e:
+      projection.project(x, method)
+    assert e.value.field == "projection" and "pip install" in str(e.value)
+    return
+  a = projection.project(x, method, seed=3)
+  assert a.shape == (len(x), 2) and a.dtype == np.float32 and np.isfinite(a).all()
+  np.testing.assert_array_equal(a, projection.project(x, method, seed=3))
+  with pytest.raises(InputError):
+    projection.project(x, "tsne")

@@ -141,12 +141,15 @@ def _hostname(host: str) -> str:
 
 
 def create_app(session: Session, *, token: Optional[str] = None,
-               loopback: bool = True, commands: Optional[dict] = None):
-  """The ASGI app serving `session`, behind the request guard."""
+               loopback: bool = True, commands: Optional[dict] = None,
+               projection: str = "pca"):
+  """The ASGI app serving `session`, behind the request guard; the map at
+  /map by `projection` (`jaxal.curation.projection`)."""
   app = Starlette(routes=_ROUTES)
   app.state.session = session
   app.state.token = token
   app.state.map_lock, app.state.map_bytes = threading.Lock(), None
+  app.state.projection = projection
   app.state.commands = commands or {}
   tfds = session.wd.recorded("embed")["tfds"]
   # A folder's images are files under its real path; a TFDS split's are PNGs.
@@ -279,7 +282,7 @@ def _map_bytes(state: State) -> bytes:
   with state.map_lock:
     if state.map_bytes is None:
       session = state.session
-      xy = pool_map.coordinates(session.wd).astype("<f4")
+      xy = pool_map.coordinates(session.wd, state.projection).astype("<f4")
       flags = np.zeros(xy.shape[0], np.uint8)
       if session.setup.among is not None:
         flags[~session.setup.among] = 1
