@@ -541,7 +541,7 @@ def test_embed_streams_a_tfds_split_bit_for_bit_and_resumes(setup, offline_tfds,
                           image_size=trained.image_size).images
   assert len(pool.paths) == len(x) > 3 * chunk
   for s in range(0, len(x), chunk):
-    f, p, _ = embed_lib._signals(trained, False, x[s:s + chunk], 128)  # pylint: disable=protected-access
+    f, p, _ = embed_lib.signals(trained, False, x[s:s + chunk], 128)
     assert np.array_equal(pool.features[s:s + chunk], f), s
     assert np.array_equal(pool.probs[s:s + chunk], p), s
   assert pipeline  # the transform both paths share
