@@ -8,7 +8,7 @@ With guesses p(c | x) over the target classes (`jaxal.zeroshot`: the class
 names read by SigLIP), the step can go after each class from the first batch:
 
 - Effective count of class c: its answers n_c when it has any; otherwise
-  `weight` x the number of images picked so far that were *guessed* c (their
+  `weight` x the number of images picked so far for c, or guessed c (their
   answers said otherwise, else c would have answers). With weight 0 a class
   with no answer stays the least represented until one arrives; with weight 1
   every wrong guess counts as fully as an answer.
@@ -53,7 +53,8 @@ class Guide:
   guess: np.ndarray  # [N] the top-1 guess
   weight: float
   rank_of: np.ndarray  # [N] position in the acquisition ranking (N: not in it)
-  guessed: np.ndarray  # [C] picks so far guessed as each class
+  guessed: np.ndarray  # [C] picks so far made for (or guessed as) each class
+  made_for: dict = dataclasses.field(default_factory=dict)  # pick -> its class
 
   @classmethod
   def build(cls, probs, ranking: np.ndarray, weight: float, n: int,
@@ -102,13 +103,16 @@ class Guide:
         idx = np.flatnonzero(avail)
         best = idx[np.lexsort((idx, -self.probs[idx, c]))[0]]
       out.append(int(best))
+      self.made_for[int(best)] = c
       avail[best] = False
       eff[c] += 1.0  # one of c until its answer arrives
     return np.asarray(out, np.int64)
 
   def record(self, picks: np.ndarray) -> None:
-    """Counts `picks` under their guesses."""
-    np.add.at(self.guessed, self.guess[np.asarray(picks, np.int64)], 1.0)
+    """Counts `picks` under the class each was picked for (its top guess for a
+    pick the guesses did not make)."""
+    for i in np.asarray(picks, np.int64).tolist():
+      self.guessed[self.made_for.pop(i, int(self.guess[i]))] += 1.0
 
 
 def build(guesses: Optional[np.ndarray], ranking: np.ndarray, weight: float, n: int,

@@ -99,7 +99,8 @@ def select_round(method: str, budget: int, *, features: np.ndarray,
     kw["target"] = _rows(kw["target"], sub)
   if kw.get("oracle") is not None:
     ask = kw["oracle"]
-    kw["oracle"] = lambda idx: ask(sub[np.asarray(idx, np.int64)])
+    kw["oracle"] = ((lambda idx: ask(sub[np.asarray(idx, np.int64)]))
+                    if callable(ask) else np.asarray(ask)[sub])
   picks = acquisition.select(
       method, budget=budget, probs=None if probs is None else probs[sub],
       features=features[sub], labeled_mask=mask[sub], seed=seed,

@@ -71,6 +71,8 @@ def dedupe(wd: Workdir, *, threshold: float, metric: str = "cosine",
           "removed": dup.removed,
           "representative": "the member nearest its group's mean"}
   path = wd.file(FOLDER)
+  recover(path)
+  shutil.rmtree(path + ".new", ignore_errors=True)  # whole, but never swapped in
   with array_store.npy_folder(path + ".new") as folder:
     for name, arr in (("representative", dup.representative),
                       ("pairs", found.pairs), ("pair_distances", found.pair_distances),
@@ -88,8 +90,16 @@ def dedupe(wd: Workdir, *, threshold: float, metric: str = "cosine",
   return dup
 
 
+def recover(path: str) -> None:
+  """Puts back `path` from `path`.old when a swap was killed between its two
+  renames (so a killed dedupe never reads as "no dedupe")."""
+  if not os.path.isdir(path) and os.path.isdir(path + ".old"):
+    os.replace(path + ".old", path)
+
+
 def swap(new: str, path: str) -> None:
-  """`new` becomes `path`; an older `path` is removed only after."""
+  """`new` becomes `path`; an older `path` is removed only after (`recover`
+  undoes a swap killed half-way)."""
   old = path + ".old"
   if os.path.isdir(old):
     shutil.rmtree(old)
@@ -126,6 +136,7 @@ def load(wd: Workdir) -> Optional[Found]:
   """WORKDIR/dedupe/ when dedupe ran, else None; WorkdirError when it was run on
   another embedding than the one here now."""
   folder = wd.file(FOLDER)
+  recover(folder)
   meta_path = os.path.join(folder, "dedupe.json")
   if not os.path.exists(meta_path):
     return None

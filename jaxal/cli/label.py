@@ -80,6 +80,9 @@ def label(wd: Workdir, *, classes_file: Optional[str], method: Optional[str] = N
     raise WorkdirError("--token: use at least 8 characters.")
   if not 0 < port < 65536:
     raise WorkdirError(f"--port must be in 1..65535, got {port}.")
+  if projection != "pca":  # refused now, not when the map is first opened
+    from jaxal.curation import projection as projections  # pylint: disable=g-import-not-at-top
+    projections.require(projection)
   batch = prepare(wd, classes_file=classes_file, method=method, budget=budget,
                   batch=batch, seed=seed, num_classes=num_classes, log=log)
   sess = session.Session(wd, classes_file=classes_file, batch=batch, rule=rule,

@@ -14,6 +14,7 @@ offered and not yet labeled (the current selection) as black rings.
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Optional
 
 import numpy as np
@@ -33,6 +34,7 @@ def coordinates(wd: Workdir, method: str = "pca") -> np.ndarray:
   seed 0), from WORKDIR/map when made from this embedding, else computed and
   saved there beside the other projections already made."""
   folder = wd.file(FOLDER)
+  dedupe.recover(folder)
   stamp = dedupe.fingerprint(wd)
   meta = io.read_json(os.path.join(folder, "map.json"), {})
   have = meta.get("projections", ["pca"] if "projection" in meta else []) \
@@ -42,6 +44,7 @@ def coordinates(wd: Workdir, method: str = "pca") -> np.ndarray:
   xy = projection.project(wd.pool().features, method, seed=0)
   kept = {m: np.load(os.path.join(folder, m + ".npy")) for m in have
           if m != method and os.path.exists(os.path.join(folder, m + ".npy"))}
+  shutil.rmtree(folder + ".new", ignore_errors=True)  # whole, never swapped in
   with array_store.npy_folder(folder + ".new") as out:
     for name, arr in {**kept, method: xy}.items():
       out.create(name, arr.dtype, arr.shape)[...] = arr

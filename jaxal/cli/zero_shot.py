@@ -95,12 +95,14 @@ def guesses(wd: Workdir, *, source_dir: str, classes_file: str,
   class_embeds = zeroshot.ensemble(foundation.text_embeddings(tower, texts), len(classes))
   probs = zeroshot.probabilities(wd.pool().features, class_embeds, tower.logit_scale,
                                  tower.logit_bias)
+  # Recorded first: a run killed before the rename finds its record and no
+  # probs.npy, and computes them again.
+  wd.record("zero_shot", setup)
   tmp = probs_path + ".tmp.npy"
   np.save(tmp, probs)
   with open(tmp, "rb") as f:
     os.fsync(f.fileno())
   os.replace(tmp, probs_path)
-  wd.record("zero_shot", setup)
   workdir.remember_classes(wd, classes, classes_file)
   top = np.bincount(probs.argmax(1), minlength=len(classes))
   log(f"embed: zero-shot guesses over {len(classes)} classes ({len(prompts)} "

@@ -410,6 +410,9 @@ def search(features, *, threshold: float, metric: str = "cosine", k: int = 20,
     raise InputError(f"k must be an int >= 0 (neighbours per point; 0: pairs "
                      f"only), got {k!r}.", field="k")
   k = min(int(k), n - 1)
+  if k > min(tuning.tile, -(-n // 8) * 8):
+    raise InputError(f"k={k} neighbours is more than a tile's {tuning.tile} rows; "
+                     "lower k or raise tuning.tile.", field="k")
   if devices is not None and not len(devices):
     raise InputError("devices: give at least one device, or None.", field="devices")
   stats = _stats(features, metric, tuning.stats)

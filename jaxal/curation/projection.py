@@ -55,6 +55,18 @@ def pca_2d(features, *, rows: int = 1 << 15) -> np.ndarray:
   return out
 
 
+def require(method: str):
+  """The package `method` ("umap", "pacmap") needs, imported; InputError naming
+  it when it is not installed."""
+  module, package = _PACKAGES[method]
+  try:
+    return __import__(module)
+  except ImportError:
+    raise InputError(f"projection {method!r} needs the package {package}: pip "
+                     f"install {package} (or pip install \".[map]\"); pca needs "
+                     "nothing.", field="projection") from None
+
+
 def project(features, method: str = "pca", *, seed: int = 0) -> np.ndarray:
   """[N, 2] float32 map of the rows of `features` by `method` (module docstring):
   "pca" (`pca_2d`), "umap" or "pacmap" (optional packages, refused by name
@@ -64,13 +76,7 @@ def project(features, method: str = "pca", *, seed: int = 0) -> np.ndarray:
                      f"{method!r}.", field="projection")
   if method == "pca":
     return pca_2d(features)
-  module, package = _PACKAGES[method]
-  try:
-    lib = __import__(module)
-  except ImportError:
-    raise InputError(f"projection {method!r} needs the package {package}: pip "
-                     f"install {package} (or pip install \".[map]\"); pca needs "
-                     "nothing.", field="projection") from None
+  lib = require(method)
   x = np.asarray(features, np.float32)
   if method == "umap":
     model = lib.UMAP(n_components=2, random_state=int(seed))

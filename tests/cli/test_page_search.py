@@ -75,12 +75,22 @@ def test_three_annotators_search_and_each_image_is_theirs_alone(
     assert len(paths) == len(set(paths)) >= 1 + len(ann) + 10
     assert not os.path.exists(os.path.join(wd, "conflicts.csv")) or \
         open(os.path.join(wd, "conflicts.csv")).read().count("\n") <= 1
+    # a searched image skipped comes after the rest of that search
+    status, r = srv.request("POST", "api/search", {"annotator": "dan", "path": example,
+                                                    "top": 3})
+    dan = r["queued"]
+    status, r = srv.request("POST", "api/next", {"annotator": "dan", "wait": 0})
+    assert r["image"]["path"] == dan[0]
+    srv.request("POST", "api/skip", {"annotator": "dan", "path": dan[0]})
+    status, r = srv.request("POST", "api/next", {"annotator": "dan", "wait": 0})
+    assert r["image"]["path"] == dan[1], r
     # malformed searches: 4xx, never 500
     for body in ({"annotator": "bob"}, {"annotator": "bob", "text": "x", "path": example},
                  {"annotator": "bob", "path": "../etc/passwd"},
                  {"annotator": "bob", "path": example, "top": 0},
                  {"annotator": "bob", "path": example, "top": "many"},
                  {"annotator": "bob", "text": "a cat"},  # no text tower here
+                 {"annotator": "bob", "text": "\ud800"},  # not valid Unicode
                  {"annotator": "", "path": example}, {"path": example}):
       status, r = srv.request("POST", "api/search", body)
       assert 400 <= status < 500 and r.get("error"), (body, status, r)

@@ -111,7 +111,7 @@ def test_the_map_in_chromium_under_three_annotators(browser, tmp_path):  # noqa:
     assert status == 200 and p["set_aside"] is True
     assert not errors, errors
     # hostile requests: 4xx, never 500
-    for q in ("abc", "-1", "48", "9" * 30, "1e3", ""):
+    for q in ("abc", "-1", "48", "9" * 30, "1e3", "", "%C2%B2", "%D9%A3"):
       status, r = srv.request("GET", f"api/map/point?i={q}")
       assert status == 400 and "pool index" in r["error"], (q, status, r)
     status, raw = srv.request("GET", "api/map/points")

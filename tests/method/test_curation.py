@@ -320,3 +320,21 @@ def test_umap_and_pacmap_maps_seeded_or_refused_by_name(method, package):
   np.testing.assert_array_equal(a, projection.project(x, method, seed=3))
   with pytest.raises(InputError):
     projection.project(x, "tsne")
+
+
+def test_direct_among_given_images_with_an_array_oracle():
+  from jaxal.models import target  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(2)
+  y = rng.choice(3, 120, p=[0.6, 0.3, 0.1])
+  f = (np.eye(3, 6)[y] * 3 + rng.normal(size=(120, 6))).astype(np.float32)
+  labeled = list(range(0, 120, 8))
+  t = target.svm_target(f, np.asarray(labeled), y[labeled])
+  kw = dict(features=f, probs=None, labeled=labeled, seed=3, num_classes=3, target=t)
+  everyone = rounds.select_round("direct", 9, oracle=y, **kw)
+  np.testing.assert_array_equal(
+      rounds.select_round("direct", 9, oracle=y, among=np.ones(120, bool), **kw),
+      everyone)
+  some = np.ones(120, bool)
+  some[1::2] = False
+  picks = rounds.select_round("direct", 9, oracle=y, among=some, **kw)
+  assert some[picks].all() and not set(picks) & set(labeled)

@@ -113,3 +113,30 @@ def test_bad_guesses_are_refused_by_name(kwargs, field):
   with pytest.raises(InputError) as e:
     balancing.balanced_select(np.arange(10), x, np.zeros(10, int), 3, 3, **kwargs)
   assert e.value.field == field
+
+
+def test_a_class_nobody_guesses_stops_leading():
+  """A listed class that is no image's top guess: the picks made for it count
+  for it, so it stops leading (it does not take every pick)."""
+  rng = np.random.default_rng(0)
+  y = np.repeat([0, 1], 100)
+  p = np.zeros((200, 3), np.float32)
+  p[np.arange(200), y] = 0.6
+  p[:, 2] = rng.uniform(0.1, 0.3, 200)
+  p[np.arange(200), 1 - y] = 0.4 - p[:, 2] / 2
+  guide = guesses.Guide.build(p, np.arange(200), 0.5, 200, 3)
+  counts, avail, made_for_absent = np.zeros(3, int), np.ones(200, bool), 0
+  for _ in range(40):
+    assert p.argmax(1)[2] != 2
+    if not guide.leads(counts):
+      break
+    c = int(np.argmin(guide.effective(counts)))
+    pick = guide.picks(counts, avail, 1)
+    made_for_absent += c == 2
+    guide.record(pick)
+    avail[pick] = False
+    counts[y[pick]] += 1
+  # measured: it leads 4 picks, 2 of them for the absent class, then the
+  # paper's rule decides (when picks were counted by their own top guess, the
+  # absent class led every one)
+  assert not guide.leads(counts) and made_for_absent <= 3, made_for_absent

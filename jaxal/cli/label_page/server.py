@@ -46,6 +46,7 @@ from starlette.routing import Route
 from jaxal.cli import pixels, pool_map
 from jaxal.cli.label_page import images
 from jaxal.cli.label_page.session import Refused, Session
+from jaxal.errors import InputError
 
 MAX_BODY = 16 * 1024
 COOKIE = "jaxal_token"
@@ -274,8 +275,11 @@ async def _map_points(request: Request):
   """The pool's map as bytes: [N, 2] float32 coordinates (little-endian), then
   [N] uint8 flags (1: set aside by dedupe); computed once per server."""
   state = request.app.state
-  return Response(await run_in_threadpool(_map_bytes, state),
-                  media_type="application/octet-stream", headers=_headers())
+  try:
+    data = await run_in_threadpool(_map_bytes, state)
+  except InputError as e:  # e.g. the projection's package is not installed
+    return JSONResponse({"error": str(e)}, status_code=409, headers=_headers())
+  return Response(data, media_type="application/octet-stream", headers=_headers())
 
 
 def _map_bytes(state: State) -> bytes:
@@ -298,7 +302,7 @@ async def _map_state(state: State, data: dict) -> dict:
 async def _map_point(request: Request):
   raw = request.query_params.get("i", "")
   try:
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
       raise Refused(f"i: a pool index (digits), got {raw[:40]!r}.")
     out = await run_in_threadpool(request.app.state.session.point, int(raw))
   except Refused as e:

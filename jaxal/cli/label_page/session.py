@@ -194,7 +194,8 @@ class Session:
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
       raise Refused("top: how many images, 1-100.")
     for name, v in (("text", text), ("path", path)):
-      if v is not None and (not isinstance(v, str) or not v.strip() or len(v) > 300):
+      if v is not None and (not isinstance(v, str) or not v.strip() or len(v) > 300
+                            or not _encodable(v)):
         raise Refused(f"{name}: 1-300 characters.")
     if bool(text) == bool(path):
       raise Refused("give one of text and path.")
@@ -232,6 +233,10 @@ class Session:
     with self.cond:
       i = self._pool_index(path)
       self.leases.skip(annotator, i)
+      queue = self.queues.get(annotator, [])
+      if i in queue:  # a search's image: after the rest of their search
+        queue.remove(i)
+        queue.append(i)
       self.cond.notify_all()
       return {"skipped": path}
 
@@ -364,6 +369,15 @@ def progress_of(setup: config.Setup, answers: tally.Tally, step: replay.Replay,
       "done": step.finished is not None,
       "method": setup.method, "batch": len(step.batches), "mode": step.mode,
   }
+
+
+def _encodable(text: str) -> bool:
+  """Whether `text` is valid Unicode (JSON lets a lone surrogate through)."""
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError:
+    return False
+  return True
 
 
 def check_annotator(name) -> str:
