@@ -224,33 +224,43 @@ def balanced_select(ranking: ArrayLike, features: ArrayLike, oracle: Oracle,
                                               args.n, args.num_classes))
 
 
-def _select_among(among, ranking, features, oracle, budget, num_classes, *,
-                  labeled_mask, guesses, **kw) -> np.ndarray:
-  """`balanced_select` on the pool of `among` and the labeled images."""
-  n = np.shape(features)[0]
+def subset(among, labeled_mask, n: int) -> np.ndarray:
+  """The pool indices a selection restricted to `among` ([n] bool) runs on:
+  those images and the labeled ones (`labeled_mask`, [n] bool or None), both
+  checked by name."""
   among = np.asarray(among)
   if among.shape != (n,) or among.dtype != bool:
     raise InputError(f"among must be a [{n}] bool mask, got {among.dtype} "
                      f"{among.shape}.", field="among")
-  labeled = (np.zeros(n, bool) if labeled_mask is None
-             else np.asarray(labeled_mask, bool).reshape(-1))
+  labeled = np.zeros(n, bool) if labeled_mask is None else np.asarray(labeled_mask)
   if labeled.shape != (n,):
     raise InputError(f"labeled_mask must have shape ({n},), got {labeled.shape}.",
                      field="labeled_mask")
-  sub = np.flatnonzero(among | labeled)
+  return np.flatnonzero(among | labeled.astype(bool))
+
+
+def subset_oracle(oracle: Oracle, sub: np.ndarray) -> Oracle:
+  """`oracle` over the pool, as an oracle over the rows `sub` of it."""
+  if callable(oracle):
+    return lambda idx: oracle(sub[np.asarray(idx, np.int64)])
+  return np.asarray(oracle)[sub]
+
+
+def _select_among(among, ranking, features, oracle, budget, num_classes, *,
+                  labeled_mask, guesses, **kw) -> np.ndarray:
+  """`balanced_select` on the pool of `among` and the labeled images."""
+  n = np.shape(features)[0]
+  sub = subset(among, labeled_mask, n)
+  among = np.asarray(among)
+  labeled = np.zeros(n, bool) if labeled_mask is None else np.asarray(labeled_mask, bool)
   pos = np.full(n, -1, np.int64)
   pos[sub] = np.arange(sub.size)
   ranking = np.asarray(ranking, np.int64).reshape(-1)
   if ranking.size and (ranking.min() < 0 or ranking.max() >= n):
     raise InputError(f"ranking must hold pool indices in [0, {n}).", field="ranking")
-  ranking = pos[ranking[among[ranking]]]
-  if callable(oracle):
-    ask = oracle
-    sub_oracle = lambda idx: ask(sub[np.asarray(idx, np.int64)])  # noqa: E731
-  else:
-    sub_oracle = np.asarray(oracle)[sub]
-  picks = balanced_select(ranking, np.asarray(features)[sub], sub_oracle, budget,
-                          num_classes, labeled_mask=labeled[sub],
+  picks = balanced_select(pos[ranking[among[ranking]]], np.asarray(features)[sub],
+                          subset_oracle(oracle, sub), budget, num_classes,
+                          labeled_mask=labeled[sub],
                           guesses=None if guesses is None else np.asarray(guesses)[sub],
                           **kw)
   return sub[picks]

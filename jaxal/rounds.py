@@ -85,12 +85,9 @@ def select_round(method: str, budget: int, *, features: np.ndarray,
     return acquisition.select(method, budget=budget, probs=probs, features=features,
                               labeled_mask=_mask(labeled, n), seed=seed,
                               num_classes=num_classes, **kw)
-  among = np.asarray(among)
-  if among.shape != (n,) or among.dtype != bool:
-    raise InputError(f"among must be a [{n}] bool mask, got {among.dtype} "
-                     f"{among.shape}.", field="among")
   mask = _mask(labeled, n)
-  sub = np.flatnonzero(among | mask)
+  sub = balancing.subset(among, mask, n)
+  among = np.asarray(among)
   if budget > int((among & ~mask).sum()):
     raise InputError(f"budget={budget} is more than the {int((among & ~mask).sum())} "
                      "unlabeled images this round may pick (one per group of "
@@ -98,9 +95,7 @@ def select_round(method: str, budget: int, *, features: np.ndarray,
   if "target" in kw:
     kw["target"] = _rows(kw["target"], sub)
   if kw.get("oracle") is not None:
-    ask = kw["oracle"]
-    kw["oracle"] = ((lambda idx: ask(sub[np.asarray(idx, np.int64)]))
-                    if callable(ask) else np.asarray(ask)[sub])
+    kw["oracle"] = balancing.subset_oracle(kw["oracle"], sub)
   picks = acquisition.select(
       method, budget=budget, probs=None if probs is None else probs[sub],
       features=features[sub], labeled_mask=mask[sub], seed=seed,
