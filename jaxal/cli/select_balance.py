@@ -205,11 +205,8 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
     feats, probs, pred_names, tmodel = _round_signals(wd, pool, classes, earlier,
                                                       settings, log)
   r = len(picks)
-  among = None
-  if found is not None:
-    taken = np.zeros(len(pool.paths), bool)
-    taken[np.asarray(done, np.int64)] = True  # DIRECT's asked ones: replayed
-    among = duplicates.candidates(found.duplicates, taken)
+  # DIRECT's questions within this round are replayed, so only `done` is taken
+  among = None if found is None else duplicates.candidates(found.duplicates, done)
   try:
     new = rounds.select_round(
         method, sizes[r], features=feats, probs=probs, labeled=done, seed=seed,

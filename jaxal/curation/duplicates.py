@@ -112,15 +112,19 @@ def group(features, found: nb.Neighbors, chunk: int = 1 << 16) -> Duplicates:
   return Duplicates(rep)
 
 
-def candidates(dup: Duplicates, labeled_mask: np.ndarray) -> np.ndarray:
+def candidates(dup: Duplicates, labeled) -> np.ndarray:
   """[N] bool: the images a selection may pick so that it never holds two of a
   group: each group's representative, unless an image of the group is labeled
-  already (then none of it)."""
+  already (then none of it). `labeled`: an [N] bool mask, or pool indices."""
   rep = dup.representative
-  labeled_mask = np.asarray(labeled_mask, bool)
-  if labeled_mask.shape != rep.shape:
+  labeled = np.asarray(labeled)
+  if labeled.dtype != bool:  # pool indices
+    mask = np.zeros(rep.shape, bool)
+    mask[labeled.astype(np.int64).reshape(-1)] = True
+    labeled = mask
+  if labeled.shape != rep.shape:
     raise InputError(f"labeled_mask must have shape {rep.shape}, got "
-                     f"{labeled_mask.shape}.", field="labeled_mask")
+                     f"{labeled.shape}.", field="labeled_mask")
   covered = np.zeros(rep.size, bool)
-  covered[rep[labeled_mask]] = True
-  return dup.kept & ~covered[rep] & ~labeled_mask
+  covered[rep[labeled]] = True
+  return dup.kept & ~covered[rep] & ~labeled

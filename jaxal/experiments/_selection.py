@@ -72,11 +72,7 @@ def in_rounds(method: str, budget: int, num_rounds: int, *, seed: int,
         np.asarray(labeled, np.int64))
     kw = dict(features=sig.features, probs=sig.probs, labeled=labeled, seed=seed,
               num_classes=num_classes, target=sig.target)
-    among = None
-    if dup is not None:
-      taken = np.zeros(len(labels), bool)
-      taken[np.asarray(labeled, np.int64)] = True
-      among = duplicates.candidates(dup, taken)
+    among = None if dup is None else duplicates.candidates(dup, labeled)
     if balance is None:
       new = rounds.select_round(method, size, oracle=labels, among=among, **kw)
     else:

@@ -63,11 +63,7 @@ def strategy(pool: Pool, sel: dict, first: list[int], num_classes: int,
       idx = np.asarray(sorted(labeled), np.int64)  # as `select` trains it
       tmodel = target.svm_target(pool.target_features, idx,
                                  np.asarray([known[i] for i in idx.tolist()]), C=svm_c)
-      among = None
-      if dup is not None:
-        taken = np.zeros(len(pool.paths), bool)
-        taken[np.asarray(labeled, np.int64)] = True
-        among = duplicates.candidates(dup, taken)
+      among = None if dup is None else duplicates.candidates(dup, labeled)
       new = rounds.select_round("direct", size, features=pool.features,
                                 probs=pool.probs, labeled=labeled, seed=seed,
                                 num_classes=num_classes, target=tmodel, oracle=asked,
