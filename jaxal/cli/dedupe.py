@@ -114,9 +114,14 @@ class Found:
 
   def __init__(self, folder: str, meta: dict):
     self.folder, self.meta = folder, meta
+    self._arrays: dict[str, np.ndarray] = {}
 
   def array(self, name: str) -> np.ndarray:
-    return np.load(os.path.join(self.folder, name + ".npy"), mmap_mode="r")
+    """One of the folder's arrays, memory-mapped once."""
+    if name not in self._arrays:
+      self._arrays[name] = np.load(os.path.join(self.folder, name + ".npy"),
+                                   mmap_mode="r")
+    return self._arrays[name]
 
   @property
   def duplicates(self) -> duplicates.Duplicates:
