@@ -50,6 +50,11 @@ def from_cell(cell: str) -> str:
   return cell[1:] if cell.startswith("'") else cell
 
 
+def read_class_name(line: str) -> str:
+  """The class name a line of a classes file holds ("" for none)."""
+  return _unquote(line.strip())
+
+
 def read_classes(path: str) -> list[str]:
   """Class names of the classes file at `path`, in file order."""
   if not path:
@@ -60,7 +65,7 @@ def read_classes(path: str) -> list[str]:
   names, seen = [], {}
   lines = _text(path).splitlines()  # \n, \r\n and \r alike
   for line_no, line in enumerate(lines, 1):
-    name = _unquote(line.strip())
+    name = read_class_name(line)
     if not name or name.startswith("#"):
       continue
     if "," in name:

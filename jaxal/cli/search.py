@@ -48,10 +48,9 @@ def _text_query(wd: Workdir, text: str) -> np.ndarray:
     tower = _tower(setup["source"])
   except InputError as e:
     raise InputError(f"--text: {e} Search by --image instead.", field="text") from None
-  _, mask = tower.tokenizer.encode_with_mask([text])
-  if mask.min() > 0:
-    raise InputError(f"--text fills all {mask.shape[1]} tokens of the text tower, "
-                     "so it may be cut; shorten it.", field="text")
+  if foundation.overlong(tower, [text]).size:
+    raise InputError(f"--text fills all {tower.tokenizer.max_length} tokens of the "
+                     "text tower, so it may be cut; shorten it.", field="text")
   return foundation.text_embeddings(tower, [text])[0]
 
 

@@ -50,9 +50,11 @@ def read_prompts(path: str) -> list[str]:
 
 
 def _line_of(path: str, name: str) -> int:
+  """The line of the classes file that names `name` (as `read_classes` reads
+  it: stripped, unquoted)."""
   with open(path, encoding="utf-8-sig") as f:
     for line_no, line in enumerate(f.read().splitlines(), 1):
-      if name in line:
+      if label_files.read_class_name(line) == name:
         return line_no
   return 0
 
@@ -84,14 +86,13 @@ def guesses(wd: Workdir, *, source_dir: str, classes_file: str,
     raise InputError(f"--classes: zero-shot guesses need a text tower: {e}",
                      field="classes") from None
   texts = zeroshot.prompt_texts(classes, prompts)
-  _, mask = tower.tokenizer.encode_with_mask(texts)
-  full = np.flatnonzero(mask.min(axis=1) > 0)  # no padding left: maybe cut
+  full = foundation.overlong(tower, texts)
   if full.size:
     name = classes[full[0] // len(prompts)]
     raise InputError(
         f"{classes_file}:{_line_of(classes_file, name)}: {texts[full[0]]!r} fills "
-        f"all {mask.shape[1]} tokens of the text tower, so it may be cut; shorten "
-        "the class name (or the template).", field="classes")
+        f"all {tower.tokenizer.max_length} tokens of the text tower, so it may be "
+        "cut; shorten the class name (or the template).", field="classes")
   class_embeds = zeroshot.ensemble(foundation.text_embeddings(tower, texts), len(classes))
   probs = zeroshot.probabilities(wd.pool().features, class_embeds, tower.logit_scale,
                                  tower.logit_bias)

@@ -182,6 +182,13 @@ def load_text(workdir: str, cfg: Optional[dict] = None) -> TextTower:
                    scalar(v["logit_bias"]))
 
 
+def overlong(tower: TextTower, texts: Sequence[str]) -> np.ndarray:
+  """Positions in `texts` whose tokens fill the whole text length (no padding
+  left), so that they may have been cut."""
+  _, mask = tower.tokenizer.encode_with_mask(list(texts))
+  return np.flatnonzero(mask.min(axis=1) > 0)
+
+
 def text_embeddings(tower: TextTower, texts: Sequence[str]) -> np.ndarray:
   """[len(texts), projection] float32: the text tower's pooled embeddings (not
   normalised), tokenised as the checkpoint's tokenizer does (padded to the
