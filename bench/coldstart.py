@@ -32,8 +32,8 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from _procstatus import reset_peak, status_kb  # bench/, the script's folder
-from jaxal import _xla_cpu
+from _machine import print_machine  # bench/, the script's folder
+from _procstatus import reset_peak, status_kb
 from jaxal.coldstart import _inputs, kmeans, maxherding, probcover, typiclust
 
 FLAGS = flags.FLAGS
@@ -248,10 +248,7 @@ def large(n: int, d: int, b: int) -> None:
 
 def main(argv):
   del argv
-  dev = jax.devices()[0]
-  print(f"device: {dev.device_kind} ({jax.default_backend()}), "
-        f"{len(jax.devices())} device(s); jax {jax.__version__}")
-  print(f"cpu: {_xla_cpu.cpu_description()}")
+  print_machine()
   ratios = compare(FLAGS.n, FLAGS.d, FLAGS.budget) if FLAGS.compare else {}
   for n in FLAGS.large:
     large(int(n), FLAGS.d, FLAGS.large_budget)

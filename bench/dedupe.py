@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import time
 
-import jax
 import numpy as np
 from absl import app, flags
 
-from _procstatus import reset_peak, status_kb  # bench/, the script's folder
-from jaxal import _xla_cpu
+from _machine import print_machine  # bench/, the script's folder
+from _procstatus import reset_peak, status_kb
 from jaxal.curation import neighbors
 
 FLAGS = flags.FLAGS
@@ -119,10 +118,7 @@ def compare(x: np.ndarray) -> float:
 
 def main(argv):
   del argv
-  dev = jax.devices()[0]
-  print(f"device: {dev.device_kind} ({jax.default_backend()}), "
-        f"{len(jax.devices())} device(s); jax {jax.__version__}")
-  print(f"cpu: {_xla_cpu.cpu_description()}")
+  print_machine()
   ratio = compare(pool(FLAGS.n, FLAGS.d, FLAGS.copies)) if FLAGS.n else float("nan")
   for n in FLAGS.large:
     x = pool(int(n), FLAGS.d, FLAGS.copies, seed=1)
