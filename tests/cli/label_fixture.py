@@ -134,3 +134,26 @@ class Server:
       except subprocess.TimeoutExpired:
         self.kill()
     return self.proc.stdout.read()
+
+
+def answer_next(srv, truth, name, wait=5):
+  """`name` asks for their next image over HTTP and answers it truthfully;
+  returns the image ({"path", "rank", ...}), or None when none was handed out."""
+  status, r = srv.request("POST", "api/next", {"annotator": name, "wait": wait})
+  assert status == 200, r
+  if "image" not in r:
+    return None
+  path = r["image"]["path"]
+  status, a = srv.request("POST", "api/answer",
+                          {"annotator": name, "path": path, "label": truth[path]})
+  assert status == 200 and a["saved"], a
+  return r["image"]
+
+
+def new_page(browser):
+  """(a Chromium page of the labeling tests' size, the list its script errors
+  land in)."""
+  page = browser.new_page(viewport={"width": 1200, "height": 800})
+  errors = []
+  page.on("pageerror", lambda e: errors.append(str(e)))
+  return page, errors

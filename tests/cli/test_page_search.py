@@ -15,15 +15,11 @@ def _answer_queue(srv, truth, name, queue):
   """Answers `name`'s next images while they are from their search."""
   done = []
   while True:
-    status, r = srv.request("POST", "api/next", {"annotator": name, "wait": 0})
-    if "image" not in r or r["image"]["rank"] != "search":
+    got = F.answer_next(srv, truth, name, wait=0)
+    if got is None or got["rank"] != "search":
       return done
-    path = r["image"]["path"]
-    assert path in queue, (name, path)
-    status, a = srv.request("POST", "api/answer",
-                            {"annotator": name, "path": path, "label": truth[path]})
-    assert status == 200 and a["saved"], a
-    done.append(path)
+    assert got["path"] in queue, (name, got["path"])
+    done.append(got["path"])
 
 
 def test_three_annotators_search_and_each_image_is_theirs_alone(
@@ -32,9 +28,7 @@ def test_three_annotators_search_and_each_image_is_theirs_alone(
   srv = F.Server(f"--workdir={wd}", f"--classes={cf}", "--method=margin",
                  "--budget=12", "--batch=3")
   try:
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = F.new_page(browser)
     login(page, srv.url, "ann")
     state, first = shown_now(page, waiting=False)
     assert state == "image"

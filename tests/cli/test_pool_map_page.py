@@ -20,18 +20,6 @@ SCREENSHOT = os.environ.get("JAXAL_MAP_SCREENSHOT")  # where README's map goes
 TAB10 = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
 
 
-def _answer(srv, truth, name):
-  status, r = srv.request("POST", "api/next", {"annotator": name, "wait": 5})
-  assert status == 200, r
-  if "image" not in r:
-    return None
-  path = r["image"]["path"]
-  status, a = srv.request("POST", "api/answer",
-                          {"annotator": name, "path": path, "label": truth[path]})
-  assert status == 200 and a["saved"], a
-  return path
-
-
 def _pixels(page):
   return np.asarray(Image.open(io.BytesIO(page.locator("#map").screenshot()))
                     .convert("RGB")).astype(int)
@@ -55,9 +43,7 @@ def test_the_map_in_chromium_under_three_annotators(browser, tmp_path):  # noqa:
   srv = F.Server(f"--workdir={wd}", f"--classes={cf}", "--method=margin",
                  "--budget=15", "--batch=3")
   try:
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = F.new_page(browser)
     page.goto(srv.url + "map")
     page.wait_for_function("() => document.body.dataset.drawn === '0/0'")
     assert page.text_content("#map-count") == "48 images"
@@ -69,9 +55,9 @@ def test_the_map_in_chromium_under_three_annotators(browser, tmp_path):  # noqa:
     done = []
     for round_ in range(3):
       for name in ("ann", "bob", "cyd"):
-        got = _answer(srv, truth, name)
+        got = F.answer_next(srv, truth, name)
         if got:
-          done.append((name, got))
+          done.append((name, got["path"]))
       page.wait_for_function(f"() => document.body.dataset.drawn === "
                              f"'{len(done)}/{len(done)}'", timeout=20_000)
     img = _pixels(page)
