@@ -35,6 +35,7 @@ zero-shot pipeline reports the unnormalised sigmoids.
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import jax
@@ -58,6 +59,30 @@ def check_prompts(prompts: Sequence[str]) -> list[str]:
                        "where the class name goes (e.g. 'a photo of a {}.').",
                        field="prompts")
     out.append(p)
+  return out
+
+
+def read_prompts(path: str, field: str = "prompts") -> list[str]:
+  """The templates of a prompts file, one a line ('#' lines and blank ones
+  skipped), each checked; errors name the file and line, and `field` (the
+  setting that gave the file)."""
+  if not os.path.isfile(path):
+    raise InputError(f"{field} {path!r} does not exist.", field=field)
+  out = []
+  with open(path, encoding="utf-8-sig") as f:
+    for line_no, line in enumerate(f.read().splitlines(), 1):
+      t = line.strip()
+      if not t or t.startswith("#"):
+        continue
+      try:
+        check_prompts([t])
+      except InputError:
+        raise InputError(f"{path}:{line_no}: {t[:80]!r} is not a template: put one "
+                         "'{}' where the class name goes (e.g. 'a photo of a {}.').",
+                         field=field) from None
+      out.append(t)
+  if not out:
+    raise InputError(f"{field} {path}: no template in it.", field=field)
   return out
 
 

@@ -26,29 +26,6 @@ from jaxal.cli.workdir import Log, Workdir, WorkdirError
 from jaxal.errors import InputError
 
 
-def read_prompts(path: str) -> list[str]:
-  """The templates of a prompts file, one a line ('#' lines and blank ones
-  skipped), each checked; errors name the file and line."""
-  if not os.path.isfile(path):
-    raise InputError(f"--prompts {path!r} does not exist.", field="prompts")
-  out = []
-  with open(path, encoding="utf-8-sig") as f:
-    for line_no, line in enumerate(f.read().splitlines(), 1):
-      t = line.strip()
-      if not t or t.startswith("#"):
-        continue
-      try:
-        zeroshot.check_prompts([t])
-      except InputError:
-        raise InputError(f"{path}:{line_no}: {t[:80]!r} is not a template: put one "
-                         "'{}' where the class name goes (e.g. 'a photo of a {}.').",
-                         field="prompts") from None
-      out.append(t)
-  if not out:
-    raise InputError(f"--prompts {path}: no template in it.", field="prompts")
-  return out
-
-
 def _line_of(path: str, name: str) -> int:
   """The line of the classes file that names `name` (as `read_classes` reads
   it: stripped, unquoted)."""
@@ -65,7 +42,8 @@ def guesses(wd: Workdir, *, source_dir: str, classes_file: str,
   `classes_file` (module docstring); returns them."""
   from jaxal.models import foundation  # pylint: disable=g-import-not-at-top
   classes = label_files.read_classes(classes_file)
-  prompts = read_prompts(prompts_file) if prompts_file else list(zeroshot.DEFAULT_PROMPTS)
+  prompts = (zeroshot.read_prompts(prompts_file) if prompts_file
+             else list(zeroshot.DEFAULT_PROMPTS))
   setup = {"classes": classes, "prompts": prompts}
   probs_path = wd.file("embedding", "probs.npy")
   if wd.check("zero_shot", setup, hint="The zero-shot classes of an embedding do "
