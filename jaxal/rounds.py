@@ -116,12 +116,15 @@ def balanced_round(method: str, budget: int, *, features: np.ndarray,
                    target: Optional[acquisition.TargetModel] = None,
                    rule: str = "ratio",
                    majority_distance: str = "nearest",
-                   among: Optional[np.ndarray] = None) -> np.ndarray:
+                   among: Optional[np.ndarray] = None,
+                   guesses: Optional[np.ndarray] = None,
+                   guess_weight: float = 0.5) -> np.ndarray:
   """The next round with the balancing step: `method`'s ranking of the
   unlabeled pool walked by `balancing.balanced_select`, which asks `oracle`
   and counts the points labeled before (`labeled`) in its classes; `among` as
   `select_round`'s (the ranking's other images skipped, the step's picks
-  among these)."""
+  among these); `guesses` and `guess_weight` lead the step until every class
+  has an answer (`jaxal.guesses`)."""
   if method in acquisition.LABELS_WHILE_SELECTING:
     raise InputError(f"method {method!r} labels as it selects; the balancing step "
                      "cannot walk its picks again without discarding labels already "
@@ -133,7 +136,8 @@ def balanced_round(method: str, budget: int, *, features: np.ndarray,
       num_classes=num_classes, labeled_mask=mask, **kw)
   return balancing.balanced_select(ranking, features, oracle, budget, num_classes,
                                    labeled_mask=mask, rule=rule,
-                                   majority_distance=majority_distance, among=among)
+                                   majority_distance=majority_distance, among=among,
+                                   guesses=guesses, guess_weight=guess_weight)
 
 
 def _mask(labeled, n: int) -> np.ndarray:
