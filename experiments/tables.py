@@ -13,6 +13,9 @@ r"""Regenerates one table of the paper: python3 run.py exp tables --table=N.
     # Table 15: every function over rounds (3 by default), with UHerding,
     # DropQuery and DIRECT, which read the target model between rounds
     python3 run.py exp tables --table=15
+    # Table 16: M_S's source-class probabilities against the class names'
+    # zero-shot ones, and the balancing step led by the zero-shot guesses
+    python3 run.py exp tables --table=16 --data=real ... --zeroshot_source=work/siglip2
 
 Defaults come from `experiments/configs/table_N.py` (`get_config()`); flags
 override them. All tables of one --workdir share their cells (Table 4 reuses Table
@@ -31,6 +34,7 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
+from jaxal import zeroshot
 from jaxal.datasets import procedural
 from jaxal.errors import InputError
 from jaxal.experiments import runner, protocol, sweep
@@ -39,7 +43,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("table", None, "Paper table to regenerate, 2-12; 13: the "
                      "cold-start functions that followed the paper beside its own; "
                      "14: the same on SimCLR features of each pool; 15: 14 over "
-                     "rounds with UHerding, DropQuery and DIRECT.")
+                     "rounds with UHerding, DropQuery and DIRECT; 16: zero-shot "
+                     "probabilities of the class names, and the balancing step "
+                     "led by their guesses.")
 flags.DEFINE_enum("data", "offline", ["real", "offline"],
                   "real: the paper's datasets (TFDS); offline: the project's data.")
 flags.DEFINE_list("datasets", None, "Datasets (default: the config's for --data).")
@@ -104,6 +110,18 @@ flags.DEFINE_integer("ssl_batch_size", 256, "Table 14: SimCLR batch size.")
 flags.DEFINE_float("ssl_temperature", 0.2, "Table 14: NT-Xent temperature.")
 flags.DEFINE_float("ssl_learning_rate", None, "Table 14: SimCLR peak learning rate "
                    "(default 0.4 x batch / 512).")
+# Table 16: zero-shot guesses (jaxal.zeroshot, jaxal.guesses)
+flags.DEFINE_string("zeroshot_source", None, "Table 16: a SigLIP source (`jaxal "
+                    "import-source --arch=siglip`) whose towers read each dataset's "
+                    "class names; required with --data=real. Default offline: a "
+                    "stand-in (class centroids of M_S's features plus noise).")
+flags.DEFINE_string("zeroshot_prompts", None, "Table 16: a file of prompt templates, "
+                    "one a line with '{}' for the class name (default: 'a photo of "
+                    "a {}.').")
+flags.DEFINE_float("zeroshot_noise", 1.0, "Table 16, offline stand-in: noise added "
+                   "to each class's text embedding, in within-class spreads.")
+flags.DEFINE_float("guess_weight", 0.5, "Table 16, +guess rows: how much a pick "
+                   "guessed as a class counts for it until it has an answer.")
 
 
 # The settings (runner.TableRun's and protocol.Settings' fields, as
@@ -117,6 +135,7 @@ _FLAG_OF = {
     "offline.source_train_per_class": "offline_source_per_class",
     "offline.target_train_per_class": "offline_target_per_class",
     "offline.target_test_per_class": "offline_test_per_class",
+    "zeroshot.guess_weight": "guess_weight",
 }
 
 
@@ -125,7 +144,8 @@ def flag_of(field):
   if field in _FLAG_OF:
     return _FLAG_OF[field]
   group, _, name = field.rpartition(".")
-  flag = {"": name, "source": name, "ssl": f"ssl_{name}", "targets": name}.get(group)
+  flag = {"": name, "source": name, "ssl": f"ssl_{name}", "targets": name,
+          "zeroshot": f"zeroshot_{name}"}.get(group)
   return flag if flag in FLAGS else None
 
 
@@ -145,8 +165,8 @@ def _ints(values, flag):
 
 def table_run(table: int, tables: tuple) -> runner.TableRun:
   """Flags over the table's config -> TableRun (validated later, before work)."""
-  if table is None or not 2 <= table <= 15:
-    raise InputError(f"--table must be one of 2-15, got {table}.", field="table")
+  if table is None or not 2 <= table <= 16:
+    raise InputError(f"--table must be one of 2-16, got {table}.", field="table")
   config = importlib.import_module(f"experiments.configs.table_{table}").get_config()
   data = FLAGS.data
   datasets = tuple(FLAGS.datasets or config[data]["datasets"])
@@ -171,6 +191,8 @@ def table_run(table: int, tables: tuple) -> runner.TableRun:
     offline_cfg.validate()
   except ValueError as e:
     raise InputError(f"offline sizes: {e}") from None
+  prompts = (zeroshot.read_prompts(FLAGS.zeroshot_prompts, field="zeroshot.prompts")
+             if FLAGS.zeroshot_prompts else zeroshot.DEFAULT_PROMPTS)
   settings = protocol.Settings(
       data=data, data_dir=FLAGS.data_dir, source_workdir=FLAGS.source_workdir,
       offline=offline_cfg if offline else procedural.OfflineConfig(),
@@ -184,7 +206,10 @@ def table_run(table: int, tables: tuple) -> runner.TableRun:
                                learning_rate=FLAGS.ssl_learning_rate),
       targets=targets, data_seed=FLAGS.data_seed,
       balanced_per_class=FLAGS.balanced_per_class, rule=FLAGS.rule,
-      majority_distance=FLAGS.majority_distance, dedupe=FLAGS.dedupe)
+      majority_distance=FLAGS.majority_distance, dedupe=FLAGS.dedupe,
+      zeroshot=protocol.ZeroShotSettings(
+          source=FLAGS.zeroshot_source, prompts=tuple(prompts),
+          noise=FLAGS.zeroshot_noise, guess_weight=FLAGS.guess_weight))
   shard = sweep.parse_shard(FLAGS.shard)
   return runner.TableRun(
       tables=tables, datasets=datasets, budgets=budgets,

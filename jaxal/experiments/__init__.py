@@ -1,4 +1,4 @@
-"""The paper's experiments: Tables 2-12 of the paper and Tables 13-14 beyond it,
+"""The paper's experiments: Tables 2-12 of the paper and Tables 13-16 beyond it,
 as sweeps of cells (method guide §6).
 
     protocol       one cell: a pipeline over the modules below, target, metrics
@@ -7,6 +7,7 @@ as sweeps of cells (method guide §6).
     _sources       M_S trained here or read from a work directory; SimCLR
     _output_cache  models' outputs by digest, resumable by chunk
     _selection     a cell's selection: single shot, balanced, or in rounds
+    _zeroshot      Table 16's zero-shot probabilities (SigLIP, or a stand-in)
     _memo          digests of what determines a result; a bounded LRU dict
     sweep          cells, shards, the atomic per-cell store, cells.csv, progress
     runner         checks before any work, a table's run, rendering and plots

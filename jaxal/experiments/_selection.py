@@ -19,7 +19,9 @@ def select(cell: sweep.Cell, features: np.ndarray, probs: Optional[np.ndarray],
            labels: np.ndarray, num_classes: int, *, rule: str,
            majority_distance: str,
            later: Callable[[np.ndarray], Signals],
-           dup: Optional[duplicates.Duplicates] = None) -> np.ndarray:
+           dup: Optional[duplicates.Duplicates] = None,
+           guesses: Optional[np.ndarray] = None,
+           guess_weight: float = 0.5) -> np.ndarray:
   """Pool indices chosen for `cell` (not the Full row), in selection order.
 
   Args:
@@ -35,9 +37,14 @@ def select(cell: sweep.Cell, features: np.ndarray, probs: Optional[np.ndarray],
       by (`in_rounds`); called only with `cell.rounds` > 1.
     dup: the pool's groups of near-duplicates (`Settings.dedupe`): at most one
       image of a group is selected; None: every image may be.
+    guesses: [N, C] zero-shot probabilities that lead the balancing step of a
+      `cell.guided` cell (`jaxal.guesses`), with `guess_weight`.
   """
+  if cell.guided and (guesses is None or not cell.balancing):
+    raise ValueError(f"cell {cell.key}: a guided cell balances, with guesses.")
+  guide = dict(guesses=guesses, guess_weight=guess_weight) if cell.guided else {}
   if cell.rounds > 1:
-    balance = dict(rule=rule, majority_distance=majority_distance) \
+    balance = dict(rule=rule, majority_distance=majority_distance, **guide) \
         if cell.balancing else None
     return in_rounds(cell.method, cell.budget, cell.rounds, seed=cell.seed,
                      num_classes=num_classes, first=(features, probs), later=later,
@@ -52,7 +59,8 @@ def select(cell: sweep.Cell, features: np.ndarray, probs: Optional[np.ndarray],
   ranking = acquisition.ranking_to_balance(cell.method, budget=cell.budget, **kw)
   return balancing.balanced_select(ranking, features, labels, cell.budget,
                                    num_classes, rule=rule,
-                                   majority_distance=majority_distance, among=among)
+                                   majority_distance=majority_distance, among=among,
+                                   **guide)
 
 
 def in_rounds(method: str, budget: int, num_rounds: int, *, seed: int,
@@ -64,7 +72,8 @@ def in_rounds(method: str, budget: int, num_rounds: int, *, seed: int,
   round 1 ranked by `first` (M_S's signals), each later one by `later(labeled)`
   for the pool indices labeled in the rounds before it. `labels` is the
   simulated annotator (DIRECT's oracle, the balancing step's); `balance` the
-  balancing step's rule and majority distance, or None for none; `dup` the
+  balancing step's rule and majority distance (and guesses that lead it), or
+  None for none; `dup` the
   near-duplicates of which at most one image is selected."""
   labeled: list[int] = []
   for k, size in enumerate(rounds.round_sizes(budget, num_rounds)):

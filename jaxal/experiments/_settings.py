@@ -60,6 +60,26 @@ class TargetSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ZeroShotSettings:
+  """Table 16's zero-shot guesses: the target classes' names read by an
+  image-text model (`jaxal.zeroshot`), and the guess-led balancing step.
+
+  `source`: a SigLIP source work directory (`jaxal import-source
+  --arch=siglip`), whose image tower embeds each pool and whose text tower
+  reads the dataset's class names in each of `prompts`. Without one (the
+  offline data's default) a stand-in is used whose image embeddings are M_S's
+  features and whose text embedding of class c is the centroid of M_S's test
+  features of c plus Gaussian noise of `noise` times the within-class spread
+  (`jaxal.experiments._zeroshot`). `guess_weight`: how much a guessed pick
+  counts for a class without answers (`jaxal.guesses`).
+  """
+  source: Optional[str] = None
+  prompts: tuple = ("a photo of a {}.",)
+  noise: float = 1.0
+  guess_weight: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
   """Everything a sweep's cells share besides the cell itself."""
   data: str = "offline"  # "offline" or "real"
@@ -77,15 +97,18 @@ class Settings:
   # apart are one group of near-duplicates (`jaxal.curation`), and a cell
   # selects at most one image of a group. None: every image, as the paper.
   dedupe: Optional[float] = None
+  zeroshot: ZeroShotSettings = ZeroShotSettings()  # Table 16
 
   def as_dict(self) -> dict:
     """The settings as plain JSON values (saved beside each cell's result).
-    `ssl` is left out while it has its defaults, and `dedupe` while None, so
-    that work directories written before they existed still hold these
-    settings."""
+    `ssl` and `zeroshot` are left out while they have their defaults, and
+    `dedupe` while None, so that work directories written before they existed
+    still hold these settings."""
     d = json.loads(json.dumps(dataclasses.asdict(self), default=str))
     if self.ssl == SSLSettings():
       del d["ssl"]
+    if self.zeroshot == ZeroShotSettings():
+      del d["zeroshot"]
     if self.dedupe is None:
       del d["dedupe"]
     return d

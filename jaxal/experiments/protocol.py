@@ -20,6 +20,8 @@ runs one `sweep.Cell` as a pipeline over these modules of
   WORKDIR/cache by digest, chunk by chunk (a killed run resumes from its last
   chunk with the same numbers).
 - `_selection`: the cell's selection, single-shot or in rounds.
+- `_zeroshot`: Table 16's zero-shot probabilities of each pool over its class
+  names (a SigLIP source's, or the offline stand-in's).
 
 The ensemble ("+ens", supplement section 1) changes acquisition only:
 balancing and core-set use the averaged features, while the target model is
@@ -31,6 +33,13 @@ Table 14 selects from, and scores with, a second feature space too: SimCLR
 (`jaxal.models.simclr`) pretrained on each pool's images without their labels.
 A cell's `features` ("source" or "ssl") says what it selects and balances on;
 the target "svm_ssl" is the SVM on SimCLR's features.
+
+Table 16 swaps M_S's source-class probabilities for the zero-shot
+target-class probabilities of the dataset's class names (`features`
+"zeroshot": the uncertainty functions rank over the target classes and
+Algorithm 1 diversifies by the guessed class; the features stay M_S's), and
+adds the balancing step led by those guesses (`guided` cells,
+`jaxal.guesses`) beside the paper's.
 """
 
 from __future__ import annotations
@@ -45,17 +54,18 @@ from jaxal.datasets import split_images
 from jaxal.experiments import _memo as memo
 from jaxal.experiments import _output_cache as output_cache
 from jaxal.experiments import _selection as selection
+from jaxal.experiments import _zeroshot
 from jaxal.experiments import sweep
 from jaxal.experiments._pools import Pool, Pools, pool_counts
 from jaxal.experiments._settings import (PIXELS, Settings, SettingsError,
                                         SourceSettings, SSLSettings,
-                                        TargetSettings)
+                                        TargetSettings, ZeroShotSettings)
 from jaxal.experiments._sources import SourceModel, SourceModels, SSLEncoders
 from jaxal.models import inference, target, train
 
 __all__ = ["PIXELS", "Pool", "Protocol", "Settings", "SettingsError",
            "SourceModel", "SourceSettings", "SSLSettings", "TargetSettings",
-           "cell_result", "pool_counts"]
+           "ZeroShotSettings", "cell_result", "pool_counts"]
 
 SVM_TARGETS = ("svm", "svm_ssl")
 
@@ -79,6 +89,10 @@ class Protocol:
     self._ssl = SSLEncoders(settings, workdir, log, self.max_pixel_bytes)
     self._pools = Pools(settings, pixels, self._sources.image_size)
     self._dups: dict = {}  # (dataset, pool) -> its near-duplicates (settings.dedupe)
+    self._zeroshot = _zeroshot.ZeroShot(
+        settings, self._outputs,
+        lambda d, k, split: self.outputs(d, k, split, False)[0],
+        self._sources.image_size, log)
 
   # ------------------------------------------------------- what cells share
   def streams(self) -> bool:
@@ -129,6 +143,11 @@ class Protocol:
     return self._outputs.get(key, f"{dataset}_{kind}_{split}_ssl", what, model,
                              [variables], images)[0]
 
+  def zeroshot_probs(self, dataset: str, kind: str) -> np.ndarray:
+    """[N, C] the pool's zero-shot probabilities over its classes (Table 16,
+    `_zeroshot`), computed once a pool."""
+    return self._zeroshot.probs(dataset, kind, self.pool(dataset, kind))
+
   # ---------------------------------------------------------------- a cell
   def select(self, cell: sweep.Cell) -> np.ndarray:
     """Pool indices chosen for `cell` (all of them for the Full row)."""
@@ -139,11 +158,15 @@ class Protocol:
       feats, probs = self.ssl_features(cell.dataset, cell.pool, "train"), None
     else:
       feats, probs = self.outputs(cell.dataset, cell.pool, "train", cell.ensemble)
+    if cell.features == "zeroshot":  # Table 16: the class names' probabilities
+      probs = self.zeroshot_probs(cell.dataset, cell.pool)
+    guesses = self.zeroshot_probs(cell.dataset, cell.pool) if cell.guided else None
     return selection.select(
         cell, feats, probs, pool.labels, pool.num_classes, rule=self.settings.rule,
         majority_distance=self.settings.majority_distance,
         later=lambda idx: self._later(cell, idx, feats, probs),
-        dup=self.duplicates(cell.dataset, cell.pool))
+        dup=self.duplicates(cell.dataset, cell.pool), guesses=guesses,
+        guess_weight=self.settings.zeroshot.guess_weight)
 
   def duplicates(self, dataset: str, kind: str):
     """The pool's groups of near-duplicates on M_S's features (`settings.dedupe`,
@@ -228,7 +251,11 @@ class Protocol:
     """Runs one cell: selection, oracle labels, target model, metrics."""
     pool = self.pool(cell.dataset, cell.pool)
     idx = self.select(cell)
-    return cell_result(cell, pool, idx, self.predict(cell, idx), self.settings)
+    out = cell_result(cell, pool, idx, self.predict(cell, idx), self.settings)
+    if cell.features == "zeroshot" or cell.guided:  # how good the guesses were
+      out["zeroshot_top1"] = _zeroshot.top1(
+          self.zeroshot_probs(cell.dataset, cell.pool), pool.labels)
+    return out
 
 
 def cell_result(cell: sweep.Cell, pool: Pool, idx: np.ndarray, pred: np.ndarray,

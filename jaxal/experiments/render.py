@@ -22,7 +22,12 @@ balancing step balances) on the features of SimCLR pretrained on each pool
 selection is scored by the SVM on M_S's features and on SimCLR's. 15 is 14's
 layout over rounds (`jaxal.rounds`, the balancing step applied in each round),
 with the methods that read the target model between rounds (UHerding, DropQuery,
-DIRECT; DIRECT labels as it selects and has no "+bal" row).
+DIRECT; DIRECT labels as it selects and has no "+bal" row). 16 sets the
+paper's functions on M_S's source-class probabilities beside the same functions
+on the zero-shot target-class probabilities of the class names ("[ZS]" rows,
+`jaxal.zeroshot`), each before balancing, after the paper's balancing step
+("+bal") and after the step led by the zero-shot guesses ("+guess",
+`jaxal.guesses`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from jaxal import acquisition, metrics
+from jaxal import metrics
 from jaxal.experiments import paper, sweep
 
 
@@ -54,6 +59,9 @@ class TableSpec:
   features: tuple = ("source",)
   fixed_targets: tuple = ()
   in_rounds: bool = False  # Table 15: the method cells select in rounds (>= 2)
+  # Table 16: which balancing steps the balanced rows take: the paper's rule
+  # (False) and the one led by zero-shot guesses (True, "+guess" rows).
+  guided: tuple = (False,)
 
   @property
   def summary(self) -> Optional[str]:
@@ -70,6 +78,11 @@ class TableSpec:
   def both_balancing(self) -> bool:
     """Rows before and after balancing in one table (Table 13)."""
     return len(self.balancing) > 1
+
+  @property
+  def zeroshot(self) -> bool:
+    """Whether the table needs zero-shot probabilities (Table 16)."""
+    return "zeroshot" in self.features or True in self.guided
 
 
 _ACC, _CLS = ("acc_t",), ("classes_found", "imbalance_ratio")
@@ -114,6 +127,12 @@ SPECS = {s.number: s for s in (
               "SimCLR's (svm_ssl)", "imbalanced", (False, True), (False,), _ALL,
               features=("source", "ssl"), fixed_targets=("svm", "svm_ssl"),
               in_rounds=True),
+    TableSpec(16, "Beyond the paper: the paper's functions on M_S's source-class "
+              "probabilities and on the zero-shot target-class probabilities of "
+              "the class names ([ZS] rows), imbalanced pools, before balancing, "
+              "after the paper's balancing step (+bal) and after the step led by "
+              "the zero-shot guesses (+guess)", "imbalanced", (False, True),
+              (False,), _ALL, features=("source", "zeroshot"), guided=(False, True)),
 )}
 _DIGITS = {"acc_t": 2, "classes_found": 1, "imbalance_ratio": 3}
 _LOWER_IS_BETTER = {"imbalance_ratio"}
@@ -150,6 +169,7 @@ class Row(NamedTuple):
   paper_summary: Optional[float]
   balancing: bool = False
   features: str = "source"
+  guided: bool = False
 
 
 @dataclasses.dataclass
@@ -205,11 +225,14 @@ class Table:
     w = csv.writer(buf, lineterminator="\n")
     both = self.spec.both_balancing  # a balancing column only where rows differ by it
     spaces = len(self.spec.features) > 1  # and a features column likewise
+    guided = len(self.spec.guided) > 1  # and a guided one
     w.writerow(["table", "method", "ensemble", "stat", "column", "dataset", "target",
                 "budget", "mean", "std", "n", "paper", "best"]
-               + (["balancing"] if both else []) + (["features"] if spaces else []))
+               + (["balancing"] if both else []) + (["features"] if spaces else [])
+               + (["guided"] if guided else []))
     for r in self.rows:
-      extra = ([int(r.balancing)] if both else []) + ([r.features] if spaces else [])
+      extra = (([int(r.balancing)] if both else []) + ([r.features] if spaces else [])
+               + ([int(r.guided)] if guided else []))
       for c, e in zip(self.columns, r.entries):
         w.writerow([self.spec.number, r.method, int(r.ensemble), r.stat, c.label,
                     c.dataset, c.target, c.budget, _num(e.mean), _num(e.std), e.n,
@@ -260,10 +283,13 @@ def _tex_escape(s: str) -> str:
   return s.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
 
 
+_FEATURE_TAGS = {"source": "", "ssl": " [SSL]", "zeroshot": " [ZS]"}
+
+
 def _label(method: str, ensemble: bool, balancing: bool = False,
-           features: str = "source") -> str:
-  return (method + (" [SSL]" if features == "ssl" else "")
-          + (" +ens" if ensemble else "") + (" +bal" if balancing else ""))
+           features: str = "source", guided: bool = False) -> str:
+  return (method + _FEATURE_TAGS[features] + (" +ens" if ensemble else "")
+          + (" +guess" if guided else " +bal" if balancing else ""))
 
 
 def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
@@ -294,11 +320,11 @@ def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
   for r in rows:
     key = (r["dataset"], r["pool"], r["target"], int(r["budget"]), r["method"],
            bool(int(r["balancing"])), bool(int(r["ensemble"])),
-           r.get("features") or "source")
+           r.get("features") or "source", bool(int(r.get("guided") or 0)))
     index.setdefault(key, []).append(r)
 
-  def entry(d, t, b, method, bal, ens, stat, group, features="source"):
-    found = index.get((d, spec.pool, t, b, method, bal, ens, features), [])
+  def entry(d, t, b, method, bal, ens, stat, group, features="source", guided=False):
+    found = index.get((d, spec.pool, t, b, method, bal, ens, features, guided), [])
     vals = [float(r[stat]) for r in found if r.get(stat) not in (None, "")]
     pub = None
     if published:
@@ -315,15 +341,14 @@ def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
                    for g, d, t in groups]
   for method in methods:
     for feats in spec.features:
-      if feats != "source" and acquisition.needs_probs(method):
-        continue
       for ens in spec.ensemble:
-        if ens and method == "random":
+        if (ens and method == "random") or not sweep.selects_from(method, feats, ens):
           continue
-        for bal in spec.balancing:
+        for bal, guided in [(b, g) for b in spec.balancing for g in spec.guided
+                            if b or not g]:
           for stat in spec.stats:
             entries = [entry(c.dataset, c.target, c.budget, method, bal, ens, stat,
-                             c.group, feats) for c in columns]
+                             c.group, feats, guided) for c in columns]
             if spec.fixed_targets and stat == "acc_t":
               summ = tuple(_summary(
                   spec, stat, [e for c, e in zip(columns, entries) if c.target == t],
@@ -334,8 +359,8 @@ def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
             psumm = (paper.published_summary(number, method, ensemble=ens, stat=stat)
                      if published and spec.summary and feats == "source" else None)
             out_rows.append(Row(_label(method, ens, spec.both_balancing and bal,
-                                       feats), method, ens, stat, entries, summ,
-                                psumm, bal, feats))
+                                       feats, guided), method, ens, stat, entries,
+                                summ, psumm, bal, feats, guided))
   _mark_best(out_rows)
   for stat in spec.stats:  # Full: one value per group, shown under each budget
     entries = [dataclasses.replace(fulls[stat][i // len(budgets)])

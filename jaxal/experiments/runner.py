@@ -41,7 +41,7 @@ class SetupError(InputError):
 @dataclasses.dataclass(frozen=True)
 class TableRun:
   """What one table command runs (flags land here, `experiments/configs`)."""
-  tables: tuple  # table numbers (2-15) whose cells to run and render
+  tables: tuple  # table numbers (2-16) whose cells to run and render
   datasets: tuple
   budgets: tuple
   methods: tuple
@@ -89,7 +89,7 @@ def cells(run: TableRun) -> list:
         datasets=run.datasets, pool=spec.pool, budgets=run.budgets,
         methods=run.methods, balancing=spec.balancing, ensemble=spec.ensemble,
         targets=targets, seeds=run.seeds, rounds=run.rounds,
-        features=spec.features))
+        features=spec.features, guided=spec.guided))
   return sorted(out)
 
 
@@ -118,7 +118,40 @@ def check(run: TableRun) -> None:
     _check_offline_source(run.settings)
   _check_pools(run)
   _check_dedupe(run.settings)
+  if any(render.SPECS[n].zeroshot for n in run.tables):
+    _check_zeroshot(run)
   _check_workdir(run)
+
+
+def _check_zeroshot(run: TableRun) -> None:
+  """Table 16's zero-shot settings (fields "zeroshot.NAME"): a SigLIP source
+  with its text tower (required with real data: the offline stand-in only
+  knows the offline data), templates, the stand-in's noise and the guess
+  weight."""
+  from jaxal import zeroshot  # pylint: disable=g-import-not-at-top
+  zs = run.settings.zeroshot
+  try:
+    zeroshot.check_prompts(zs.prompts)
+  except InputError as e:
+    raise SetupError(str(e), field="zeroshot.prompts") from None
+  for name, value in (("noise", zs.noise), ("guess_weight", zs.guess_weight)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        np.isfinite(value) and value >= 0):
+      raise SetupError(f"zeroshot.{name} must be a number >= 0, got {value!r}.",
+                       field=f"zeroshot.{name}")
+  if zs.source is None:
+    if run.settings.data == "real":
+      raise SetupError("zeroshot.source is not set: the zero-shot rows read the "
+                       "real datasets' class names with a SigLIP source (`jaxal "
+                       "import-source --arch=siglip --weights=DIR --workdir=W`, "
+                       "then pass W); the stand-in is for the offline data only.",
+                       field="zeroshot.source")
+    return
+  from jaxal.models import foundation  # pylint: disable=g-import-not-at-top
+  try:
+    foundation.load_text(zs.source)
+  except InputError as e:
+    raise SetupError(f"zeroshot.source: {e}", field="zeroshot.source") from None
 
 
 def _check_dedupe(settings: protocol.Settings) -> None:
@@ -139,8 +172,9 @@ def _check_tables(run: TableRun) -> None:
     if n not in render.SPECS:
       raise SetupError(f"tables: {n} is not a table of the paper; use 2-12, 13 "
                        "(the cold-start functions beside the paper's), 14 (the "
-                       "same on SimCLR features of each pool) or 15 (14 over "
-                       "rounds).", field="tables")
+                       "same on SimCLR features of each pool), 15 (14 over "
+                       "rounds) or 16 (zero-shot probabilities and guesses).",
+                       field="tables")
     if render.SPECS[n].in_rounds and run.rounds < 2:
       raise SetupError(f"table {n} compares selection over rounds: pass rounds >= 2 "
                        f"(its config's default is 3).", field="rounds")

@@ -34,12 +34,15 @@ from jaxal import acquisition, io
 from jaxal.errors import InputError
 
 TARGETS = ("svm", "finetune", "svm_ssl")  # svm_ssl: the SVM on SimCLR features
-FEATURES = ("source", "ssl")  # what a cell selects from: M_S's outputs or SimCLR's
+# What a cell selects from: M_S's features and source-class probabilities
+# ("source"), SimCLR's features ("ssl", Table 14), or M_S's features with the
+# zero-shot target-class probabilities of the class names ("zeroshot", Table 16).
+FEATURES = ("source", "ssl", "zeroshot")
 STOCHASTIC = acquisition.SEEDED  # selection depends on the seed
 FULL = "full"
 CSV_COLUMNS = ("dataset", "pool", "budget", "method", "balancing", "ensemble",
                "target", "seed", "acc_t", "classes_found", "imbalance_ratio",
-               "labeled", "seconds", "rounds", "features")
+               "labeled", "seconds", "rounds", "features", "guided")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -55,8 +58,12 @@ class Cell:
   seed: int
   rounds: int = 1  # > 1: iterative selection (`jaxal.rounds`), not the paper's
   # "source": select (and balance) on M_S's features and probabilities; "ssl":
-  # on the features of SimCLR pretrained on the pool itself (Table 14).
+  # on the features of SimCLR pretrained on the pool itself (Table 14);
+  # "zeroshot": M_S's features, the class names' zero-shot probabilities.
   features: str = "source"
+  # With `balancing`: the balancing step led by the zero-shot guesses until
+  # every class has an answer (`jaxal.guesses`), not the paper's rule alone.
+  guided: bool = False
 
   @property
   def key(self) -> str:
@@ -64,27 +71,43 @@ class Cell:
     return (f"{self.dataset}__{self.pool}__{self.target}__b{self.budget}__"
             f"{self.method}__bal{int(self.balancing)}__ens{int(self.ensemble)}__"
             f"s{self.seed}" + (f"__r{self.rounds}" if self.rounds > 1 else "")
-            + (f"__f{self.features}" if self.features != "source" else ""))
+            + (f"__f{self.features}" if self.features != "source" else "")
+            + ("__guided" if self.guided else ""))
 
   def as_dict(self) -> dict:
     """The cell's fields as JSON values (booleans as 0/1)."""
     d = dataclasses.asdict(self)
     d["balancing"], d["ensemble"] = int(self.balancing), int(self.ensemble)
+    d["guided"] = int(self.guided)
     return d
+
+
+def selects_from(method: str, features: str, ensemble: bool) -> bool:
+  """Whether `method` has cells selecting from `features`: SimCLR's features
+  have no probabilities (no uncertainty method, no snapshot ensemble); the
+  zero-shot probabilities change only the methods that read probabilities
+  (random and core-set would repeat their M_S cells), and come from one model."""
+  if features == "ssl":
+    return not (ensemble or acquisition.needs_probs(method))
+  if features == "zeroshot":
+    return not ensemble and acquisition.needs_probs(method)
+  return True
 
 
 def expand(*, datasets: Sequence[str], pool: str, budgets: Sequence[int],
            methods: Sequence[str], balancing: Sequence[bool],
            ensemble: Sequence[bool], targets: Mapping[str, Sequence[str]],
            seeds: Sequence[int], rounds: int = 1,
-           features: Sequence[str] = ("source",)) -> list[Cell]:
+           features: Sequence[str] = ("source",),
+           guided: Sequence[bool] = (False,)) -> list[Cell]:
   """All cells of a table, sorted, with one Full cell per (dataset, target).
 
   Random selection does not use the source model, so its "+ens" variant is the
   plain one (the supplement copies it) and is not run twice. `rounds` > 1 makes
   the method cells iterative (the Full cell does not select and stays shared).
-  `features` lists the spaces methods select from; the uncertainty methods,
-  which need M_S's probabilities, only from "source".
+  `features` lists what methods select from (`selects_from`); `guided`
+  whether balanced cells use the paper's rule (False) and/or the guess-led
+  step (True, Table 16).
   """
   cells = set()
   for d in datasets:
@@ -99,11 +122,14 @@ def expand(*, datasets: Sequence[str], pool: str, budgets: Sequence[int],
               if ens and m == "random":
                 continue
               for f in features:
-                if f != "source" and (ens or acquisition.needs_probs(m)):
+                if not selects_from(m, f, ens):
                   continue
-                for s in (seeds if m in STOCHASTIC else seeds[:1]):
-                  cells.add(Cell(d, pool, t, int(b), m, bool(bal), bool(ens),
-                                 int(s), int(rounds), f))
+                for g in guided:
+                  if g and not bal:
+                    continue
+                  for s in (seeds if m in STOCHASTIC else seeds[:1]):
+                    cells.add(Cell(d, pool, t, int(b), m, bool(bal), bool(ens),
+                                   int(s), int(rounds), f, bool(g)))
   return sorted(cells)
 
 
@@ -173,13 +199,17 @@ class ResultStore:
   def write_csv(self, rows: Optional[Iterable[dict]] = None) -> str:
     """Writes WORKDIR/cells.csv (one row per cell and seed) atomically. The
     `features` column is written only when some cell selected from other
-    features than M_S's (Table 14), so that a work directory without such
-    cells keeps the cells.csv it had."""
+    features than M_S's (Tables 14-16), `guided` only when some cell balanced
+    with the guesses (Table 16), so that a work directory without such cells
+    keeps the cells.csv it had."""
     rows = self.all() if rows is None else list(rows)
-    rows = sorted(rows, key=lambda r: tuple(str(r[k]) for k in CSV_COLUMNS[:8]))
+    rows = sorted(rows, key=lambda r: tuple(str(r.get(k, _OLD_DEFAULTS.get(k)))
+                                            for k in _SORT))
     columns = CSV_COLUMNS
     if all(r.get("features", "source") == "source" for r in rows):
-      columns = tuple(c for c in CSV_COLUMNS if c != "features")
+      columns = tuple(c for c in columns if c != "features")
+    if not any(int(r.get("guided") or 0) for r in rows):
+      columns = tuple(c for c in columns if c != "guided")
     buf = _io.StringIO()
     w = csv.DictWriter(buf, columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -190,8 +220,11 @@ class ResultStore:
     return path
 
 
-# Cells written before `rounds` and `features` existed were single-shot, on M_S.
-_OLD_DEFAULTS = {"rounds": 1, "features": "source"}
+# Cells written before `rounds`, `features` and `guided` existed were
+# single-shot, on M_S, balanced by the paper's rule.
+_OLD_DEFAULTS = {"rounds": 1, "features": "source", "guided": 0}
+# cells.csv's row order: the cell's fields (a guided cell after the paper's).
+_SORT = CSV_COLUMNS[:8] + ("guided",)
 
 
 def _fmt(v):
@@ -203,7 +236,7 @@ def _fmt(v):
 def read_csv(path: str) -> list[dict]:
   """Rows of a cells.csv, with numbers parsed."""
   ints = ("budget", "balancing", "ensemble", "seed", "classes_found", "labeled",
-          "rounds")
+          "rounds", "guided")
   floats = ("acc_t", "imbalance_ratio", "seconds")
   with open(path, newline="") as f:
     rows = list(csv.DictReader(f))

@@ -288,3 +288,41 @@ def test_search_by_text_and_by_an_image_outside_the_pool(siglip, tmp_path):
   assert rows[0]["path"] == paths[5] and float(rows[0]["score"]) > 0.9999
   code, _, err = jaxal("search", f"--workdir={wd}", "--text=" + "word " * 40)
   assert code == 2 and "--text fills" in err, err
+
+
+def test_the_experiments_zero_shot_rows_read_the_class_names_with_siglip(siglip,
+                                                                         tmp_path):
+  """Table 16 with a SigLIP source (here on the offline data, read at 28 pixels
+  and resized to the tiny tower's 32): the pool's zero-shot probabilities are
+  the normalised sigmoids of the image tower's embeddings of the resized,
+  normalised pool against the text tower's prompt-ensembled class names."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jaxal.datasets import images as images_lib  # pylint: disable=g-import-not-at-top
+  from jaxal.datasets import catalog, procedural  # pylint: disable=g-import-not-at-top
+  from jaxal.experiments import protocol  # pylint: disable=g-import-not-at-top
+  from jaxal.models import inference  # pylint: disable=g-import-not-at-top
+  offline = procedural.OfflineConfig(
+      num_source_classes=4, num_target_classes=3, num_far_classes=3,
+      source_train_per_class=8, source_test_per_class=1, target_train_per_class=12,
+      target_test_per_class=2, far_train_per_class=12, far_test_per_class=2,
+      image_size=28)
+  prompts = ("a {}", "the {} .")
+  settings = protocol.Settings(offline=offline, zeroshot=protocol.ZeroShotSettings(
+      source=siglip["src"], prompts=prompts))
+  proto = protocol.Protocol(settings, str(tmp_path / "w"), log=lambda m: None)
+  got = proto.zeroshot_probs("offline_target", "imbalanced")
+  pool = proto.pool("offline_target", "imbalanced")
+  trained = source.load_workdir(siglip["src"])
+  norm = images_lib.normalizer(trained.preprocess)
+  x = np.asarray(pool.images.take(np.arange(len(pool.labels))))
+  assert x.shape[1] == 28
+  resized = np.asarray(jax.image.resize(norm(x).astype(np.float32),
+                                        (len(x), 32, 32, 3), "bilinear"))
+  feats = inference.predict(trained.model, trained.final, resized)[0]
+  names = [n.replace("_", " ") for n in catalog.class_names("offline_target", offline)]
+  tower = foundation.load_text(siglip["src"])
+  want = zeroshot.probabilities(feats, zeroshot.ensemble(foundation.text_embeddings(
+      tower, [p.replace("{}", n) for n in names for p in prompts]), len(names)),
+      tower.logit_scale, tower.logit_bias)
+  assert got.shape == (len(pool.labels), 3)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)

@@ -45,8 +45,9 @@ def cells_csv(workdir, **match):
   must match exactly)."""
   with open(os.path.join(workdir, "cells.csv"), newline="") as f:
     rows = list(csv.DictReader(f))
-  for r in rows:  # written only when some cell selected from SimCLR's features
-    r.setdefault("features", "source")
+  for r in rows:  # written only when some cell selected from other features
+    r.setdefault("features", "source")  # or balanced with guesses
+    r.setdefault("guided", "0")
   rows = [r for r in rows if all(r[k] == str(v) for k, v in match.items())]
   for r in rows:
     r.pop("seconds")

@@ -27,7 +27,7 @@ def tables_workdir(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("tables"))
   outputs = {}
   try:
-    for n in range(2, 16):
+    for n in range(2, 17):
       # Tables 3 and 12 keep the default targets (fine-tuning for the far target,
       # both targets in Table 12); the others use the SVM to stay fast.
       args = [f"--table={n}", f"--plots={n == 3}"]
@@ -43,13 +43,16 @@ def tables_workdir(tmp_path_factory):
         args = ["--table=15", "--plots=false", "--rounds=2", "--budgets=12",
                 "--seeds=0", "--datasets=offline_target",
                 "--methods=random,uherding,dropquery,direct"]
+      if n == 16:  # zero-shot rows and guided balancing, the offline stand-in
+        args = ["--table=16", "--plots=false", "--target=svm", "--seeds=0",
+                "--datasets=offline_target"]
       outputs[n] = run_in_process(workdir, *args)
   finally:
     flags.FLAGS.unparse_flags()
   return workdir, outputs
 
 
-@pytest.mark.parametrize("n", range(2, 16))
+@pytest.mark.parametrize("n", range(2, 17))
 def test_every_table_command_end_to_end(tables_workdir, n):
   workdir, outputs = tables_workdir
   name = f"table_{n}" + ("_rounds2" if n == 15 else "")
@@ -80,7 +83,7 @@ def test_every_table_command_end_to_end(tables_workdir, n):
     # the cells it shares with Tables 2-5 were not run again: one row per cell
     keys = [tuple(r[k] for k in ("dataset", "pool", "target", "budget", "method",
                                  "balancing", "ensemble", "seed", "rounds",
-                                 "features"))
+                                 "features", "guided"))
             for r in cells_csv(workdir)]
     assert len(keys) == len(set(keys))
   if n == 14:
@@ -116,6 +119,28 @@ def test_every_table_command_end_to_end(tables_workdir, n):
                                                             ("random", "1")}
     assert ("direct", "1") not in {(r["method"], r["balancing"]) for r in rows}
     assert all(int(r["labeled"]) == 12 for r in rows)
+  if n == 16:
+    for label in ("random +guess", "coreset +guess", "entropy_inv_div [ZS]",
+                  "entropy_inv_div [ZS] +bal", "entropy_inv_div [ZS] +guess",
+                  "entropy_inv_div +guess", "entropy_inv_div +bal"):
+      for stat in ("acc_t", "classes_found", "imbalance_ratio"):
+        assert f"| {label} | {stat} |" in md, label
+    assert "random [ZS]" not in md and "coreset [ZS]" not in md
+    rows = [r for r in cells_csv(workdir, dataset="offline_target", seed=0,
+                                 target="svm", rounds=1) if r["guided"] == "1"
+            or r["features"] == "zeroshot"]
+    assert {(r["method"], r["features"], r["balancing"], r["guided"]) for r in rows} == {
+        ("random", "source", "1", "1"), ("coreset", "source", "1", "1"),
+        ("entropy_inv_div", "source", "1", "1"), ("entropy_inv_div", "zeroshot", "0", "0"),
+        ("entropy_inv_div", "zeroshot", "1", "0"), ("entropy_inv_div", "zeroshot", "1", "1")}
+    # each records how often the stand-in's top guess was right on the pool
+    for r in rows:
+      key = sweep.Cell(r["dataset"], r["pool"], r["target"], int(r["budget"]),
+                       r["method"], r["balancing"] == "1", False, 0, 1, r["features"],
+                       r["guided"] == "1").key
+      with open(os.path.join(workdir, "cells", key + ".json")) as f:
+        assert 0.2 < json.load(f)["zeroshot_top1"] <= 1.0
+    assert "zero-shot stand-in: offline_target imbalanced pool" in outputs[16]
 
 
 def test_cells_csv_columns_and_plots(tables_workdir):
@@ -128,7 +153,8 @@ def test_cells_csv_columns_and_plots(tables_workdir):
   assert {r["balancing"] for r in rows} == {"0", "1"}
   assert {r["ensemble"] for r in rows} == {"0", "1"}
   assert {r["target"] for r in rows} == {"svm", "finetune", "svm_ssl"}
-  assert {r["features"] for r in rows} == {"source", "ssl"}
+  assert {r["features"] for r in rows} == {"source", "ssl", "zeroshot"}
+  assert {r["guided"] for r in rows} == {"0", "1"}
   assert {r["method"] for r in rows} == {"random", "entropy_inv_div", "coreset", "full",
                                          "typiclust", "probcover", "maxherding",
                                          "uherding", "dropquery", "direct"}
