@@ -127,8 +127,9 @@ FLAG_SPECS: dict[str, FlagSpec] = {
     "ensemble": FlagSpec("bool", "Average M_S's snapshots (the paper's +ens).", False),
     "chunk": FlagSpec("integer", "Images per saved chunk (the resume unit).", 256),
     "coordinator_address": FlagSpec("string", "Multi-host: host:port of process 0 "
-                                    "(jax.distributed); every process embeds its "
-                                    "share of the chunks into the shared --workdir."),
+                                    "(jax.distributed); every process does its "
+                                    "share (embed: chunks; dedupe: tiles) in the "
+                                    "shared --workdir."),
     "num_processes": FlagSpec("integer", "Multi-host: number of processes."),
     "process_id": FlagSpec("integer", "Multi-host: this process's rank."),
     # selection and labels
@@ -335,6 +336,9 @@ def _run_embed(wd, fv):
 def _run_dedupe(wd, fv):
   from jaxal.cli import dedupe  # pylint: disable=g-import-not-at-top
   _require(fv, "threshold")
+  if fv.coordinator_address:
+    from jaxal.models import distributed  # pylint: disable=g-import-not-at-top
+    distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id)
   dedupe.dedupe(wd, threshold=fv.threshold, metric=fv.metric)
 
 
@@ -442,7 +446,9 @@ COMMANDS: dict[str, Command] = {
                    "classes", "prompts"),
         defaults={"batch": 128}, selections=False),
     "dedupe": Command(
-        _run_dedupe, "Near-copies grouped (select takes one of each); scores.", ("threshold", "metric"), selections=False),
+        _run_dedupe, "Near-copies grouped (select takes one of each); scores.",
+        ("threshold", "metric", "coordinator_address", "num_processes", "process_id"),
+        selections=False),
     "select": Command(
         _run_select, "Images to label, by an acquisition function -> "
         "to_label.csv.",

@@ -11,7 +11,10 @@ embedding, in WORKDIR/dedupe/ for the steps after it.
                                    embedding's fingerprint
 
 Rows are pool indices (the embedding's order). The tiles run on every local
-device (one process; not yet over several hosts). `select` reads the folder and
+device; over several hosts (`--coordinator_address`, as `embed`), each process
+computes its share of the tiles (`neighbors.search_part`) into
+WORKDIR/dedupe.parts/, and process 0 joins them (`neighbors.combine`: the
+result one process gives) and writes the folder. `select` reads the folder and
 never picks two images of a group (`jaxal.curation.duplicates.candidates`);
 to_label.csv gets the three scores as columns. A new embed makes the folder
 stale: the steps that read it refuse it by its fingerprint until dedupe runs
@@ -32,6 +35,7 @@ from jaxal import _array_store as array_store
 from jaxal import io
 from jaxal.curation import duplicates, neighbors, scores
 from jaxal.cli.workdir import Log, Workdir, WorkdirError
+from jaxal.models import distributed
 
 FOLDER = "dedupe"
 K = scores.REPRESENTATIVENESS_K
@@ -54,15 +58,24 @@ def fingerprint(wd: Workdir) -> str:
 
 def dedupe(wd: Workdir, *, threshold: float, metric: str = "cosine",
            log: Log = print) -> duplicates.Duplicates:
-  """Finds the near-duplicates of the embedded pool and writes WORKDIR/dedupe/."""
+  """Finds the near-duplicates of the embedded pool and writes WORKDIR/dedupe/
+  (over several processes: module docstring)."""
   metric = neighbors.check_metric(metric)
   threshold = neighbors.check_threshold(threshold, metric)
   pool = wd.pool()
   if len(pool.paths) < 2:
     raise WorkdirError(f"{wd.path} holds {len(pool.paths)} embedded image(s); "
                        "dedupe compares at least 2.")
-  found = neighbors.search(pool.features, threshold=threshold, metric=metric, k=K,
-                           devices=jax.local_devices())
+  rank, procs = jax.process_index(), jax.process_count()
+  part = neighbors.search_part(pool.features, threshold=threshold, metric=metric, k=K,
+                               devices=jax.local_devices(), part=(rank, procs))
+  if procs == 1:
+    found = neighbors.combine([part])
+  else:
+    found = _joined(wd, part, f"{fingerprint(wd)}-{metric}-{threshold!r}")
+    if rank != 0:  # process 0 writes the folder; the others wait for it
+      distributed.barrier("jaxal-dedupe-done")
+      return load(wd).duplicates
   dup = duplicates.group(pool.features, found)
   groups = dup.groups()
   meta = {"metric": metric, "threshold": threshold, "k": found.k,
@@ -84,10 +97,32 @@ def dedupe(wd: Workdir, *, threshold: float, metric: str = "cosine",
       folder.create(name, arr.dtype, arr.shape)[...] = arr
     io.write_json(os.path.join(folder.folder, "dedupe.json"), meta)
   swap(path + ".new", path)
+  if procs > 1:
+    shutil.rmtree(wd.file(FOLDER + ".parts"), ignore_errors=True)
+    distributed.barrier("jaxal-dedupe-done")
   log(f"dedupe: {len(found.pairs)} pair(s) at {metric} distance <= {threshold:g} in "
       f"{len(groups)} group(s); {dup.removed} of {len(pool.paths)} images set aside, "
       f"one kept per group -> {path}")
   return dup
+
+
+def _joined(wd: Workdir, part: neighbors.Part, run: str
+            ) -> Optional[neighbors.Neighbors]:
+  """Each process's part written to WORKDIR/dedupe.parts/ (atomically, named by
+  `run`: the embedding and settings); after every process has written its
+  own, process 0 reads them all and joins them; the others get None."""
+  index, count = part.part
+  folder = wd.file(FOLDER + ".parts")
+  name = lambda i: os.path.join(folder, f"{run}-{i}-of-{count}.npz")  # noqa: E731
+  io.save_npz(name(index), **part.arrays())
+  distributed.barrier("jaxal-dedupe-parts")
+  if index != 0:
+    return None
+  parts = []
+  for i in range(count):
+    with np.load(name(i)) as z:
+      parts.append(neighbors.Part.from_arrays(z))
+  return neighbors.combine(parts)
 
 
 def recover(path: str) -> None:

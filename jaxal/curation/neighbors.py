@@ -46,7 +46,16 @@ Memory: the pool's blocks on the device while they fit in `Tuning.resident`
 read again from `features` for each tile; one tile's [tile, tile] values; on
 the host the [N, k] neighbours and the pairs found. Several devices (`devices`)
 take the tiles in turn, each one tile ahead of the host's merge, so no device
-waits on it; one process drives them all (not yet several hosts).
+waits on it.
+
+Several hosts (`search_part`, `combine`): the tiles are numbered in one order
+(I, then J), and part p of P computes tiles p, p + P, p + 2P, ... on its own
+devices; each part decides its pairs exactly and keeps its points' k nearest,
+each with the number of the tile and its place in that tile's list. `combine`
+joins the parts: the pairs of all, and for each point the k nearest of the
+parts' lists ordered by (distance, tile, place), the order one process
+merging every tile in turn keeps; so the result is the one `search` gives,
+whatever the number of parts.
 """
 
 from __future__ import annotations
@@ -260,22 +269,35 @@ def _direct(a, b, near, *, metric: str, m: int):
 
 
 class _Best:
-  """The running k nearest of every point (host)."""
+  """The running k nearest of every point (host), each with its order key
+  `o` = tile number x k + place in that tile's list (module docstring)."""
 
-  def __init__(self, n: int, k: int):
+  def __init__(self, n: int, k: int, keys: bool = True):
     self.d = np.full((n, k), np.inf, np.float32)
     self.i = np.full((n, k), -1, np.int64)
+    # the keys only matter to `combine` of several parts: one part keeps none
+    self.o = np.full((n, k), np.iinfo(np.int64).max, np.int64) if keys else None
 
-  def merge(self, start: int, d: np.ndarray, idx: np.ndarray) -> None:
+  def merge(self, start: int, d: np.ndarray, idx: np.ndarray, tile: int) -> None:
+    """Merges a tile's lists of rows `start`...: kept are the k smallest by
+    (distance, key); the tile's keys are larger than every key kept so far, so
+    a stable sort by distance of [kept, new] gives that order."""
     m = min(d.shape[0], self.d.shape[0] - start)
     if m <= 0:
       return
+    k = self.d.shape[1]
     sl = slice(start, start + m)
     cd = np.concatenate([self.d[sl], d[:m]], axis=1)
     ci = np.concatenate([self.i[sl], idx[:m].astype(np.int64)], axis=1)
-    order = np.argsort(cd, axis=1, kind="stable")[:, :self.d.shape[1]]
+    if self.o is not None:
+      place = np.arange(d.shape[1], dtype=np.int64)
+      co = np.concatenate([self.o[sl], np.broadcast_to(tile * k + place,
+                                                       (m, d.shape[1]))], axis=1)
+    order = np.argsort(cd, axis=1, kind="stable")[:, :k]
     self.d[sl] = np.take_along_axis(cd, order, 1)
     self.i[sl] = np.take_along_axis(ci, order, 1)
+    if self.o is not None:
+      self.o[sl] = np.take_along_axis(co, order, 1)
 
 
 def exact_distances(x, i: np.ndarray, j: np.ndarray, metric: str,
@@ -298,7 +320,7 @@ class _Pass:
   host's collection of each tile's pairs and neighbours."""
 
   def __init__(self, features, metric: str, k: int, limit: np.float32, stats: _Stats,
-               tuning: Tuning, devices: Sequence[jax.Device]):
+               tuning: Tuning, devices: Sequence[jax.Device], keys: bool = False):
     self.x, self.metric, self.k, self.devices = features, metric, k, list(devices)
     n, d = features.shape
     self.n = n
@@ -312,7 +334,7 @@ class _Pass:
     self.keep = len(self.devices) * -(-n // self.size) * self.size * d * 4 \
         <= tuning.resident
     self.kept: dict[tuple[int, int], jax.Array] = {}
-    self.best = _Best(n, k) if k else None
+    self.best = _Best(n, k, keys) if k else None
     self.rows: list[np.ndarray] = []
     self.cols: list[np.ndarray] = []
 
@@ -327,23 +349,23 @@ class _Pass:
       self.kept[(dev, s)] = out
     return out
 
-  def run(self, qs: int, cs: int, dev: int, cap: tuple[int, int]):
-    """Dispatches tile (qs, cs) on device `dev`; returns its job."""
+  def run(self, qs: int, cs: int, dev: int, cap: tuple[int, int], t: int):
+    """Dispatches tile number `t`, (qs, cs), on device `dev`; returns its job."""
     qb = self.block(qs, dev)
     cb = qb if cs == qs else self.block(cs, dev)
     mean, n, lim = self.consts[dev]
     out = _tile(qb, cb, np.int32(qs), np.int32(cs), n, lim, mean, metric=self.metric,
                 k=self.k, cap=cap, diag=qs == cs)
-    return (qs, cs, dev, qb, cb, out)
+    return (qs, cs, dev, t, qb, cb, out)
 
   def collect(self, job) -> None:
     """Waits for a tile; keeps its candidate pairs and merges its neighbours."""
-    qs, cs, dev, qb, cb, out = job
+    qs, cs, dev, t, qb, cb, out = job
     cap = self.first
     hit_rows, count = (int(v) for v in out[0])
     while hit_rows > cap[0] or count > cap[1]:  # again, with room for all
       cap = (_room(hit_rows, cap[0]), _room(count, cap[1]))  # (count grows with rows)
-      out = self.run(qs, cs, dev, cap)[-1]
+      out = self.run(qs, cs, dev, cap, t)[-1]
       hit_rows, count = (int(v) for v in out[0])
     self.rows.append(np.asarray(out[1])[:count])
     self.cols.append(np.asarray(out[2])[:count])
@@ -353,20 +375,24 @@ class _Pass:
       v, j = np.array(near[0]), np.asarray(near[1])
       m = min(self.k, DIRECT)
       v[:, :m] = np.asarray(_direct(a, b, near, metric=self.metric, m=m))
-      self.best.merge(start, v, j + other)
+      self.best.merge(start, v, j + other, t)
 
-  def tiles(self) -> None:
-    """Every tile (I <= J), dealt round-robin to the devices, each device one
+  def tiles(self, part: tuple[int, int] = (0, 1)) -> None:
+    """The tiles (I <= J) numbered t = 0, 1, ... whose t % count == index for
+    `part` = (index, count), dealt round-robin to the devices, each device one
     tile ahead of the host's collection, collected in dispatch order."""
+    index, count = part
     pending: collections.deque = collections.deque()
     starts = range(0, self.n, self.size)
-    t = 0
+    t = mine = 0
     for qs in starts:
       for cs in starts[starts.index(qs):]:
-        pending.append(self.run(qs, cs, t % len(self.devices), self.first))
+        if t % count == index:
+          pending.append(self.run(qs, cs, mine % len(self.devices), self.first, t))
+          mine += 1
+          if len(pending) > len(self.devices):
+            self.collect(pending.popleft())
         t += 1
-        if len(pending) > len(self.devices):
-          self.collect(pending.popleft())
     while pending:
       self.collect(pending.popleft())
 
@@ -396,6 +422,48 @@ def search(features, *, threshold: float, metric: str = "cosine", k: int = 20,
   >>> nb.pairs.tolist(), nb.indices[:, 0].tolist()
   ([[0, 1]], [1, 0, 3, 2])
   """
+  return combine([search_part(features, threshold=threshold, metric=metric, k=k,
+                              tuning=tuning, devices=devices)])
+
+
+class Part(NamedTuple):
+  """What one part of a search over several hosts found (`search_part`):
+  the pairs of its tiles, decided exactly, and its points' k nearest in its
+  tiles with their order keys (module docstring). Plain arrays, to be saved
+  and read by any process (`np.savez`: `arrays()`, `from_arrays`)."""
+  metric: str
+  threshold: float
+  part: tuple  # (index, count)
+  pairs: np.ndarray           # [P, 2] int64, i < j
+  pair_distances: np.ndarray  # [P] float64
+  indices: np.ndarray         # [N, k] int64 (-1: none in this part's tiles)
+  distances: np.ndarray       # [N, k] float32 (inf: none)
+  keys: np.ndarray            # [N, k] int64 tile number x k + place
+
+  def arrays(self) -> dict:
+    """The part as named arrays (for `np.savez`)."""
+    return {"metric": np.array(self.metric), "threshold": np.array(self.threshold),
+            "part": np.array(self.part, np.int64), "pairs": self.pairs,
+            "pair_distances": self.pair_distances, "indices": self.indices,
+            "distances": self.distances, "keys": self.keys}
+
+  @classmethod
+  def from_arrays(cls, z) -> "Part":
+    """The part from `arrays()`'s names (e.g. an `np.load`ed npz)."""
+    return cls(str(z["metric"]), float(z["threshold"]),
+               tuple(int(v) for v in z["part"]), np.asarray(z["pairs"]),
+               np.asarray(z["pair_distances"]), np.asarray(z["indices"]),
+               np.asarray(z["distances"]), np.asarray(z["keys"]))
+
+
+def search_part(features, *, threshold: float, metric: str = "cosine", k: int = 20,
+                tuning: Optional[Tuning] = None,
+                devices: Optional[Sequence[jax.Device]] = None,
+                part: tuple = (0, 1)) -> Part:
+  """Part `part` = (index, count) of `search` over several hosts: the tiles
+  whose number is index modulo count, on `devices` (module docstring).
+  Every part must be given the same features, threshold, metric, k and tuning;
+  `combine` of all `count` parts is `search`'s result."""
   metric = check_metric(metric)
   tuning = V.check_tuning(tuning, Tuning, DEFAULT_TUNING, "tuning")
   if getattr(features, "ndim", None) != 2:
@@ -415,19 +483,59 @@ def search(features, *, threshold: float, metric: str = "cosine", k: int = 20,
                      "lower k or raise tuning.tile.", field="k")
   if devices is not None and not len(devices):
     raise InputError("devices: give at least one device, or None.", field="devices")
+  part = _check_part(part)
   stats = _stats(features, metric, tuning.stats)
   work = _Pass(features, metric, k, _limit(t, metric, stats.delta), stats, tuning,
-               devices or jax.devices()[:1])
-  work.tiles()
-  r = np.concatenate(work.rows).astype(np.int64)
-  c = np.concatenate(work.cols).astype(np.int64)
+               devices or jax.devices()[:1], keys=part[1] > 1)
+  work.tiles(part)
+  r = np.concatenate(work.rows or [np.zeros(0, np.int64)]).astype(np.int64)
+  c = np.concatenate(work.cols or [np.zeros(0, np.int64)]).astype(np.int64)
   dist = exact_distances(features, r, c, metric)
   keep = dist <= t
-  r, c, dist = r[keep], c[keep], dist[keep]
-  order = np.lexsort((c, r))
-  return Neighbors(
-      metric=metric, threshold=t,
-      pairs=np.stack([r[order], c[order]], axis=1).reshape(-1, 2),
-      pair_distances=dist[order],
-      indices=work.best.i if k else np.zeros((n, 0), np.int64),
-      distances=work.best.d if k else np.zeros((n, 0), np.float32))
+  best = work.best or _Best(n, 0)
+  keys = best.o if best.o is not None else np.zeros((n, 0), np.int64)
+  return Part(metric, t, part, np.stack([r[keep], c[keep]], axis=1).reshape(-1, 2),
+              dist[keep], best.i, best.d, keys)
+
+
+def _check_part(part) -> tuple[int, int]:
+  try:
+    index, count = (int(v) for v in part)
+  except (TypeError, ValueError):
+    index, count = -1, 0
+  if not 0 <= index < count:
+    raise InputError(f"part must be (index, count) with 0 <= index < count, got "
+                     f"{part!r}.", field="part")
+  return index, count
+
+
+def combine(parts: Sequence[Part], rows: int = 65536) -> Neighbors:
+  """`search`'s result from all its parts (`search_part`, any order): every
+  part's pairs, in lexicographic order, and each point's k nearest over the
+  parts by (distance, tile, place); `rows` points merged at a time."""
+  parts = sorted(parts, key=lambda p: p.part)
+  if not parts:
+    raise InputError("parts: give every part of the search.", field="parts")
+  count = parts[0].part[1]
+  if [p.part for p in parts] != [(i, count) for i in range(count)] or len(
+      {(p.metric, p.threshold, p.indices.shape) for p in parts}) != 1:
+    raise InputError(f"parts: need parts 0..{count - 1} of one search (same metric, "
+                     f"threshold and k), got {[p.part for p in parts]}.",
+                     field="parts")
+  pairs = np.concatenate([p.pairs for p in parts])
+  dist = np.concatenate([p.pair_distances for p in parts])
+  order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+  n, k = parts[0].indices.shape
+  idx, d = parts[0].indices, parts[0].distances
+  if count > 1 and k:
+    idx, d = np.empty((n, k), np.int64), np.empty((n, k), np.float32)
+    for s in range(0, n, rows):
+      cd = np.concatenate([p.distances[s:s + rows] for p in parts], axis=1)
+      ci = np.concatenate([p.indices[s:s + rows] for p in parts], axis=1)
+      co = np.concatenate([p.keys[s:s + rows] for p in parts], axis=1)
+      best = np.lexsort((co, cd), axis=1)[:, :k]
+      d[s:s + rows] = np.take_along_axis(cd, best, 1)
+      idx[s:s + rows] = np.take_along_axis(ci, best, 1)
+  return Neighbors(metric=parts[0].metric, threshold=parts[0].threshold,
+                   pairs=pairs[order].reshape(-1, 2), pair_distances=dist[order],
+                   indices=idx, distances=d)

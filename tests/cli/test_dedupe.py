@@ -184,3 +184,54 @@ def test_the_labeling_page_balances_over_one_image_of_a_group(pool):
   finally:
     srv.stop()
   assert len({int(rep[index[p]]) for p in done}) == 20
+
+
+def test_two_process_dedupe_equals_one_process(tmp_path):
+  """jax.distributed: two CPU processes each compute their share of the tiles
+  of a pool of 4,500 (3 blocks, 6 tiles; exact copies make ties among the
+  nearest neighbours) and process 0 joins them; every file equals one
+  process's, bit for bit."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import socket  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  wd, _, _ = F.make(str(tmp_path / "base"))
+  n = 4500
+  rng = np.random.default_rng(1)
+  feats = rng.normal(size=(n, 16)).astype(np.float32)
+  feats[4000:4100] = feats[:100]  # exact copies: equal distances to the others
+  feats[4100:4200] = feats[2000:2100] + rng.normal(size=(100, 16)).astype(np.float32) * 1e-4
+  probs = np.full((n, 6), 1 / 6, np.float32)
+  np.savez(os.path.join(wd, "embedding.npz"), index=np.arange(n), features=feats,
+           probs=probs, target_features=feats)
+  with open(os.path.join(wd, "paths.txt"), "w") as f:
+    f.write("\n".join(f"img{i}.png" for i in range(n)) + "\n")
+  e = F.subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=1",
+                       JAX_PLATFORMS="cpu")
+  args = lambda w: [sys.executable, "-m", "jaxal", "dedupe", f"--workdir={w}",  # noqa
+                    "--threshold=1e-6"]
+  one, two = str(tmp_path / "one"), str(tmp_path / "two")
+  shutil.copytree(wd, one)
+  shutil.copytree(wd, two)
+  r = subprocess.run(args(one), env=e, capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  procs = [subprocess.Popen(args(two) + [f"--coordinator_address=127.0.0.1:{port}",
+                                         "--num_processes=2", f"--process_id={i}"],
+                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True) for i in range(2)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  assert "200 of 4500 images set aside" in outs[0][0], outs[0][0]
+  names = sorted(os.listdir(os.path.join(one, "dedupe")))
+  assert names == sorted(os.listdir(os.path.join(two, "dedupe")))
+  for name in names:
+    with open(os.path.join(one, "dedupe", name), "rb") as f1, \
+        open(os.path.join(two, "dedupe", name), "rb") as f2:
+      assert f1.read() == f2.read(), name
+  assert not os.path.exists(os.path.join(two, "dedupe.parts"))  # cleaned up
+  nn = np.load(os.path.join(one, "dedupe", "neighbors.npy"))
+  assert (nn[:100, 0] == np.arange(4000, 4100)).all()  # each copy's twin first

@@ -303,6 +303,31 @@ def test_several_devices_give_the_same_result():
   assert len(one.pairs) > 10
 
 
+@pytest.mark.parametrize("metric,threshold", [("cosine", 0.05), ("euclidean", 0.5)])
+def test_parts_over_several_hosts_combine_to_the_one_search(metric, threshold):
+  """search_part/combine: 2, 3 or 5 parts (saved and read back as arrays, in
+  any order) give `search`'s pairs and neighbours exactly, ties included
+  (exact copies: equal distances to every other point)."""
+  x = planted(22, n=300)
+  x = np.concatenate([x, x[:40]])  # exact copies
+  tuning = neighbors.Tuning(tile=64, rows=64, capacity=4096, stats=100, resident=1)
+  kw = dict(threshold=threshold, metric=metric, k=6, tuning=tuning)
+  one = neighbors.search(x, **kw)
+  for count in (2, 3, 5):
+    parts = [neighbors.search_part(x, part=(i, count), **kw) for i in range(count)]
+    got = neighbors.combine([neighbors.Part.from_arrays(p.arrays())
+                             for p in reversed(parts)])
+    for name in ("pairs", "pair_distances", "indices", "distances"):
+      np.testing.assert_array_equal(getattr(got, name), getattr(one, name), name)
+    # each part holds only its own tiles' pairs: together, every pair once
+    assert sum(len(p.pairs) for p in parts) == len(one.pairs) > 40
+  assert (one.distances[:40, 0] == 0).all()  # each has its copy, at 0
+  with pytest.raises(InputError, match="part must be"):
+    neighbors.search_part(x, part=(2, 2), **kw)
+  with pytest.raises(InputError, match=r"parts 0\.\.2 .* got \[\(0, 3\), \(1, 3\)\]"):
+    neighbors.combine([neighbors.search_part(x, part=(i, 3), **kw) for i in (0, 1)])
+
+
 @pytest.mark.parametrize("method,package", [("umap", "umap"), ("pacmap", "pacmap")])
 def test_umap_and_pacmap_maps_seeded_or_refused_by_name(method, package):
   from jaxal.curation import projection  # pylint: disable=g-import-not-at-top
