@@ -449,7 +449,7 @@ class Part(NamedTuple):
 
   @classmethod
   def from_arrays(cls, z) -> "Part":
-    """The part from `arrays()`'s names (e.g. an `np.load`ed npz)."""
+    """The part from the arrays `arrays` names (e.g. a loaded npz)."""
     return cls(str(z["metric"]), float(z["threshold"]),
                tuple(int(v) for v in z["part"]), np.asarray(z["pairs"]),
                np.asarray(z["pair_distances"]), np.asarray(z["indices"]),
