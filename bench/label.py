@@ -25,7 +25,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from jaxal import _xla_cpu  # noqa: E402
+from _workdirs import free_port, make_workdir  # noqa: E402  bench/, this folder
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("labels", 50_000, "Budget: labels given in the run.")
@@ -51,46 +51,6 @@ flags.DEFINE_list("checkpoints", ["100", "10000", "50000"], "Label counts to rep
 flags.DEFINE_integer("window", 300, "Answers before each checkpoint that it reports.")
 flags.DEFINE_string("workdir", None, "Where to build the work directory (default: "
                     "a temporary folder, removed after).")
-
-
-def make_workdir(base: str, n: int, k: int, d: int, seed: int = 0):
-  """An embedded work directory as `jaxal embed` leaves it; (wd, truth, classes)."""
-  rng = np.random.default_rng(seed)
-  share = np.geomspace(1.0, 0.05, k)
-  y = rng.choice(k, size=n, p=share / share.sum())
-  y[:k] = np.arange(k)
-  centers = rng.normal(size=(k, d)) * 2
-  feats = (centers[y] + rng.normal(size=(n, d))).astype(np.float32)
-  logits = rng.normal(size=(n, 10)).astype(np.float32)
-  probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
-  classes = [f"class_{c:02d}" for c in range(k)]
-  paths = [f"img{i:07d}.png" for i in range(n)]
-  wd = os.path.join(base, "wd")
-  os.makedirs(wd)
-  os.makedirs(os.path.join(base, "images"))
-  with open(os.path.join(wd, "paths.txt"), "w") as f:
-    f.write("\n".join(paths) + "\n")
-  np.savez(os.path.join(wd, "embedding.npz"), index=np.arange(n), features=feats,
-           probs=probs, target_features=feats)
-  source = os.path.join(base, "source")
-  os.makedirs(source)
-  with open(os.path.join(source, "classes.txt"), "w") as f:
-    f.write("\n".join(f"source_{c}" for c in range(10)) + "\n")
-  embed = {"images": os.path.join(base, "images"), "tfds": False, "source": source,
-           "source_digest": "x", "ensemble": False, "image_size": 24, "chunk": 1024,
-           "data_dir": None, "paths_digest": "x"}
-  with open(os.path.join(wd, "workdir.json"), "w") as f:
-    json.dump({"embed": embed}, f)
-  classes_file = os.path.join(base, "classes.txt")
-  with open(classes_file, "w") as f:
-    f.write("\n".join(classes) + "\n")
-  return wd, {p: classes[c] for p, c in zip(paths, y)}, classes_file
-
-
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 class Client:

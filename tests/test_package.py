@@ -38,6 +38,19 @@ def test_bench_smoke():
   assert "cpu: " in bench.stdout and "xla:cpu routing: " in bench.stdout
 
 
+def test_pool_map_bench_smoke():
+  """`bench pool_map` at 3,000 images: the server and Chromium measured, the
+  goals said, the last line the refresh time."""
+  env = {**os.environ, "PYTHONPATH": ROOT}
+  out = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "bench", "pool_map.py"), "--pool=3000",
+       "--answers=5", "--dim=16"], capture_output=True, text=True, env=env, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "navigation to the first draw" in out.stdout and "5/5 answers drawn" in out.stdout
+  last = out.stdout.strip().splitlines()[-1]
+  assert re.fullmatch(r"map_draw_ms_at_3000: \d+\.\d", last), last
+
+
 def test_vit_embed_bench_smoke():
   """`bench vit_embed --quick`: the three encoders (1 layer each) through `jaxal
   embed`; against transformers where torch and transformers are installed, else
