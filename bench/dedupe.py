@@ -48,6 +48,9 @@ flags.DEFINE_float("copies", 0.02, "Fraction of rows replaced by near copies.")
 flags.DEFINE_bool("compare", True, "Run faiss on the same pool.")
 flags.DEFINE_bool("neighbors20", True, "Also time k = 20 (jaxal dedupe's pass).")
 flags.DEFINE_list("large", [], "Pool sizes for jaxal alone (e.g. 1000000).")
+flags.DEFINE_integer("resident", None, "--large: Tuning.resident, the bytes of the "
+                     "pool kept on the device (1: read by blocks for each tile, as a "
+                     "pool beyond the budget is; default: jaxal's 2 GiB).")
 
 
 def pool(n: int, d: int, copies: float, seed: int = 0) -> np.ndarray:
@@ -120,12 +123,17 @@ def main(argv):
   del argv
   print_machine()
   ratio = compare(pool(FLAGS.n, FLAGS.d, FLAGS.copies)) if FLAGS.n else float("nan")
+  tuning = None if FLAGS.resident is None else \
+      neighbors.DEFAULT_TUNING._replace(resident=FLAGS.resident)
   for n in FLAGS.large:
     x = pool(int(n), FLAGS.d, FLAGS.copies, seed=1)
-    found, secs, _ = timed(lambda: neighbors.search(  # pylint: disable=cell-var-from-loop
-        x, threshold=FLAGS.threshold, metric=FLAGS.metric, k=20))
-    print(f"\n== N={n}, d={FLAGS.d}: jaxal alone ==\njaxal search (k=20): {secs:.1f} s "
-          f"(first call, compilation included), {len(found.pairs)} pairs")
+    found, secs, mem = timed(lambda: neighbors.search(  # pylint: disable=cell-var-from-loop
+        x, threshold=FLAGS.threshold, metric=FLAGS.metric, k=20, tuning=tuning))
+    kept = "default" if tuning is None else f"{tuning.resident} bytes"
+    print(f"\n== N={n}, d={FLAGS.d}: jaxal alone (Tuning.resident {kept}) ==\n"
+          f"jaxal search (k=20): {secs:.1f} s (first call, compilation included), "
+          f"{len(found.pairs)} pairs, {mem / int(n):.0f} bytes/point beyond the "
+          "features")
   if np.isfinite(ratio):
     print(f"dedupe_speed_ratio_vs_faiss: {ratio:.2f}")
 

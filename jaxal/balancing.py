@@ -277,6 +277,8 @@ def _select(args: _Args, ask, guide: Optional[guesses_lib.Guide] = None) -> np.n
   initial = np.flatnonzero(args.mask)
   if initial.size:
     tally.record(args.features, initial, ask(initial))
+    if guide is not None:  # earlier rounds' picks count for their top guess
+      guide.record(initial)
 
   selected: list[int] = []
   cursor = 0  # next position in the ranking

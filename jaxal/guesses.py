@@ -9,7 +9,8 @@ names read by SigLIP), the step can go after each class from the first batch:
 
 - Effective count of class c: its answers n_c when it has any; otherwise
   `weight` x the number of images picked so far for c, or guessed c (their
-  answers said otherwise, else c would have answers). With weight 0 a class
+  answers said otherwise, else c would have answers); the images labeled
+  before the step (an earlier round or call) count under their top guess. With weight 0 a class
   with no answer stays the least represented until one arrives; with weight 1
   every wrong guess counts as fully as an answer.
 - Each pick the guesses decide fills the least represented class c (lowest effective count, the
@@ -22,8 +23,8 @@ names read by SigLIP), the step can go after each class from the first batch:
   centroids) decides. So once every class has an answer the guesses stop
   mattering: every later pick is the paper's from those answers. A class the
   pool does not hold (listed, never found) stops leading once weight x its
-  wrong guesses exceeds the answered classes' counts, and is tried again as
-  they grow: with weight 0 it would lead forever, so the default is 0.5.
+  wrong guesses exceeds the least answered class's count, and is tried again
+  as the counts grow: with weight 0 it would lead forever, so the default is 0.5.
 - Within the class, the images guessed c most confidently come first (the
   acquisition ranking breaks ties, then the lower index): an uncertainty
   ranking's first images are the least likely to be c (measured on the
@@ -110,7 +111,8 @@ class Guide:
 
   def record(self, picks: np.ndarray) -> None:
     """Counts `picks` under the class each was picked for (its top guess for a
-    pick the guesses did not make)."""
+    pick the guesses did not make, and for the images labeled before the step:
+    so a class the pool lacks stops leading over rounds as within one)."""
     for i in np.asarray(picks, np.int64).tolist():
       self.guessed[self.made_for.pop(i, int(self.guess[i]))] += 1.0
 

@@ -7,8 +7,8 @@ guessed target classes; the features stay M_S's), each before balancing,
 after the paper's balancing step (+bal) and after the step led by the
 zero-shot guesses until every class has an answer (+guess, `jaxal.guesses`).
 Random and core-set read no probabilities: they have no [ZS] row, and their
-+guess rows show what the guesses add to them. The cells without guesses are
-Tables 2-5's, reused in one --workdir.
++guess rows show what the guesses add to them. The M_S rows without +guess
+are Tables 2-5's cells, reused in one --workdir.
 
 Real data needs a SigLIP source (`jaxal import-source --arch=siglip`), whose
 text tower reads each dataset's class names; offline, a stand-in image-text

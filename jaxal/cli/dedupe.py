@@ -13,8 +13,9 @@ embedding, in WORKDIR/dedupe/ for the steps after it.
 Rows are pool indices (the embedding's order). The tiles run on every local
 device; over several hosts (`--coordinator_address`, as `embed`), each process
 computes its share of the tiles (`neighbors.search_part`) into
-WORKDIR/dedupe.parts/, and process 0 joins them (`neighbors.combine`: the
-result one process gives) and writes the folder. `select` reads the folder and
+WORKDIR/dedupe.parts/, and process 0 joins them, memory-mapped
+(`neighbors.combine`: the result one process gives) and writes the folder; a
+process that fails tells the others (`_agree`), which stop with an error. `select` reads the folder and
 never picks two images of a group (`jaxal.curation.duplicates.candidates`);
 to_label.csv gets the three scores as columns. A new embed makes the folder
 stale: the steps that read it refuse it by its fingerprint until dedupe runs
@@ -35,7 +36,6 @@ from jaxal import _array_store as array_store
 from jaxal import io
 from jaxal.curation import duplicates, neighbors, scores
 from jaxal.cli.workdir import Log, Workdir, WorkdirError
-from jaxal.models import distributed
 
 FOLDER = "dedupe"
 K = scores.REPRESENTATIVENESS_K
@@ -67,18 +67,34 @@ def dedupe(wd: Workdir, *, threshold: float, metric: str = "cosine",
     raise WorkdirError(f"{wd.path} holds {len(pool.paths)} embedded image(s); "
                        "dedupe compares at least 2.")
   rank, procs = jax.process_index(), jax.process_count()
-  part = neighbors.search_part(pool.features, threshold=threshold, metric=metric, k=K,
-                               devices=jax.local_devices(), part=(rank, procs))
   if procs == 1:
-    found = neighbors.combine([part])
-  else:
-    found = _joined(wd, part, f"{fingerprint(wd)}-{metric}-{threshold!r}")
-    if rank != 0:  # process 0 writes the folder; the others wait for it
-      distributed.barrier("jaxal-dedupe-done")
-      return load(wd).duplicates
+    found = neighbors.combine([neighbors.search_part(
+        pool.features, threshold=threshold, metric=metric, k=K,
+        devices=jax.local_devices())])
+    return _write(wd, pool, found, log)
+  names = _write_part(wd, pool.features, threshold, metric, rank, procs)
+  if rank != 0:  # process 0 joins the parts and writes the folder
+    if not _agree(True, "written"):
+      raise WorkdirError("dedupe: process 0 failed to join the parts (see its "
+                         "error); nothing was written.")
+    return load(wd).duplicates
+  try:
+    dup = _write(wd, pool, _join(names), log)
+  except BaseException:
+    shutil.rmtree(wd.file(FOLDER + ".parts"), ignore_errors=True)
+    _agree(False, "written")
+    raise
+  shutil.rmtree(wd.file(FOLDER + ".parts"), ignore_errors=True)
+  _agree(True, "written")
+  return dup
+
+
+def _write(wd: Workdir, pool, found: neighbors.Neighbors, log: Log
+           ) -> duplicates.Duplicates:
+  """The groups of `found` and the scores, written to WORKDIR/dedupe/ whole."""
   dup = duplicates.group(pool.features, found)
   groups = dup.groups()
-  meta = {"metric": metric, "threshold": threshold, "k": found.k,
+  meta = {"metric": found.metric, "threshold": found.threshold, "k": found.k,
           "embedding": fingerprint(wd), "images": len(pool.paths),
           "pairs": int(len(found.pairs)), "groups": len(groups),
           "removed": dup.removed,
@@ -97,32 +113,69 @@ def dedupe(wd: Workdir, *, threshold: float, metric: str = "cosine",
       folder.create(name, arr.dtype, arr.shape)[...] = arr
     io.write_json(os.path.join(folder.folder, "dedupe.json"), meta)
   swap(path + ".new", path)
-  if procs > 1:
-    shutil.rmtree(wd.file(FOLDER + ".parts"), ignore_errors=True)
-    distributed.barrier("jaxal-dedupe-done")
-  log(f"dedupe: {len(found.pairs)} pair(s) at {metric} distance <= {threshold:g} in "
-      f"{len(groups)} group(s); {dup.removed} of {len(pool.paths)} images set aside, "
-      f"one kept per group -> {path}")
+  log(f"dedupe: {len(found.pairs)} pair(s) at {found.metric} distance <= "
+      f"{found.threshold:g} in {len(groups)} group(s); {dup.removed} of "
+      f"{len(pool.paths)} images set aside, one kept per group -> {path}")
   return dup
 
 
-def _joined(wd: Workdir, part: neighbors.Part, run: str
-            ) -> Optional[neighbors.Neighbors]:
-  """Each process's part written to WORKDIR/dedupe.parts/ (atomically, named by
-  `run`: the embedding and settings); after every process has written its
-  own, process 0 reads them all and joins them; the others get None."""
-  index, count = part.part
+def _write_part(wd: Workdir, features, threshold: float, metric: str, rank: int,
+                procs: int) -> list[str]:
+  """This process's part (`neighbors.search_part`) written to
+  WORKDIR/dedupe.parts/ as a folder of .npy files (atomically; named by the
+  embedding, the settings and the part), then agreed on: returns every
+  part's folder once every process wrote its own; raises in every process
+  when one failed (it says why; the others do not wait for it)."""
   folder = wd.file(FOLDER + ".parts")
-  name = lambda i: os.path.join(folder, f"{run}-{i}-of-{count}.npz")  # noqa: E731
-  io.save_npz(name(index), **part.arrays())
-  distributed.barrier("jaxal-dedupe-parts")
-  if index != 0:
-    return None
+  run = f"{fingerprint(wd)}-{metric}-{threshold!r}"
+  names = [os.path.join(folder, f"{run}-{i}-of-{procs}") for i in range(procs)]
+  try:
+    part = neighbors.search_part(features, threshold=threshold, metric=metric, k=K,
+                                 devices=jax.local_devices(), part=(rank, procs))
+    shutil.rmtree(names[rank], ignore_errors=True)  # a killed run's: same content
+    with array_store.npy_folder(names[rank]) as out:
+      for key in _PART_ARRAYS:
+        arr = getattr(part, key)
+        out.create(key, arr.dtype, arr.shape)[...] = arr
+      io.write_json(os.path.join(out.folder, "part.json"), {
+          "metric": part.metric, "threshold": part.threshold, "part": part.part})
+  except BaseException:
+    _agree(False, "parts")
+    raise
+  if not _agree(True, "parts"):
+    raise WorkdirError("dedupe: another process failed (see its error); nothing "
+                       "was written.")
+  return names
+
+
+def _join(names: list[str]) -> neighbors.Neighbors:
+  """The parts in the folders `names`, read memory-mapped and joined
+  (`neighbors.combine`: the result one process gives)."""
+  missing = [n for n in names if not os.path.isdir(n)]
+  if missing:
+    raise WorkdirError(f"dedupe: process 0 cannot see {missing[0]}, written by "
+                       "another process: --workdir must be on a disk every process "
+                       "shares (as for embed).", field="workdir")
   parts = []
-  for i in range(count):
-    with np.load(name(i)) as z:
-      parts.append(neighbors.Part.from_arrays(z))
+  for n in names:
+    meta = io.read_json(os.path.join(n, "part.json"))
+    parts.append(neighbors.Part(
+        meta["metric"], meta["threshold"], tuple(meta["part"]),
+        *(np.load(os.path.join(n, key + ".npy"), mmap_mode="r")
+          for key in _PART_ARRAYS)))
   return neighbors.combine(parts)
+
+
+# A part's arrays, in `neighbors.Part`'s order after its metric, threshold and part.
+_PART_ARRAYS = ("pairs", "pair_distances", "indices", "distances", "keys")
+
+
+def _agree(ok: bool, step: str) -> bool:
+  """Whether every process reached `step` without error (each says so: one
+  that failed is not waited for by a barrier it never reaches)."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  votes = multihost_utils.process_allgather(np.asarray([int(ok)], np.int32))
+  return bool(np.asarray(votes).min())
 
 
 def recover(path: str) -> None:

@@ -275,13 +275,16 @@ class _Best:
   def __init__(self, n: int, k: int, keys: bool = True):
     self.d = np.full((n, k), np.inf, np.float32)
     self.i = np.full((n, k), -1, np.int64)
-    # the keys only matter to `combine` of several parts: one part keeps none
-    self.o = np.full((n, k), np.iinfo(np.int64).max, np.int64) if keys else None
+    # the keys only matter to `combine` of several parts: one part keeps none.
+    # An empty slot's key is -1, below every tile's: among equal (infinite)
+    # distances it stays first, as a stable merge keeps it.
+    self.o = np.full((n, k), -1, np.int64) if keys else None
 
   def merge(self, start: int, d: np.ndarray, idx: np.ndarray, tile: int) -> None:
     """Merges a tile's lists of rows `start`...: kept are the k smallest by
-    (distance, key); the tile's keys are larger than every key kept so far, so
-    a stable sort by distance of [kept, new] gives that order."""
+    (distance, key); the tile's keys are larger than every key kept so far
+    (earlier tiles', or -1 for an empty slot), so a stable sort by distance of
+    [kept, new] gives that order."""
     m = min(d.shape[0], self.d.shape[0] - start)
     if m <= 0:
       return
@@ -430,7 +433,8 @@ class Part(NamedTuple):
   """What one part of a search over several hosts found (`search_part`):
   the pairs of its tiles, decided exactly, and its points' k nearest in its
   tiles with their order keys (module docstring). Plain arrays, to be saved
-  and read by any process (`np.savez`: `arrays()`, `from_arrays`)."""
+  and read by any process (`arrays()`, `from_arrays`; `jaxal dedupe` keeps
+  them as .npy files, read memory-mapped)."""
   metric: str
   threshold: float
   part: tuple  # (index, count)
@@ -438,7 +442,7 @@ class Part(NamedTuple):
   pair_distances: np.ndarray  # [P] float64
   indices: np.ndarray         # [N, k] int64 (-1: none in this part's tiles)
   distances: np.ndarray       # [N, k] float32 (inf: none)
-  keys: np.ndarray            # [N, k] int64 tile number x k + place
+  keys: np.ndarray            # [N, k] int64 tile number x k + place (-1: none)
 
   def arrays(self) -> dict:
     """The part as named arrays (for `np.savez`)."""

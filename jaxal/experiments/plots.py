@@ -27,7 +27,8 @@ def accuracy_vs_budget(rows: Sequence[dict], dataset: str, pool: str, target: st
   """Writes the ACC_t-against-budget figure to `path`; None if no cell matches."""
   plt = _plotting.pyplot()
   sel = [r for r in rows if r["dataset"] == dataset and r["pool"] == pool
-         and r["target"] == target and bool(int(r["ensemble"])) == ensemble]
+         and r["target"] == target and bool(int(r["ensemble"])) == ensemble
+         and _papers(r)]
   if not any(r["method"] != sweep.FULL for r in sel):
     return None
   fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True)
@@ -65,6 +66,13 @@ def accuracy_vs_budget(rows: Sequence[dict], dataset: str, pool: str, target: st
   return _plotting.save(fig, plt, path)  # its tight_layout leaves room for the legend
 
 
+def _papers(r) -> bool:
+  """Whether a cell is one of the paper's setting: selected on M_S's outputs,
+  balanced (if at all) by the paper's rule; the plots draw these only, not
+  Tables 14-16's [SSL], [ZS] or +guess cells beside them."""
+  return (r.get("features") or "source") == "source" and not int(r.get("guided") or 0)
+
+
 def class_counts(results: Sequence[dict], dataset: str, pool: str, target: str,
                  method: str, budget: int, path: str,
                  seed: Optional[int] = None) -> Optional[str]:
@@ -77,7 +85,7 @@ def class_counts(results: Sequence[dict], dataset: str, pool: str, target: str,
       if (r["dataset"], r["pool"], r["target"], r["method"], int(r["budget"]),
           bool(int(r["balancing"])), bool(int(r["ensemble"]))) == (
               dataset, pool, target, method, budget, bal, False) and (
-                  seed is None or int(r["seed"]) == seed):
+                  seed is None or int(r["seed"]) == seed) and _papers(r):
         return r
     return None
 

@@ -358,15 +358,33 @@ def _check_source(run: TableRun, cfg: dict) -> None:
 
 
 def _check_workdir(run: TableRun) -> None:
-  """One workdir holds one setting; a different one is refused, saying what."""
+  """One workdir holds one setting; a different one is refused, saying what.
+  The zero-shot settings count only where cells used them (`recorded`)."""
   path = os.path.join(run.workdir, "settings.json")
   old = io.read_json(path)
-  new = run.settings.as_dict()
+  new = recorded(run, old)
+  if old is not None and "zeroshot" in new and "zeroshot" not in old:
+    old = {**old, "zeroshot": new["zeroshot"]}  # no cell used them yet
   if old is not None and old != new:
     diff = [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now"
             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     raise SetupError(f"workdir {run.workdir} holds results of other settings "
                      f"({'; '.join(diff)}); use another workdir.", field="workdir")
+
+
+def recorded(run: TableRun, old: Optional[dict]) -> dict:
+  """The settings.json this run keeps: its settings, with the zero-shot ones
+  (Table 16) recorded once a run used them, and kept from `old` (the file
+  there) by runs that do not, so that Tables 2-15 and 16 share one workdir
+  whatever their flags (and a second Table 16 run with other zero-shot
+  settings is refused)."""
+  new = {k: v for k, v in run.settings.as_dict().items() if k != "zeroshot"}
+  if any(render.SPECS[n].zeroshot for n in run.tables):
+    new["zeroshot"] = dataclasses.asdict(run.settings.zeroshot)
+    new["zeroshot"]["prompts"] = list(new["zeroshot"]["prompts"])
+  elif old is not None and "zeroshot" in old:
+    new["zeroshot"] = old["zeroshot"]
+  return new
 
 
 def run_table(run: TableRun, log: Callable[[str], None] = print, *,
@@ -381,7 +399,8 @@ def run_table(run: TableRun, log: Callable[[str], None] = print, *,
   store = sweep.ResultStore(run.workdir)
   computed = 0
   if not render_only:
-    io.write_json(os.path.join(run.workdir, "settings.json"), run.settings.as_dict())
+    path = os.path.join(run.workdir, "settings.json")
+    io.write_json(path, recorded(run, io.read_json(path)))
     todo = sweep.shard(cells(run), *run.shard)
     proto = protocol.Protocol(run.settings, run.workdir, log=log, pixels=run.pixels)
     log(f"tables {', '.join(map(str, run.tables))}: {len(todo)} cells in shard "

@@ -235,3 +235,24 @@ def test_two_process_dedupe_equals_one_process(tmp_path):
   assert not os.path.exists(os.path.join(two, "dedupe.parts"))  # cleaned up
   nn = np.load(os.path.join(one, "dedupe", "neighbors.npy"))
   assert (nn[:100, 0] == np.arange(4000, 4100)).all()  # each copy's twin first
+
+  # Work directories that are not one shared folder: process 0 cannot see
+  # process 1's part; both stop with an error (none waits for the other),
+  # nothing is written and the parts are removed.
+  apart = [str(tmp_path / f"apart{i}") for i in range(2)]
+  for w in apart:
+    shutil.copytree(wd, w)
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  procs = [subprocess.Popen(args(apart[i]) + [f"--coordinator_address=127.0.0.1:{port}",
+                                              "--num_processes=2", f"--process_id={i}"],
+                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True) for i in range(2)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  assert [p.returncode for p in procs] == [2, 2], [o[1][-2000:] for o in outs]
+  assert "--workdir must be on a disk every process shares" in outs[0][1], outs[0][1]
+  assert "process 0 failed" in outs[1][1], outs[1][1]
+  for w in apart:
+    assert not os.path.exists(os.path.join(w, "dedupe"))
+  assert not os.path.exists(os.path.join(apart[0], "dedupe.parts"))

@@ -160,3 +160,30 @@ def test_settings_without_zero_shot_keep_their_record():
   assert "zeroshot" not in protocol.Settings().as_dict()
   d = protocol.Settings(zeroshot=protocol.ZeroShotSettings(noise=2.0)).as_dict()
   assert d["zeroshot"]["noise"] == 2.0
+
+
+def test_tables_2_to_15_and_16_share_a_workdir_whatever_their_zero_shot_flags(tmp_path):
+  """settings.json: the zero-shot settings are recorded by the first run that
+  uses them and kept by the others; only a second Table 16 run with other
+  zero-shot settings is refused."""
+  from jaxal import io  # pylint: disable=g-import-not-at-top
+  wd = str(tmp_path / "w")
+  path = tmp_path / "w" / "settings.json"
+
+  def check(tables, zs=protocol.ZeroShotSettings()):
+    run = dataclasses.replace(run_16(protocol.Settings(zeroshot=zs), tables),
+                              workdir=wd)
+    runner.check(run)
+    io.write_json(str(path), runner.recorded(run, io.read_json(str(path))))
+
+  check((2,))
+  assert "zeroshot" not in io.read_json(str(path))  # as before Table 16 existed
+  other = protocol.ZeroShotSettings(noise=2.0, prompts=("a {}",))
+  check((16,), other)  # the first use is recorded
+  assert io.read_json(str(path))["zeroshot"]["noise"] == 2.0
+  check((3,))  # a table without guesses keeps the record, whatever its flags
+  assert io.read_json(str(path))["zeroshot"]["prompts"] == ["a {}"]
+  check((16,), other)
+  with pytest.raises(runner.SetupError) as e:
+    check((16,))  # the default noise: not the one the cells were made with
+  assert e.value.field == "workdir" and "zeroshot" in str(e.value)
