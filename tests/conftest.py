@@ -38,6 +38,24 @@ def subprocess_env(**extra) -> dict:
   return e
 
 
+def two_processes(argv, env: dict, timeout: int = 600) -> list:
+  """Runs the command `argv` (a list, or rank -> list) as two jax.distributed
+  CPU processes (ranks 0 and 1, a free local port for the coordinator);
+  [(returncode, stdout, stderr)] of each, in rank order."""
+  import socket  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  of = argv if callable(argv) else (lambda _: argv)
+  procs = [subprocess.Popen(list(of(i)) + [f"--coordinator_address=127.0.0.1:{port}",
+                                          "--num_processes=2", f"--process_id={i}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True) for i in range(2)]
+  outs = [p.communicate(timeout=timeout) for p in procs]
+  return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs)]
+
+
 def pytest_configure(config):
   config.addinivalue_line(
       "markers", "torch: compares with a live PyTorch/torchvision/transformers (skipped without "

@@ -24,7 +24,7 @@ from jaxal.cli.workdir import Workdir
 from jaxal.datasets import images
 from jaxal.datasets import procedural
 
-from tests.conftest import ROOT, subprocess_env  # noqa: E402
+from tests.conftest import ROOT, subprocess_env, two_processes  # noqa: E402
 K = 5  # target classes
 RARE = 4  # kept at a quarter of its images: the pool is imbalanced
 
@@ -550,7 +550,6 @@ def test_embed_streams_a_tfds_split_bit_for_bit_and_resumes(setup, offline_tfds,
 def test_two_process_embed_equals_one_process(setup, tmp_path):
   """jax.distributed: two CPU processes embed their shares of the chunks into
   one work directory; the result equals one process's, bit for bit."""
-  import socket  # pylint: disable=g-import-not-at-top
   e = env()
   e["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
   e["JAX_PLATFORMS"] = "cpu"
@@ -560,18 +559,11 @@ def test_two_process_embed_equals_one_process(setup, tmp_path):
   one = str(tmp_path / "one")
   r = subprocess.run(args(one), env=e, capture_output=True, text=True, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
   two = str(tmp_path / "two")
-  procs = [subprocess.Popen(args(two) + [f"--coordinator_address=127.0.0.1:{port}",
-                                         "--num_processes=2", f"--process_id={i}"],
-                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True) for i in range(2)]
-  outs = [p.communicate(timeout=600) for p in procs]
-  for p, (out, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
-  assert "process 0 of 2 embeds" in outs[0][0] and "process 1 of 2 embeds" in outs[1][0]
+  outs = two_processes(args(two), e)
+  for code, _, err in outs:
+    assert code == 0, err[-3000:]
+  assert "process 0 of 2 embeds" in outs[0][1] and "process 1 of 2 embeds" in outs[1][1]
   a, b = Workdir(one).embedding(), Workdir(two).embedding()
   for k in a:
     assert np.array_equal(a[k], b[k]), k

@@ -15,6 +15,7 @@ from jaxal.cli.workdir import Workdir
 from jaxal.curation import neighbors
 from tests.cli import label_fixture as F
 from tests.cli.test_cli import jaxal, ok, read_csv, write_csv
+from tests.conftest import two_processes
 
 def classes_list(path):
   with open(path, encoding="utf-8") as f:
@@ -192,7 +193,6 @@ def test_two_process_dedupe_equals_one_process(tmp_path):
   nearest neighbours) and process 0 joins them; every file equals one
   process's, bit for bit."""
   import shutil  # pylint: disable=g-import-not-at-top
-  import socket  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   wd, _, _ = F.make(str(tmp_path / "base"))
@@ -215,17 +215,10 @@ def test_two_process_dedupe_equals_one_process(tmp_path):
   shutil.copytree(wd, two)
   r = subprocess.run(args(one), env=e, capture_output=True, text=True, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-  procs = [subprocess.Popen(args(two) + [f"--coordinator_address=127.0.0.1:{port}",
-                                         "--num_processes=2", f"--process_id={i}"],
-                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True) for i in range(2)]
-  outs = [p.communicate(timeout=600) for p in procs]
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
-  assert "200 of 4500 images set aside" in outs[0][0], outs[0][0]
+  outs = two_processes(args(two), e)
+  for code, _, err in outs:
+    assert code == 0, err[-3000:]
+  assert "200 of 4500 images set aside" in outs[0][1], outs[0][1]
   names = sorted(os.listdir(os.path.join(one, "dedupe")))
   assert names == sorted(os.listdir(os.path.join(two, "dedupe")))
   for name in names:
@@ -242,17 +235,10 @@ def test_two_process_dedupe_equals_one_process(tmp_path):
   apart = [str(tmp_path / f"apart{i}") for i in range(2)]
   for w in apart:
     shutil.copytree(wd, w)
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-  procs = [subprocess.Popen(args(apart[i]) + [f"--coordinator_address=127.0.0.1:{port}",
-                                              "--num_processes=2", f"--process_id={i}"],
-                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True) for i in range(2)]
-  outs = [p.communicate(timeout=300) for p in procs]
-  assert [p.returncode for p in procs] == [2, 2], [o[1][-2000:] for o in outs]
-  assert "--workdir must be on a disk every process shares" in outs[0][1], outs[0][1]
-  assert "process 0 failed" in outs[1][1], outs[1][1]
+  outs = two_processes(lambda i: args(apart[i]), e, timeout=300)
+  assert [o[0] for o in outs] == [2, 2], [o[2][-2000:] for o in outs]
+  assert "--workdir must be on a disk every process shares" in outs[0][2], outs[0][2]
+  assert "process 0 failed" in outs[1][2], outs[1][2]
   for w in apart:
     assert not os.path.exists(os.path.join(w, "dedupe"))
   assert not os.path.exists(os.path.join(apart[0], "dedupe.parts"))
