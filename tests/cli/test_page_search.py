@@ -94,3 +94,34 @@ def test_three_annotators_search_and_each_image_is_theirs_alone(
   # the searched images' answers count: train takes them
   ok("train", f"--workdir={wd}", f"--labels={os.path.join(wd, 'labels.csv')}",
      "--target=svm")
+
+
+def test_a_restarted_server_keeps_each_annotators_search_queue(tmp_path):
+  """The queues come back from the selection's search.json: after a restart
+  each annotator gets the rest of their own search, in its order, before the
+  batch; an image answered before the restart is not offered again."""
+  wd, truth, cf = F.make(str(tmp_path))
+  args = (f"--workdir={wd}", f"--classes={cf}", "--method=margin", "--budget=20",
+          "--batch=3")
+  example = Workdir(wd).pool().paths[0]
+  srv = F.Server(*args)
+  try:
+    status, r = srv.request("POST", "api/search",
+                            {"annotator": "eve", "path": example, "top": 4})
+    assert status == 200
+    eve = r["queued"]
+    status, r = srv.request("POST", "api/search",
+                            {"annotator": "fay", "path": example, "top": 2})
+    fay = r["queued"]
+    assert not set(eve) & set(fay)
+    assert F.answer_next(srv, truth, "eve", wait=0)["path"] == eve[0]
+  finally:
+    srv.stop()
+  srv = F.Server(*args)
+  try:
+    assert _answer_queue(srv, truth, "fay", fay) == fay
+    assert _answer_queue(srv, truth, "eve", eve[1:]) == eve[1:]
+    paths = [p for p, _, _ in stored(os.path.join(wd, "labels.csv"))]
+    assert len(paths) == len(set(paths)) and set(eve + fay) <= set(paths)
+  finally:
+    srv.stop()

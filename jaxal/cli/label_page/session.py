@@ -55,6 +55,24 @@ class Refused(ValueError):
     self.status = status
 
 
+def search_queues(wd, answered) -> dict[str, list[int]]:
+  """annotator -> the images of their searches (search.json, in the order
+  they were found) not answered yet (`answered`: pool index -> label), each
+  image in one queue at most: the queues a server had when it stopped, less
+  where skips had moved an image to the end of its queue."""
+  out: dict[str, list[int]] = {}
+  seen = set(answered)
+  for q in wd.read("search.json", {"queries": []}).get("queries", []):
+    name = q.get("annotator")
+    if not name:
+      continue  # `jaxal search`'s, for to_label.csv, no one's queue
+    for i in q.get("picks", []):
+      if int(i) not in seen:
+        seen.add(int(i))
+        out.setdefault(name, []).append(int(i))
+  return out
+
+
 class Session:
   """One selection's labeling state, shared by every annotator.
 
@@ -92,7 +110,9 @@ class Session:
     self.tally = tally.Tally(s.classes, ((s.index[a.path], a.label)
                                          for a in self.store.answers))
     self.cond = threading.Condition()
-    self.queues: dict[str, list[int]] = {}  # annotator -> their search's images
+    # annotator -> their searches' images still to answer, from the selection's
+    # search.json, so that a restarted server keeps every annotator's queue
+    self.queues: dict[str, list[int]] = search_queues(wd, self.tally.labels)
     self.leases = leases.Leases(s.lease_s, clock)
     self.replay = replay.Replay(
         s, self.cond, lambda: self.tally.labels,
