@@ -15,8 +15,9 @@ device; over several hosts (`--coordinator_address`, as `embed`), each process
 computes its share of the tiles (`neighbors.search_part`) into
 WORKDIR/dedupe.parts/, and process 0 joins them, memory-mapped
 (`neighbors.combine`: the result one process gives) and writes the folder; a
-process that fails tells the others (`_agree`), which stop with an error. `select` reads the folder and
-never picks two images of a group (`jaxal.curation.duplicates.candidates`);
+process that fails tells the others (`_agree`), which stop with an error.
+`select` reads the folder and never picks two images of a group
+(`jaxal.curation.duplicates.candidates`);
 to_label.csv gets the three scores as columns. A new embed makes the folder
 stale: the steps that read it refuse it by its fingerprint until dedupe runs
 again. The folder is written under a temporary name and renamed when whole.
@@ -134,11 +135,8 @@ def _write_part(wd: Workdir, features, threshold: float, metric: str, rank: int,
                                  devices=jax.local_devices(), part=(rank, procs))
     shutil.rmtree(names[rank], ignore_errors=True)  # a killed run's: same content
     with array_store.npy_folder(names[rank]) as out:
-      for key in _PART_ARRAYS:
-        arr = getattr(part, key)
+      for key, arr in part.arrays().items():
         out.create(key, arr.dtype, arr.shape)[...] = arr
-      io.write_json(os.path.join(out.folder, "part.json"), {
-          "metric": part.metric, "threshold": part.threshold, "part": part.part})
   except BaseException:
     _agree(False, "parts")
     raise
@@ -156,18 +154,9 @@ def _join(names: list[str]) -> neighbors.Neighbors:
     raise WorkdirError(f"dedupe: process 0 cannot see {missing[0]}, written by "
                        "another process: --workdir must be on a disk every process "
                        "shares (as for embed).", field="workdir")
-  parts = []
-  for n in names:
-    meta = io.read_json(os.path.join(n, "part.json"))
-    parts.append(neighbors.Part(
-        meta["metric"], meta["threshold"], tuple(meta["part"]),
-        *(np.load(os.path.join(n, key + ".npy"), mmap_mode="r")
-          for key in _PART_ARRAYS)))
-  return neighbors.combine(parts)
-
-
-# A part's arrays, in `neighbors.Part`'s order after its metric, threshold and part.
-_PART_ARRAYS = ("pairs", "pair_distances", "indices", "distances", "keys")
+  return neighbors.combine([neighbors.Part.from_arrays(
+      {f[:-4]: np.load(os.path.join(n, f), mmap_mode="r") for f in os.listdir(n)})
+      for n in names])
 
 
 def _agree(ok: bool, step: str) -> bool:

@@ -445,7 +445,7 @@ class Part(NamedTuple):
   keys: np.ndarray            # [N, k] int64 tile number x k + place (-1: none)
 
   def arrays(self) -> dict:
-    """The part as named arrays (for `np.savez`)."""
+    """The part as named arrays (for .npy files or `np.savez`)."""
     return {"metric": np.array(self.metric), "threshold": np.array(self.threshold),
             "part": np.array(self.part, np.int64), "pairs": self.pairs,
             "pair_distances": self.pair_distances, "indices": self.indices,
@@ -453,7 +453,8 @@ class Part(NamedTuple):
 
   @classmethod
   def from_arrays(cls, z) -> "Part":
-    """The part from the arrays `arrays` names (e.g. a loaded npz)."""
+    """The part from the arrays `arrays` names (e.g. a loaded npz, or .npy
+    files memory-mapped: the big arrays stay on disk until read)."""
     return cls(str(z["metric"]), float(z["threshold"]),
                tuple(int(v) for v in z["part"]), np.asarray(z["pairs"]),
                np.asarray(z["pair_distances"]), np.asarray(z["indices"]),
