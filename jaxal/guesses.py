@@ -10,14 +10,14 @@ names read by SigLIP), the step can go after each class from the first batch:
 - Effective count of class c: its answers n_c when it has any; otherwise
   `weight` x the number of images picked so far for c, or guessed c (their
   answers said otherwise, else c would have answers); the images labeled
-  before the step (an earlier round or call) count under their top guess. With weight 0 a class
-  with no answer stays the least represented until one arrives; with weight 1
-  every wrong guess counts as fully as an answer.
-- Each pick the guesses decide fills the least represented class c (lowest effective count, the
-  lower class id on ties): among the available images guessed c, the one with
-  the highest p(c | x); if no available image is guessed c, the one with the
-  highest p(c | x) all the same. A pick counts as one of c until its answer
-  arrives, so a batch spreads over the classes.
+  before the step (an earlier round or call) count under their top guess.
+  With weight 0 a class with no answer stays the least represented until one
+  arrives; with weight 1 every wrong guess counts as fully as an answer.
+- Each pick the guesses decide fills the least represented class c (lowest
+  effective count, the lower class id on ties): among the available images
+  guessed c, the one with the highest p(c | x); if no available image is
+  guessed c, the one with the highest p(c | x) all the same. A pick counts as
+  one of c until its answer arrives, so a batch spreads over the classes.
 - The guesses decide while the least represented class has no answer; when it
   has answers, the paper's rule (its switch, Eq. 9's distances to answered
   centroids) decides. So once every class has an answer the guesses stop
@@ -113,8 +113,12 @@ class Guide:
     """Counts `picks` under the class each was picked for (its top guess for a
     pick the guesses did not make, and for the images labeled before the step:
     so a class the pool lacks stops leading over rounds as within one)."""
-    for i in np.asarray(picks, np.int64).tolist():
-      self.guessed[self.made_for.pop(i, int(self.guess[i]))] += 1.0
+    picks = np.asarray(picks, np.int64).reshape(-1)
+    made = self.guess[picks]
+    if self.made_for:  # the guesses' own picks, by the class each was made for
+      made = np.array([self.made_for.pop(i, c) for i, c in
+                       zip(picks.tolist(), made.tolist())], np.int64)
+    np.add.at(self.guessed, made, 1.0)
 
 
 def build(guesses: Optional[np.ndarray], ranking: np.ndarray, weight: float, n: int,
