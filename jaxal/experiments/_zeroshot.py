@@ -6,10 +6,11 @@ classes from their names alone (`jaxal.zeroshot`), before any label.
   WORKDIR/cache like M_S's outputs), its text tower reads the dataset's class
   names (`catalog.class_names`, "_" read as a space: `prompt_names`) in every
   prompt template, averaged as CLIP's prompt ensembling, and the probabilities
-  are SigLIP's sigmoids normalised over the classes (`zeroshot.probabilities`). The pool is read once at M_S's
-  image size; where SigLIP's differs, its input is that image resized
-  (bilinear, antialiased) after SigLIP's normalisation [R] (the real tables'
-  M_S and SigLIP 2's base checkpoints both read 224 pixels: no resize there).
+  are SigLIP's sigmoids normalised over the classes (`zeroshot.probabilities`).
+  The pool is read once at M_S's image size; where SigLIP's differs, its
+  input is that image resized (bilinear, antialiased) after SigLIP's
+  normalisation [R] (the real tables' M_S and SigLIP 2's base checkpoints
+  both read 224 pixels: no resize there).
 - Without one (`stand_in`, the offline tables): a stand-in image-text model
   whose image embedding is M_S's feature and whose text embedding of class c
   is the centroid of M_S's test-split features of c plus Gaussian noise, so
