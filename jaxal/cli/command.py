@@ -317,9 +317,7 @@ def _run_embed(wd, fv):
     if fv[only].value:
       raise InputError(f"--{only} goes with --features.", field=only)
   _require(fv, "source")
-  if fv.coordinator_address:
-    from jaxal.models import distributed  # pylint: disable=g-import-not-at-top
-    distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id)
+  _join_processes(fv)
   embed.embed(wd, images_dir=fv.images, source_dir=fv.source, ensemble=fv.ensemble,
               chunk=fv.chunk, batch_size=fv.batch, tfds=fv.tfds, data_dir=fv.data_dir)
   if fv.classes:
@@ -336,10 +334,16 @@ def _run_embed(wd, fv):
 def _run_dedupe(wd, fv):
   from jaxal.cli import dedupe  # pylint: disable=g-import-not-at-top
   _require(fv, "threshold")
+  _join_processes(fv)
+  dedupe.dedupe(wd, threshold=fv.threshold, metric=fv.metric)
+
+
+def _join_processes(fv):
+  """With --coordinator_address: this process joins the multi-host run
+  (`jax.distributed`) before any computation."""
   if fv.coordinator_address:
     from jaxal.models import distributed  # pylint: disable=g-import-not-at-top
     distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id)
-  dedupe.dedupe(wd, threshold=fv.threshold, metric=fv.metric)
 
 
 def _run_search(wd, fv):
