@@ -88,7 +88,7 @@ class Protocol:
     self._sources = SourceModels(settings, workdir, log)
     self._ssl = SSLEncoders(settings, workdir, log, self.max_pixel_bytes)
     self._pools = Pools(settings, pixels, self._sources.image_size)
-    self._dups: dict = {}  # (dataset, pool) -> its near-duplicates (settings.dedupe)
+    self._dups = memo.Bounded(8)  # one per pool: its near-duplicates (settings.dedupe)
     self._zeroshot = _zeroshot.ZeroShot(
         settings, self._outputs,
         lambda d, k, split: self.outputs(d, k, split, False)[0],
@@ -173,16 +173,16 @@ class Protocol:
     a cosine distance), or None without that setting; computed once a pool."""
     if self.settings.dedupe is None:
       return None
-    key = (dataset, kind)
-    if key not in self._dups:
-      feats = self.outputs(dataset, kind, "train", False)[0]
-      found = neighbors.search(feats, threshold=self.settings.dedupe,
-                               metric="cosine", k=0)
-      self._dups[key] = duplicates.group(feats, found)
-      self.log(f"dedupe: {dataset} {kind} pool: {self._dups[key].removed} of "
-               f"{len(feats)} images set aside as near-copies (cosine <= "
-               f"{self.settings.dedupe:g} on M_S's features)")
-    return self._dups[key]
+    return self._dups.get((dataset, kind), lambda: self._group(dataset, kind))
+
+  def _group(self, dataset: str, kind: str):
+    feats = self.outputs(dataset, kind, "train", False)[0]
+    dup = duplicates.group(feats, neighbors.search(
+        feats, threshold=self.settings.dedupe, metric="cosine", k=0))
+    self.log(f"dedupe: {dataset} {kind} pool: {dup.removed} of {len(feats)} images "
+             f"set aside as near-copies (cosine <= {self.settings.dedupe:g} on "
+             "M_S's features)")
+    return dup
 
   def _later(self, cell: sweep.Cell, idx: np.ndarray, feats, probs):
     """A later round's signals. A cell whose SVM target reads other features

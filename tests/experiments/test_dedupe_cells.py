@@ -57,3 +57,27 @@ def test_the_setting_is_checked_and_absent_by_default():
     with pytest.raises(runner.SetupError) as e:
       runner.check(run)
     assert e.value.field == "dedupe" and "dedupe" in str(e.value)
+
+
+def test_the_protocol_groups_each_pool_once_on_m_s_features(tmp_path):
+  """`Protocol.duplicates`: the groups of M_S's pool features at the setting's
+  cosine distance, computed once a pool; None without the setting."""
+  x, _, p = copied_pool(1)
+  calls = []
+
+  def outputs(dataset, kind, split, ensemble):
+    calls.append((dataset, kind, split, ensemble))
+    return x, p
+
+  proto = protocol.Protocol(protocol.Settings(dedupe=1e-6), str(tmp_path),
+                            log=lambda m: None)
+  proto.outputs = outputs
+  dup = proto.duplicates("offline_target", "imbalanced")
+  want = duplicates.group(x, neighbors.search(x, threshold=1e-6, metric="cosine",
+                                              k=0))
+  np.testing.assert_array_equal(dup.representative, want.representative)
+  assert dup.removed == 200
+  assert proto.duplicates("offline_target", "imbalanced") is dup
+  assert calls == [("offline_target", "imbalanced", "train", False)]
+  plain = protocol.Protocol(protocol.Settings(), str(tmp_path), log=lambda m: None)
+  assert plain.duplicates("offline_target", "imbalanced") is None
