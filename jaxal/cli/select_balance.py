@@ -123,76 +123,23 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
   writes them to WORKDIR/to_label.csv in selection order; returns their pool
   indices. Later rounds need `labels_csv` covering every earlier pick."""
   pool = wd.pool()
-  if method not in acquisition.METHODS:
-    raise WorkdirError(f"--method: unknown method {method!r}; valid methods: "
-                       f"{', '.join(acquisition.METHODS)}.")
-  if pool.probs is None and acquisition.ranks_whole_pool(method):
-    raise WorkdirError(no_probs(method))
-  if method == "dropquery" and num_rounds > 1 and settings.kind != "svm":
-    raise WorkdirError("--target: --method=dropquery reads the target model's "
-                       "linear head in later rounds, which the SVM has and a "
-                       "fine-tuned network read from its outputs does not; use "
-                       "--target=svm.")
-  if method == "direct" and num_rounds < 2:
-    raise WorkdirError("--rounds: --method=direct labels around the thresholds of a "
-                       "target model trained on earlier rounds' labels, so it needs "
-                       "--rounds >= 2 (its first round is random, as in its authors' "
-                       "benchmark).")
+  _check_method(pool, method, num_rounds, settings)
   found = dedupe_files.load(wd)
-  try:
-    V.check_seed(seed)
-    V.check_budget(budget, len(pool.paths), what="embedded images")
-    if found is not None:
-      V.check_budget(budget, int(found.duplicates.kept.sum()),
-                     what="images dedupe kept (one per group)")
-    sizes = rounds.round_sizes(int(budget), int(num_rounds))
-  except ValueError as e:
-    raise WorkdirError(f"--budget/--rounds/--seed: {e}") from None
-  setup = {"method": method, "budget": int(budget), "seed": int(seed),
-           "rounds": int(num_rounds)}
-  if found is not None:  # one image per group of near-duplicates
-    setup["dedupe"] = found.setting()
-  if method == "probcover":  # its radius needs the number of target classes
-    if num_classes is None and classes_file is not None:
-      num_classes = len(label_files.read_classes(classes_file))
-    if num_classes is None or num_classes < 2:
-      raise WorkdirError("--num_classes: --method=probcover needs the number of "
-                         "target classes (>= 2), or --classes=FILE to count them.")
-    setup["num_classes"] = int(num_classes)
-  if num_rounds > 1:  # later rounds re-select with this target model
-    t = dataclasses.asdict(settings.validate())
-    setup.update({"target": t.pop("kind"), **{k: v for k, v in t.items()
-                                               if k != "seed"}})
+  setup, sizes = _setup(pool, found, method=method, budget=budget, seed=seed,
+                        num_rounds=num_rounds, classes_file=classes_file,
+                        settings=settings, num_classes=num_classes)
   known = wd.check("select", setup, hint="For another method or budget on the same "
                    "embedding, name a new selection: --selection=NAME.")
   state = wd.read("selection.json", {"picks": []})
   picks = state["picks"]
   done = [i for r in picks for i in r]
+  shown = _shown_again(wd, pool, state, done, num_rounds, labels_csv, classes_file, log)
+  if shown is not None:
+    return shown
 
-  pending = [i for i in (state.get("asked") or [[]])[-1] if i not in set(done)]
-  if pending and labels_csv is None and len(picks) < num_rounds:
-    log(f"select: round {len(picks) + 1} of {num_rounds} by direct is under way; "
-        f"its last question, {len(pending)} image(s) -> {wd.file('to_label.csv')}; "
-        "pass --labels and --classes with their answers to go on")
-    write_to_label(wd, pool, [(i, k + 1, "", "", "") for k, i in enumerate(pending)])
-    return pending
-  if picks and len(picks) == num_rounds or (picks and labels_csv is None):
-    have = {}
-    if labels_csv:
-      _, have = workdir.labeled(wd, pool, labels_csv, classes_file, log=log)
-    r = len(picks)
-    last = [i for i in picks[-1] if i not in have]
-    log(f"select: round {r} of {num_rounds} already selected; "
-        f"{len(last)} of its {len(picks[-1])} images still to label"
-        + ("" if r == num_rounds else "; pass --labels and --classes for the next "
-           "round"))
-    _write_rows(wd, pool, picks[-1], done, last, state)
-    return picks[-1]
-
-  if not picks:
-    feats, probs, pred_names = pool.features, pool.probs, pool.guess_text()
-    tmodel = None
-  else:
+  classes, have, tmodel = None, {}, None
+  feats, probs, pred_names = pool.features, pool.probs, pool.guess_text()
+  if picks:
     classes, have = workdir.labeled(wd, pool, labels_csv, classes_file, log=log)
     missing = [i for i in done if i not in have]
     if missing:
@@ -205,16 +152,15 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
     feats, probs, pred_names, tmodel = _round_signals(wd, pool, classes, earlier,
                                                       settings, log)
   r = len(picks)
+  direct_later = method == "direct" and bool(picks)
   # DIRECT's questions within this round are replayed, so only `done` is taken
   among = None if found is None else duplicates.candidates(found.duplicates, done)
   try:
     new = rounds.select_round(
         method, sizes[r], features=feats, probs=probs, labeled=done, seed=seed,
-        num_classes=len(classes) if method == "direct" and picks else num_classes,
-        target=tmodel,
-        oracle=_annotator(have) if method == "direct" and picks else None,
-        among=among
-    ).tolist()
+        num_classes=len(classes) if direct_later else setup.get("num_classes"),
+        target=tmodel, oracle=_annotator(have) if direct_later else None,
+        among=among).tolist()
   except _NeedLabels as need:  # DIRECT labels as it selects: ask, then replay
     log(f"select: round {r + 1} of {num_rounds} by direct asks for "
         f"{len(need.batch)} label(s) before it can go on -> "
@@ -239,6 +185,89 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
       f"{wd.file('to_label.csv')}")
   _write_rows(wd, pool, new, done + new, new, state)
   return new
+
+
+def _check_method(pool: Pool, method: str, num_rounds: int,
+                  settings: train_predict.TargetSettings) -> None:
+  """Refuses, by flag, a method this work directory or these rounds cannot run."""
+  if method not in acquisition.METHODS:
+    raise WorkdirError(f"--method: unknown method {method!r}; valid methods: "
+                       f"{', '.join(acquisition.METHODS)}.")
+  if pool.probs is None and acquisition.ranks_whole_pool(method):
+    raise WorkdirError(no_probs(method))
+  if method == "dropquery" and num_rounds > 1 and settings.kind != "svm":
+    raise WorkdirError("--target: --method=dropquery reads the target model's "
+                       "linear head in later rounds, which the SVM has and a "
+                       "fine-tuned network read from its outputs does not; use "
+                       "--target=svm.")
+  if method == "direct" and num_rounds < 2:
+    raise WorkdirError("--rounds: --method=direct labels around the thresholds of a "
+                       "target model trained on earlier rounds' labels, so it needs "
+                       "--rounds >= 2 (its first round is random, as in its authors' "
+                       "benchmark).")
+
+
+def _setup(pool: Pool, found, *, method: str, budget: int, seed: int,
+           num_rounds: int, classes_file: Optional[str],
+           settings: train_predict.TargetSettings,
+           num_classes: Optional[int]) -> tuple[dict, list[int]]:
+  """The selection's checked setup, as `select` records it, and each round's
+  size."""
+  try:
+    V.check_seed(seed)
+    V.check_budget(budget, len(pool.paths), what="embedded images")
+    if found is not None:
+      V.check_budget(budget, int(found.duplicates.kept.sum()),
+                     what="images dedupe kept (one per group)")
+    sizes = rounds.round_sizes(int(budget), int(num_rounds))
+  except ValueError as e:
+    raise WorkdirError(f"--budget/--rounds/--seed: {e}") from None
+  setup = {"method": method, "budget": int(budget), "seed": int(seed),
+           "rounds": int(num_rounds)}
+  if found is not None:  # one image per group of near-duplicates
+    setup["dedupe"] = found.setting()
+  if method == "probcover":  # its radius needs the number of target classes
+    if num_classes is None and classes_file is not None:
+      num_classes = len(label_files.read_classes(classes_file))
+    if num_classes is None or num_classes < 2:
+      raise WorkdirError("--num_classes: --method=probcover needs the number of "
+                         "target classes (>= 2), or --classes=FILE to count them.")
+    setup["num_classes"] = int(num_classes)
+  if num_rounds > 1:  # later rounds re-select with this target model
+    t = dataclasses.asdict(settings.validate())
+    setup.update({"target": t.pop("kind"), **{k: v for k, v in t.items()
+                                               if k != "seed"}})
+  return setup, sizes
+
+
+def _shown_again(wd: Workdir, pool: Pool, state: dict, done: list[int],
+                 num_rounds: int, labels_csv: Optional[str],
+                 classes_file: Optional[str], log: Log) -> Optional[list[int]]:
+  """What to label when no new round can be selected yet, written to
+  to_label.csv again: DIRECT's last question while its answers are missing,
+  or the last round's images still to label once it is selected (all rounds,
+  or no labels given). None when the next round can be selected."""
+  picks = state["picks"]
+  pending = [i for i in (state.get("asked") or [[]])[-1] if i not in set(done)]
+  if pending and labels_csv is None and len(picks) < num_rounds:
+    log(f"select: round {len(picks) + 1} of {num_rounds} by direct is under way; "
+        f"its last question, {len(pending)} image(s) -> {wd.file('to_label.csv')}; "
+        "pass --labels and --classes with their answers to go on")
+    write_to_label(wd, pool, [(i, k + 1, "", "", "") for k, i in enumerate(pending)])
+    return pending
+  if not picks or (len(picks) < num_rounds and labels_csv is not None):
+    return None
+  have = {}
+  if labels_csv:
+    _, have = workdir.labeled(wd, pool, labels_csv, classes_file, log=log)
+  r = len(picks)
+  last = [i for i in picks[-1] if i not in have]
+  log(f"select: round {r} of {num_rounds} already selected; "
+      f"{len(last)} of its {len(picks[-1])} images still to label"
+      + ("" if r == num_rounds else "; pass --labels and --classes for the next "
+         "round"))
+  _write_rows(wd, pool, picks[-1], done, last, state)
+  return picks[-1]
 
 
 def _write_rows(wd, pool, current, order, keep, state):
