@@ -274,7 +274,9 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
       (most confident first) and/or "_div" (Algorithm 1 on the top-1 predicted
       source class), in that order, e.g. "entropy_inv_div"; or a cold-start
       method "typiclust", "probcover", "maxherding" (`jaxal.coldstart`, with
-      their authors' defaults; call those modules for their other arguments).
+      their authors' defaults; call those modules for their other arguments);
+      or one reading the target model in later rounds (`TARGET_AWARE`):
+      "uherding", "dropquery", "direct".
     budget: number of samples to select, 0 < budget <= unlabeled pool size.
     probs: [N, C] source-class probabilities; needed by uncertainty methods.
     features: [N, d] source embeddings; needed by "coreset" and the cold-start
@@ -311,6 +313,23 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
   n = V.check_same_length(probs=probs, features=features, labeled_mask=labeled_mask,
                           **({} if not isinstance(target, TargetModel) else
                              {"target.probs": target.probs}))
+  _check_inputs(method, n, probs=probs, features=features,
+                labeled_mask=labeled_mask, num_classes=num_classes, target=target,
+                oracle=oracle)
+  mask = V.check_mask(labeled_mask, n)
+  budget = V.check_budget(budget, int(n - mask.sum()))
+  seed = V.check_seed(seed)
+
+  if base not in _UNCERTAINTY:
+    return _select_by(base, budget, features=features, mask=mask, seed=seed,
+                      num_classes=num_classes, target=target, oracle=oracle, n=n)
+  return _rank(np.asarray(probs), mask, base, inv, div, budget)
+
+
+def _check_inputs(method: str, n: int, *, probs, features, labeled_mask,
+                  num_classes, target, oracle) -> None:
+  """`select`'s refusals: what `method` reads is given and valid."""
+  base = _parse(method)[0]
   if base in _UNCERTAINTY and probs is None:
     raise InputError(f"method {method!r} needs probs: pass the source model's "
                      "[N, C] softmax probabilities.")
@@ -332,10 +351,12 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
     V.check_features(features)
   if base in TARGET_AWARE:
     _check_target(base, target, oracle, n)
-  mask = V.check_mask(labeled_mask, n)
-  budget = V.check_budget(budget, int(n - mask.sum()))
-  seed = V.check_seed(seed)
 
+
+def _select_by(base: str, budget: int, *, features, mask: np.ndarray, seed: int,
+               num_classes, target, oracle, n: int) -> np.ndarray:
+  """`select` for the methods that do not rank by uncertainty: random, core-set,
+  the cold-start methods and those reading a target model."""
   if base == "random":
     key = jax.random.fold_in(jax.random.PRNGKey(seed), _RANDOM_STREAM)
     order = _permutation(jax.default_backend())(key, n)
@@ -360,8 +381,7 @@ def select(method: str, *, budget: int, probs: Optional[ArrayLike] = None,
       x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     return dropquery.dropquery(x, budget, labeled_mask=mask, seed=seed,
                                weights=target.weights, bias=target.bias)
-  if base == "direct":
-    return direct_lib.direct(target.probs, budget, oracle, labeled_mask=mask,
-                             num_classes=num_classes, classes=target.classes,
-                             seed=seed)
-  return _rank(np.asarray(probs), mask, base, inv, div, budget)
+  assert base == "direct", base
+  return direct_lib.direct(target.probs, budget, oracle, labeled_mask=mask,
+                           num_classes=num_classes, classes=target.classes,
+                           seed=seed)
