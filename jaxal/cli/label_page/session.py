@@ -42,7 +42,7 @@ import numpy as np
 
 from jaxal import metrics
 from jaxal.cli import search as search_lib
-from jaxal.cli.label_page import config, leases, records, replay, store, tally
+from jaxal.cli.label_page import config, leases, queues, records, replay, store, tally
 from jaxal.cli.workdir import Workdir, WorkdirError
 from jaxal.errors import InputError
 
@@ -55,32 +55,19 @@ class Refused(ValueError):
     self.status = status
 
 
-def search_queues(wd, answered) -> dict[str, list[int]]:
-  """annotator -> the images of their searches (search.json, in the order
-  they were found) not answered yet (`answered`: pool index -> label), each
-  image in one queue at most: the queues a server had when it stopped, less
-  where skips had moved an image to the end of its queue."""
-  out: dict[str, list[int]] = {}
-  seen = set(answered)
-  for q in wd.read("search.json", {"queries": []}).get("queries", []):
-    name = q.get("annotator")
-    if not name:
-      continue  # `jaxal search`'s, for to_label.csv, no one's queue
-    for i in q.get("picks", []):
-      if int(i) not in seen:
-        seen.add(int(i))
-        out.setdefault(name, []).append(int(i))
-  return out
-
-
 class Session:
   """One selection's labeling state, shared by every annotator.
 
   The coordinator of its parts, under one Condition (`cond`): the checked
   setup (`setup`), the answers on disk (`store`) and by pool index (`tally`),
   the work directory's records (`records`), the leases (`leases`) and the
-  balancing thread (`replay`). Each request takes `cond` for its whole change,
-  so the parts always agree.
+  balancing thread (`replay`), the search queues (`queues`). Each request takes
+  `cond` for its whole change, so the parts always agree.
+
+  Longer than most classes here (~280 lines, half of them docstrings) for that
+  reason: each public method is one request of the page, and its steps across
+  the parts must run under the one lock. The parts hold the logic; a request
+  split further would spread one change over several objects and their locks.
 
   Args:
     wd: the work directory, with its selection made.
@@ -110,9 +97,7 @@ class Session:
     self.tally = tally.Tally(s.classes, ((s.index[a.path], a.label)
                                          for a in self.store.answers))
     self.cond = threading.Condition()
-    # annotator -> their searches' images still to answer, from the selection's
-    # search.json, so that a restarted server keeps every annotator's queue
-    self.queues: dict[str, list[int]] = search_queues(wd, self.tally.labels)
+    self.queues = queues.Queues.restored(wd, self.tally.labels)
     self.leases = leases.Leases(s.lease_s, clock)
     self.replay = replay.Replay(
         s, self.cond, lambda: self.tally.labels,
@@ -211,16 +196,10 @@ class Session:
     dedupe. They come before the batch's images on their screen, leased to
     them as they come."""
     annotator = check_annotator(annotator)
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
-      raise Refused("top: how many images, 1-100.")
-    for name, v in (("text", text), ("path", path)):
-      if v is not None and (not isinstance(v, str) or not v.strip() or len(v) > 300
-                            or not _encodable(v)):
-        raise Refused(f"{name}: 1-300 characters.")
-    if bool(text) == bool(path):
-      raise Refused("give one of text and path.")
-    if path is not None and path not in self.setup.index:
-      raise Refused(f"path: {path[:200]!r} is not an image of this selection.")
+    try:
+      queues.check_query(text, path, top, self.setup.index)
+    except ValueError as e:
+      raise Refused(str(e)) from None
     try:  # the query's embedding and its cosines: no lock (the slow part)
       query, itself = search_lib.query_of(self.wd, self.setup.pool, text=text,
                                           image=path)
@@ -231,7 +210,7 @@ class Session:
     with self.cond:
       self._check_ready()
       allowed = np.ones(len(self.setup.pool.paths), bool)
-      taken = list(self.tally.labels) + [i for q in self.queues.values() for i in q]
+      taken = list(self.tally.labels) + self.queues.queued()
       taken += list(self.replay.batch or []) + self.leases.held_by_others(annotator)
       allowed[np.asarray(taken, np.int64)] = False
       if itself is not None:
@@ -242,7 +221,7 @@ class Session:
       search_lib.record(self.wd, text=text, image=path, top=top, picks=picks,
                         annotator=annotator)
       self.records.offered.update(picks)
-      self.queues.setdefault(annotator, []).extend(picks)
+      self.queues.add(annotator, picks)
       self.cond.notify_all()
       return {"queued": [self.setup.pool.paths[i] for i in picks],
               "progress": self._progress()}
@@ -253,10 +232,7 @@ class Session:
     with self.cond:
       i = self._pool_index(path)
       self.leases.skip(annotator, i)
-      queue = self.queues.get(annotator, [])
-      if i in queue:  # a search's image: after the rest of their search
-        queue.remove(i)
-        queue.append(i)
+      self.queues.to_end(annotator, i)
       self.cond.notify_all()
       return {"skipped": path}
 
@@ -279,7 +255,7 @@ class Session:
       self.replay.reopen(i)
       self.leases.hand_back(annotator, i)
       if not self.replay.knows(i):  # a search's image: first in their queue again
-        self.queues.setdefault(annotator, []).insert(0, i)
+        self.queues.to_front(annotator, i)
       self.cond.notify_all()
       return {"undone": last.path, "label": last.label}
 
@@ -337,16 +313,12 @@ class Session:
   def _from_queue(self, annotator: str) -> Optional[dict]:
     """The next image of `annotator`'s search queue still to answer and held by
     nobody else, leased to them; None when the queue is empty."""
-    queue = self.queues.get(annotator, [])
-    while queue:
-      i = queue[0]
-      if i in self.tally.labels or self.leases.holder(i) not in (None, annotator):
-        queue.pop(0)  # answered, or the balancing step's batch gave it to another
-        continue
-      self.leases.hand_back(annotator, i)
-      return {"path": self.setup.pool.paths[i], "rank": "search",
-              "guess": self.setup.guess_name[i], "batch": "your search"}
-    return None
+    i = self.queues.next_for(annotator, self.tally.labels, self.leases.holder)
+    if i is None:
+      return None
+    self.leases.hand_back(annotator, i)
+    return {"path": self.setup.pool.paths[i], "rank": "search",
+            "guess": self.setup.guess_name[i], "batch": "your search"}
 
   def _lease_for(self, annotator: str) -> Optional[int]:
     batch = self.replay.batch
@@ -389,15 +361,6 @@ def progress_of(setup: config.Setup, answers: tally.Tally, step: replay.Replay,
       "done": step.finished is not None,
       "method": setup.method, "batch": len(step.batches), "mode": step.mode,
   }
-
-
-def _encodable(text: str) -> bool:
-  """Whether `text` is valid Unicode (JSON lets a lone surrogate through)."""
-  try:
-    text.encode("utf-8")
-  except UnicodeEncodeError:
-    return False
-  return True
 
 
 def check_annotator(name) -> str:
