@@ -370,7 +370,9 @@ def fit(model: nn.Module, config: TrainConfig, train_batches: BatchFn, *,
     seconds = time.perf_counter() - t0
     if snaps is not None:
       snaps.save(epoch + 1, host_state(state))
-    means = {k: float(v) / steps_per_epoch for k, v in jax.device_get(sums).items()}
+    # every device holds the step's metrics; the first device's, as logged
+    means = {k: float(np.asarray(v)[0]) / steps_per_epoch
+             for k, v in jax.device_get(sums).items()}
     log(_epoch_record(config, epoch + 1, start, means, images / seconds,
                       time.perf_counter() - t_start))
   return host_state(state)
@@ -407,7 +409,7 @@ class _EpochLoop:
   def run(self, state: TrainState, epoch: int, items: Iterable
           ) -> tuple[TrainState, Any, int]:
     """Trains on epoch `epoch`'s `items`; returns (state, the device-side sums
-    of the step metrics, images seen by all processes). Raises ValueError when
+    of the step metrics, one per device, images seen by all processes). Raises ValueError when
     `items` holds other than `steps_per_epoch` batches, KeyboardInterrupt at the
     test hook's step."""
     sums, count, images = None, 0, 0
@@ -416,8 +418,7 @@ class _EpochLoop:
       rate = self.rates[min(epoch * self.steps_per_epoch + count,
                             len(self.rates) - 1)]
       state, metrics = self.step(state, batch, self.per_device * rate)
-      m = jax.tree_util.tree_map(lambda v: v[0], metrics)  # stays on device
-      sums = m if sums is None else jax.tree_util.tree_map(jnp.add, sums, m)
+      sums = metrics if sums is None else _add_metrics(sums, metrics)
       count += 1
       images += item[0].shape[0] * jax.process_count()
       self.steps_done += 1
@@ -428,6 +429,14 @@ class _EpochLoop:
       raise InputError(f"train_batches({epoch}) yielded {count} batches, expected "
                        f"steps_per_epoch={self.steps_per_epoch}.")
     return state, sums, images
+
+
+@jax.jit
+def _add_metrics(sums: Any, metrics: Any) -> Any:
+  """The running sums of the steps' metrics, on device: one dispatch a step
+  (indexing each metric's first device and adding them one by one took four
+  dispatches a step, ~2 ms on 4 CPU devices, against 0.25 ms)."""
+  return jax.tree_util.tree_map(jnp.add, sums, metrics)
 
 
 def _epoch_record(config: TrainConfig, done: int, start: int, means: dict,
