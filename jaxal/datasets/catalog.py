@@ -16,6 +16,7 @@ being lossless, so both routes give identical arrays).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Optional
 
@@ -236,12 +237,24 @@ def check_prepared(name: str, *, data_dir: Optional[str] = None) -> None:
 
 
 def load_labels(name: str, split: str, **kwargs) -> np.ndarray:
-  """The labels of a split in order, without decoding images."""
+  """The labels of a split in order, without decoding images.
+
+  A TFDS split's labels are scanned once per process for the same arguments
+  (the scan reads every record: Food-101's train split is ~5 GB) and shared
+  read-only; the experiments read them to check the pools' class counts and
+  again to build the pools."""
   if name == "digits" or (name.startswith("offline_") and not _has_tfds()):
     return load_arrays(name, split, **kwargs).labels
-  ds = load(name, split, decode=False, **kwargs).map(lambda ex: ex["label"])
+  return _scanned_labels(name, split, tuple(sorted(kwargs.items())))
+
+
+@functools.lru_cache(maxsize=8)
+def _scanned_labels(name: str, split: str, kwargs: tuple) -> np.ndarray:
+  ds = load(name, split, decode=False, **dict(kwargs)).map(lambda ex: ex["label"])
   parts = list(ds.batch(65536).as_numpy_iterator())  # no per-example Python work
-  return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+  out = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+  out.setflags(write=False)
+  return out
 
 
 def stream(name: str, split: str, keep: np.ndarray, image_size: int, *,
