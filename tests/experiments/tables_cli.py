@@ -70,15 +70,17 @@ def run_in_process_status(workdir, *args):
   return code, out.getvalue(), err.getvalue()
 
 
-def run_in_process(workdir, *args):
+def run_in_process(workdir, *args, tables=None):
   """The table command's own main(), flags parsed here: one process, so JAX
   starts and compiles once for all tables (the subprocess tests below cover
-  the command line itself)."""
+  the command line itself). `tables`: several tables in one run, as the
+  quickstart runs 2-5 (M_S loaded once), with the first one's config."""
   argv = command(workdir, *args)[1:]
   flags.FLAGS.unparse_flags()
   flags.FLAGS(argv)
   out = io.StringIO()
   with contextlib.redirect_stdout(out):
-    code = tables_command.main([])
+    code = tables_command.main([], table=tables[0] if tables else None,
+                               run_tables=tables)
   assert code == 0, out.getvalue()[-3000:]
   return out.getvalue()
