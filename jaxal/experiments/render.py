@@ -298,7 +298,7 @@ def build(number: int, rows: Sequence[Mapping], *, datasets: Sequence[str],
   """Table `number` from cells.csv rows (`sweep.read_csv` or `ResultStore.all`).
 
   Args:
-    number: 2-12 (`SPECS`).
+    number: a key of `SPECS`: 2-12 the paper's tables, 13-16 beyond it.
     rows: one per cell and seed.
     datasets, budgets, methods: what the table shows, in order.
     targets: dataset -> its target models; tables 2-11 use the first, Table 12
