@@ -236,21 +236,26 @@ def check_prepared(name: str, *, data_dir: Optional[str] = None) -> None:
                                f"{b.data_dir}. {s.how_to_get}")
 
 
-def load_labels(name: str, split: str, **kwargs) -> np.ndarray:
-  """The labels of a split in order, without decoding images.
+def load_labels(name: str, split: str, *, data_dir: Optional[str] = None,
+                download: bool = False, manual_dir: Optional[str] = None,
+                offline: Optional[procedural.OfflineConfig] = None) -> np.ndarray:
+  """The labels of a split in order, without decoding images (arguments as
+  `load`'s).
 
-  A TFDS split's labels are scanned once per process for the same arguments
+  A TFDS split's labels are scanned once per process for the same dataset
   (the scan reads every record: Food-101's train split is ~5 GB) and shared
   read-only; the experiments read them to check the pools' class counts and
   again to build the pools."""
+  kw = dict(data_dir=data_dir, download=download, manual_dir=manual_dir,
+            offline=offline)
   if name == "digits" or (name.startswith("offline_") and not _has_tfds()):
-    return load_arrays(name, split, **kwargs).labels
-  return _scanned_labels(name, split, tuple(sorted(kwargs.items())))
+    return load_arrays(name, split, **kw).labels
+  return _scanned_labels(name, split, tuple(kw.items()))
 
 
 @functools.lru_cache(maxsize=8)
-def _scanned_labels(name: str, split: str, kwargs: tuple) -> np.ndarray:
-  ds = load(name, split, decode=False, **dict(kwargs)).map(lambda ex: ex["label"])
+def _scanned_labels(name: str, split: str, kw: tuple) -> np.ndarray:
+  ds = load(name, split, decode=False, **dict(kw)).map(lambda ex: ex["label"])
   parts = list(ds.batch(65536).as_numpy_iterator())  # no per-example Python work
   out = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
   out.setflags(write=False)
