@@ -1,12 +1,17 @@
 """Generated work directories for the benchmarks that serve the labeling
 page (`label.py`, `pool_map.py`): an embedded pool as `jaxal embed` leaves it,
-without images (neither reads one), and a free port for the server."""
+without images (neither reads one), and `jaxal label` serving it in its own
+process."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 
@@ -49,3 +54,28 @@ def free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
+
+
+def serve(wd: str, classes_file: str, *flags: str, timeout: float = 600):
+  """`jaxal label --workdir=wd --classes=classes_file *flags` in its own process,
+  once it answers; (process, port). Raises with its output if it exits first."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  port = free_port()
+  env = {**os.environ, "PYTHONPATH": root, "JAX_PLATFORMS": "cpu"}
+  srv = subprocess.Popen(
+      [sys.executable, "-m", "jaxal", "label", f"--workdir={wd}",
+       f"--classes={classes_file}", *flags, f"--port={port}"],
+      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  deadline = time.time() + timeout
+  while True:
+    if srv.poll() is not None:
+      raise RuntimeError(f"jaxal label exited: {srv.stdout.read()[-3000:]}")
+    try:
+      conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+      conn.request("GET", "/api/state", headers={"X-Jaxal": "1", "Host": "127.0.0.1"})
+      conn.getresponse().read()
+      return srv, port
+    except (ConnectionError, OSError):
+      if time.time() > deadline:
+        raise RuntimeError(f"jaxal label did not start in {timeout:.0f} s") from None
+      time.sleep(0.2)

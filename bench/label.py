@@ -25,7 +25,6 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from jaxal import _xla_cpu  # noqa: E402
-from _workdirs import free_port, make_workdir  # noqa: E402  bench/, this folder
+from _workdirs import make_workdir, serve  # noqa: E402  bench/, this folder
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("labels", 50_000, "Budget: labels given in the run.")
@@ -115,24 +114,8 @@ def main(argv):
   try:
     t0 = time.perf_counter()
     wd, truth, classes_file = make_workdir(base, pool, FLAGS.classes, FLAGS.dim)
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}
-    srv = subprocess.Popen(
-        [sys.executable, "-m", "jaxal", "label", f"--workdir={wd}",
-         f"--classes={classes_file}", "--method=entropy", f"--budget={n_labels}",
-         f"--batch={FLAGS.batch}", f"--port={port}"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    while True:
-      if srv.poll() is not None:
-        raise RuntimeError(f"jaxal label exited: {srv.stdout.read()[-3000:]}")
-      try:
-        Client(port, "probe").post("/api/state", method="GET")
-        break
-      except (ConnectionError, OSError):
-        if time.time() > deadline:
-          raise RuntimeError("jaxal label did not start in 300 s") from None
-        time.sleep(0.2)
+    srv, port = serve(wd, classes_file, "--method=entropy", f"--budget={n_labels}",
+                      f"--batch={FLAGS.batch}", timeout=300)
     print(f"server up in {time.perf_counter() - t0:.1f} s (work directory included)")
     answers, nexts, errors = [], [], []
     t1 = time.perf_counter()

@@ -12,7 +12,8 @@ serves it in its own process, and `--answers` images are answered over HTTP
 - server: `api/map/points`, first call (the PCA of the pool, cached in
   WORKDIR/map, and the bytes: 9 per image) and second call (held);
 - browser (Debian's chromium, headless; `JAXAL_CHROMIUM` to choose another):
-  from navigation to the first full draw (`document.body.dataset.drawn` set);
+  from navigation to the first full draw (`document.body.dataset.drawn` says
+  every answer is drawn);
   then, in the page, `layout()` (binning every point into the canvas' pixels
   and the hover grid: what a resize costs), `draw()` (what every 1.5 s refresh
   and class filter costs), `nearest()` under the pointer (what a hover costs),
@@ -28,19 +29,17 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
-import numpy as np
 from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from _machine import print_machine  # noqa: E402  bench/, the script's folder
-from _workdirs import free_port, make_workdir  # noqa: E402
+from _workdirs import make_workdir, serve  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("pool", 1_000_000, "Images in the pool.")
@@ -63,28 +62,6 @@ def request(port: int, path: str, body=None, method: str = "POST"):
   r = conn.getresponse()
   out = r.read()
   return r.status, out, time.perf_counter() - t0
-
-
-def serve(wd: str, classes_file: str, budget: int):
-  """`jaxal label` on `wd` in its own process, once it answers; (process, port)."""
-  port = free_port()
-  env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}
-  srv = subprocess.Popen(
-      [sys.executable, "-m", "jaxal", "label", f"--workdir={wd}",
-       f"--classes={classes_file}", "--method=random", f"--budget={budget}",
-       f"--port={port}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True)
-  deadline = time.time() + 600
-  while True:
-    if srv.poll() is not None:
-      raise RuntimeError(f"jaxal label exited: {srv.stdout.read()[-3000:]}")
-    try:
-      request(port, "/api/state", method="GET")
-      return srv, port
-    except (ConnectionError, OSError):
-      if time.time() > deadline:
-        raise RuntimeError("jaxal label did not start in 600 s") from None
-      time.sleep(0.2)
 
 
 def answer(port: int, truth: dict, count: int) -> None:
@@ -136,7 +113,8 @@ def main(argv):
   try:
     t0 = time.perf_counter()
     wd, truth, classes_file = make_workdir(base, n, FLAGS.classes, FLAGS.dim)
-    srv, port = serve(wd, classes_file, FLAGS.answers + 100)
+    srv, port = serve(wd, classes_file, "--method=random",
+                      f"--budget={FLAGS.answers + 100}")
     print(f"server up in {time.perf_counter() - t0:.1f} s (work directory included)")
     answer(port, truth, FLAGS.answers)
     status, data, first = request(port, "/api/map/points", method="GET")
@@ -151,14 +129,17 @@ def main(argv):
       page = browser.new_page(viewport={"width": 1280, "height": 800})
       t1 = time.perf_counter()
       page.goto(f"http://127.0.0.1:{port}/map")
-      page.wait_for_function("() => document.body.dataset.drawn !== undefined",
+      # layout() draws the density first ("0/0"); the full draw holds the
+      # answers, once the page's first state poll returns
+      full = f"{FLAGS.answers}/{FLAGS.answers}"
+      page.wait_for_function(f"() => document.body.dataset.drawn === '{full}'",
                              timeout=600_000)
       ready = time.perf_counter() - t1
       m = page.evaluate(IN_PAGE)
       browser.close()
     heap = "n/a" if m["heap"] is None else f"{m['heap'] / 1e6:.0f} MB"
     print(f"browser ({m['width']} x {m['height']} canvas): navigation to the first "
-          f"draw {ready:.2f} s (the points' download and layout included); "
+          f"draw {ready:.2f} s (the points' download, layout and first state included); "
           f"layout() {m['layout']:.0f} ms (a resize), draw() {m['draw']:.1f} ms (a "
           f"refresh, {m['drawn']} answers drawn), nearest() {m['hover'] * 1000:.1f} us "
           f"(a hover); JS heap {heap}")
