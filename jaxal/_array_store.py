@@ -7,7 +7,8 @@
 - `npy_folder`: a folder of .npy arrays filled through memory maps under a
   temporary name, flushed and fsynced, then renamed into place: readers see the
   whole folder or none (`jaxal embed`'s WORKDIR/embedding, from its chunks or
-  from imported features).
+  from imported features; dedupe's folder and its parts; the pool's map), read
+  back memory-mapped by `read_npy_folder`.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class NpyFolder:
     self.arrays[name] = a
     return a
 
+  def put(self, name: str, arr: np.ndarray) -> None:
+    """`arr` written whole as `name`.npy."""
+    self.create(name, arr.dtype, arr.shape)[...] = arr
+
   def _sync(self) -> None:
     """Flushes the maps, closes them and fsyncs every file of the folder."""
     for a in self.arrays.values():
@@ -98,3 +103,10 @@ def npy_folder(path: str) -> Iterator[NpyFolder]:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   os.replace(tmp, path)
+
+
+def read_npy_folder(path: str) -> dict[str, np.ndarray]:
+  """Every array of a folder `npy_folder` wrote, by name, memory-mapped
+  read-only (read from disk when used)."""
+  return {f[:-4]: np.load(os.path.join(path, f), mmap_mode="r")
+          for f in sorted(os.listdir(path)) if f.endswith(".npy")}

@@ -82,10 +82,10 @@ def dedupe(wd: Workdir, *, threshold: float, metric: str = "cosine",
   try:
     dup = _write(wd, pool, _join(names), log)
   except BaseException:
-    shutil.rmtree(wd.file(FOLDER + ".parts"), ignore_errors=True)
     _agree(False, "written")
     raise
-  shutil.rmtree(wd.file(FOLDER + ".parts"), ignore_errors=True)
+  finally:
+    shutil.rmtree(wd.file(FOLDER + ".parts"), ignore_errors=True)
   _agree(True, "written")
   return dup
 
@@ -111,7 +111,7 @@ def _write(wd: Workdir, pool, found: neighbors.Neighbors, log: Log
                       ("nn_distance", scores.nn_distance(found.distances)),
                       ("uniqueness", scores.uniqueness(found.distances)),
                       ("representativeness", scores.representativeness(found.distances))):
-      folder.create(name, arr.dtype, arr.shape)[...] = arr
+      folder.put(name, arr)
     io.write_json(os.path.join(folder.folder, "dedupe.json"), meta)
   swap(path + ".new", path)
   log(f"dedupe: {len(found.pairs)} pair(s) at {found.metric} distance <= "
@@ -136,7 +136,7 @@ def _write_part(wd: Workdir, features, threshold: float, metric: str, rank: int,
     shutil.rmtree(names[rank], ignore_errors=True)  # a killed run's: same content
     with array_store.npy_folder(names[rank]) as out:
       for key, arr in part.arrays().items():
-        out.create(key, arr.dtype, arr.shape)[...] = arr
+        out.put(key, arr)
   except BaseException:
     _agree(False, "parts")
     raise
@@ -154,9 +154,8 @@ def _join(names: list[str]) -> neighbors.Neighbors:
     raise WorkdirError(f"dedupe: process 0 cannot see {missing[0]}, written by "
                        "another process: --workdir must be on a disk every process "
                        "shares (as for embed).", field="workdir")
-  return neighbors.combine([neighbors.Part.from_arrays(
-      {f[:-4]: np.load(os.path.join(n, f), mmap_mode="r") for f in os.listdir(n)})
-      for n in names])
+  return neighbors.combine([
+      neighbors.Part.from_arrays(array_store.read_npy_folder(n)) for n in names])
 
 
 def _agree(ok: bool, step: str) -> bool:

@@ -47,7 +47,7 @@ def coordinates(wd: Workdir, method: str = "pca") -> np.ndarray:
   shutil.rmtree(folder + ".new", ignore_errors=True)  # whole, never swapped in
   with array_store.npy_folder(folder + ".new") as out:
     for name, arr in {**kept, method: xy}.items():
-      out.create(name, arr.dtype, arr.shape)[...] = arr
+      out.put(name, arr)
     io.write_json(os.path.join(out.folder, "map.json"),
                   {"embedding": stamp, "projections": sorted({*kept, method})})
   dedupe.swap(folder + ".new", folder)

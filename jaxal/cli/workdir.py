@@ -43,6 +43,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from jaxal import _array_store as array_store
 from jaxal import diversify, io
 from jaxal.cli import label_files
 from jaxal.errors import InputError
@@ -167,9 +168,8 @@ class Workdir:
     (probs is then None)."""
     folder = self.file("embedding")
     if os.path.isdir(folder):
-      out = {k: np.load(os.path.join(folder, k + ".npy"), mmap_mode="r")
-             if os.path.exists(os.path.join(folder, k + ".npy")) else None
-             for k in ARRAYS}
+      arrays = array_store.read_npy_folder(folder)
+      out = {k: arrays.get(k) for k in ARRAYS}
       if out["target_features"] is None:
         out["target_features"] = out["features"]
       return out
