@@ -168,7 +168,7 @@ def select(wd: Workdir, *, method: str, budget: int, seed: int = 0,
         "(it replays the round from the answers so far)")
     if need.batch not in state.get("asked", []):
       wd.write("selection.json", {**state, "asked": state.get("asked", []) + [need.batch]})
-    write_to_label(wd, pool, [(i, k + 1, "", "", "") for k, i in enumerate(need.batch)])
+    _write_question(wd, pool, need.batch)
     return list(need.batch)
   state = {"picks": picks + [new], **({"asked": state["asked"]} if "asked" in state
                                         else {}),
@@ -253,7 +253,7 @@ def _shown_again(wd: Workdir, pool: Pool, state: dict, done: list[int],
     log(f"select: round {len(picks) + 1} of {num_rounds} by direct is under way; "
         f"its last question, {len(pending)} image(s) -> {wd.file('to_label.csv')}; "
         "pass --labels and --classes with their answers to go on")
-    write_to_label(wd, pool, [(i, k + 1, "", "", "") for k, i in enumerate(pending)])
+    _write_question(wd, pool, pending)
     return pending
   if not picks or (len(picks) < num_rounds and labels_csv is not None):
     return None
@@ -268,6 +268,12 @@ def _shown_again(wd: Workdir, pool: Pool, state: dict, done: list[int],
          "round"))
   _write_rows(wd, pool, picks[-1], done, last, state)
   return picks[-1]
+
+
+def _write_question(wd: Workdir, pool: Pool, batch: list[int]) -> None:
+  """DIRECT's question (the images it asks about) as to_label.csv, in order,
+  without scores or guesses."""
+  write_to_label(wd, pool, [(i, k + 1, "", "", "") for k, i in enumerate(batch)])
 
 
 def _write_rows(wd, pool, current, order, keep, state):
