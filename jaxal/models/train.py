@@ -409,9 +409,9 @@ class _EpochLoop:
   def run(self, state: TrainState, epoch: int, items: Iterable
           ) -> tuple[TrainState, Any, int]:
     """Trains on epoch `epoch`'s `items`; returns (state, the device-side sums
-    of the step metrics, one per device, images seen by all processes). Raises ValueError when
-    `items` holds other than `steps_per_epoch` batches, KeyboardInterrupt at the
-    test hook's step."""
+    of the step metrics, one per device, images seen by all processes).
+    Raises ValueError when `items` holds other than `steps_per_epoch` batches,
+    KeyboardInterrupt at the test hook's step."""
     sums, count, images = None, 0, 0
     for item in items:
       batch = self.pack(*item)
